@@ -1,0 +1,15 @@
+//! hh: hand a coding agent a real shell without handing it the machine or the network.
+//!
+//! `main.rs` only parses flags and calls [`cli::run`]; everything else is reachable from here so
+//! tests, benches and fuzz targets use the same code as the binary.
+//!
+//! # Layout
+//! - [`cli`]: one module per subcommand; the only place that prints for a person.
+//! - [`doctor`]: checks whether this host can run hh, and in which mode.
+//! - [`enforce`]: how a session's traffic is forced through the proxy (eBPF in agent mode).
+//! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf).
+
+pub mod cli;
+pub mod doctor;
+pub mod enforce;
+pub mod sys;

@@ -1,0 +1,200 @@
+//! `cargo xtask setup`: makes a fresh Debian host able to build, run and test hh.
+//!
+//! Idempotent and quick when everything is there: each step first checks, then installs only
+//! what is missing and says what it installs. The recipe is the one proven on these machines
+//! (../shared/notes/ebpf-toolchain.md).
+
+use std::{
+    fs::File,
+    path::Path,
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::exec;
+
+/// Debian packages hh needs, each with why.
+const PACKAGES: &[(&str, &str)] = &[
+    ("rustc-web", "Debian's rustc 1.96 (LLVM 22): builds the eBPF programs"),
+    ("libstd-rust-web-dev-bpf", "precompiled `core` for bpfel-unknown-none"),
+    ("mmdebstrap", "builds the local test base image without a registry"),
+    ("iproute2", "network namespaces for the enforcement tests"),
+    ("curl", "a real HTTP client for the proxy tests"),
+    ("tmux", "drives the terminal UI in end-to-end tests"),
+];
+
+/// Debian's engine, installed only when no Docker engine answers and none is installed.
+const DOCKER_PACKAGE: &str = "docker.io";
+
+/// bpf-linker must match the LLVM major that Debian's rustc emits bitcode for.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_MAJOR: &str = "22";
+
+/// Where the dockerd that setup starts (on hosts without systemd) writes its log.
+const DOCKERD_LOG: &str = "/var/log/hh-dockerd.log";
+
+#[derive(clap::Args, Default)]
+pub struct Options {
+    /// Do not install or start Docker (building and the tests that need no engine still work).
+    #[arg(long)]
+    no_docker: bool,
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    check_distribution()?;
+    let mut missing: Vec<&str> = PACKAGES
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| !package_installed(name))
+        .collect();
+    let engine_answers = !options.no_docker && docker_answers();
+    if !options.no_docker && !engine_answers && !has_program("dockerd") {
+        missing.push(DOCKER_PACKAGE);
+    }
+    install_packages(&missing)?;
+    check_rustc_llvm()?;
+    install_bpf_linker()?;
+    if !options.no_docker && !engine_answers {
+        start_docker()?;
+    }
+    eprintln!("xtask setup: everything hh needs is present");
+    Ok(())
+}
+
+/// Debian (12+) and derivatives that ship `rustc-web` are known; anything else is refused with
+/// the list of what to install by hand.
+fn check_distribution() -> Result<()> {
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |key: &str| {
+        os_release
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .map(|value| value.trim_matches('"').to_owned())
+            .unwrap_or_default()
+    };
+    let (id, like) = (field("ID"), field("ID_LIKE"));
+    let debian_like = id == "debian" || id == "ubuntu" || like.split(' ').any(|l| l == "debian");
+    if !debian_like || !has_program("apt-get") {
+        let names: Vec<_> = PACKAGES.iter().map(|(name, why)| format!("  {name}: {why}")).collect();
+        bail!(
+            "setup knows Debian and Ubuntu (apt); this host is `{id}`. Install by hand:\n{}\n  \
+             a Docker engine\n  bpf-linker {BPF_LINKER_VERSION} built for LLVM {LLVM_MAJOR} \
+             (`cargo install bpf-linker --locked --no-default-features --features llvm-{LLVM_MAJOR}`)",
+            names.join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn package_installed(name: &str) -> bool {
+    exec::probe(Command::new("dpkg-query").args(["-W", "-f=${Status}", name]))
+        .is_some_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+}
+
+fn has_program(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join(name).is_file())
+    })
+}
+
+fn install_packages(missing: &[&str]) -> Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask setup: installing {}", missing.join(" "));
+    // A parallel apt (unattended upgrades) may hold the lock for a moment: retry a few times.
+    for attempt in 1..=5 {
+        let updated = exec::run(exec::as_root("apt-get").args(["update", "-q"]));
+        let installed = updated.and_then(|()| {
+            exec::run(
+                exec::as_root("apt-get")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .args(["install", "-y", "-q", "--no-install-recommends"])
+                    .args(missing),
+            )
+        });
+        match installed {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < 5 => {
+                eprintln!("xtask setup: {error:#}; retrying in 5 s");
+                thread::sleep(Duration::from_secs(5));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Debian's rustc must emit LLVM 22 bitcode, or bpf-linker cannot read the `core` it links.
+fn check_rustc_llvm() -> Result<()> {
+    let output = exec::probe(Command::new("/usr/bin/rustc").arg("-vV"))
+        .context("/usr/bin/rustc (package rustc-web) did not run")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let llvm = text
+        .lines()
+        .find_map(|line| line.strip_prefix("LLVM version: "))
+        .unwrap_or("unknown");
+    if llvm.split('.').next() != Some(LLVM_MAJOR) {
+        bail!(
+            "/usr/bin/rustc uses LLVM {llvm}, but bpf-linker is built for LLVM {LLVM_MAJOR}: \
+             update BPF_LINKER feature and LLVM_MAJOR in xtask/src/setup.rs together"
+        );
+    }
+    Ok(())
+}
+
+fn install_bpf_linker() -> Result<()> {
+    let current = exec::probe(Command::new("bpf-linker").arg("--version"))
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    if current.contains(BPF_LINKER_VERSION) {
+        return Ok(());
+    }
+    eprintln!("xtask setup: installing bpf-linker {BPF_LINKER_VERSION} (about 1.5 min on 2 cores)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The lean build links libLLVM.so from Debian's libllvm22 directly, so llvm-22-dev (400 MB)
+    // is not needed; its object output is bit-identical to the default build's.
+    exec::run(
+        Command::new(cargo)
+            .env("RUSTFLAGS", format!("-C link-arg=-l:libLLVM.so.{LLVM_MAJOR}.1"))
+            .env_remove("CARGO_TARGET_DIR")
+            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+            .args(["--no-default-features", "--features"])
+            .arg(format!("llvm-{LLVM_MAJOR},no-llvm-linking")),
+    )
+}
+
+fn docker_answers() -> bool {
+    exec::succeeds(Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]))
+}
+
+/// Starts the engine: through systemd where it runs, else as a detached `dockerd`.
+fn start_docker() -> Result<()> {
+    if Path::new("/run/systemd/system").is_dir() {
+        exec::run(exec::as_root("systemctl").args(["start", "docker"]))?;
+    } else {
+        eprintln!("xtask setup: starting dockerd (log: {DOCKERD_LOG})");
+        let log = File::create(DOCKERD_LOG).with_context(|| format!("creating {DOCKERD_LOG}"))?;
+        let mut command = exec::as_root("dockerd");
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // Its own process group, so it outlives this command and the shell that ran it.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        command
+            .spawn()
+            .with_context(|| format!("could not start `{}`", exec::display(&command)))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if docker_answers() {
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    bail!("the Docker engine did not answer within 60 s (see {DOCKERD_LOG})")
+}
