@@ -5,11 +5,17 @@
 //!
 //! # Layout
 //! - [`cli`]: one module per subcommand; the only place that prints for a person.
+//! - [`config`]: `harness-hat.toml`, the manager's config: load, expand, validate; the `hh init` starter.
 //! - [`doctor`]: checks whether this host can run hh, and in which mode.
 //! - [`enforce`]: how a session's traffic is forced through the proxy (eBPF in agent mode).
+//! - [`proxy`]: the MITM proxy: SSRF guard, strict HTTP/1 parsing.
+//! - [`rules`]: `harness-rules.toml`, the policy: grammar, canonical hosts and paths, decisions.
 //! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf).
 
 pub mod cli;
+pub mod config;
 pub mod doctor;
 pub mod enforce;
+pub mod proxy;
+pub mod rules;
 pub mod sys;

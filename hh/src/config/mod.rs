@@ -1,0 +1,1 @@
+//! `harness-hat.toml`, the manager's config.
