@@ -1,0 +1,34 @@
+//! Shared by the end-to-end tests: the real binary, and the root requirement.
+#![allow(dead_code, reason = "each test file uses its own subset")]
+
+use std::process::{Command, Output};
+
+/// The `hh` binary cargo built for this test run.
+pub fn hh() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hh"))
+}
+
+/// Runs `hh` with `args` and returns its output.
+pub fn run_hh(args: &[&str]) -> Output {
+    hh().args(args).output().expect("the hh binary runs")
+}
+
+/// True when this process is root. Tests that need root call [`require_root`].
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Returns whether a root-only test may run. Outside CI a non-root run skips, saying why; in CI
+/// (`CI` set, and CI runs as root) a missing privilege is a failure, never a silent skip.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} needs root, and CI must run it as root"
+    );
+    eprintln!("skipping {test}: needs root (eBPF, cgroups); CI runs it as root");
+    false
+}
