@@ -1,0 +1,629 @@
+//! [`Policy`]: every layer's rules compiled into one index, and [`Policy::decide`], the one
+//! decision function the proxy calls for HTTP requests and raw connections alike.
+//!
+//! Deny wins over allow, in any layer; no match means ask. When several rules match, the one
+//! reported is the first in layer order (global, workspace, template), then list order, so the
+//! log line and the prompt always name the same rule.
+//!
+//! The index keeps, per action, a hash map from exact host to rule numbers, a hash map from
+//! domain suffix to rule numbers (looked up for each proper suffix of the host, label by label
+//! from the left, so `*.crates.io` is found for `static.crates.io` but not for `crates.io`),
+//! and a list of the rules that name no domain or `*`. Only those candidates are checked in
+//! full, so a decision costs a few hash lookups however many rules there are.
+//! [`Policy::decide_by_scan`] is the obviously right linear scan the index is tested and
+//! benchmarked against.
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use super::{
+    canonical::Request,
+    grammar::{Action, DomainPattern, Rule},
+};
+
+/// Where a rule comes from, in the order decisions report them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum Layer {
+    /// The manager's global rules file (`[manager] global_rules_file`).
+    Global,
+    /// The workspace's `harness-rules.toml`.
+    Workspace,
+    /// The container profile's `starter_network_allowlist`.
+    Template,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layer::Global => "global",
+            Layer::Workspace => "workspace",
+            Layer::Template => "template",
+        })
+    }
+}
+
+/// Which rule decided: enough for a log line or a prompt to show it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RuleOrigin {
+    pub layer: Layer,
+    /// The file (or config key) the rule was read from.
+    pub source: Arc<str>,
+    pub action: Action,
+    /// The rule's position in its list (`allowlist` or `denylist`), from 0.
+    pub index: usize,
+    /// The rule as written.
+    pub text: Box<str>,
+}
+
+impl fmt::Display for RuleOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {}[{}]: {}",
+            self.layer,
+            self.source,
+            self.action.list_name(),
+            self.index,
+            self.text
+        )
+    }
+}
+
+/// The verdict of a decision.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Verdict {
+    Allow,
+    Deny,
+    /// No rule decided: ask the user (no answer means deny).
+    Ask,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::Ask => "ask",
+        })
+    }
+}
+
+/// A verdict and the rule that decided it (`None` for [`Verdict::Ask`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Decision<'p> {
+    pub verdict: Verdict,
+    pub rule: Option<&'p RuleOrigin>,
+}
+
+/// One layer's rules, parsed, before compilation.
+#[derive(Clone, Debug)]
+pub struct LayerRules {
+    pub layer: Layer,
+    pub source: Arc<str>,
+    pub allow: Vec<(Rule, String)>,
+    pub deny: Vec<(Rule, String)>,
+}
+
+impl LayerRules {
+    pub fn new(layer: Layer, source: impl Into<Arc<str>>) -> LayerRules {
+        LayerRules {
+            layer,
+            source: source.into(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+        }
+    }
+
+    /// Adds a rule with its text as written.
+    pub fn push(&mut self, action: Action, rule: Rule, text: impl Into<String>) {
+        let list = match action {
+            Action::Allow => &mut self.allow,
+            Action::Deny => &mut self.deny,
+        };
+        list.push((rule, text.into()));
+    }
+}
+
+struct Entry {
+    rule: Rule,
+    origin: RuleOrigin,
+}
+
+/// Rule numbers per domain key, each list in ascending order (layer order, then list order).
+#[derive(Default)]
+struct Index {
+    exact: HashMap<Box<str>, Vec<u32>>,
+    suffix: HashMap<Box<str>, Vec<u32>>,
+    any: Vec<u32>,
+}
+
+impl Index {
+    fn insert(&mut self, id: u32, rule: &Rule) {
+        let Some(domains) = &rule.domains else {
+            self.any.push(id);
+            return;
+        };
+        for domain in domains {
+            let list = match domain {
+                DomainPattern::Any => &mut self.any,
+                DomainPattern::Exact(host) => self.exact.entry(host.as_str().into()).or_default(),
+                DomainPattern::Subdomains(suffix) => {
+                    self.suffix.entry(suffix.as_str().into()).or_default()
+                }
+            };
+            // A rule listing two patterns that both land in one list appears once.
+            if list.last() != Some(&id) {
+                list.push(id);
+            }
+        }
+    }
+
+    /// The lowest-numbered rule among the candidates that matches in full.
+    fn first_match(&self, entries: &[Entry], request: &Request, path: Option<&str>) -> Option<u32> {
+        let check = |list: &[u32]| {
+            list.iter().copied().find(|&id| {
+                let entry = &entries[id as usize];
+                entry.rule.matches(entry.origin.action, request, path)
+            })
+        };
+        let mut best = check(&self.any);
+        let mut consider = |list: Option<&Vec<u32>>| {
+            if let Some(list) = list {
+                // Lists are sorted, so only the ids below the current best can improve it.
+                let bound = best.map_or(list.len(), |b| list.partition_point(|&id| id < b));
+                if let Some(id) = check(&list[..bound]) {
+                    best = Some(id);
+                }
+            }
+        };
+        let name = request.host.as_str();
+        consider(self.exact.get(name));
+        if request.host.is_name() {
+            let mut rest = name;
+            while let Some(dot) = rest.find('.') {
+                rest = &rest[dot + 1..];
+                consider(self.suffix.get(rest));
+            }
+        }
+        best
+    }
+}
+
+/// Every layer's rules, compiled. Immutable: a changed file makes a new `Policy`.
+pub struct Policy {
+    entries: Vec<Entry>,
+    deny: Index,
+    allow: Index,
+}
+
+impl Policy {
+    /// Compiles layers (in any order; they are sorted by [`Layer`], stably).
+    pub fn new(mut layers: Vec<LayerRules>) -> Policy {
+        layers.sort_by_key(|layer| layer.layer);
+        let mut policy = Policy {
+            entries: Vec::new(),
+            deny: Index::default(),
+            allow: Index::default(),
+        };
+        for layer in layers {
+            for (action, list) in [(Action::Deny, layer.deny), (Action::Allow, layer.allow)] {
+                for (index, (rule, text)) in list.into_iter().enumerate() {
+                    let id = u32::try_from(policy.entries.len()).expect("fewer than 2^32 rules");
+                    match action {
+                        Action::Deny => policy.deny.insert(id, &rule),
+                        Action::Allow => policy.allow.insert(id, &rule),
+                    }
+                    let origin = RuleOrigin {
+                        layer: layer.layer,
+                        source: layer.source.clone(),
+                        action,
+                        index,
+                        text: text.into(),
+                    };
+                    policy.entries.push(Entry { rule, origin });
+                }
+            }
+        }
+        policy
+    }
+
+    /// A policy with no rules: every request is asked.
+    pub fn empty() -> Policy {
+        Policy::new(Vec::new())
+    }
+
+    /// How many rules, all layers together.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Allow, deny or ask for `request`, and which rule decided.
+    ///
+    /// A path with two readings (see [`super::canonical`]) is denied if either is denied and
+    /// allowed only if both are allowed.
+    pub fn decide(&self, request: &Request) -> Decision<'_> {
+        self.decide_with(request, |path| self.decide_one(request, path))
+    }
+
+    /// The same decision by a linear scan over every rule: the reference the index is checked
+    /// against in tests and benchmarks.
+    pub fn decide_by_scan(&self, request: &Request) -> Decision<'_> {
+        self.decide_with(request, |path| {
+            let first = |action: Action| {
+                self.entries
+                    .iter()
+                    .find(|e| e.origin.action == action && e.rule.matches(action, request, path))
+                    .map(|e| &e.origin)
+            };
+            if let Some(origin) = first(Action::Deny) {
+                return Decision {
+                    verdict: Verdict::Deny,
+                    rule: Some(origin),
+                };
+            }
+            match first(Action::Allow) {
+                Some(origin) => Decision {
+                    verdict: Verdict::Allow,
+                    rule: Some(origin),
+                },
+                None => Decision {
+                    verdict: Verdict::Ask,
+                    rule: None,
+                },
+            }
+        })
+    }
+
+    fn decide_with<'p>(
+        &'p self,
+        request: &Request,
+        one: impl Fn(Option<&str>) -> Decision<'p>,
+    ) -> Decision<'p> {
+        let Some(http) = &request.http else {
+            return one(None);
+        };
+        let mut readings = http.path.readings();
+        let first = one(readings.next());
+        let Some(second) = readings.next().map(|path| one(Some(path))) else {
+            return first;
+        };
+        match (first.verdict, second.verdict) {
+            (Verdict::Deny, _) => first,
+            (_, Verdict::Deny) => second,
+            (Verdict::Allow, Verdict::Allow) => first,
+            _ => Decision {
+                verdict: Verdict::Ask,
+                rule: None,
+            },
+        }
+    }
+
+    fn decide_one(&self, request: &Request, path: Option<&str>) -> Decision<'_> {
+        let origin = |id: u32| Some(&self.entries[id as usize].origin);
+        if let Some(id) = self.deny.first_match(&self.entries, request, path) {
+            return Decision {
+                verdict: Verdict::Deny,
+                rule: origin(id),
+            };
+        }
+        if let Some(id) = self.allow.first_match(&self.entries, request, path) {
+            return Decision {
+                verdict: Verdict::Allow,
+                rule: origin(id),
+            };
+        }
+        Decision {
+            verdict: Verdict::Ask,
+            rule: None,
+        }
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("rules", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::rules::{Host, Method, NormPath};
+
+    fn layer(layer: Layer, allow: &[&str], deny: &[&str]) -> LayerRules {
+        let mut rules = LayerRules::new(layer, format!("{layer}.toml"));
+        for (action, list) in [(Action::Allow, allow), (Action::Deny, deny)] {
+            for text in list {
+                rules.push(action, Rule::parse(text).unwrap(), *text);
+            }
+        }
+        rules
+    }
+
+    fn decide(policy: &Policy, method: &str, url: &str) -> (Verdict, Option<String>) {
+        let request = Request::from_url(method, url).unwrap();
+        let decision = policy.decide(&request);
+        assert_eq!(
+            decision,
+            policy.decide_by_scan(&request),
+            "index and scan disagree on {url}"
+        );
+        (
+            decision.verdict,
+            decision
+                .rule
+                .map(|r| format!("{} {}[{}]", r.layer, r.action.list_name(), r.index)),
+        )
+    }
+
+    #[test]
+    fn deny_wins_over_allow_and_no_match_asks() {
+        let policy = Policy::new(vec![layer(
+            Layer::Workspace,
+            &[
+                "method=GET,POST domain=api.github.com path=/repos/* port=443",
+                "domain=*.crates.io",
+            ],
+            &[
+                "domain=*.evil.example",
+                "domain=static.crates.io path=/secret/*",
+            ],
+        )]);
+        let cases = [
+            (
+                "GET",
+                "https://api.github.com/repos/a/b",
+                Verdict::Allow,
+                Some("workspace allowlist[0]"),
+            ),
+            (
+                "DELETE",
+                "https://api.github.com/repos/a/b",
+                Verdict::Ask,
+                None,
+            ),
+            (
+                "GET",
+                "https://static.crates.io/x",
+                Verdict::Allow,
+                Some("workspace allowlist[1]"),
+            ),
+            (
+                "GET",
+                "https://static.crates.io/secret/k",
+                Verdict::Deny,
+                Some("workspace denylist[1]"),
+            ),
+            ("GET", "https://crates.io/", Verdict::Ask, None),
+            (
+                "GET",
+                "https://a.evil.example/",
+                Verdict::Deny,
+                Some("workspace denylist[0]"),
+            ),
+            (
+                "GET",
+                "http://a.evil.example:9999/",
+                Verdict::Deny,
+                Some("workspace denylist[0]"),
+            ),
+            ("GET", "https://evil.example/", Verdict::Ask, None),
+        ];
+        for (method, url, verdict, rule) in cases {
+            assert_eq!(
+                decide(&policy, method, url),
+                (verdict, rule.map(String::from)),
+                "{method} {url}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deny_in_any_layer_wins_and_the_first_layer_is_reported() {
+        let policy = Policy::new(vec![
+            layer(Layer::Template, &["domain=*"], &[]),
+            layer(Layer::Workspace, &["domain=a.com"], &["domain=*.b.com"]),
+            layer(Layer::Global, &[], &["domain=x.b.com"]),
+        ]);
+        let cases = [
+            (
+                "https://x.b.com/",
+                Verdict::Deny,
+                Some("global denylist[0]"),
+            ),
+            (
+                "https://y.b.com/",
+                Verdict::Deny,
+                Some("workspace denylist[0]"),
+            ),
+            (
+                "https://a.com/",
+                Verdict::Allow,
+                Some("workspace allowlist[0]"),
+            ),
+            (
+                "https://c.com/",
+                Verdict::Allow,
+                Some("template allowlist[0]"),
+            ),
+            ("http://c.com:22/", Verdict::Ask, None),
+        ];
+        for (url, verdict, rule) in cases {
+            assert_eq!(
+                decide(&policy, "GET", url),
+                (verdict, rule.map(String::from)),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn encoded_slashes_and_double_encoding_cannot_reach_a_denied_path() {
+        let policy = Policy::new(vec![layer(
+            Layer::Workspace,
+            &["domain=a.com path=/public/*", "domain=b.com"],
+            &["domain=b.com path=/admin/*"],
+        )]);
+        let cases = [
+            ("https://a.com/public/x", Verdict::Allow),
+            ("https://a.com/public/../admin", Verdict::Ask),
+            ("https://a.com/public/%2e%2e/admin", Verdict::Ask),
+            ("https://a.com/public%2F..%2Fadmin/x", Verdict::Ask),
+            ("https://a.com/public/%252e%252e/admin", Verdict::Ask),
+            ("https://a.com/public/a%2Fb", Verdict::Allow),
+            ("https://b.com/admin/x", Verdict::Deny),
+            ("https://b.com/%61dmin/x", Verdict::Deny),
+            ("https://b.com/%2561dmin/x", Verdict::Deny),
+            ("https://b.com/x/..%2Fadmin/x", Verdict::Deny),
+            ("https://b.com/x%5C..%5Cadmin/x", Verdict::Deny),
+            ("https://b.com/x/%252e%252e/admin/x", Verdict::Deny),
+            ("https://b.com/admin%2Fx", Verdict::Deny),
+            ("https://b.com/ADMIN/x", Verdict::Allow),
+        ];
+        for (url, verdict) in cases {
+            assert_eq!(decide(&policy, "GET", url).0, verdict, "{url}");
+        }
+    }
+
+    #[test]
+    fn raw_tcp_is_decided_by_rules_without_method_or_path() {
+        let policy = Policy::new(vec![layer(
+            Layer::Workspace,
+            &["domain=db.example port=5432", "domain=web.example path=/*"],
+            &["method=POST"],
+        )]);
+        let tcp = |host: &str, port| {
+            policy
+                .decide(&Request::tcp(Host::parse(host).unwrap(), port))
+                .verdict
+        };
+        assert_eq!(tcp("db.example", 5432), Verdict::Allow);
+        assert_eq!(tcp("db.example", 443), Verdict::Ask);
+        assert_eq!(tcp("web.example", 443), Verdict::Ask);
+    }
+
+    // --- properties ---------------------------------------------------------------------------
+
+    fn arb_host() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "a.com",
+            "x.a.com",
+            "y.x.a.com",
+            "b.com",
+            "x.b.com",
+            "a.org",
+            "127.0.0.1",
+            "10.0.0.1",
+            "::1",
+        ])
+        .prop_map(String::from)
+    }
+
+    fn arb_rule() -> impl Strategy<Value = String> {
+        let domain = prop::sample::select(vec![
+            "",
+            "domain=* ",
+            "domain=a.com ",
+            "domain=*.a.com ",
+            "domain=x.a.com,b.com ",
+            "domain=*.com ",
+            "domain=127.1 ",
+            "domain=[::1] ",
+            "domain=*.x.a.com,a.org ",
+        ]);
+        let method = prop::sample::select(vec!["", "method=GET ", "method=POST,PUT "]);
+        let path = prop::sample::select(vec![
+            "",
+            "path=/x/* ",
+            "path=/x,/y ",
+            "path=* ",
+            "path=/*/z ",
+        ]);
+        let port = prop::sample::select(vec!["", "port=443 ", "port=80,22 "]);
+        (domain, method, path, port)
+            .prop_map(|(d, m, p, o)| format!("{d}{m}{p}{o}"))
+            .prop_filter("not empty", |t| !t.trim().is_empty())
+    }
+
+    fn arb_request() -> impl Strategy<Value = Request> {
+        let method = prop::sample::select(vec!["GET", "POST", "PUT"]);
+        let path = prop::sample::select(vec![
+            "/",
+            "/x/1",
+            "/x",
+            "/y",
+            "/q/z",
+            "/x%2F..%2Fy",
+            "/%2578/1",
+        ]);
+        let port = prop::sample::select(vec![80u16, 443, 22, 8080]);
+        (arb_host(), prop::option::of((method, path)), port).prop_map(|(host, http, port)| {
+            let host = Host::parse(&host).unwrap();
+            match http {
+                Some((method, path)) => Request::http(
+                    Method::parse(method).unwrap(),
+                    host,
+                    port,
+                    NormPath::parse(path).unwrap(),
+                ),
+                None => Request::tcp(host, port),
+            }
+        })
+    }
+
+    fn arb_layers() -> impl Strategy<Value = Vec<LayerRules>> {
+        let list = || prop::collection::vec(arb_rule(), 0..6);
+        prop::collection::vec((list(), list()), 1..4).prop_map(|layers| {
+            layers
+                .into_iter()
+                .zip([Layer::Global, Layer::Workspace, Layer::Template])
+                .map(|((allow, deny), name)| {
+                    let allow: Vec<&str> = allow.iter().map(String::as_str).collect();
+                    let deny: Vec<&str> = deny.iter().map(String::as_str).collect();
+                    layer(name, &allow, &deny)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_index_decides_exactly_like_a_linear_scan(layers in arb_layers(), request in arb_request()) {
+            let policy = Policy::new(layers);
+            prop_assert_eq!(policy.decide(&request), policy.decide_by_scan(&request));
+        }
+
+        #[test]
+        fn deny_wins_whenever_any_deny_rule_matches(layers in arb_layers(), request in arb_request()) {
+            let any_deny = layers.iter().any(|l| l.deny.iter().any(|(rule, _)| {
+                match &request.http {
+                    None => rule.matches(Action::Deny, &request, None),
+                    Some(http) => http.path.readings().any(|p| rule.matches(Action::Deny, &request, Some(p))),
+                }
+            }));
+            let policy = Policy::new(layers);
+            prop_assert_eq!(policy.decide(&request).verdict == Verdict::Deny, any_deny);
+        }
+
+        #[test]
+        fn canonical_forms_of_one_name_decide_alike(
+            layers in arb_layers(),
+            (plain, variant) in prop::sample::select(vec![
+                ("a.com", "A.COM."), ("x.a.com", "X.a.Com"), ("127.0.0.1", "0x7f.1"), ("127.0.0.1", "2130706433"),
+                ("127.0.0.1", "0177.0.0.1"), ("127.0.0.1", "[::ffff:127.0.0.1]"), ("::1", "[0:0::1]"),
+            ]),
+            port in prop::sample::select(vec![80u16, 443, 22]),
+        ) {
+            let policy = Policy::new(layers);
+            let request = |host: &str| Request::tcp(Host::parse(host).unwrap(), port);
+            prop_assert_eq!(policy.decide(&request(plain)), policy.decide(&request(variant)));
+        }
+    }
+}
