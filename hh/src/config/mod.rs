@@ -1,1 +1,4 @@
-//! `harness-hat.toml`, the manager's config.
+//! `harness-hat.toml`, the manager's config: where it lives, what every key means, and the
+//! checks made when it is loaded.
+
+pub mod location;
