@@ -1,0 +1,453 @@
+//! Rules files on disk: loading them, appending a "forever" rule safely, and a holder that
+//! picks up a file changed on disk without a restart. The only module of [`super`] with I/O.
+//!
+//! - **Append** ([`append_rule`]): an exclusive `flock` on a sidecar lock file
+//!   (`.harness-rules.toml.lock`; the rules file itself is replaced by rename, so a lock on it
+//!   would not hold), then read, edit with toml_edit, write a temp file in the same directory,
+//!   fsync it, rename it over the file, fsync the directory. Two sessions appending at once lose
+//!   nothing. Every open uses `O_NOFOLLOW`, so a symlink planted where the rules file or the lock
+//!   should be cannot redirect a write made by a root process.
+//! - **Watch** ([`WatchedPolicy`]): whoever holds the rules asks for the current [`Policy`]; at
+//!   most once per interval (1 s) it compares each file's identity (device, inode, mtime, length)
+//!   with the last one seen and recompiles when one changed. A file that no longer parses keeps
+//!   the last good policy, and the error is kept for the UI to show.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Read as _, Write as _},
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use super::{
+    file::{RulesFile, RulesFileError, append_rule as append_to_text, parse_rules_file},
+    grammar::{Action, Rule, RuleError},
+    policy::{Layer, LayerRules, Policy},
+};
+
+/// How often a [`WatchedPolicy`] looks at its files at most.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A rules file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: could not {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    File(#[from] RulesFileError),
+    #[error("{origin}: rule {index} `{text}`: {error}")]
+    TemplateRule {
+        origin: String,
+        index: usize,
+        text: String,
+        error: RuleError,
+    },
+}
+
+fn io_error<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
+/// Reads a file without following a symlink in its last component; `None` if it is missing.
+fn read_nofollow(path: &Path) -> Result<Option<String>, StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    let mut file = match file {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io_error(path, "open")(error)),
+    };
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(io_error(path, "read"))?;
+    Ok(Some(text))
+}
+
+/// Loads a rules file; a missing file has no rules.
+pub fn load_rules(path: &Path) -> Result<RulesFile, StoreError> {
+    match read_nofollow(path)? {
+        Some(text) => Ok(parse_rules_file(&text, path)?),
+        None => Ok(RulesFile::default()),
+    }
+}
+
+/// The sidecar lock file of a rules file: `.NAME.lock` beside it.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.lock"))
+}
+
+/// An exclusive `flock` held until dropped (closing the descriptor releases it).
+struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    fn acquire(path: &Path) -> Result<Lock, StoreError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(io_error(path, "open the lock file"))?;
+        loop {
+            // SAFETY: flock on a descriptor we own; no memory is passed.
+            let result =
+                unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+            if result == 0 {
+                return Ok(Lock { _file: file });
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(io_error(path, "lock")(error));
+            }
+        }
+    }
+}
+
+/// Appends `rule` to the `action` list of the rules file at `path` (created if missing), under
+/// the sidecar lock, atomically. Returns false when an equal rule was already there.
+pub fn append_rule(path: &Path, action: Action, rule: &Rule) -> Result<bool, StoreError> {
+    let _lock = Lock::acquire(&lock_path(path))?;
+    let text = read_nofollow(path)?.unwrap_or_default();
+    let Some(new_text) = append_to_text(&text, path, action, rule)? else {
+        return Ok(false);
+    };
+    write_atomically(path, new_text.as_bytes())?;
+    Ok(true)
+}
+
+/// Temp file in the same directory, fsync, rename over `path`, fsync the directory. Keeps the
+/// old file's permission bits (0644 for a new file).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mode = match fs::symlink_metadata(path) {
+        Ok(meta) => meta.mode() & 0o7777,
+        Err(_) => 0o644,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut attempt = 0u32;
+    let (temp_path, mut temp) = loop {
+        let temp_path = dir.join(format!(".{name}.{}.{attempt}.tmp", std::process::id()));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&temp_path)
+        {
+            Ok(file) => break (temp_path, file),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1
+            }
+            Err(error) => return Err(io_error(&temp_path, "create")(error)),
+        }
+    };
+    let written = temp
+        .write_all(bytes)
+        .and_then(|()| temp.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode)))
+        .and_then(|()| temp.sync_all());
+    if let Err(error) = written {
+        let _ = fs::remove_file(&temp_path);
+        return Err(io_error(&temp_path, "write")(error));
+    }
+    drop(temp);
+    if let Err(error) = fs::rename(&temp_path, path) {
+        let _ = fs::remove_file(&temp_path);
+        return Err(io_error(path, "replace")(error));
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir, "fsync the directory"))?;
+    Ok(())
+}
+
+/// What a policy is built from: up to one file per file layer, and the template's rules.
+#[derive(Clone, Debug, Default)]
+pub struct PolicySources {
+    /// The global rules file (missing file = no rules).
+    pub global: Option<PathBuf>,
+    /// The workspace's rules file (missing file = no rules).
+    pub workspace: Option<PathBuf>,
+    /// The template's allow rules and where they come from (e.g. `harness-hat.toml
+    /// container_profiles.rust.starter_network_allowlist`).
+    pub template: Option<(String, Vec<String>)>,
+}
+
+impl PolicySources {
+    fn files(&self) -> impl Iterator<Item = (Layer, &Path)> {
+        [
+            (Layer::Global, &self.global),
+            (Layer::Workspace, &self.workspace),
+        ]
+        .into_iter()
+        .filter_map(|(layer, path)| path.as_deref().map(|p| (layer, p)))
+    }
+
+    /// Reads every source and compiles the policy.
+    pub fn load(&self) -> Result<Policy, StoreError> {
+        let mut layers = Vec::new();
+        for (layer, path) in self.files() {
+            layers.push(load_rules(path)?.into_layer(layer, &path.display().to_string()));
+        }
+        if let Some((source, rules)) = &self.template {
+            let mut layer = LayerRules::new(Layer::Template, source.as_str());
+            for (index, text) in rules.iter().enumerate() {
+                let rule = Rule::parse(text).map_err(|error| StoreError::TemplateRule {
+                    origin: source.clone(),
+                    index,
+                    text: text.clone(),
+                    error,
+                })?;
+                layer.push(Action::Allow, rule, text.clone());
+            }
+            layers.push(layer);
+        }
+        Ok(Policy::new(layers))
+    }
+}
+
+/// A file's identity as far as change detection goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    len: u64,
+}
+
+fn identity(path: &Path) -> Option<FileId> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    Some(FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        mtime: meta.mtime(),
+        mtime_nsec: meta.mtime_nsec(),
+        len: meta.len(),
+    })
+}
+
+struct WatchState {
+    policy: Arc<Policy>,
+    seen: Vec<Option<FileId>>,
+    checked: Instant,
+    error: Option<String>,
+}
+
+/// A [`Policy`] kept in step with its files (see the module doc). Shareable across threads.
+pub struct WatchedPolicy {
+    sources: PolicySources,
+    interval: Duration,
+    state: Mutex<WatchState>,
+}
+
+impl WatchedPolicy {
+    /// Loads the policy; fails if a source is invalid now.
+    pub fn load(sources: PolicySources) -> Result<WatchedPolicy, StoreError> {
+        let seen = sources.files().map(|(_, path)| identity(path)).collect();
+        let policy = Arc::new(sources.load()?);
+        let state = WatchState {
+            policy,
+            seen,
+            checked: Instant::now(),
+            error: None,
+        };
+        Ok(WatchedPolicy {
+            sources,
+            interval: WATCH_INTERVAL,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// Looks at the files at most once per `interval` (default [`WATCH_INTERVAL`]).
+    pub fn with_interval(mut self, interval: Duration) -> WatchedPolicy {
+        self.interval = interval;
+        self
+    }
+
+    /// The current policy, reloaded first if a file changed since the last look.
+    pub fn current(&self) -> Arc<Policy> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.checked.elapsed() >= self.interval {
+            state.checked = Instant::now();
+            let seen: Vec<Option<FileId>> = self
+                .sources
+                .files()
+                .map(|(_, path)| identity(path))
+                .collect();
+            if seen != state.seen {
+                match self.sources.load() {
+                    Ok(policy) => {
+                        tracing::info!(rules = policy.len(), "rules changed on disk; reloaded");
+                        state.policy = Arc::new(policy);
+                        state.error = None;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "rules changed on disk but do not load; keeping the last good rules");
+                        state.error = Some(error.to_string());
+                    }
+                }
+                state.seen = seen;
+            }
+        }
+        state.policy.clone()
+    }
+
+    /// Why the last reload failed, while the files stay invalid.
+    pub fn last_error(&self) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .error
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Request, Verdict};
+
+    fn verdict(policy: &Policy, url: &str) -> Verdict {
+        policy
+            .decide(&Request::from_url("GET", url).unwrap())
+            .verdict
+    }
+
+    #[test]
+    fn appending_creates_the_file_and_keeps_what_was_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("harness-rules.toml");
+        fs::write(&path, "# keep me\nversion = 1\n").unwrap();
+        assert!(append_rule(&path, Action::Deny, &Rule::parse("domain=a.com").unwrap()).unwrap());
+        assert!(!append_rule(&path, Action::Deny, &Rule::parse("domain=A.com").unwrap()).unwrap());
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# keep me\nversion = 1\n"), "{text}");
+        assert_eq!(load_rules(&path).unwrap().deny.len(), 1);
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_the_rules_file_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere.toml");
+        fs::write(&target, "").unwrap();
+        let path = dir.path().join("harness-rules.toml");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(append_rule(&path, Action::Allow, &Rule::parse("domain=a.com").unwrap()).is_err());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "");
+    }
+
+    #[test]
+    fn a_missing_file_has_no_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            load_rules(&dir.path().join("none.toml")).unwrap(),
+            RulesFile::default()
+        );
+    }
+
+    #[test]
+    fn a_file_changed_on_disk_is_picked_up_without_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("harness-rules.toml");
+        fs::write(&path, "[network]\nallowlist = [\"domain=a.com\"]\n").unwrap();
+        let sources = PolicySources {
+            workspace: Some(path.clone()),
+            ..PolicySources::default()
+        };
+        let watched = WatchedPolicy::load(sources)
+            .unwrap()
+            .with_interval(Duration::ZERO);
+        assert_eq!(
+            verdict(&watched.current(), "https://a.com/"),
+            Verdict::Allow
+        );
+
+        // Another process appends a deny: the holder sees it on its next look.
+        append_rule(&path, Action::Deny, &Rule::parse("domain=a.com").unwrap()).unwrap();
+        assert_eq!(verdict(&watched.current(), "https://a.com/"), Verdict::Deny);
+
+        // A broken edit keeps the last good rules and reports why.
+        fs::write(&path, "[network]\nallowlist = [\"domain=a.com prt=1\"]\n").unwrap();
+        assert_eq!(verdict(&watched.current(), "https://a.com/"), Verdict::Deny);
+        assert!(watched.last_error().unwrap().contains("prt"));
+
+        // Deleting the file removes its rules.
+        fs::remove_file(&path).unwrap();
+        assert_eq!(verdict(&watched.current(), "https://a.com/"), Verdict::Ask);
+        assert_eq!(watched.last_error(), None);
+    }
+
+    #[test]
+    fn the_holder_looks_at_most_once_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("harness-rules.toml");
+        let sources = PolicySources {
+            workspace: Some(path.clone()),
+            ..PolicySources::default()
+        };
+        let watched = WatchedPolicy::load(sources)
+            .unwrap()
+            .with_interval(Duration::from_secs(3600));
+        fs::write(&path, "[network]\ndenylist = [\"domain=a.com\"]\n").unwrap();
+        assert_eq!(verdict(&watched.current(), "https://a.com/"), Verdict::Ask);
+    }
+
+    #[test]
+    fn template_rules_are_an_allow_layer_and_bad_ones_are_named() {
+        let sources = PolicySources {
+            template: Some(("profile rust".into(), vec!["domain=*.crates.io".into()])),
+            ..PolicySources::default()
+        };
+        assert_eq!(
+            verdict(&sources.load().unwrap(), "https://static.crates.io/"),
+            Verdict::Allow
+        );
+        let sources = PolicySources {
+            template: Some((
+                "profile rust".into(),
+                vec!["domain=a.com".into(), "domian=x".into()],
+            )),
+            ..PolicySources::default()
+        };
+        let error = sources.load().unwrap_err().to_string();
+        assert!(
+            error.starts_with("profile rust: rule 1 `domian=x`"),
+            "{error}"
+        );
+    }
+}
