@@ -4,18 +4,24 @@
 //! tests, benches and fuzz targets use the same code as the binary.
 //!
 //! # Layout
+//! - [`audit`]: the audit log, one JSON line per proxy decision, 0600.
 //! - [`cli`]: one module per subcommand; the only place that prints for a person.
 //! - [`config`]: `harness-hat.toml`, the manager's config: load, expand, validate; the `hh init` starter.
 //! - [`doctor`]: checks whether this host can run hh, and in which mode.
 //! - [`enforce`]: how a session's traffic is forced through the proxy (eBPF in agent mode).
+//! - [`private_fs`]: 0700 directories and 0600 files opened without following symlinks.
 //! - [`proxy`]: the MITM proxy: SSRF guard, strict HTTP/1 parsing.
 //! - [`rules`]: `harness-rules.toml`, the policy: grammar, canonical hosts and paths, decisions.
 //! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf).
+//! - [`tls`]: the installation CA and the per-host leaf certificates the proxy presents.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod doctor;
 pub mod enforce;
+pub mod private_fs;
 pub mod proxy;
 pub mod rules;
 pub mod sys;
+pub mod tls;

@@ -168,9 +168,12 @@ impl IpCidr {
     /// Whether `ip` is inside this block (families never mix).
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(u128::from(net.to_bits()), u128::from(ip.to_bits()), 32, self.prefix)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
+                u128::from(net.to_bits()),
+                u128::from(ip.to_bits()),
+                32,
+                self.prefix,
+            ),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 prefix_eq(net.to_bits(), ip.to_bits(), 128, self.prefix)
             }
@@ -283,13 +286,10 @@ pub fn check_dial_target(addr: IpAddr, grants: &DialGrants) -> Result<(), Refuse
         IpAddr::V6(v6) => match classify_v6(v6) {
             V6Verdict::Public => Ok(()),
             V6Verdict::Refused(reason) => refuse(reason, None),
-            V6Verdict::Carries {
-                how,
-                v4,
-                outright,
-            } => {
+            V6Verdict::Carries { how, v4, outright } => {
                 if let Some(reason) = classify_v4(v4) {
-                    let same_host = matches!(how, Embedding::Ipv4Mapped | Embedding::Ipv4Translated);
+                    let same_host =
+                        matches!(how, Embedding::Ipv4Mapped | Embedding::Ipv4Translated);
                     if same_host && grants.covers(IpAddr::V4(v4)) {
                         return Ok(());
                     }
@@ -406,7 +406,11 @@ fn classify_v6(ip: Ipv6Addr) -> V6Verdict {
     }
     if within(0x2001_0000_u128 << 96, 32) {
         // The client address is stored with every bit flipped (RFC 4380 §4).
-        return carries(Embedding::Teredo, Ipv4Addr::from_bits(!(bits as u32)), Some(R::Teredo));
+        return carries(
+            Embedding::Teredo,
+            Ipv4Addr::from_bits(!(bits as u32)),
+            Some(R::Teredo),
+        );
     }
     let table: [(u128, u8, RefusalReason); 10] = [
         (0x0100_u128 << 112, 64, R::Discard),
@@ -557,36 +561,171 @@ mod tests {
     fn every_ipv6_form_of_a_refused_ipv4_address_is_refused_as_that_address() {
         let cases = [
             // 127.0.0.1
-            ("::ffff:127.0.0.1", Embedding::Ipv4Mapped, "127.0.0.1", R::Loopback),
-            ("::ffff:7f00:1", Embedding::Ipv4Mapped, "127.0.0.1", R::Loopback),
-            ("::ffff:0:127.0.0.1", Embedding::Ipv4Translated, "127.0.0.1", R::Loopback),
-            ("::127.0.0.1", Embedding::Ipv4Compatible, "127.0.0.1", R::Loopback),
-            ("64:ff9b::127.0.0.1", Embedding::Nat64, "127.0.0.1", R::Loopback),
-            ("64:ff9b::7f00:1", Embedding::Nat64, "127.0.0.1", R::Loopback),
-            ("2002:7f00:1::", Embedding::SixToFour, "127.0.0.1", R::Loopback),
-            ("2002:7f00:1:ffff::1", Embedding::SixToFour, "127.0.0.1", R::Loopback),
-            ("2001:0:4136:e378:8000:63bf:80ff:fffe", Embedding::Teredo, "127.0.0.1", R::Loopback),
+            (
+                "::ffff:127.0.0.1",
+                Embedding::Ipv4Mapped,
+                "127.0.0.1",
+                R::Loopback,
+            ),
+            (
+                "::ffff:7f00:1",
+                Embedding::Ipv4Mapped,
+                "127.0.0.1",
+                R::Loopback,
+            ),
+            (
+                "::ffff:0:127.0.0.1",
+                Embedding::Ipv4Translated,
+                "127.0.0.1",
+                R::Loopback,
+            ),
+            (
+                "::127.0.0.1",
+                Embedding::Ipv4Compatible,
+                "127.0.0.1",
+                R::Loopback,
+            ),
+            (
+                "64:ff9b::127.0.0.1",
+                Embedding::Nat64,
+                "127.0.0.1",
+                R::Loopback,
+            ),
+            (
+                "64:ff9b::7f00:1",
+                Embedding::Nat64,
+                "127.0.0.1",
+                R::Loopback,
+            ),
+            (
+                "2002:7f00:1::",
+                Embedding::SixToFour,
+                "127.0.0.1",
+                R::Loopback,
+            ),
+            (
+                "2002:7f00:1:ffff::1",
+                Embedding::SixToFour,
+                "127.0.0.1",
+                R::Loopback,
+            ),
+            (
+                "2001:0:4136:e378:8000:63bf:80ff:fffe",
+                Embedding::Teredo,
+                "127.0.0.1",
+                R::Loopback,
+            ),
             // 169.254.169.254
-            ("::ffff:169.254.169.254", Embedding::Ipv4Mapped, "169.254.169.254", R::Metadata),
-            ("::ffff:a9fe:a9fe", Embedding::Ipv4Mapped, "169.254.169.254", R::Metadata),
-            ("::ffff:0:a9fe:a9fe", Embedding::Ipv4Translated, "169.254.169.254", R::Metadata),
-            ("::a9fe:a9fe", Embedding::Ipv4Compatible, "169.254.169.254", R::Metadata),
-            ("64:ff9b::a9fe:a9fe", Embedding::Nat64, "169.254.169.254", R::Metadata),
-            ("64:ff9b::169.254.169.254", Embedding::Nat64, "169.254.169.254", R::Metadata),
-            ("2002:a9fe:a9fe::", Embedding::SixToFour, "169.254.169.254", R::Metadata),
-            ("2001:0:1:2:3:4:5601:5601", Embedding::Teredo, "169.254.169.254", R::Metadata),
+            (
+                "::ffff:169.254.169.254",
+                Embedding::Ipv4Mapped,
+                "169.254.169.254",
+                R::Metadata,
+            ),
+            (
+                "::ffff:a9fe:a9fe",
+                Embedding::Ipv4Mapped,
+                "169.254.169.254",
+                R::Metadata,
+            ),
+            (
+                "::ffff:0:a9fe:a9fe",
+                Embedding::Ipv4Translated,
+                "169.254.169.254",
+                R::Metadata,
+            ),
+            (
+                "::a9fe:a9fe",
+                Embedding::Ipv4Compatible,
+                "169.254.169.254",
+                R::Metadata,
+            ),
+            (
+                "64:ff9b::a9fe:a9fe",
+                Embedding::Nat64,
+                "169.254.169.254",
+                R::Metadata,
+            ),
+            (
+                "64:ff9b::169.254.169.254",
+                Embedding::Nat64,
+                "169.254.169.254",
+                R::Metadata,
+            ),
+            (
+                "2002:a9fe:a9fe::",
+                Embedding::SixToFour,
+                "169.254.169.254",
+                R::Metadata,
+            ),
+            (
+                "2001:0:1:2:3:4:5601:5601",
+                Embedding::Teredo,
+                "169.254.169.254",
+                R::Metadata,
+            ),
             // 10.0.0.1 and friends
-            ("::ffff:10.0.0.1", Embedding::Ipv4Mapped, "10.0.0.1", R::Private),
-            ("::ffff:0:10.0.0.1", Embedding::Ipv4Translated, "10.0.0.1", R::Private),
-            ("::10.0.0.1", Embedding::Ipv4Compatible, "10.0.0.1", R::Private),
-            ("64:ff9b::10.0.0.1", Embedding::Nat64, "10.0.0.1", R::Private),
+            (
+                "::ffff:10.0.0.1",
+                Embedding::Ipv4Mapped,
+                "10.0.0.1",
+                R::Private,
+            ),
+            (
+                "::ffff:0:10.0.0.1",
+                Embedding::Ipv4Translated,
+                "10.0.0.1",
+                R::Private,
+            ),
+            (
+                "::10.0.0.1",
+                Embedding::Ipv4Compatible,
+                "10.0.0.1",
+                R::Private,
+            ),
+            (
+                "64:ff9b::10.0.0.1",
+                Embedding::Nat64,
+                "10.0.0.1",
+                R::Private,
+            ),
             ("2002:a00:1::", Embedding::SixToFour, "10.0.0.1", R::Private),
-            ("2001:0:1:2:3:4:f5ff:fffe", Embedding::Teredo, "10.0.0.1", R::Private),
-            ("::ffff:192.168.0.1", Embedding::Ipv4Mapped, "192.168.0.1", R::Private),
-            ("::ffff:100.64.0.1", Embedding::Ipv4Mapped, "100.64.0.1", R::Cgnat),
-            ("::ffff:0.0.0.0", Embedding::Ipv4Mapped, "0.0.0.0", R::Unspecified),
-            ("::ffff:255.255.255.255", Embedding::Ipv4Mapped, "255.255.255.255", R::Broadcast),
-            ("64:ff9b::224.0.0.1", Embedding::Nat64, "224.0.0.1", R::Multicast),
+            (
+                "2001:0:1:2:3:4:f5ff:fffe",
+                Embedding::Teredo,
+                "10.0.0.1",
+                R::Private,
+            ),
+            (
+                "::ffff:192.168.0.1",
+                Embedding::Ipv4Mapped,
+                "192.168.0.1",
+                R::Private,
+            ),
+            (
+                "::ffff:100.64.0.1",
+                Embedding::Ipv4Mapped,
+                "100.64.0.1",
+                R::Cgnat,
+            ),
+            (
+                "::ffff:0.0.0.0",
+                Embedding::Ipv4Mapped,
+                "0.0.0.0",
+                R::Unspecified,
+            ),
+            (
+                "::ffff:255.255.255.255",
+                Embedding::Ipv4Mapped,
+                "255.255.255.255",
+                R::Broadcast,
+            ),
+            (
+                "64:ff9b::224.0.0.1",
+                Embedding::Nat64,
+                "224.0.0.1",
+                R::Multicast,
+            ),
         ];
         for (addr, how, v4, reason) in cases {
             let refused = check_dial_target(ip(addr), &DialGrants::none())
@@ -619,8 +758,13 @@ mod tests {
     #[test]
     fn a_grant_lets_exactly_the_granted_addresses_through() {
         let grants = DialGrants::new(
-            ["127.0.0.1", "10.1.0.0/16", "fd12::/16", "64:ff9b::a9fe:a9fe"]
-                .map(|text| text.parse::<IpCidr>().unwrap()),
+            [
+                "127.0.0.1",
+                "10.1.0.0/16",
+                "fd12::/16",
+                "64:ff9b::a9fe:a9fe",
+            ]
+            .map(|text| text.parse::<IpCidr>().unwrap()),
         );
         let cases = [
             ("127.0.0.1", true),
@@ -670,8 +814,8 @@ mod tests {
 
     #[test]
     fn the_refusal_message_names_the_address_and_the_embedded_one() {
-        let refused = check_dial_target(ip("::ffff:169.254.169.254"), &DialGrants::none())
-            .unwrap_err();
+        let refused =
+            check_dial_target(ip("::ffff:169.254.169.254"), &DialGrants::none()).unwrap_err();
         assert_eq!(
             refused.to_string(),
             "refusing to dial ::ffff:169.254.169.254: IPv4-mapped form of 169.254.169.254, a cloud metadata endpoint"
