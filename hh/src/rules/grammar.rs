@@ -63,6 +63,27 @@ pub enum DomainPattern {
 }
 
 impl DomainPattern {
+    /// Parses one `domain` value; the error says what was expected.
+    pub fn parse(value: &str) -> Result<DomainPattern, String> {
+        if value == "*" {
+            return Ok(DomainPattern::Any);
+        }
+        let describe = |e: HostError| e.to_string();
+        if let Some(suffix) = value.strip_prefix("*.") {
+            let suffix = Host::parse(suffix).map_err(describe)?;
+            if !suffix.is_name() {
+                return Err("`*.` takes a domain name, not an IP address".into());
+            }
+            return Ok(DomainPattern::Subdomains(suffix));
+        }
+        if value.contains('*') {
+            return Err("`*` may only stand alone or start `*.suffix`".into());
+        }
+        Host::parse(value)
+            .map(DomainPattern::Exact)
+            .map_err(describe)
+    }
+
     pub fn matches(&self, host: &Host) -> bool {
         match self {
             DomainPattern::Any => true,
@@ -222,7 +243,7 @@ impl Rule {
                     let domains = values
                         .iter()
                         .map(|v| {
-                            parse_domain(v).map_err(|reason| {
+                            DomainPattern::parse(v).map_err(|reason| {
                                 error(RuleErrorKind::Domain {
                                     value: (*v).into(),
                                     reason,
@@ -311,26 +332,6 @@ fn split_terms(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.split(|c: char| c.is_ascii_whitespace())
         .filter(|term| !term.is_empty())
         .map(move |term| (term.as_ptr() as usize - text.as_ptr() as usize, term))
-}
-
-fn parse_domain(value: &str) -> Result<DomainPattern, String> {
-    if value == "*" {
-        return Ok(DomainPattern::Any);
-    }
-    let describe = |e: HostError| e.to_string();
-    if let Some(suffix) = value.strip_prefix("*.") {
-        let suffix = Host::parse(suffix).map_err(describe)?;
-        if !suffix.is_name() {
-            return Err("`*.` takes a domain name, not an IP address".into());
-        }
-        return Ok(DomainPattern::Subdomains(suffix));
-    }
-    if value.contains('*') {
-        return Err("`*` may only stand alone or start `*.suffix`".into());
-    }
-    Host::parse(value)
-        .map(DomainPattern::Exact)
-        .map_err(describe)
 }
 
 impl fmt::Display for Rule {

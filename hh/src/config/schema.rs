@@ -1,0 +1,306 @@
+//! Every key of `harness-hat.toml`, its type and its default. Unknown keys are errors
+//! (`deny_unknown_fields`): a typo must not silently weaken the policy.
+//!
+//! Deserializing only checks shapes and types; [`super::load`] then expands `~` / `$HOME` and
+//! makes the checks that need more than one key or the filesystem.
+
+use std::{collections::BTreeMap, fmt, path::PathBuf};
+
+use serde::{Deserialize, Deserializer, de};
+
+/// The only config version so far.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The manager's config.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub version: u32,
+    /// Where the container image stems (Dockerfiles) live.
+    #[serde(default = "default_docker_dir")]
+    pub docker_dir: PathBuf,
+    /// Where hh writes its debug and audit logs.
+    #[serde(default = "default_log_dir")]
+    pub log_dir: PathBuf,
+    #[serde(default)]
+    pub manager: Manager,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Container templates by name (`[container_profiles.rust]`).
+    #[serde(default)]
+    pub container_profiles: BTreeMap<String, Profile>,
+    #[serde(default)]
+    pub workspaces: Vec<Workspace>,
+}
+
+fn default_docker_dir() -> PathBuf {
+    "~/.config/harness-hat/docker".into()
+}
+
+fn default_log_dir() -> PathBuf {
+    "~/.local/state/harness-hat/logs".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manager {
+    /// Rules that hold for every workspace; a deny here wins everywhere.
+    #[serde(default = "default_global_rules_file")]
+    pub global_rules_file: PathBuf,
+}
+
+fn default_global_rules_file() -> PathBuf {
+    "~/.config/harness-hat/harness-rules.toml".into()
+}
+
+impl Default for Manager {
+    fn default() -> Manager {
+        Manager {
+            global_rules_file: default_global_rules_file(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default)]
+    pub control: Control,
+    #[serde(default)]
+    pub proxy: Proxy,
+    #[serde(default)]
+    pub containers: Containers,
+}
+
+/// The control server sessions talk to.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Control {
+    pub server_port: u16,
+    pub server_host: String,
+    /// The variable holding the control token inside a session.
+    pub token_env_var: String,
+    /// Must be true for a `server_host` or `proxy_host` that is not loopback.
+    pub allow_remote_control: bool,
+}
+
+impl Default for Control {
+    fn default() -> Control {
+        Control {
+            server_port: 7878,
+            server_host: "127.0.0.1".into(),
+            token_env_var: "HARNESS_HAT_TOKEN".into(),
+            allow_remote_control: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Proxy {
+    pub proxy_port: u16,
+    pub proxy_host: String,
+    /// When true, traffic that cannot go through the proxy is dropped rather than let through.
+    pub strict_network: bool,
+}
+
+impl Default for Proxy {
+    fn default() -> Proxy {
+        Proxy {
+            proxy_port: 28781,
+            proxy_host: "127.0.0.1".into(),
+            strict_network: true,
+        }
+    }
+}
+
+/// Settings every container gets; a profile adds to them.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Containers {
+    /// Host environment variables copied into the session.
+    pub env_passthrough: Vec<String>,
+    /// Hosts whose TLS is spliced, not terminated (after the SNI check): `host` or `*.suffix`.
+    pub bypass_proxy: Vec<String>,
+    /// Host ports reachable from the session as its own `127.0.0.1:PORT`.
+    pub localhost_forwards: Vec<u16>,
+    pub mounts: Vec<Mount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub container: PathBuf,
+    #[serde(default)]
+    pub mode: MountMode,
+    /// Copy the host path into the container once at start instead of bind-mounting it.
+    #[serde(default)]
+    pub seed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+pub enum MountMode {
+    #[default]
+    #[serde(rename = "ro")]
+    ReadOnly,
+    #[serde(rename = "rw")]
+    ReadWrite,
+}
+
+/// A container template.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The image stem under `docker_dir` (`default`, `rust`, `go`, …).
+    pub image: String,
+    pub memory: Option<Memory>,
+    pub cpus: Option<Cpus>,
+    /// Allow rules this template brings (the template layer of the policy).
+    #[serde(default)]
+    pub starter_network_allowlist: Vec<String>,
+    #[serde(default)]
+    pub bypass_proxy: Vec<String>,
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workspace {
+    pub name: String,
+    pub canonical_path: PathBuf,
+}
+
+/// A memory limit in bytes, written as Docker does: `6g`, `512m`, `1024k`, `1073741824`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Memory(pub u64);
+
+impl Memory {
+    pub fn parse(text: &str) -> Option<Memory> {
+        let text = text.trim().to_ascii_lowercase();
+        let text = text.strip_suffix('b').unwrap_or(&text);
+        let (digits, multiplier) = match text.char_indices().last()? {
+            (i, 'k') => (&text[..i], 1u64 << 10),
+            (i, 'm') => (&text[..i], 1 << 20),
+            (i, 'g') => (&text[..i], 1 << 30),
+            (i, 't') => (&text[..i], 1 << 40),
+            _ => (text, 1),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let bytes = digits.parse::<u64>().ok()?.checked_mul(multiplier)?;
+        (bytes > 0).then_some(Memory(bytes))
+    }
+}
+
+/// A CPU limit (`"3"`, `1.5`): a positive, finite number of CPUs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cpus(pub f64);
+
+impl Cpus {
+    pub fn parse(text: &str) -> Option<Cpus> {
+        text.trim().parse::<f64>().ok().and_then(Cpus::new)
+    }
+
+    fn new(value: f64) -> Option<Cpus> {
+        (value.is_finite() && value > 0.0 && value <= 4096.0).then_some(Cpus(value))
+    }
+}
+
+/// Accepts a string or a number; `parse` gives the meaning.
+struct NumberOrString<T> {
+    expecting: &'static str,
+    parse: fn(&str) -> Option<T>,
+}
+
+impl<T> de::Visitor<'_> for NumberOrString<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+        (self.parse)(value).ok_or_else(|| E::invalid_value(de::Unexpected::Str(value), &self))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<T, E> {
+        (self.parse)(&value.to_string())
+            .ok_or_else(|| E::invalid_value(de::Unexpected::Signed(value), &self))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<T, E> {
+        (self.parse)(&value.to_string())
+            .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(value), &self))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<T, E> {
+        (self.parse)(&value.to_string())
+            .ok_or_else(|| E::invalid_value(de::Unexpected::Float(value), &self))
+    }
+}
+
+impl<'de> Deserialize<'de> for Memory {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Memory, D::Error> {
+        deserializer.deserialize_any(NumberOrString {
+            expecting: "a memory size like \"6g\", \"512m\" or a number of bytes",
+            parse: Memory::parse,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Cpus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Cpus, D::Error> {
+        deserializer.deserialize_any(NumberOrString {
+            expecting: "a positive number of CPUs like \"3\" or 1.5",
+            parse: Cpus::parse,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_parse_like_docker() {
+        let cases = [
+            ("6g", Some(6 << 30)),
+            ("6G", Some(6 << 30)),
+            ("6gb", Some(6 << 30)),
+            ("512m", Some(512 << 20)),
+            ("1024k", Some(1 << 20)),
+            ("1073741824", Some(1 << 30)),
+            ("0", None),
+            ("", None),
+            ("g", None),
+            ("6x", None),
+            ("-1g", None),
+            ("1.5g", None),
+            ("99999999999999t", None),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(Memory::parse(text).map(|m| m.0), bytes, "{text}");
+        }
+    }
+
+    #[test]
+    fn cpus_are_positive_finite_numbers() {
+        let cases = [
+            ("3", Some(3.0)),
+            ("1.5", Some(1.5)),
+            ("0", None),
+            ("-1", None),
+            ("inf", None),
+            ("NaN", None),
+            ("x", None),
+        ];
+        for (text, cpus) in cases {
+            assert_eq!(Cpus::parse(text).map(|c| c.0), cpus, "{text}");
+        }
+    }
+}

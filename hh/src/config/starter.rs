@@ -1,0 +1,1 @@
+//! The starter config `hh init` writes.
