@@ -1,6 +1,8 @@
 //! Shared by the end-to-end tests: the real binary, and the root requirement.
 #![allow(dead_code, reason = "each test file uses its own subset")]
 
+pub mod kernel;
+
 use std::process::{Command, Output};
 
 /// The `hh` binary cargo built for this test run.

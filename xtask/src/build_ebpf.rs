@@ -38,19 +38,30 @@ pub fn run(workspace: &Path, _options: &Options) -> Result<()> {
         .env("RUSTC", DEBIAN_RUSTC)
         // Unstable features are allowed in aya-ebpf alone, not in our code.
         .env("RUSTC_BOOTSTRAP", "aya_ebpf")
-        // The rustflags aya-build passes. Kept here only: nested `.cargo/config.toml` arrays
+        // The rustflags aya-build passes, plus -Dwarnings. Kept here only: nested `.cargo/config.toml` arrays
         // are appended, and bpf-linker refuses `--btf` twice.
         .env(
             "CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS",
-            r#"-Cdebuginfo=2 -Clink-arg=--btf --cfg bpf_target_arch="x86_64""#,
+            r#"-Cdebuginfo=2 -Clink-arg=--btf --cfg bpf_target_arch="x86_64" -Dwarnings"#,
         )
-        .args(["build", "--locked", "--release", "--package", "hh-ebpf", "--bins"])
+        .args([
+            "build",
+            "--locked",
+            "--release",
+            "--package",
+            "hh-ebpf",
+            "--bins",
+        ])
         .args(["--target", TARGET, "--target-dir"])
         .arg(workspace.join("target/ebpf"));
     exec::run(&mut command)?;
     eprintln!(
         "xtask build-ebpf: {}",
-        workspace.join("target/ebpf").join(TARGET).join("release/hh-bpf").display()
+        workspace
+            .join("target/ebpf")
+            .join(TARGET)
+            .join("release/hh-bpf")
+            .display()
     );
     Ok(())
 }

@@ -18,11 +18,24 @@ use crate::exec;
 
 /// Debian packages hh needs, each with why.
 const PACKAGES: &[(&str, &str)] = &[
-    ("rustc-web", "Debian's rustc 1.96 (LLVM 22): builds the eBPF programs"),
-    ("libstd-rust-web-dev-bpf", "precompiled `core` for bpfel-unknown-none"),
-    ("mmdebstrap", "builds the local test base image without a registry"),
+    (
+        "rustc-web",
+        "Debian's rustc 1.96 (LLVM 22): builds the eBPF programs",
+    ),
+    (
+        "libstd-rust-web-dev-bpf",
+        "precompiled `core` for bpfel-unknown-none",
+    ),
+    (
+        "mmdebstrap",
+        "builds the local test base image without a registry",
+    ),
     ("iproute2", "network namespaces for the enforcement tests"),
     ("curl", "a real HTTP client for the proxy tests"),
+    (
+        "python3",
+        "the socket client the enforcement tests run inside a session",
+    ),
     ("tmux", "drives the terminal UI in end-to-end tests"),
 ];
 
@@ -78,7 +91,10 @@ fn check_distribution() -> Result<()> {
     let (id, like) = (field("ID"), field("ID_LIKE"));
     let debian_like = id == "debian" || id == "ubuntu" || like.split(' ').any(|l| l == "debian");
     if !debian_like || !has_program("apt-get") {
-        let names: Vec<_> = PACKAGES.iter().map(|(name, why)| format!("  {name}: {why}")).collect();
+        let names: Vec<_> = PACKAGES
+            .iter()
+            .map(|(name, why)| format!("  {name}: {why}"))
+            .collect();
         bail!(
             "setup knows Debian and Ubuntu (apt); this host is `{id}`. Install by hand:\n{}\n  \
              a Docker engine\n  bpf-linker {BPF_LINKER_VERSION} built for LLVM {LLVM_MAJOR} \
@@ -95,9 +111,8 @@ fn package_installed(name: &str) -> bool {
 }
 
 fn has_program(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(name).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
 }
 
 fn install_packages(missing: &[&str]) -> Result<()> {
@@ -159,9 +174,18 @@ fn install_bpf_linker() -> Result<()> {
     // is not needed; its object output is bit-identical to the default build's.
     exec::run(
         Command::new(cargo)
-            .env("RUSTFLAGS", format!("-C link-arg=-l:libLLVM.so.{LLVM_MAJOR}.1"))
+            .env(
+                "RUSTFLAGS",
+                format!("-C link-arg=-l:libLLVM.so.{LLVM_MAJOR}.1"),
+            )
             .env_remove("CARGO_TARGET_DIR")
-            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
             .args(["--no-default-features", "--features"])
             .arg(format!("llvm-{LLVM_MAJOR},no-llvm-linking")),
     )

@@ -1,8 +1,44 @@
-//! Maps shared by the programs. Names and key types come from `hh-common`.
+//! Maps shared by the programs, and the load-time constants. Names and types come from
+//! `hh-common`.
 
-use aya_ebpf::{macros::map, maps::SockHash};
-use hh_common::SocketCookie;
+use aya_ebpf::{
+    Global,
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, SockHash},
+};
+use hh_common::{ConnKey, Ipv4Dest, SocketCookie, stat};
+
+/// Port of each session's proxy listener (host order); set at load.
+#[unsafe(no_mangle)]
+pub static HH_PROXY_PORT: Global<u16> = Global::new(0);
+
+/// Port of each session's DNS stub (host order); set at load.
+#[unsafe(no_mangle)]
+pub static HH_DNS_PORT: Global<u16> = Global::new(0);
 
 /// Established client sockets of sessions, for `sk_msg` splicing.
 #[map(name = "HH_SOCKETS")]
 pub static HH_SOCKETS: SockHash<SocketCookie> = SockHash::with_max_entries(65_536, 0);
+
+#[map(name = "HH_CONNECTING")]
+pub static HH_CONNECTING: LruHashMap<SocketCookie, Ipv4Dest> =
+    LruHashMap::with_max_entries(65_536, 0);
+
+#[map(name = "HH_ORIGINAL_DST")]
+pub static HH_ORIGINAL_DST: LruHashMap<ConnKey, Ipv4Dest> =
+    LruHashMap::with_max_entries(65_536, 0);
+
+#[map(name = "HH_DNS_RESOLVER")]
+pub static HH_DNS_RESOLVER: LruHashMap<SocketCookie, Ipv4Dest> =
+    LruHashMap::with_max_entries(16_384, 0);
+
+#[map(name = "HH_STATS")]
+pub static HH_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
+
+/// Adds one to counter `index` of this CPU (per-CPU: no atomics needed, none exist on bpf).
+pub fn count(index: u32) {
+    if let Some(counter) = HH_STATS.get_ptr_mut(index) {
+        // SAFETY: the pointer is this CPU's slot of a map value, valid for the program's run.
+        unsafe { *counter += 1 };
+    }
+}

@@ -1,10 +1,18 @@
-//! One module per hook. What each program does today is the first, minimal set that proves the
-//! build → embed → load pipeline (`hh doctor` loads every one of them); the per-session redirect
-//! and DNS logic of `connect4`/`sendmsg4` lands with the enforcement work (issue 7).
+//! One module per hook. The programs only record, rewrite or refuse; the proxy decides.
+//!
+//! What a session may do on the network, as the kernel enforces it:
+//! - TCP to its own loopback (127.0.0.0/8, `::1`) is untouched: local dev servers keep working,
+//!   and a client that dials the proxy listener directly is an explicit-proxy client.
+//! - Every other IPv4 TCP connect (also through a v4-mapped IPv6 address) is rewritten to the
+//!   session's proxy listener, and its original destination recorded for the proxy.
+//! - UDP to port 53 anywhere goes to the session's DNS stub; other UDP off loopback is refused.
+//! - Native IPv6 off loopback, raw IP sockets, and other protocols are refused.
 
+mod addr;
 mod connect4;
 mod connect6;
 mod maps;
+mod recvmsg;
 mod sendmsg;
 mod sk_msg;
 mod sock_create;
@@ -14,3 +22,10 @@ mod sock_ops;
 const ALLOW: i32 = 1;
 /// What a `cgroup/*` program returns to fail the operation with EPERM.
 const REFUSE: i32 = 0;
+
+/// `sk_type` and protocol numbers (linux/net.h, netinet/in.h).
+const SOCK_RAW: u32 = 3;
+const IPPROTO_TCP: u32 = 6;
+const IPPROTO_UDP: u32 = 17;
+/// DNS, in network byte order as `user_port` holds it.
+const DNS_PORT_BE: u16 = 53u16.to_be();

@@ -1,17 +1,45 @@
-//! `cgroup/sendmsg4` and `cgroup/sendmsg6`: unconnected UDP.
+//! `cgroup/sendmsg4` and `cgroup/sendmsg6`: unconnected UDP (`sendto`).
+//!
+//! UDP to a v4-mapped address from an IPv6 socket is seen by sendmsg4 with the IPv4 address, so
+//! sendmsg6 only ever judges native IPv6.
 
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
+use hh_common::stat;
 
-use super::{ALLOW, REFUSE};
+use super::{
+    ALLOW, DNS_PORT_BE, REFUSE,
+    addr::{dest, is_loopback4, is_loopback6, port_be, rewrite4, socket_cookie},
+    maps::{HH_DNS_PORT, HH_DNS_RESOLVER, count},
+};
 
 #[cgroup_sock_addr(sendmsg4)]
-pub fn hh_sendmsg4(_ctx: SockAddrContext) -> i32 {
-    // DNS-to-the-stub and refusing all other UDP is issue 7.
+pub fn hh_sendmsg4(ctx: SockAddrContext) -> i32 {
+    // SAFETY: the kernel hands a valid `bpf_sock_addr` to every cgroup_sock_addr program.
+    let sock_addr = unsafe { &mut *ctx.sock_addr };
+    let addr = sock_addr.user_ip4;
+    if is_loopback4(addr) {
+        return ALLOW;
+    }
+    if port_be(sock_addr) != DNS_PORT_BE {
+        count(stat::REFUSED_UDP);
+        return REFUSE;
+    }
+    let original = dest(addr, port_be(sock_addr));
+    if HH_DNS_RESOLVER.insert(&socket_cookie(&ctx), &original, 0).is_err() {
+        return REFUSE;
+    }
+    rewrite4(sock_addr, HH_DNS_PORT.load());
+    count(stat::DNS_REDIRECTED);
     ALLOW
 }
 
 #[cgroup_sock_addr(sendmsg6)]
-pub fn hh_sendmsg6(_ctx: SockAddrContext) -> i32 {
-    // No IPv6 UDP leaves a session (UDP to v4-mapped addresses is seen by sendmsg4).
+pub fn hh_sendmsg6(ctx: SockAddrContext) -> i32 {
+    // SAFETY: the kernel hands a valid `bpf_sock_addr` to every cgroup_sock_addr program.
+    let words = unsafe { (*ctx.sock_addr).user_ip6 };
+    if is_loopback6(words) {
+        return ALLOW;
+    }
+    count(stat::REFUSED_IPV6);
     REFUSE
 }

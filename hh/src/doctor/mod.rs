@@ -244,7 +244,7 @@ fn check_bpffs(mounts: &[mountinfo::Mount]) -> Check {
 /// throwaway cgroup.
 fn check_programs(cgroup_root: Option<&Path>) -> Vec<Check> {
     let started = std::time::Instant::now();
-    let mut object = match ebpf::load_all() {
+    let mut object = match ebpf::Programs::load(ebpf::Ports { proxy: 1, dns: 2 }) {
         Ok(object) => object,
         Err(error) => {
             return vec![
@@ -260,7 +260,7 @@ fn check_programs(cgroup_root: Option<&Path>) -> Vec<Check> {
         }
     };
     let names: Vec<String> = object
-        .programs
+        .loaded
         .iter()
         .map(|(name, kind)| format!("{name} ({kind})"))
         .collect();
@@ -273,7 +273,7 @@ fn check_programs(cgroup_root: Option<&Path>) -> Vec<Check> {
             names.join(", ")
         ),
     );
-    let sockmap = match object.attach_sk_msg() {
+    let sockmap = match object.probe_sk_msg() {
         Ok(()) => pass("sockmap", "sk_msg attached to a sockhash"),
         Err(error) => fail(
             "sockmap",
@@ -286,7 +286,7 @@ fn check_programs(cgroup_root: Option<&Path>) -> Vec<Check> {
         Some(root) => match object.probe_cgroup_attach(root) {
             Ok(()) => pass(
                 "cgroup-attach",
-                "connect4 attached to and detached from a cgroup",
+                "every session program attached to and detached from a scratch cgroup",
             ),
             Err(error) => fail(
                 "cgroup-attach",

@@ -1,8 +1,10 @@
-//! The embedded eBPF object: loading its programs into the kernel and attaching them.
+//! The embedded eBPF object: loading its programs, attaching them to session cgroups, and the
+//! probes `hh doctor` runs.
 //!
 //! The object is built by `cargo xtask build-ebpf` and embedded at compile time (hh's build
 //! script refuses a missing or stale one), so the programs a binary loads are always the ones it
-//! was built with.
+//! was built with. Programs are loaded once; each session's cgroup gets its own links, which
+//! detach when [`SessionLinks`] drops.
 
 use std::{
     fs::File,
@@ -10,14 +12,29 @@ use std::{
 };
 
 use aya::{
-    Ebpf,
-    maps::SockHash,
-    programs::{CgroupAttachMode, CgroupSockAddr, Program, ProgramError, SkMsg},
+    Ebpf, EbpfLoader,
+    maps::{HashMap, PerCpuArray, SockHash},
+    programs::{
+        CgroupAttachMode, CgroupSock, CgroupSockAddr, Program, ProgramError, SkMsg, SockOps,
+        cgroup_sock::CgroupSockLink, cgroup_sock_addr::CgroupSockAddrLink, sock_ops::SockOpsLink,
+    },
 };
-use hh_common::{SocketCookie, map, program};
+use hh_common::{ConnKey, Ipv4Dest, SocketCookie, global, map, program, stat};
+
+use super::original_dst::OriginalDst;
 
 /// The object `cargo xtask build-ebpf` built, 8-byte aligned as ELF parsing needs.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("HH_EBPF_OBJECT"));
+
+/// The sock_addr programs a session cgroup gets, in attach order.
+const SOCK_ADDR_PROGRAMS: &[&str] = &[
+    program::CONNECT4,
+    program::CONNECT6,
+    program::SENDMSG4,
+    program::SENDMSG6,
+    program::RECVMSG4,
+    program::RECVMSG6,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
@@ -29,13 +46,13 @@ pub enum EbpfError {
     MissingMap(&'static str),
     #[error("program `{name}` is of a type hh does not load")]
     UnexpectedType { name: String },
-    #[error("the kernel refused program `{name}`")]
+    #[error("program `{name}`")]
     Program {
         name: String,
         #[source]
         source: ProgramError,
     },
-    #[error("map `{name}` is not usable as a sockhash")]
+    #[error("map `{name}`")]
     Map {
         name: &'static str,
         #[source]
@@ -49,38 +66,148 @@ pub enum EbpfError {
     },
 }
 
-/// Every program of the embedded object, verified and loaded (not attached).
-pub struct LoadedObject {
-    ebpf: Ebpf,
-    /// (name, kernel program type) in object order, for reports.
-    pub programs: Vec<(String, String)>,
+/// Where the programs send a session's traffic: ports on the session's own 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub proxy: u16,
+    pub dns: u16,
 }
 
-/// Parses the embedded object, creates its maps and loads every program into the kernel.
-pub fn load_all() -> Result<LoadedObject, EbpfError> {
-    let mut ebpf = Ebpf::load(OBJECT).map_err(EbpfError::Object)?;
-    let mut programs = Vec::new();
-    for (name, prog) in ebpf.programs_mut() {
-        let loaded = match prog {
-            Program::CgroupSockAddr(p) => p.load(),
-            Program::CgroupSock(p) => p.load(),
-            Program::SockOps(p) => p.load(),
-            Program::SkMsg(p) => p.load(),
-            _ => return Err(EbpfError::UnexpectedType { name: name.into() }),
-        };
-        loaded.map_err(|source| EbpfError::Program {
-            name: name.into(),
+/// Every program of the embedded object, verified and loaded (not yet attached).
+pub struct Programs {
+    ebpf: Ebpf,
+    /// (name, kernel program type), sorted by name, for reports.
+    pub loaded: Vec<(String, String)>,
+}
+
+/// Counters the programs keep (summed over CPUs), see `hh_common::stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub redirected: u64,
+    pub dns_redirected: u64,
+    pub refused_ipv6: u64,
+    pub refused_udp: u64,
+    pub refused_socket: u64,
+    pub refused_protocol: u64,
+    pub established: u64,
+}
+
+impl Programs {
+    /// Parses the embedded object with `ports` set, creates its maps and loads every program.
+    pub fn load(ports: Ports) -> Result<Self, EbpfError> {
+        let mut ebpf = EbpfLoader::new()
+            .override_global(global::PROXY_PORT, &ports.proxy, true)
+            .override_global(global::DNS_PORT, &ports.dns, true)
+            .load(OBJECT)
+            .map_err(EbpfError::Object)?;
+        let mut loaded = Vec::new();
+        for (name, prog) in ebpf.programs_mut() {
+            let result = match prog {
+                Program::CgroupSockAddr(p) => p.load(),
+                Program::CgroupSock(p) => p.load(),
+                Program::SockOps(p) => p.load(),
+                Program::SkMsg(p) => p.load(),
+                _ => return Err(EbpfError::UnexpectedType { name: name.into() }),
+            };
+            result.map_err(|source| EbpfError::Program {
+                name: name.into(),
+                source,
+            })?;
+            loaded.push((name.to_owned(), format!("{:?}", prog.prog_type())));
+        }
+        loaded.sort();
+        Ok(Self { ebpf, loaded })
+    }
+
+    /// Attaches every enforcement program to the cgroup directory `cgroup`. Call it before any
+    /// process of the session exists: a socket stays in the cgroup it was created in.
+    pub fn attach(&mut self, cgroup: &Path) -> Result<SessionLinks, EbpfError> {
+        let dir = File::open(cgroup).map_err(|source| EbpfError::Cgroup {
+            path: cgroup.to_path_buf(),
             source,
         })?;
-        programs.push((name.to_owned(), format!("{:?}", prog.prog_type())));
+        let mut links = SessionLinks::default();
+        // `Single`: aya passes BPF_F_ALLOW_MULTI to link_create for `AllowMultiple`, which the
+        // kernel rejects with EINVAL (../shared/notes/ebpf-toolchain.md, section 3).
+        for &name in SOCK_ADDR_PROGRAMS {
+            let prog: &mut CgroupSockAddr = self.program(name)?;
+            let link = prog
+                .attach(&dir, CgroupAttachMode::Single)
+                .and_then(|id| prog.take_link(id))
+                .map_err(|source| program_error(name, source))?;
+            links.sock_addr.push(link);
+        }
+        let prog: &mut CgroupSock = self.program(program::SOCK_CREATE)?;
+        let link = prog
+            .attach(&dir, CgroupAttachMode::Single)
+            .and_then(|id| prog.take_link(id))
+            .map_err(|source| program_error(program::SOCK_CREATE, source))?;
+        links.sock.push(link);
+        let prog: &mut SockOps = self.program(program::SOCK_OPS)?;
+        let link = prog
+            .attach(&dir, CgroupAttachMode::Single)
+            .and_then(|id| prog.take_link(id))
+            .map_err(|source| program_error(program::SOCK_OPS, source))?;
+        links.sock_ops.push(link);
+        Ok(links)
     }
-    programs.sort();
-    Ok(LoadedObject { ebpf, programs })
-}
 
-impl LoadedObject {
+    /// Hands the original-destination map to the proxy (once; later calls fail).
+    pub fn original_dst(&mut self) -> Result<OriginalDst, EbpfError> {
+        let map = self
+            .ebpf
+            .take_map(map::ORIGINAL_DST)
+            .ok_or(EbpfError::MissingMap(map::ORIGINAL_DST))?;
+        let map: HashMap<_, ConnKey, Ipv4Dest> =
+            HashMap::try_from(map).map_err(|source| EbpfError::Map {
+                name: map::ORIGINAL_DST,
+                source,
+            })?;
+        Ok(OriginalDst::new(map))
+    }
+
+    /// Entries in the socket-cookie map of connects not yet established (for leak checks).
+    pub fn connecting_len(&self) -> Result<usize, EbpfError> {
+        let map = self
+            .ebpf
+            .map(map::CONNECTING)
+            .ok_or(EbpfError::MissingMap(map::CONNECTING))?;
+        let map: HashMap<_, SocketCookie, Ipv4Dest> =
+            HashMap::try_from(map).map_err(|source| EbpfError::Map {
+                name: map::CONNECTING,
+                source,
+            })?;
+        Ok(map.keys().count())
+    }
+
+    /// The programs' counters, summed over CPUs.
+    pub fn stats(&self) -> Result<Stats, EbpfError> {
+        let map_error = |source| EbpfError::Map {
+            name: map::STATS,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map(map::STATS)
+            .ok_or(EbpfError::MissingMap(map::STATS))?;
+        let counters: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(map_error)?;
+        let read = |index: u32| -> Result<u64, EbpfError> {
+            let values = counters.get(&index, 0).map_err(map_error)?;
+            Ok(values.iter().sum())
+        };
+        Ok(Stats {
+            redirected: read(stat::REDIRECTED)?,
+            dns_redirected: read(stat::DNS_REDIRECTED)?,
+            refused_ipv6: read(stat::REFUSED_IPV6)?,
+            refused_udp: read(stat::REFUSED_UDP)?,
+            refused_socket: read(stat::REFUSED_SOCKET)?,
+            refused_protocol: read(stat::REFUSED_PROTOCOL)?,
+            established: read(stat::ESTABLISHED)?,
+        })
+    }
+
     /// Attaches `sk_msg` to the sockets sockhash, proving the kernel supports sockmap + sk_msg.
-    pub fn attach_sk_msg(&mut self) -> Result<(), EbpfError> {
+    pub fn probe_sk_msg(&mut self) -> Result<(), EbpfError> {
         let sockets = self
             .ebpf
             .take_map(map::SOCKETS)
@@ -93,32 +220,16 @@ impl LoadedObject {
         let sk_msg: &mut SkMsg = self.program(program::SK_MSG)?;
         sk_msg
             .attach(sockets.fd())
-            .map_err(|source| EbpfError::Program {
-                name: program::SK_MSG.into(),
-                source,
-            })?;
+            .map_err(|source| program_error(program::SK_MSG, source))?;
         Ok(())
     }
 
-    /// Attaches `connect4` to a throwaway cgroup below `cgroup_root` and detaches it again,
-    /// proving that cgroup attachment works on this host. The cgroup is removed either way.
+    /// Attaches every session program to a throwaway cgroup below `cgroup_root` and detaches
+    /// them again, proving cgroup attachment works on this host. The cgroup is removed either way.
     pub fn probe_cgroup_attach(&mut self, cgroup_root: &Path) -> Result<(), EbpfError> {
         let scratch = ScratchCgroup::create(cgroup_root)?;
-        let cgroup = File::open(&scratch.path).map_err(|source| EbpfError::Cgroup {
-            path: scratch.path.clone(),
-            source,
-        })?;
-        let connect4: &mut CgroupSockAddr = self.program(program::CONNECT4)?;
-        let attach_error = |source| EbpfError::Program {
-            name: program::CONNECT4.into(),
-            source,
-        };
-        // `Single`: aya passes BPF_F_ALLOW_MULTI to link_create for `AllowMultiple`, which the
-        // kernel rejects with EINVAL (../shared/notes/ebpf-toolchain.md, section 3).
-        let link = connect4
-            .attach(&cgroup, CgroupAttachMode::Single)
-            .map_err(attach_error)?;
-        connect4.detach(link).map_err(attach_error)?;
+        let links = self.attach(&scratch.path)?;
+        drop(links);
         Ok(())
     }
 
@@ -130,10 +241,34 @@ impl LoadedObject {
             .ebpf
             .program_mut(name)
             .ok_or(EbpfError::MissingProgram(name))?;
-        prog.try_into().map_err(|source| EbpfError::Program {
-            name: name.into(),
-            source,
-        })
+        prog.try_into()
+            .map_err(|source| program_error(name, source))
+    }
+}
+
+fn program_error(name: &str, source: ProgramError) -> EbpfError {
+    EbpfError::Program {
+        name: name.into(),
+        source,
+    }
+}
+
+/// One session's attachments. Dropping it detaches every program from the session's cgroup.
+#[derive(Default)]
+pub struct SessionLinks {
+    sock_addr: Vec<CgroupSockAddrLink>,
+    sock: Vec<CgroupSockLink>,
+    sock_ops: Vec<SockOpsLink>,
+}
+
+impl SessionLinks {
+    /// How many programs are attached.
+    pub fn len(&self) -> usize {
+        self.sock_addr.len() + self.sock.len() + self.sock_ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

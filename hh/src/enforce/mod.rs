@@ -1,5 +1,8 @@
 //! How a session's traffic is forced through the proxy.
 //!
-//! - [`ebpf`]: agent mode, eBPF programs attached to the session's cgroup (the embedded object).
+//! - [`ebpf`]: agent mode: the embedded programs, loaded once and attached to each session's
+//!   cgroup ([`ebpf::SessionLinks`]).
+//! - [`original_dst`]: where a redirected connection was going, for the proxy's accepted socket.
 
 pub mod ebpf;
+pub mod original_dst;

@@ -6,3 +6,5 @@
 pub mod bpf;
 pub mod cgroup;
 pub mod mountinfo;
+pub mod netns;
+pub mod socket;

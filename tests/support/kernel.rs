@@ -1,0 +1,178 @@
+//! Real kernel fixtures for the enforcement tests: a fresh network namespace (loopback only, so
+//! nothing could leave even if a redirect failed), a throwaway cgroup v2 directory, servers bound
+//! inside the namespace, and a client process run inside both.
+
+use std::{
+    fs::File,
+    io::Write as _,
+    net::{TcpListener, UdpSocket},
+    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use hh::{enforce::original_dst::OriginalDst, sys};
+use serde_json::Value;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique name for this process and test.
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().expect("command runs");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A named network namespace with only `lo`, up. Deleted on drop.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new() -> Self {
+        let name = unique("hh-t");
+        run(Command::new("ip").args(["netns", "add", &name]));
+        run(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        Self { name }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/var/run/netns").join(&self.name)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A cgroup v2 directory below the detected root. Removed on drop (once its processes exited).
+pub struct Cgroup {
+    pub path: PathBuf,
+}
+
+impl Cgroup {
+    pub fn new() -> Self {
+        let (root, _) = sys::cgroup::detect_root().expect("cgroup2 is mounted");
+        let path = root.join(unique("hh-test"));
+        std::fs::create_dir(&path).expect("create test cgroup");
+        Self { path }
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// Serves, inside `netns`, what a session's listeners would: the proxy on 127.0.0.1:`proxy`
+/// answers each connection with one line, `{tag} ORIG a.b.c.d:p` (original destination
+/// recovered) or `{tag} DIRECT`; a local dev server on 127.0.0.1:8080 answers `LOCAL`; the DNS
+/// stub on 127.0.0.1:`dns` answers each datagram with `{tag} DNS {payload}`.
+pub fn serve_session(
+    netns: &NetNs,
+    tag: &'static str,
+    proxy: u16,
+    dns: u16,
+    original: Arc<OriginalDst>,
+) {
+    let (proxy_listener, local, stub) = sys::netns::bind_in(&netns.path(), move || {
+        Ok((
+            TcpListener::bind(("127.0.0.1", proxy))?,
+            TcpListener::bind(("127.0.0.1", 8080))?,
+            UdpSocket::bind(("127.0.0.1", dns))?,
+        ))
+    })
+    .expect("bind listeners inside the namespace");
+    std::thread::spawn(move || {
+        for stream in proxy_listener.incoming().flatten() {
+            let mut stream = stream;
+            let peer = stream.peer_addr().expect("peer address");
+            let line = match original.take(&stream, peer) {
+                Ok(Some(dest)) => format!("{tag} ORIG {dest}\n"),
+                Ok(None) => format!("{tag} DIRECT\n"),
+                Err(error) => format!("{tag} ERROR {error}\n"),
+            };
+            let _ = stream.write_all(line.as_bytes());
+        }
+    });
+    std::thread::spawn(move || {
+        for mut stream in local.incoming().flatten() {
+            let _ = stream.write_all(b"LOCAL\n");
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((len, from)) = stub.recv_from(&mut buf) {
+            let reply = format!("{tag} DNS {}", String::from_utf8_lossy(&buf[..len]));
+            let _ = stub.send_to(reply.as_bytes(), from);
+        }
+    });
+}
+
+/// Runs the socket client inside `netns`, and inside `cgroup` when given (the process moves
+/// itself there before `exec`, so every socket it creates belongs to the session). Returns one
+/// JSON result per operation.
+pub fn client(netns: &NetNs, cgroup: Option<&Path>, ops: &Value) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/netclient.py");
+    let mut command = Command::new("ip");
+    command.args([
+        "netns",
+        "exec",
+        &netns.name,
+        "python3",
+        script,
+        &ops.to_string(),
+    ]);
+    let procs = cgroup.map(|cgroup| {
+        File::options()
+            .write(true)
+            .open(cgroup.join("cgroup.procs"))
+            .expect("open cgroup.procs")
+    });
+    if let Some(procs) = &procs {
+        let fd = procs.as_raw_fd();
+        // SAFETY: only write(2) runs between fork and exec; `procs` outlives the spawn.
+        unsafe {
+            command.pre_exec(move || {
+                // "0" moves the writing process itself.
+                if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let output = command.output().expect("client runs");
+    assert!(
+        output.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "client printed no JSON ({error}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}

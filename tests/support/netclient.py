@@ -1,0 +1,58 @@
+"""Socket client the enforcement tests run inside a session (a cgroup and a network namespace).
+
+Takes a JSON list of operations as its only argument and prints one JSON result per operation,
+as a JSON list: {"ok": true, "reply": ..., "from": [host, port]} or {"ok": false, "errno": N}.
+Every operation has a short timeout, so a bug can only make a test fail, never hang.
+"""
+import json
+import socket
+import sys
+
+TIMEOUT = 3.0
+
+
+def family(op):
+    return socket.AF_INET6 if op.get("family") == 6 else socket.AF_INET
+
+
+def run(op):
+    kind = op["op"]
+    try:
+        if kind == "tcp":
+            with socket.socket(family(op), socket.SOCK_STREAM) as s:
+                s.settimeout(TIMEOUT)
+                s.connect((op["host"], op["port"]))
+                return {"ok": True, "reply": s.recv(200).decode().strip()}
+        if kind == "udp":
+            with socket.socket(family(op), socket.SOCK_DGRAM) as s:
+                s.settimeout(TIMEOUT)
+                target = (op["host"], op["port"])
+                if op.get("connect"):
+                    s.connect(target)
+                    s.send(b"ping")
+                else:
+                    s.sendto(b"ping", target)
+                data, source = s.recvfrom(200)
+                return {"ok": True, "reply": data.decode(), "from": [source[0], source[1]]}
+        if kind == "socket":
+            families = {"packet": (socket.AF_PACKET, socket.SOCK_RAW),
+                        "raw": (socket.AF_INET, socket.SOCK_RAW),
+                        "tcp": (socket.AF_INET, socket.SOCK_STREAM)}
+            fam, typ = families[op["kind"]]
+            proto = socket.IPPROTO_ICMP if op["kind"] == "raw" else 0
+            socket.socket(fam, typ, proto).close()
+            return {"ok": True}
+        if kind == "repeat_tcp":
+            # Many short connections, for leak checks: each reads the proxy's line, then closes.
+            for _ in range(op["count"]):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.settimeout(TIMEOUT)
+                    s.connect((op["host"], op["port"]))
+                    s.recv(200)
+            return {"ok": True}
+        return {"ok": False, "errno": -1, "error": "unknown op " + kind}
+    except OSError as error:
+        return {"ok": False, "errno": error.errno, "error": str(error)}
+
+
+print(json.dumps([run(op) for op in json.loads(sys.argv[1])]))
