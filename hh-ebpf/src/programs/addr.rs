@@ -4,7 +4,7 @@
 //! order in its low 16 bits; `user_ip6` four network-order words. Stores are single 32-bit
 //! writes: the verifier accepts only those on these fields.
 
-use aya_ebpf::{bindings::bpf_sock_addr, helpers::bpf_get_socket_cookie, EbpfContext as _};
+use aya_ebpf::{EbpfContext as _, bindings::bpf_sock_addr, helpers::bpf_get_socket_cookie};
 use hh_common::{Ipv4Dest, SocketCookie};
 
 use aya_ebpf::programs::SockAddrContext;

@@ -22,7 +22,10 @@ pub fn hh_connect4(ctx: SockAddrContext) -> i32 {
         IPPROTO_TCP => {
             // Record before rewriting: a connect the proxy cannot place is one it must refuse,
             // so a full map fails the connect rather than letting it through unrecorded.
-            if HH_CONNECTING.insert(&socket_cookie(&ctx), &original, 0).is_err() {
+            if HH_CONNECTING
+                .insert(&socket_cookie(&ctx), &original, 0)
+                .is_err()
+            {
                 return REFUSE;
             }
             rewrite4(sock_addr, HH_PROXY_PORT.load());
@@ -31,7 +34,10 @@ pub fn hh_connect4(ctx: SockAddrContext) -> i32 {
         }
         // Connected UDP never reaches sendmsg4, so the UDP rule is enforced here too.
         IPPROTO_UDP if port_be(sock_addr) == DNS_PORT_BE => {
-            if HH_DNS_RESOLVER.insert(&socket_cookie(&ctx), &original, 0).is_err() {
+            if HH_DNS_RESOLVER
+                .insert(&socket_cookie(&ctx), &original, 0)
+                .is_err()
+            {
                 return REFUSE;
             }
             rewrite4(sock_addr, HH_DNS_PORT.load());

@@ -29,7 +29,10 @@ pub fn hh_connect6(ctx: SockAddrContext) -> i32 {
     let original = dest(addr, port_be(sock_addr));
     match sock_addr.protocol {
         IPPROTO_TCP => {
-            if HH_CONNECTING.insert(&socket_cookie(&ctx), &original, 0).is_err() {
+            if HH_CONNECTING
+                .insert(&socket_cookie(&ctx), &original, 0)
+                .is_err()
+            {
                 return REFUSE;
             }
             rewrite_mapped(sock_addr, HH_PROXY_PORT.load());
@@ -37,7 +40,10 @@ pub fn hh_connect6(ctx: SockAddrContext) -> i32 {
             ALLOW
         }
         IPPROTO_UDP if port_be(sock_addr) == DNS_PORT_BE => {
-            if HH_DNS_RESOLVER.insert(&socket_cookie(&ctx), &original, 0).is_err() {
+            if HH_DNS_RESOLVER
+                .insert(&socket_cookie(&ctx), &original, 0)
+                .is_err()
+            {
                 return REFUSE;
             }
             rewrite_mapped(sock_addr, HH_DNS_PORT.load());

@@ -25,8 +25,7 @@ pub static HH_CONNECTING: LruHashMap<SocketCookie, Ipv4Dest> =
     LruHashMap::with_max_entries(65_536, 0);
 
 #[map(name = "HH_ORIGINAL_DST")]
-pub static HH_ORIGINAL_DST: LruHashMap<ConnKey, Ipv4Dest> =
-    LruHashMap::with_max_entries(65_536, 0);
+pub static HH_ORIGINAL_DST: LruHashMap<ConnKey, Ipv4Dest> = LruHashMap::with_max_entries(65_536, 0);
 
 #[map(name = "HH_DNS_RESOLVER")]
 pub static HH_DNS_RESOLVER: LruHashMap<SocketCookie, Ipv4Dest> =

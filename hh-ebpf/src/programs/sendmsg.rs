@@ -25,7 +25,10 @@ pub fn hh_sendmsg4(ctx: SockAddrContext) -> i32 {
         return REFUSE;
     }
     let original = dest(addr, port_be(sock_addr));
-    if HH_DNS_RESOLVER.insert(&socket_cookie(&ctx), &original, 0).is_err() {
+    if HH_DNS_RESOLVER
+        .insert(&socket_cookie(&ctx), &original, 0)
+        .is_err()
+    {
         return REFUSE;
     }
     rewrite4(sock_addr, HH_DNS_PORT.load());
