@@ -1,6 +1,8 @@
 //! The command line: one module per subcommand, each with its own clap options.
 
 mod doctor;
+mod init;
+mod rules;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -10,7 +12,11 @@ use clap::{Parser, Subcommand};
 pub const EXIT_ERROR: u8 = 3;
 
 #[derive(Parser, Debug)]
-#[command(name = "hh", version, about = "Run coding agents in sessions whose network hh enforces")]
+#[command(
+    name = "hh",
+    version,
+    about = "Run coding agents in sessions whose network hh enforces"
+)]
 pub struct Cli {
     /// The manager's config file (default: $XDG_CONFIG_HOME/harness-hat/harness-hat.toml).
     #[arg(long, global = true, value_name = "PATH")]
@@ -24,6 +30,10 @@ pub struct Cli {
 pub enum Command {
     /// Check whether this host can run hh, and in which mode (agent or TUN fallback).
     Doctor(doctor::Options),
+    /// Write a commented starter harness-hat.toml (default ./harness-hat.toml).
+    Init(init::Options),
+    /// Check a request against the rules, or add a rule to a workspace's harness-rules.toml.
+    Rules(rules::Options),
 }
 
 /// Runs the parsed command line; the exit code is the command's verdict.
@@ -31,6 +41,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging();
     match cli.command {
         Command::Doctor(options) => doctor::run(&options),
+        Command::Init(options) => init::run(&options, cli.config.as_deref()),
+        Command::Rules(options) => rules::run(&options, cli.config.as_deref()),
     }
 }
 

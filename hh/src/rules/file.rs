@@ -243,13 +243,34 @@ pub fn append_rule(
         .and_then(Item::as_array_mut)
         .expect("checked above");
     let mut value = Value::from(rule.to_string());
-    if let Some(last) = array.iter().last() {
-        // Same line layout as the last element: its indentation on a new line, or one space.
-        // Only the whitespace: a comment before the last element belongs to that element.
-        let prefix = last.decor().prefix().and_then(|p| p.as_str()).unwrap_or("");
-        let prefix = match prefix.rfind('\n') {
-            Some(newline) => format!("\n{}", &prefix[newline + 1..]),
-            None => " ".to_string(),
+    let last_prefix = array.iter().last().map(|last| {
+        last.decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or("")
+            .to_string()
+    });
+    if let Some(last_prefix) = last_prefix {
+        // A comment after the last element (`"a", # why` or `"a" # why`) stays on its line:
+        // it is moved from the end of the array to just before the new element.
+        let mut tail = String::new();
+        if !array.trailing_comma()
+            && let Some(last) = array.iter_mut().last()
+        {
+            tail.push_str(last.decor().suffix().and_then(|s| s.as_str()).unwrap_or(""));
+            last.decor_mut().set_suffix("");
+        }
+        tail.push_str(array.trailing().as_str().unwrap_or(""));
+        // Same layout as the last element: its indentation on a new line, or one space. Only
+        // the whitespace: a comment before the last element belongs to that element.
+        let prefix = match (last_prefix.rfind('\n'), tail.rfind('\n')) {
+            (Some(newline), Some(tail_newline)) => {
+                let indent = &last_prefix[newline + 1..];
+                array.set_trailing(format!("\n{}", &tail[tail_newline + 1..]));
+                format!("{}\n{indent}", &tail[..tail_newline])
+            }
+            (Some(newline), None) => format!("\n{}", &last_prefix[newline + 1..]),
+            (None, _) => " ".to_string(),
         };
         value.decor_mut().set_prefix(prefix);
     }
@@ -320,14 +341,14 @@ denylist  = ["domain=*.evil.example"]
 
     #[test]
     fn appending_keeps_comments_order_and_formatting() {
-        let text = "# My rules.\nversion = 1\n\n[network]\n# Reviewed 2026-01.\nallowlist = [\n    \"domain=a.com\", # the main API\n    \"domain=b.com\",\n]\ndenylist = [\"domain=*.evil.example\"]  # never\n";
+        let text = "# My rules.\nversion = 1\n\n[network]\n# Reviewed 2026-01.\nallowlist = [\n    \"domain=a.com\", # the main API\n    \"domain=b.com\", # the CDN\n]\ndenylist = [\"domain=*.evil.example\"]  # never\n";
         let rule = Rule::parse("domain=c.com port=22").unwrap();
         let appended = append_rule(text, Path::new("f"), Action::Allow, &rule)
             .unwrap()
             .unwrap();
         assert_eq!(
             appended,
-            "# My rules.\nversion = 1\n\n[network]\n# Reviewed 2026-01.\nallowlist = [\n    \"domain=a.com\", # the main API\n    \"domain=b.com\",\n    \"domain=c.com port=22\",\n]\ndenylist = [\"domain=*.evil.example\"]  # never\n"
+            "# My rules.\nversion = 1\n\n[network]\n# Reviewed 2026-01.\nallowlist = [\n    \"domain=a.com\", # the main API\n    \"domain=b.com\", # the CDN\n    \"domain=c.com port=22\",\n]\ndenylist = [\"domain=*.evil.example\"]  # never\n"
         );
         let rule = Rule::parse("domain=d.com").unwrap();
         let appended = append_rule(&appended, Path::new("f"), Action::Deny, &rule)
@@ -339,6 +360,32 @@ denylist  = ["domain=*.evil.example"]
             "{appended}"
         );
         assert_eq!(parse(&appended).unwrap().deny.len(), 2);
+    }
+
+    #[test]
+    fn a_comment_after_the_last_element_stays_with_it() {
+        let rule = Rule::parse("domain=c.com").unwrap();
+        let cases = [
+            (
+                "[network]\nallowlist = [\n  \"domain=a.com\" # a\n]\n",
+                "[network]\nallowlist = [\n  \"domain=a.com\", # a\n  \"domain=c.com\"\n]\n",
+            ),
+            (
+                "[network]\nallowlist = [\"domain=a.com\"] # a\n",
+                "[network]\nallowlist = [\"domain=a.com\", \"domain=c.com\"] # a\n",
+            ),
+            (
+                "[network]\nallowlist = [\n  \"domain=a.com\", # a\n  # end\n]\n",
+                "[network]\nallowlist = [\n  \"domain=a.com\", # a\n  # end\n  \"domain=c.com\",\n]\n",
+            ),
+        ];
+        for (text, expected) in cases {
+            let appended = append_rule(text, Path::new("f"), Action::Allow, &rule)
+                .unwrap()
+                .unwrap();
+            assert_eq!(appended, expected, "{text}");
+            assert_eq!(parse(&appended).unwrap().allow.len(), 2);
+        }
     }
 
     #[test]

@@ -1,0 +1,130 @@
+//! `hh init` and loading the config it writes, run as the real binary in temp dirs.
+
+use std::{
+    fs,
+    path::Path,
+    process::{Command, Output},
+};
+
+fn hh(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hh"))
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .expect("hh runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn init_writes_a_starter_config_that_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = hh(&["init"], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let path = dir.path().join("harness-hat.toml");
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("# harness-hat.toml"), "{text}");
+
+    // Loading it through a command that needs it: add a workspace and check against it.
+    fs::create_dir(dir.path().join("proj")).unwrap();
+    let with_workspace =
+        format!("{text}\n[[workspaces]]\nname = \"proj\"\ncanonical_path = \"~/proj\"\n");
+    fs::write(&path, with_workspace).unwrap();
+    let output = hh(
+        &[
+            "--config",
+            "harness-hat.toml",
+            "rules",
+            "check",
+            "--workspace",
+            "proj",
+            "GET",
+            "https://a.com/",
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[test]
+fn init_refuses_to_overwrite_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.toml");
+    fs::write(&path, "# my config\n").unwrap();
+    let output = hh(&["init", "mine.toml"], dir.path());
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("already exists; pass --force"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), "# my config\n");
+
+    let output = hh(&["init", "--force", "mine.toml"], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("# harness-hat.toml")
+    );
+}
+
+#[test]
+fn the_default_config_path_follows_xdg_and_errors_name_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let xdg = dir.path().join("xdg");
+    fs::create_dir_all(xdg.join("harness-hat")).unwrap();
+    fs::write(
+        xdg.join("harness-hat/harness-hat.toml"),
+        "version = 1\n[[workspaces]]\nname = \"keys\"\ncanonical_path = \"~/.ssh\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hh"))
+        .args([
+            "rules",
+            "check",
+            "--workspace",
+            "keys",
+            "GET",
+            "https://a.com/",
+        ])
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", &xdg)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr(&output);
+    assert!(
+        message.contains("xdg/harness-hat/harness-hat.toml:4:1: `workspaces[0].canonical_path`"),
+        "{message}"
+    );
+    assert!(message.contains("never hands to a session"), "{message}");
+
+    fs::write(
+        xdg.join("harness-hat/harness-hat.toml"),
+        "version = 1\n[defaults.proxy]\nstrict_network = true\nstrict_netwrok = false\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hh"))
+        .args([
+            "rules",
+            "check",
+            "--workspace",
+            "w",
+            "GET",
+            "https://a.com/",
+        ])
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", &xdg)
+        .output()
+        .unwrap();
+    let message = stderr(&output);
+    assert!(
+        message.contains("harness-hat.toml:4:1: `defaults.proxy.strict_netwrok`: unknown field"),
+        "{message}"
+    );
+}
