@@ -166,7 +166,11 @@ mod tests {
     }
 
     fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     #[test]
@@ -203,8 +207,14 @@ mod tests {
     #[test]
     fn reopening_appends_to_the_existing_log() {
         let temp = tempfile::tempdir().unwrap();
-        AuditLog::open(temp.path()).unwrap().record(&record("a", 1)).unwrap();
-        AuditLog::open(temp.path()).unwrap().record(&record("b", 2)).unwrap();
+        AuditLog::open(temp.path())
+            .unwrap()
+            .record(&record("a", 1))
+            .unwrap();
+        AuditLog::open(temp.path())
+            .unwrap()
+            .record(&record("b", 2))
+            .unwrap();
         let text = std::fs::read_to_string(temp.path().join(FILE_NAME)).unwrap();
         assert_eq!(text.lines().count(), 2);
     }
@@ -226,8 +236,11 @@ mod tests {
         let loose_file = temp.path().join("loose-file");
         std::fs::create_dir(&loose_file).unwrap();
         std::fs::write(loose_file.join(FILE_NAME), b"").unwrap();
-        std::fs::set_permissions(loose_file.join(FILE_NAME), std::fs::Permissions::from_mode(0o644))
-            .unwrap();
+        std::fs::set_permissions(
+            loose_file.join(FILE_NAME),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
 
         let writable_dir = temp.path().join("writable-dir");
         std::fs::create_dir(&writable_dir).unwrap();
@@ -244,7 +257,11 @@ mod tests {
             let chain = format!("{}: {}", error, std::error::Error::source(&error).unwrap());
             assert!(chain.contains(message), "{}: {chain}", dir.display());
         }
-        assert_eq!(std::fs::read(&victim).unwrap(), b"", "nothing written through a symlink");
+        assert_eq!(
+            std::fs::read(&victim).unwrap(),
+            b"",
+            "nothing written through a symlink"
+        );
     }
 
     #[test]
@@ -271,7 +288,10 @@ mod tests {
         let mut seen = HashSet::new();
         for line in text.lines() {
             let value: serde_json::Value = serde_json::from_str(line).expect("every line is JSON");
-            let key = (value["session"].as_str().unwrap().to_owned(), value["bytes_up"].as_u64().unwrap());
+            let key = (
+                value["session"].as_str().unwrap().to_owned(),
+                value["bytes_up"].as_u64().unwrap(),
+            );
             assert!(seen.insert(key), "each record appears once");
         }
         assert_eq!(seen.len() as u64, THREADS * PER_THREAD);

@@ -13,7 +13,9 @@ use std::ffi::CString;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -70,7 +72,10 @@ impl PrivateDir {
             path: path.to_owned(),
             source,
         };
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(|source| PrivateFsError::Io {
                 op: "create",
                 path: parent.to_owned(),
@@ -267,7 +272,9 @@ impl PrivateDir {
 
     fn check_private_file(&self, name: &str, file: &File) -> Result<(), PrivateFsError> {
         let path = self.path.join(name);
-        let meta = file.metadata().map_err(|error| self.io("stat", name, error))?;
+        let meta = file
+            .metadata()
+            .map_err(|error| self.io("stat", name, error))?;
         if !meta.is_file() {
             return Err(PrivateFsError::NotAFile { path });
         }
@@ -336,7 +343,11 @@ mod tests {
     use super::*;
 
     fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     #[test]
@@ -349,7 +360,10 @@ mod tests {
         assert_eq!(mode(&path), 0o700);
         assert_eq!(mode(&path.join("key")), 0o600);
         assert_eq!(mode(&path.join("log")), 0o600);
-        assert_eq!(dir.read_private("key").unwrap().as_deref(), Some(&b"secret"[..]));
+        assert_eq!(
+            dir.read_private("key").unwrap().as_deref(),
+            Some(&b"secret"[..])
+        );
         assert_eq!(dir.read_private("missing").unwrap(), None);
     }
 
@@ -359,9 +373,18 @@ mod tests {
         let dir = PrivateDir::open_or_create(temp.path()).unwrap();
         dir.create_new("key", b"first", 0o600).unwrap();
         let again = dir.create_new("key", b"second", 0o600);
-        assert!(matches!(again, Err(PrivateFsError::AlreadyExists { .. })), "{again:?}");
-        assert_eq!(dir.read_private("key").unwrap().as_deref(), Some(&b"first"[..]));
-        let names: Vec<_> = std::fs::read_dir(temp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(
+            matches!(again, Err(PrivateFsError::AlreadyExists { .. })),
+            "{again:?}"
+        );
+        assert_eq!(
+            dir.read_private("key").unwrap().as_deref(),
+            Some(&b"first"[..])
+        );
+        let names: Vec<_> = std::fs::read_dir(temp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["key"]);
     }
 
@@ -374,7 +397,10 @@ mod tests {
         symlink(&victim, temp.path().join("d/ca.pem")).unwrap();
         dir.replace("ca.pem", b"public", 0o644).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
-        assert_eq!(dir.read_public("ca.pem").unwrap().as_deref(), Some(&b"public"[..]));
+        assert_eq!(
+            dir.read_public("ca.pem").unwrap().as_deref(),
+            Some(&b"public"[..])
+        );
         assert_eq!(mode(&temp.path().join("d/ca.pem")), 0o644);
     }
 
@@ -405,7 +431,8 @@ mod tests {
 
         let dir = PrivateDir::open_or_create(&real).unwrap();
         std::fs::write(real.join("loose"), b"x").unwrap();
-        std::fs::set_permissions(real.join("loose"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(real.join("loose"), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
         symlink(real.join("loose"), real.join("linked")).unwrap();
         std::fs::create_dir(real.join("sub")).unwrap();
         let cases = [
@@ -417,7 +444,10 @@ mod tests {
             let read = dir.read_private(name).unwrap_err().to_string();
             assert!(read.contains(message), "read {name}: {read}");
             let append = dir.open_private_append(name).unwrap_err().to_string();
-            assert!(append.contains(message) || name == "sub", "append {name}: {append}");
+            assert!(
+                append.contains(message) || name == "sub",
+                "append {name}: {append}"
+            );
         }
     }
 
@@ -427,7 +457,10 @@ mod tests {
         let dir = PrivateDir::open_or_create(temp.path()).unwrap();
         for name in ["", ".", "..", "a/b", "/etc/passwd", "a\0b"] {
             let result = dir.read_private(name);
-            assert!(matches!(result, Err(PrivateFsError::BadName { .. })), "{name:?}: {result:?}");
+            assert!(
+                matches!(result, Err(PrivateFsError::BadName { .. })),
+                "{name:?}: {result:?}"
+            );
         }
     }
 }

@@ -426,14 +426,20 @@ fn target_fits(method: &str, target: &[u8]) -> bool {
 }
 
 fn parse_header_line(line: &[u8], number: usize) -> Result<Header, Http1Error> {
-    if line.first().is_some_and(|&byte| byte == b' ' || byte == b'\t') {
+    if line
+        .first()
+        .is_some_and(|&byte| byte == b' ' || byte == b'\t')
+    {
         return Err(Http1Error::ObsFold { line: number });
     }
     let Some(colon) = line.iter().position(|&byte| byte == b':') else {
         return Err(Http1Error::MissingColon { line: number });
     };
     let (name, value) = (&line[..colon], &line[colon + 1..]);
-    if name.last().is_some_and(|&byte| byte == b' ' || byte == b'\t') {
+    if name
+        .last()
+        .is_some_and(|&byte| byte == b' ' || byte == b'\t')
+    {
         return Err(Http1Error::WhitespaceBeforeColon { name: lossy(name) });
     }
     if name.is_empty() || !name.iter().all(|&byte| is_tchar(byte)) {

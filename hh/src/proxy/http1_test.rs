@@ -346,7 +346,12 @@ fn every_ambiguous_or_malformed_head_is_refused_with_its_reason() {
 #[test]
 fn well_formed_heads_are_accepted_with_their_framing_and_persistence() {
     let cases: [(&str, &str, BodyFraming, bool); 10] = [
-        ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET", BodyFraming::None, true),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET",
+            BodyFraming::None,
+            true,
+        ),
         (
             "POST /x?y=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n",
             "POST",
@@ -513,12 +518,25 @@ fn stripping_never_removes_host_or_content_length_even_when_named() {
 #[test]
 fn an_upgrade_request_is_recognised() {
     let cases = [
-        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", true),
-        ("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", false),
-        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", false),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            true,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+            false,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n",
+            false,
+        ),
     ];
     for (text, expected) in cases {
-        assert_eq!(parse_complete(text.as_bytes()).0.wants_upgrade(), expected, "{text:?}");
+        assert_eq!(
+            parse_complete(text.as_bytes()).0.wants_upgrade(),
+            expected,
+            "{text:?}"
+        );
     }
 }
 
@@ -541,11 +559,14 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
 /// An extension field: any token but the names with framing or routing meaning.
 fn plain_header() -> impl Strategy<Value = Header> {
     (token(), header_value())
-        .prop_filter("framing and routing fields are generated apart", |(name, _)| {
-            !["host", "content-length", "transfer-encoding", "connection"]
-                .iter()
-                .any(|special| name.eq_ignore_ascii_case(special))
-        })
+        .prop_filter(
+            "framing and routing fields are generated apart",
+            |(name, _)| {
+                !["host", "content-length", "transfer-encoding", "connection"]
+                    .iter()
+                    .any(|special| name.eq_ignore_ascii_case(special))
+            },
+        )
         .prop_map(|(name, value)| Header { name, value })
 }
 
@@ -626,7 +647,8 @@ proptest! {
 
 // ---- over a real socket ----
 
-const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+const BAD_REQUEST: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 
 /// A one-request-per-connection server that reads with this module and answers 400 on refusal.
@@ -681,7 +703,9 @@ async fn read_one_request(stream: &mut TcpStream) -> Result<(), Http1Error> {
 }
 
 async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
-    let mut stream = TcpStream::connect(addr).await.expect("connect to the test server");
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to the test server");
     // The server may answer and close before reading everything (a refusal mid-head); a failed
     // write is then expected, the answer is what counts.
     let _ = stream.write_all(request).await;
@@ -694,12 +718,18 @@ async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn every_refused_request_sent_over_a_socket_gets_400_and_a_close() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local address");
     let server = tokio::spawn(serve(listener));
 
     let good = b"POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc";
-    assert_eq!(exchange(addr, good).await, OK, "the server accepts a clean request");
+    assert_eq!(
+        exchange(addr, good).await,
+        OK,
+        "the server accepts a clean request"
+    );
 
     let refused = refused_requests()
         .into_iter()

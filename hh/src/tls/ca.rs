@@ -72,7 +72,8 @@ impl CertificateAuthority {
         let key = match dir.read_private(KEY_FILE)? {
             Some(pem) => parse_key(&dir, &pem)?,
             None => {
-                let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(CaError::Generate)?;
+                let key =
+                    KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(CaError::Generate)?;
                 match dir.create_new(KEY_FILE, key.serialize_pem().as_bytes(), 0o600) {
                     Ok(()) => key,
                     // Another process made one first: use theirs, so there is one CA.
@@ -143,7 +144,10 @@ fn usable_cert(pem: Vec<u8>, key: &KeyPair) -> Option<(CertificateDer<'static>, 
     let (_, block) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
     let (_, cert) = x509_parser::parse_x509_certificate(&block.contents).ok()?;
     let renew_at = SystemTime::now() + CA_RENEW_BEFORE;
-    let renew_at = renew_at.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+    let renew_at = renew_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
     let fresh = i64::try_from(renew_at).is_ok_and(|at| cert.validity().not_after.timestamp() > at);
     let ours = cert.tbs_certificate.subject_pki.raw == key.subject_public_key_info().as_slice();
     if !(cert.is_ca() && ours && fresh) {
@@ -186,7 +190,11 @@ mod tests {
     use super::*;
 
     fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     #[test]
@@ -198,7 +206,10 @@ mod tests {
         assert_eq!(mode(&state.join(KEY_FILE)), 0o600);
         assert_eq!(mode(&state.join(CERT_FILE)), 0o644);
         assert_eq!(ca.cert_path(), state.join(CERT_FILE));
-        assert_eq!(std::fs::read_to_string(ca.cert_path()).unwrap(), ca.cert_pem());
+        assert_eq!(
+            std::fs::read_to_string(ca.cert_path()).unwrap(),
+            ca.cert_pem()
+        );
 
         let (_, cert) = x509_parser::parse_x509_certificate(ca.cert_der()).unwrap();
         assert!(cert.is_ca());
@@ -228,7 +239,11 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let foreign = CertificateAuthority::load_or_create(other.path()).unwrap();
 
-        for replacement in [None, Some(foreign.cert_pem().to_owned()), Some("garbage".to_owned())] {
+        for replacement in [
+            None,
+            Some(foreign.cert_pem().to_owned()),
+            Some("garbage".to_owned()),
+        ] {
             let cert_file = temp.path().join(CERT_FILE);
             match &replacement {
                 None => std::fs::remove_file(&cert_file).unwrap(),
@@ -238,15 +253,27 @@ mod tests {
             let (_, old) = x509_parser::parse_x509_certificate(first.cert_der()).unwrap();
             let (_, new) = x509_parser::parse_x509_certificate(again.cert_der()).unwrap();
             assert_eq!(old.subject(), new.subject(), "{replacement:?}");
-            assert_eq!(old.public_key().raw, new.public_key().raw, "{replacement:?}");
-            assert_eq!(std::fs::read_to_string(&cert_file).unwrap(), again.cert_pem());
+            assert_eq!(
+                old.public_key().raw,
+                new.public_key().raw,
+                "{replacement:?}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&cert_file).unwrap(),
+                again.cert_pem()
+            );
         }
-        assert_eq!(std::fs::read(temp.path().join(KEY_FILE)).unwrap(), key_before);
+        assert_eq!(
+            std::fs::read(temp.path().join(KEY_FILE)).unwrap(),
+            key_before
+        );
     }
 
     #[test]
     fn unsafe_key_files_are_refused_with_their_path() {
-        let cases: [(&str, fn(&Path), &str); 4] = [
+        /// Puts something unsafe at the key path of a fresh state directory.
+        type Prepare = fn(&Path);
+        let cases: [(&str, Prepare, &str); 4] = [
             (
                 "symlink at the key path",
                 |dir| symlink("/etc/hostname", dir.join(KEY_FILE)).unwrap(),
@@ -256,7 +283,11 @@ mod tests {
                 "group-readable key",
                 |dir| {
                     std::fs::write(dir.join(KEY_FILE), b"x").unwrap();
-                    std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o640)).unwrap();
+                    std::fs::set_permissions(
+                        dir.join(KEY_FILE),
+                        std::fs::Permissions::from_mode(0o640),
+                    )
+                    .unwrap();
                 },
                 "lets other users read or write it",
             ),
@@ -264,7 +295,11 @@ mod tests {
                 "world-readable key",
                 |dir| {
                     std::fs::write(dir.join(KEY_FILE), b"x").unwrap();
-                    std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o604)).unwrap();
+                    std::fs::set_permissions(
+                        dir.join(KEY_FILE),
+                        std::fs::Permissions::from_mode(0o604),
+                    )
+                    .unwrap();
                 },
                 "lets other users read or write it",
             ),
@@ -272,7 +307,11 @@ mod tests {
                 "key that is not a key",
                 |dir| {
                     std::fs::write(dir.join(KEY_FILE), b"not a key").unwrap();
-                    std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o600)).unwrap();
+                    std::fs::set_permissions(
+                        dir.join(KEY_FILE),
+                        std::fs::Permissions::from_mode(0o600),
+                    )
+                    .unwrap();
                 },
                 "is not a PEM ECDSA P-256 private key",
             ),

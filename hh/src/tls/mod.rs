@@ -4,3 +4,4 @@
 //! - [`leaf`]: one leaf per host, cached, generated off the async runtime, one generation per name.
 
 pub mod ca;
+pub mod leaf;
