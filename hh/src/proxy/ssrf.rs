@@ -790,6 +790,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn mapped_and_translated_forms_are_judged_exactly_like_their_ipv4_address(bits: u32) {
+            let v4 = Ipv4Addr::from_bits(bits);
+            let plain = check_dial_target(IpAddr::V4(v4), &DialGrants::none()).map_err(|r| r.reason);
+            let mapped = Ipv6Addr::from_bits(0xffff_u128 << 32 | u128::from(bits));
+            let translated = Ipv6Addr::from_bits(0xffff_u128 << 48 | u128::from(bits));
+            for form in [mapped, translated] {
+                let wrapped = check_dial_target(IpAddr::V6(form), &DialGrants::none()).map_err(|r| r.reason);
+                proptest::prop_assert_eq!(wrapped, plain, "{}", form);
+            }
+        }
+
+        #[test]
+        fn translator_and_relay_forms_are_refused_whatever_they_carry(bits: u32) {
+            let nat64 = Ipv6Addr::from_bits(0x0064_ff9b_u128 << 96 | u128::from(bits));
+            let six_to_four = Ipv6Addr::from_bits(0x2002_u128 << 112 | u128::from(bits) << 80);
+            let teredo = Ipv6Addr::from_bits(0x2001_0000_u128 << 96 | u128::from(bits));
+            for addr in [nat64, six_to_four, teredo] {
+                proptest::prop_assert!(check_dial_target(IpAddr::V6(addr), &DialGrants::none()).is_err(), "{}", addr);
+            }
+        }
+    }
+
     #[test]
     fn cidrs_parse_strictly() {
         let cases = [

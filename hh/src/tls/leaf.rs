@@ -137,7 +137,7 @@ impl LeafCache {
     /// The leaf for `host`: from the cache, from a generation already under way, or from a new one
     /// on the blocking pool. Needs a tokio runtime.
     pub async fn get(&self, host: &Host) -> Result<Arc<CertifiedKey>, LeafError> {
-        let mut outcome = {
+        let (mut outcome, flight) = {
             let mut state = self.inner.lock();
             if let Some(entry) = state.cache.get(host)
                 && SystemTime::now() < entry.renew_at
@@ -145,7 +145,7 @@ impl LeafCache {
                 return Ok(Arc::clone(&entry.key));
             }
             match state.in_flight.get(host) {
-                Some(outcome) => outcome.clone(),
+                Some(outcome) => (outcome.clone(), None),
                 None => {
                     let (done, outcome) = watch::channel(None);
                     state.in_flight.insert(host.clone(), outcome.clone());
@@ -155,12 +155,15 @@ impl LeafCache {
                         done,
                         finished: false,
                     };
-                    // Dropped unrun (runtime shutting down), the flight still clears its entry.
-                    drop(tokio::task::spawn_blocking(move || flight.run()));
-                    outcome
+                    (outcome, Some(flight))
                 }
             }
         };
+        if let Some(flight) = flight {
+            // Detached: it runs to the end whether or not this caller still waits. Dropped unrun
+            // (the runtime shutting down), the flight still clears its entry.
+            drop(tokio::task::spawn_blocking(move || flight.run()));
+        }
         let aborted = || LeafError::Aborted { host: host.clone() };
         match outcome.wait_for(Option::is_some).await {
             Ok(result) => result.clone().unwrap_or_else(|| Err(aborted())),
