@@ -1,5 +1,6 @@
 //! Developer commands, reached as `cargo xtask VERB`. One module per verb.
 
+mod bench;
 mod build_ebpf;
 mod exec;
 mod image;
@@ -25,6 +26,8 @@ enum Verb {
     Image(image::Options),
     /// The whole test suite, as CI runs it: setup, build, fmt, clippy, tests.
     Test(test::Options),
+    /// Run a benchmark suite (`rules`) and print its table.
+    Bench(bench::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +37,6 @@ fn main() -> anyhow::Result<()> {
         Verb::BuildEbpf(options) => build_ebpf::run(&workspace, &options),
         Verb::Image(options) => image::run(&workspace, &options),
         Verb::Test(options) => test::run(&workspace, &options),
+        Verb::Bench(options) => bench::run(&workspace, &options),
     }
 }

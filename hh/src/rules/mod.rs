@@ -2,6 +2,30 @@
 //! decision function (allow, deny or ask) that both the proxy's HTTP and CONNECT paths call.
 //!
 //! Everything here except [`store`] is pure: no file, socket or clock.
+//!
+//! # Layout
+//! - [`host`]: [`Host`], a canonical host name or IP literal (also what TLS uses for SNI).
+//! - [`canonical`]: [`Method`], [`NormPath`] (with the `%2F` / double-encoding readings) and
+//!   [`Request`], the typed input of a decision.
+//! - [`grammar`]: [`Rule`] text ⇄ value (`method=… domain=… path=… port=…`).
+//! - [`policy`]: [`Policy`], every layer compiled into an index, and [`Policy::decide`].
+//! - [`file`]: `harness-rules.toml` text: read it, append to it keeping its formatting.
+//! - [`store`]: the files on disk: locked atomic append, [`WatchedPolicy`] reloading on change.
+//!
+//! # Use
+//! ```
+//! use hh::rules::{Action, Layer, LayerRules, Policy, Request, Rule, Verdict};
+//!
+//! let mut layer = LayerRules::new(Layer::Workspace, "harness-rules.toml");
+//! let text = "method=GET domain=api.github.com path=/repos/*";
+//! layer.push(Action::Allow, Rule::parse(text).unwrap(), text);
+//! let policy = Policy::new(vec![layer]);
+//!
+//! let request = Request::from_url("GET", "https://API.GitHub.com./repos/a/b").unwrap();
+//! let decision = policy.decide(&request);
+//! assert_eq!(decision.verdict, Verdict::Allow);
+//! assert_eq!(decision.rule.unwrap().index, 0);
+//! ```
 
 pub mod canonical;
 pub mod file;

@@ -1,0 +1,83 @@
+//! `cargo xtask bench TARGET`: run one benchmark suite and print its table.
+//!
+//! Targets: `rules` (decision time against rule count, indexed vs naive). Others (proxy,
+//! enforce) join as variants of [`Target`].
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+use crate::exec;
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// What to benchmark.
+    #[arg(value_enum)]
+    target: Target,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum Target {
+    /// Rule decisions at 10 to 10,000 rules, the compiled index against a linear scan.
+    Rules,
+}
+
+pub fn run(workspace: &Path, options: &Options) -> Result<()> {
+    match options.target {
+        Target::Rules => {
+            exec::run(
+                std::process::Command::new("cargo")
+                    .current_dir(workspace)
+                    .args(["bench", "-p", "hh", "--bench", "rules"]),
+            )?;
+            print_rules_table(&workspace.join("target/criterion/decide"))
+        }
+    }
+}
+
+/// Reads criterion's estimates and prints a Markdown table: mean time per decision.
+fn print_rules_table(dir: &Path) -> Result<()> {
+    println!("\n| rules | indexed | naive scan | naive / indexed |");
+    println!("|------:|--------:|-----------:|----------------:|");
+    for n in [10, 100, 1_000, 10_000] {
+        let indexed = mean_ns(&dir.join(format!("indexed/{n}/new/estimates.json")))?;
+        let naive = mean_ns(&dir.join(format!("naive/{n}/new/estimates.json")))?;
+        println!(
+            "| {n} | {} | {} | {:.1}× |",
+            human(indexed),
+            human(naive),
+            naive / indexed
+        );
+    }
+    Ok(())
+}
+
+/// The mean's point estimate (ns) in a criterion `estimates.json`, read without a JSON crate:
+/// the file is `{"mean":{"confidence_interval":{…},"point_estimate":N,…},…}`.
+fn mean_ns(path: &Path) -> Result<f64> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let mean = text.find("\"mean\"").context("no mean")?;
+    let rest = &text[mean..];
+    let at = rest
+        .find("\"point_estimate\":")
+        .context("no point_estimate")?
+        + "\"point_estimate\":".len();
+    let number: String = rest[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+        .collect();
+    number
+        .parse()
+        .with_context(|| format!("{}: bad point_estimate `{number}`", path.display()))
+}
+
+fn human(ns: f64) -> String {
+    if ns < 1_000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 1_000_000.0 {
+        format!("{:.2} µs", ns / 1_000.0)
+    } else {
+        format!("{:.2} ms", ns / 1_000_000.0)
+    }
+}
