@@ -8,6 +8,10 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|text: &str| {
     if let Ok(rule) = Rule::parse(text) {
         let printed = rule.to_string();
-        assert_eq!(Rule::parse(&printed).as_ref(), Ok(&rule), "{text:?} printed as {printed:?}");
+        assert_eq!(
+            Rule::parse(&printed).as_ref(),
+            Ok(&rule),
+            "{text:?} printed as {printed:?}"
+        );
     }
 });

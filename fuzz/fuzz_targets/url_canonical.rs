@@ -13,13 +13,20 @@ fuzz_target!(|text: &str| {
         for reading in path.readings() {
             assert!(reading.starts_with('/'), "{text:?} -> {reading:?}");
             assert!(!reading.contains("//"), "{text:?} -> {reading:?}");
-            assert!(reading.split('/').all(|s| s != "." && s != ".."), "{text:?} -> {reading:?}");
+            assert!(
+                reading.split('/').all(|s| s != "." && s != ".."),
+                "{text:?} -> {reading:?}"
+            );
         }
         let again = NormPath::parse(path.as_str()).expect("a canonical path parses");
         assert_eq!(again.as_str(), path.as_str(), "{text:?}");
     }
     if let Ok(request) = Request::from_url("GET", text) {
-        assert_eq!(Host::parse(request.host.as_str()).as_ref(), Ok(&request.host), "{text:?}");
+        assert_eq!(
+            Host::parse(request.host.as_str()).as_ref(),
+            Ok(&request.host),
+            "{text:?}"
+        );
         let http = request.http.expect("from_url makes an HTTP request");
         let again = NormPath::parse(http.path.as_str()).expect("a canonical path parses");
         assert_eq!(again.as_str(), http.path.as_str(), "{text:?}");

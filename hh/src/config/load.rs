@@ -73,7 +73,8 @@ pub enum ConfigError {
         line: usize,
         column: usize,
         key: Option<String>,
-        kind: ConfigErrorKind,
+        /// Boxed: keeps `Result<_, ConfigError>` small on the happy path.
+        kind: Box<ConfigErrorKind>,
     },
 }
 
@@ -130,7 +131,7 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
             line,
             column,
             key,
-            kind,
+            kind: Box::new(kind),
         }
     };
     let document = Document::parse(text).map_err(|e| {
@@ -320,7 +321,7 @@ fn check_workspace_paths(
                     line,
                     column,
                     key: Some(key),
-                    kind,
+                    kind: Box::new(kind),
                 });
             }
         }

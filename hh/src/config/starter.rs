@@ -92,12 +92,19 @@ mod tests {
         assert!(config.container_profiles.contains_key("default"));
     }
 
+    /// `key = value`, as opposed to prose.
+    fn is_assignment(line: &str) -> bool {
+        line.split_once(" = ").is_some_and(|(key, _)| {
+            !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+    }
+
     #[test]
     fn the_commented_examples_load_when_uncommented() {
         let uncommented: String = STARTER_CONFIG
             .lines()
             .map(|line| match line.strip_prefix("# ") {
-                Some(rest) if rest.starts_with('[') || rest.contains(" = ") => rest,
+                Some(rest) if rest.starts_with('[') || is_assignment(rest) => rest,
                 _ => line,
             })
             .map(|line| format!("{line}\n"))

@@ -357,6 +357,8 @@ mod tests {
 
     use super::*;
 
+    type Expect = fn(&PathError) -> bool;
+
     #[test]
     fn paths_are_stripped_decoded_collapsed_and_resolved() {
         let cases = [
@@ -415,7 +417,7 @@ mod tests {
     #[test]
     fn unsafe_paths_are_refused() {
         let nested = format!("/%{}41", "25".repeat(MAX_DECODE_ROUNDS + 1));
-        let cases: [(&str, fn(&PathError) -> bool); 6] = [
+        let cases: [(&str, Expect); 6] = [
             ("relative", |e| matches!(e, PathError::NotAbsolute { .. })),
             ("*", |e| matches!(e, PathError::NotAbsolute { .. })),
             ("/%00", |e| matches!(e, PathError::ControlCharacter { .. })),

@@ -62,7 +62,8 @@ pub struct RulesFileError {
     pub line: usize,
     pub column: usize,
     pub key: Option<String>,
-    pub kind: RulesFileErrorKind,
+    /// Boxed: keeps `Result<_, RulesFileError>` small on the happy path.
+    pub kind: Box<RulesFileErrorKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +98,7 @@ impl Locator<'_> {
             line,
             column,
             key,
-            kind,
+            kind: Box::new(kind),
         }
     }
 }

@@ -220,6 +220,8 @@ fn parse_ipv4_number(part: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
+    type Expect = fn(&HostError) -> bool;
+
     #[test]
     fn names_are_lowercased_stripped_of_one_trailing_dot_and_idna_encoded() {
         let cases = [
@@ -286,7 +288,7 @@ mod tests {
     fn invalid_hosts_are_refused_with_the_reason() {
         let long_label = format!("{}.com", "a".repeat(64));
         let long_name = format!("{}.com", vec!["a".repeat(60); 5].join("."));
-        let cases: [(&str, fn(&HostError) -> bool); 13] = [
+        let cases: [(&str, Expect); 13] = [
             ("", |e| matches!(e, HostError::Empty)),
             (".", |e| matches!(e, HostError::Empty)),
             ("a..b", |e| matches!(e, HostError::EmptyLabel { .. })),
