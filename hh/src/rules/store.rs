@@ -6,7 +6,9 @@
 //!   would not hold), then read, edit with toml_edit, write a temp file in the same directory,
 //!   fsync it, rename it over the file, fsync the directory. Two sessions appending at once lose
 //!   nothing. Every open uses `O_NOFOLLOW`, so a symlink planted where the rules file or the lock
-//!   should be cannot redirect a write made by a root process.
+//!   should be cannot redirect a write made by a root process. When root (the agent) writes, the
+//!   new file and the lock go to the previous owner (or the directory's), so the user can still
+//!   edit their rules and take the lock (a read descriptor is enough for `flock`).
 //! - **Watch** ([`WatchedPolicy`]): whoever holds the rules asks for the current [`Policy`]; at
 //!   most once per interval (1 s) it compares each file's identity (device, inode, mtime, length)
 //!   with the last one seen and recompiles when one changed. A file that no longer parses keeps
@@ -99,15 +101,27 @@ struct Lock {
 
 impl Lock {
     fn acquire(path: &Path) -> Result<Lock, StoreError> {
-        let file = OpenOptions::new()
+        let create = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
+            .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(io_error(path, "open the lock file"))?;
+            .open(path);
+        let file = match create {
+            Ok(file) => {
+                hand_to_owner_of_dir(&file, path);
+                file
+            }
+            // Created by another user (the root agent, say): flock needs only a read descriptor.
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(io_error(path, "open the lock file"))?,
+            Err(error) => return Err(io_error(path, "open the lock file")(error)),
+        };
         loop {
             // SAFETY: flock on a descriptor we own; no memory is passed.
             let result =
@@ -142,10 +156,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let mode = match fs::symlink_metadata(path) {
-        Ok(meta) => meta.mode() & 0o7777,
-        Err(_) => 0o644,
-    };
+    let existing = fs::symlink_metadata(path).ok();
+    let mode = existing.as_ref().map_or(0o644, |meta| meta.mode() & 0o7777);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -167,8 +179,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
             Err(error) => return Err(io_error(&temp_path, "create")(error)),
         }
     };
-    let written = temp
-        .write_all(bytes)
+    // Root (the agent) writing a user's file keeps it the user's: same owner as before, or the
+    // directory's owner for a new file. Otherwise the user could no longer edit their rules.
+    let owner = existing
+        .as_ref()
+        .map(|meta| (meta.uid(), meta.gid()))
+        .or_else(|| fs::metadata(dir).ok().map(|meta| (meta.uid(), meta.gid())));
+    let written = chown_if_root(&temp, owner)
+        .and_then(|()| temp.write_all(bytes))
         .and_then(|()| temp.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode)))
         .and_then(|()| temp.sync_all());
     if let Err(error) = written {
@@ -184,6 +202,27 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .and_then(|d| d.sync_all())
         .map_err(io_error(dir, "fsync the directory"))?;
     Ok(())
+}
+
+/// When running as root, gives `file` to `owner` (uid, gid).
+fn chown_if_root(file: &File, owner: Option<(u32, u32)>) -> io::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    match owner {
+        Some((uid, gid)) if root => std::os::unix::fs::fchown(file, Some(uid), Some(gid)),
+        _ => Ok(()),
+    }
+}
+
+/// A new lock file made by root belongs to the directory's owner, like the rules file.
+fn hand_to_owner_of_dir(file: &File, path: &Path) {
+    let owner = path
+        .parent()
+        .and_then(|dir| fs::metadata(dir).ok())
+        .map(|meta| (meta.uid(), meta.gid()));
+    if let Err(error) = chown_if_root(file, owner) {
+        tracing::warn!(path = %path.display(), %error, "could not hand the lock file to the directory's owner");
+    }
 }
 
 /// What a policy is built from: up to one file per file layer, and the template's rules.
@@ -369,6 +408,26 @@ mod tests {
         std::os::unix::fs::symlink(&target, &path).unwrap();
         assert!(append_rule(&path, Action::Allow, &Rule::parse("domain=a.com").unwrap()).is_err());
         assert_eq!(fs::read_to_string(&target).unwrap(), "");
+    }
+
+    #[test]
+    fn a_root_writer_leaves_the_file_and_lock_to_their_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("harness-rules.toml");
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let owner = if root {
+            // A user's workspace: the directory and the file belong to uid/gid 4242.
+            std::os::unix::fs::chown(dir.path(), Some(4242), Some(4242)).unwrap();
+            fs::write(&path, "version = 1\n").unwrap();
+            std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+            4242
+        } else {
+            fs::metadata(dir.path()).unwrap().uid()
+        };
+        append_rule(&path, Action::Allow, &Rule::parse("domain=a.com").unwrap()).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().uid(), owner);
+        assert_eq!(fs::metadata(lock_path(&path)).unwrap().uid(), owner);
     }
 
     #[test]
