@@ -300,6 +300,10 @@ impl Request {
                 });
             }
         };
+        // For http(s) and ws(s), `\` is a `/` (WHATWG URL), so `http://a.com\@b.com/` goes to
+        // a.com, as a browser or curl would.
+        let rest = rest.replace('\\', "/");
+        let rest = rest.as_str();
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, target) = rest.split_at(authority_end);
         // The last `@` ends the user info (WHATWG URL), so `http://a.com@b.com/` goes to b.com.
@@ -473,6 +477,8 @@ mod tests {
                 "/ws",
             ),
             ("http://example.com?q", "example.com", 80, "/"),
+            ("http://a.com\\@b.com/x", "a.com", 80, "/@b.com/x"),
+            ("http://a.com\\x\\..\\y", "a.com", 80, "/y"),
         ];
         for (url, host, port, path) in cases {
             let request = Request::from_url("get", url).unwrap_or_else(|e| panic!("{url}: {e}"));
