@@ -142,9 +142,18 @@ impl PathPattern {
     }
 }
 
+/// Prints the pattern so it parses back: a space or a comma (decoded from `%20`, `%2C`) would
+/// split the rule's terms or the value list, so they are written percent-encoded.
 impl fmt::Display for PathPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        for c in self.text.chars() {
+            if c == ',' || c.is_ascii_whitespace() {
+                write!(f, "%{:02X}", c as u32)?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -390,6 +399,7 @@ mod tests {
             ("path=*", "path=*"),
             ("path=/a/./b//c", "path=/a/b/c"),
             ("path=/%61pi", "path=/api"),
+            ("path=/a%20b,/c%2cd", "path=/a%20b,/c%2Cd"),
             ("port=443,8443", "port=443,8443"),
             (
                 "port=443 method=GET,POST path=/repos/* domain=api.github.com",
