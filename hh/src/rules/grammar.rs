@@ -143,11 +143,12 @@ impl PathPattern {
 }
 
 /// Prints the pattern so it parses back: a space or a comma (decoded from `%20`, `%2C`) would
-/// split the rule's terms or the value list, so they are written percent-encoded.
+/// split the rule's terms or the value list, and a `?` or `#` would start a query or fragment,
+/// so they are written percent-encoded.
 impl fmt::Display for PathPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.text.chars() {
-            if c == ',' || c.is_ascii_whitespace() {
+            if matches!(c, ',' | '?' | '#') || c.is_ascii_whitespace() {
                 write!(f, "%{:02X}", c as u32)?;
             } else {
                 write!(f, "{c}")?;
@@ -400,6 +401,7 @@ mod tests {
             ("path=/a/./b//c", "path=/a/b/c"),
             ("path=/%61pi", "path=/api"),
             ("path=/a%20b,/c%2cd", "path=/a%20b,/c%2Cd"),
+            ("path=/a%3fb%23c", "path=/a%3Fb%23c"),
             ("port=443,8443", "port=443,8443"),
             (
                 "port=443 method=GET,POST path=/repos/* domain=api.github.com",
