@@ -212,6 +212,13 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
         }
     }
 
+    if !is_env_name(&control.token_env_var) {
+        let kind = ConfigErrorKind::EnvName {
+            name: control.token_env_var.clone(),
+        };
+        return Err(invalid("defaults.control.token_env_var".into(), kind));
+    }
+
     let containers = &mut config.defaults.containers;
     check_env_names(
         &containers.env_passthrough,
@@ -389,18 +396,21 @@ fn is_loopback(host: &str) -> bool {
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Letters, digits and `_`, not starting with a digit (POSIX.1 §8.1, portable names).
+fn is_env_name(name: &str) -> bool {
+    name.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 fn check_env_names(
     names: &[String],
     key: &str,
     invalid: &impl Fn(String, ConfigErrorKind) -> ConfigError,
 ) -> Result<(), ConfigError> {
     for (i, name) in names.iter().enumerate() {
-        let valid = name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !valid {
+        if !is_env_name(name) {
             let key = if key.ends_with(".env") {
                 format!("{key}.{name}")
             } else {
@@ -692,6 +702,10 @@ canonical_path = "~/src/hh"
                 "hh.toml:3:17: `defaults.containers.bypass_proxy[0]`: `a*.com`",
             ),
             ("version = 1\n[manager\n", "hh.toml:2:9: "),
+            (
+                "version = 1\n[defaults.control]\ntoken_env_var = \"A-B\"\n",
+                "hh.toml:3:1: `defaults.control.token_env_var`: `A-B` is not",
+            ),
         ];
         for (text, message) in cases {
             let error = parse_err(text);
