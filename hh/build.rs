@@ -41,7 +41,9 @@ fn main() {
 }
 
 fn fail(why: &str) -> ! {
-    eprintln!("error: {why}.\n  Run `cargo xtask build-ebpf` (after `cargo xtask setup` on a new host), then build again.");
+    eprintln!(
+        "error: {why}.\n  Run `cargo xtask build-ebpf` (after `cargo xtask setup` on a new host), then build again."
+    );
     std::process::exit(1);
 }
 

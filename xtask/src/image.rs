@@ -54,9 +54,15 @@ fn build_test_base() -> Result<()> {
         .args([codename.as_str(), "-"])
         .args(&sources)
         .stdout(Stdio::piped());
-    eprintln!("xtask: $ {} | docker import - {TEST_BASE}", exec::display(&bootstrap));
+    eprintln!(
+        "xtask: $ {} | docker import - {TEST_BASE}",
+        exec::display(&bootstrap)
+    );
     let mut bootstrap = bootstrap.spawn().context("could not start mmdebstrap")?;
-    let tarball = bootstrap.stdout.take().context("mmdebstrap has no stdout")?;
+    let tarball = bootstrap
+        .stdout
+        .take()
+        .context("mmdebstrap has no stdout")?;
     let imported = Command::new("docker")
         .args(["import", "--change", "CMD [\"/bin/bash\"]", "-", TEST_BASE])
         .stdin(tarball)
@@ -70,7 +76,8 @@ fn build_test_base() -> Result<()> {
 }
 
 fn host_codename() -> Result<String> {
-    let os_release = std::fs::read_to_string("/etc/os-release").context("reading /etc/os-release")?;
+    let os_release =
+        std::fs::read_to_string("/etc/os-release").context("reading /etc/os-release")?;
     os_release
         .lines()
         .find_map(|line| line.strip_prefix("VERSION_CODENAME="))
