@@ -3,9 +3,13 @@
 //! Order matters: setup installs the toolchain and starts dockerd, the eBPF object must exist
 //! before `hh` builds, and the test image before the tests that start containers.
 
-use std::{path::Path, process::Command};
+use std::{
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, bail};
 
 use crate::{build_ebpf, exec, image, setup};
 
@@ -37,9 +41,50 @@ pub fn run(workspace: &Path, options: &Options) -> Result<()> {
             .args(["clippy", "--workspace", "--all-targets", "--locked"])
             .args(["--", "-D", "warnings"]),
     )?;
-    exec::run(
+    run_tests(
         cargo()
             .args(["test", "--workspace", "--locked", "--"])
             .args(&options.test_args),
     )
+}
+
+/// Runs `cargo test`, passing its output through, and ends with one line that totals every
+/// test binary's `test result:` line: cargo's own last line is the last binary's (often a
+/// doc-test run of 0), which says nothing about the suite.
+fn run_tests(command: &mut Command) -> Result<()> {
+    eprintln!("xtask: $ {}", exec::display(command));
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start `{}`", exec::display(command)))?;
+    let stdout = child.stdout.take().context("cargo test has no stdout")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(result) = line.strip_prefix("test result: ") {
+            passed += count_before(result, " passed");
+            failed += count_before(result, " failed");
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("`{}` failed ({status})", exec::display(command));
+    }
+    Ok(())
+}
+
+/// The number just before `label` in `ok. 12 passed; 0 failed; …`.
+fn count_before(text: &str, label: &str) -> u64 {
+    text.split(';')
+        .find_map(|part| {
+            part.trim()
+                .strip_suffix(label)?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
