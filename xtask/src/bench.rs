@@ -1,7 +1,8 @@
 //! `cargo xtask bench TARGET`: run one benchmark suite and print its table.
 //!
-//! Targets: `rules` (decision time against rule count, indexed vs naive). Others (proxy,
-//! enforce) join as variants of [`Target`].
+//! Targets: `rules` (decision time against rule count, indexed vs naive) and `enforce` (the
+//! eBPF redirect's cost per connection, against direct). Others (proxy) join as variants of
+//! [`Target`].
 
 use std::path::Path;
 
@@ -20,6 +21,8 @@ pub struct Options {
 enum Target {
     /// Rule decisions at 10 to 10,000 rules, the compiled index against a linear scan.
     Rules,
+    /// Connect cost through the eBPF redirect against direct connects (needs root).
+    Enforce,
 }
 
 pub fn run(workspace: &Path, options: &Options) -> Result<()> {
@@ -32,6 +35,12 @@ pub fn run(workspace: &Path, options: &Options) -> Result<()> {
             )?;
             print_rules_table(&workspace.join("target/criterion/decide"))
         }
+        // The bench prints its own table (it is a harness of its own, not criterion).
+        Target::Enforce => exec::run(
+            std::process::Command::new("cargo")
+                .current_dir(workspace)
+                .args(["bench", "-p", "hh", "--bench", "enforce"]),
+        ),
     }
 }
 
