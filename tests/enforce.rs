@@ -47,7 +47,7 @@ fn start(tag: &'static str) -> (Programs, Session) {
     let mut programs = Programs::load(PORTS).expect("load the embedded programs");
     let original = Arc::new(programs.original_dst().expect("original-destination map"));
     let session = session(&mut programs);
-    serve_session(&session.netns, tag, PORTS.proxy, PORTS.dns, original);
+    serve_session(&session.netns.path(), tag, PORTS.proxy, PORTS.dns, original);
     (programs, session)
 }
 
@@ -190,8 +190,14 @@ fn two_sessions_land_in_their_own_proxies() {
     let a = session(&mut programs);
     let b = session(&mut programs);
     // Same proxy port in both namespaces: only the namespace tells the sessions apart.
-    serve_session(&a.netns, "A", PORTS.proxy, PORTS.dns, original.clone());
-    serve_session(&b.netns, "B", PORTS.proxy, PORTS.dns, original);
+    serve_session(
+        &a.netns.path(),
+        "A",
+        PORTS.proxy,
+        PORTS.dns,
+        original.clone(),
+    );
+    serve_session(&b.netns.path(), "B", PORTS.proxy, PORTS.dns, original);
     let op = json!([{"op": "tcp", "host": "203.0.113.10", "port": 80}]);
     assert_eq!(
         in_session(&a, op.clone())[0]["reply"],
@@ -209,7 +215,7 @@ fn no_map_entry_outlives_its_connection() {
     let original = Arc::new(programs.original_dst().unwrap());
     let session = session(&mut programs);
     serve_session(
-        &session.netns,
+        &session.netns.path(),
         "A",
         PORTS.proxy,
         PORTS.dns,

@@ -89,13 +89,13 @@ impl Drop for Cgroup {
 /// recovered) or `{tag} DIRECT`; a local dev server on 127.0.0.1:8080 answers `LOCAL`; the DNS
 /// stub on 127.0.0.1:`dns` answers each datagram with `{tag} DNS {payload}`.
 pub fn serve_session(
-    netns: &NetNs,
+    netns: &Path,
     tag: &'static str,
     proxy: u16,
     dns: u16,
     original: Arc<OriginalDst>,
 ) {
-    let (proxy_listener, local, stub) = sys::netns::bind_in(&netns.path(), move || {
+    let (proxy_listener, local, stub) = sys::netns::bind_in(netns, move || {
         Ok((
             TcpListener::bind(("127.0.0.1", proxy))?,
             TcpListener::bind(("127.0.0.1", 8080))?,

@@ -14,9 +14,10 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, PerCpuArray, SockHash},
+    pin::PinError,
     programs::{
         CgroupAttachMode, CgroupSock, CgroupSockAddr, Program, ProgramError, SkMsg, SockOps,
-        cgroup_sock::CgroupSockLink, cgroup_sock_addr::CgroupSockAddrLink, sock_ops::SockOpsLink,
+        links::{FdLink, LinkError, PinnedLink},
     },
 };
 use hh_common::{ConnKey, Ipv4Dest, SocketCookie, global, map, program, stat};
@@ -58,6 +59,24 @@ pub enum EbpfError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error("link of program `{name}`")]
+    Link {
+        name: String,
+        #[source]
+        source: LinkError,
+    },
+    #[error("pinning at {path}")]
+    Pin {
+        path: PathBuf,
+        #[source]
+        source: PinError,
+    },
+    #[error("pinned session {path}")]
+    Pinned {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cgroup {path}")]
     Cgroup {
         path: PathBuf,
@@ -94,12 +113,35 @@ pub struct Stats {
 
 impl Programs {
     /// Parses the embedded object with `ports` set, creates its maps and loads every program.
+    /// The maps live as long as this value (and whatever links use them).
     pub fn load(ports: Ports) -> Result<Self, EbpfError> {
-        let mut ebpf = EbpfLoader::new()
+        Self::load_with(ports, None)
+    }
+
+    /// Like [`Programs::load`], but every map is pinned under `maps_dir` (on bpffs) and reused
+    /// from there when already pinned: an agent restarted after a crash reads the very maps the
+    /// still-attached programs of its sessions write.
+    pub fn load_pinned(ports: Ports, maps_dir: &Path) -> Result<Self, EbpfError> {
+        Self::load_with(ports, Some(maps_dir))
+    }
+
+    fn load_with(ports: Ports, maps_dir: Option<&Path>) -> Result<Self, EbpfError> {
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global(global::PROXY_PORT, &ports.proxy, true)
-            .override_global(global::DNS_PORT, &ports.dns, true)
-            .load(OBJECT)
-            .map_err(EbpfError::Object)?;
+            .override_global(global::DNS_PORT, &ports.dns, true);
+        if let Some(dir) = maps_dir {
+            for name in [
+                map::SOCKETS,
+                map::CONNECTING,
+                map::ORIGINAL_DST,
+                map::DNS_RESOLVER,
+                map::STATS,
+            ] {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(EbpfError::Object)?;
         let mut loaded = Vec::new();
         for (name, prog) in ebpf.programs_mut() {
             let result = match prog {
@@ -135,20 +177,20 @@ impl Programs {
                 .attach(&dir, CgroupAttachMode::Single)
                 .and_then(|id| prog.take_link(id))
                 .map_err(|source| program_error(name, source))?;
-            links.sock_addr.push(link);
+            links.push(name, FdLink::try_from(link))?;
         }
         let prog: &mut CgroupSock = self.program(program::SOCK_CREATE)?;
         let link = prog
             .attach(&dir, CgroupAttachMode::Single)
             .and_then(|id| prog.take_link(id))
             .map_err(|source| program_error(program::SOCK_CREATE, source))?;
-        links.sock.push(link);
+        links.push(program::SOCK_CREATE, FdLink::try_from(link))?;
         let prog: &mut SockOps = self.program(program::SOCK_OPS)?;
         let link = prog
             .attach(&dir, CgroupAttachMode::Single)
             .and_then(|id| prog.take_link(id))
             .map_err(|source| program_error(program::SOCK_OPS, source))?;
-        links.sock_ops.push(link);
+        links.push(program::SOCK_OPS, FdLink::try_from(link))?;
         Ok(links)
     }
 
@@ -253,23 +295,72 @@ fn program_error(name: &str, source: ProgramError) -> EbpfError {
     }
 }
 
-/// One session's attachments. Dropping it detaches every program from the session's cgroup.
+/// One session's attachments (bpf_links). Dropping it detaches every program from the
+/// session's cgroup, unless [`SessionLinks::pin`] handed them to bpffs first.
 #[derive(Default)]
 pub struct SessionLinks {
-    sock_addr: Vec<CgroupSockAddrLink>,
-    sock: Vec<CgroupSockLink>,
-    sock_ops: Vec<SockOpsLink>,
+    links: Vec<(&'static str, FdLink)>,
 }
 
 impl SessionLinks {
+    fn push(
+        &mut self,
+        name: &'static str,
+        link: Result<FdLink, LinkError>,
+    ) -> Result<(), EbpfError> {
+        let link = link.map_err(|source| EbpfError::Link {
+            name: name.into(),
+            source,
+        })?;
+        self.links.push((name, link));
+        Ok(())
+    }
+
     /// How many programs are attached.
     pub fn len(&self) -> usize {
-        self.sock_addr.len() + self.sock.len() + self.sock_ops.len()
+        self.links.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.links.is_empty()
     }
+
+    /// Pins every link under `dir` (created, on bpffs), one file per program. Pinned links
+    /// stay attached when the agent exits or is killed, so the session stays redirected to
+    /// listeners that are gone: cut off, never open. [`unpin_session`] ends them.
+    pub fn pin(self, dir: &Path) -> Result<(), EbpfError> {
+        std::fs::create_dir_all(dir).map_err(|source| EbpfError::Pinned {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        for (name, link) in self.links {
+            let path = dir.join(name);
+            link.pin(&path)
+                .map_err(|source| EbpfError::Pin { path, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// Detaches a session pinned by [`SessionLinks::pin`]: removes each pin (the link goes with
+/// its last reference) and the directory.
+pub fn unpin_session(dir: &Path) -> Result<(), EbpfError> {
+    let pinned_error = |source| EbpfError::Pinned {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(pinned_error)? {
+        let path = entry.map_err(pinned_error)?.path();
+        let link = PinnedLink::from_pin(&path).map_err(|source| EbpfError::Link {
+            name: path.display().to_string(),
+            source,
+        })?;
+        link.unpin().map_err(|source| EbpfError::Pinned {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    std::fs::remove_dir(dir).map_err(pinned_error)
 }
 
 /// A cgroup directory that exists for one probe and is removed on drop.

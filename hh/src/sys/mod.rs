@@ -4,6 +4,7 @@
 //! which file or syscall it used in its error.
 
 pub mod bpf;
+pub mod bpffs;
 pub mod cgroup;
 pub mod mountinfo;
 pub mod netns;
