@@ -6,8 +6,8 @@
 //! # Paths, encoded slashes and double encoding
 //!
 //! A server may decode a path once or twice, may or may not treat `%2F` (and `\`) as a
-//! separator, and resolves `..` before or after decoding. hh cannot know which, so a path has up
-//! to two *readings* and a request is decided on both ([`super::Policy::decide`]): it is denied
+//! separator, and resolves `..` before or after decoding, and may drop `;params`. hh cannot know which, so
+//! a path has several *readings* and a request is decided on all of them ([`super::Policy::decide`]): it is denied
 //! when **any** reading is denied, allowed only when **every** reading is allowed, and asked
 //! otherwise. No reading can reach a denied path, and an allow rule cannot be stretched by an
 //! encoding trick.
@@ -19,8 +19,15 @@
 //!   written `%25` for the same reason); then `//` collapsed
 //!   and `.` / `..` resolved without climbing above `/`. This is what most servers route on, and
 //!   the form rules are written in (a rule for a literal `%2F` writes `%2F`).
+//!   `*` stays encoded as well (`%2A`), so a rule's `%2A` is a literal star, not a wildcard.
+//! - *Partial* readings, for servers that decode again: each further round also decodes `%25`
+//!   but still keeps the separators, so `grp%252Fsecret` is also read as `grp%2Fsecret`.
 //! - The *decoded* reading: decoded until nothing changes (double, triple encoding), `\` taken
-//!   as `/`, then collapsed and resolved the same way. It exists only when it differs.
+//!   as `/`, then collapsed and resolved the same way.
+//! - Each of these with `;params` dropped from every segment (servlet containers route
+//!   `/public/..;/admin` to `/admin`).
+//!
+//! Only readings that differ from the routed one are kept.
 //!
 //! Refused outright ([`PathError`]): a path that does not start with `/`, one that decodes to
 //! bytes that are not UTF-8 or to control characters (NUL, CR, LF, …), and one still changing
@@ -67,12 +74,14 @@ impl fmt::Display for Method {
     }
 }
 
-/// A normalized absolute path, with its second reading when decoding further changes it (see the
-/// module doc).
+/// A normalized absolute path, with its other readings when decoding further changes it (see
+/// the module doc).
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct NormPath {
     routed: Box<str>,
     decoded: Option<Box<str>>,
+    /// Every other distinct reading (partial decodings, `;params` stripped), `decoded` included.
+    others: Box<[Box<str>]>,
 }
 
 /// Why a path was refused.
@@ -97,12 +106,30 @@ impl NormPath {
             return Ok(NormPath {
                 routed: "/".into(),
                 decoded: None,
+                others: Box::default(),
             });
         }
         if !path.starts_with('/') {
             return Err(PathError::NotAbsolute { path: raw.into() });
         }
-        let routed = resolve_dots(&decode_routed(path, raw)?);
+        let first = decode_routed(path, raw)?;
+        let routed = resolve_dots(&first);
+        // Readings before dot resolution: the routed one, then those of a server that decodes
+        // again (each round also decodes `%25`, still keeping separators, so `%252F` is read as
+        // the `%2F` a deny rule names), and last the fully decoded one.
+        let mut unresolved = vec![first.clone()];
+        let mut partial = first;
+        for round in 0.. {
+            let next = decode_partial(&partial, raw)?;
+            if next == partial {
+                break;
+            }
+            if round >= MAX_DECODE_ROUNDS {
+                return Err(PathError::TooDeeplyEncoded { path: raw.into() });
+            }
+            unresolved.push(next.clone());
+            partial = next;
+        }
         let mut decoded = path.to_string();
         let mut rounds = 0;
         loop {
@@ -116,11 +143,23 @@ impl NormPath {
             }
             decoded = next;
         }
-        let decoded = resolve_dots(&decoded.replace('\\', "/"));
-        let decoded = (decoded != routed).then(|| decoded.into_boxed_str());
+        let decoded = decoded.replace('\\', "/");
+        let decoded_reading = resolve_dots(&decoded);
+        unresolved.push(decoded);
+        // Servlet containers and others drop `;params` from each segment before resolving
+        // dots: `/public/..;/admin` is `/admin` there.
+        let mut others: Vec<Box<str>> = Vec::new();
+        for text in &unresolved {
+            for candidate in [resolve_dots(text), resolve_dots(&strip_params(text))] {
+                if *candidate != *routed && !others.iter().any(|seen| **seen == *candidate) {
+                    others.push(candidate.into());
+                }
+            }
+        }
         Ok(NormPath {
+            decoded: (decoded_reading != routed).then(|| decoded_reading.into_boxed_str()),
             routed: routed.into(),
-            decoded,
+            others: others.into(),
         })
     }
 
@@ -129,10 +168,9 @@ impl NormPath {
         &self.routed
     }
 
-    /// Every reading a decision must consider: the routed one first, then the decoded one if it
-    /// differs.
+    /// Every reading a decision must consider: the routed one first, then every other one.
     pub fn readings(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(&*self.routed).chain(self.decoded.as_deref())
+        std::iter::once(&*self.routed).chain(self.others.iter().map(|reading| &**reading))
     }
 
     /// The fully decoded reading, when it differs from the routed one.
@@ -196,10 +234,27 @@ fn decode_once(
     Ok(out)
 }
 
+/// The routed reading's decoding. `*` stays encoded too, so a `%2A` in a rule's path is a
+/// literal star, never a wildcard.
 fn decode_routed(input: &str, original: &str) -> Result<String, PathError> {
     decode_once(input, original, true, |b| {
-        matches!(b, b'/' | b'\\' | b'%' | b'?' | b'#')
+        matches!(b, b'/' | b'\\' | b'%' | b'?' | b'#' | b'*')
     })
+}
+
+/// A further round of a server that decodes again: `%25` is decoded now, separators are not.
+fn decode_partial(input: &str, original: &str) -> Result<String, PathError> {
+    decode_once(input, original, false, |b| {
+        matches!(b, b'/' | b'\\' | b'?' | b'#' | b'*')
+    })
+}
+
+/// Drops `;params` from every segment (`/a;x/b;y` → `/a/b`).
+fn strip_params(path: &str) -> String {
+    path.split('/')
+        .map(|segment| segment.split(';').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn decode_all(input: &str, original: &str) -> Result<String, PathError> {
@@ -414,12 +469,34 @@ mod tests {
             let path = NormPath::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert_eq!(path.as_str(), routed, "{raw}");
             assert_eq!(path.decoded(), Some(decoded), "{raw}");
-            assert_eq!(
-                path.readings().collect::<Vec<_>>(),
-                [routed, decoded],
-                "{raw}"
-            );
+            assert_eq!(path.readings().next(), Some(routed), "{raw}");
+            assert!(path.readings().any(|reading| reading == decoded), "{raw}");
         }
+    }
+
+    #[test]
+    fn partial_decodings_and_stripped_params_are_readings_too() {
+        let cases = [
+            // A server that decodes twice but keeps the encoded slash it then finds.
+            ("/api/grp%252Fsecret/x", "/api/grp%2Fsecret/x"),
+            ("/api/grp%25252Fsecret/x", "/api/grp%2Fsecret/x"),
+            // Servlet containers drop `;params` before resolving dots.
+            ("/public/..;/admin", "/admin"),
+            ("/public/%2e%2e;/admin", "/admin"),
+            ("/admin;jsessionid=1", "/admin"),
+            ("/admin%3bx", "/admin"),
+        ];
+        for (raw, reading) in cases {
+            let path = NormPath::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            let readings: Vec<_> = path.readings().collect();
+            assert!(readings.contains(&reading), "{raw}: {readings:?}");
+        }
+    }
+
+    #[test]
+    fn an_encoded_star_stays_a_literal_star() {
+        assert_eq!(NormPath::parse("/p%2A").unwrap().as_str(), "/p%2A");
+        assert_eq!(NormPath::parse("/p%2a").unwrap().as_str(), "/p%2A");
     }
 
     #[test]

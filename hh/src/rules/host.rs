@@ -119,10 +119,18 @@ impl Host {
         })
     }
 
-    /// The host for an IP address; an IPv4-mapped IPv6 address becomes its IPv4 address.
+    /// The host for an IP address. An IPv4-mapped (`::ffff:a.b.c.d`) or IPv4-translated
+    /// (`::ffff:0:a.b.c.d`, RFC 2765) IPv6 address becomes its IPv4 address: both reach that
+    /// IPv4 host, so a rule written for it must decide them too.
     pub fn from_ip(ip: IpAddr) -> Host {
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            IpAddr::V6(v6) => match v6.segments() {
+                [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => {
+                    let [.., a, b, c, d] = v6.octets();
+                    IpAddr::V4([a, b, c, d].into())
+                }
+                _ => IpAddr::V6(v6),
+            },
             v4 @ IpAddr::V4(_) => v4,
         };
         Host {
@@ -274,6 +282,8 @@ mod tests {
             ("[::ffff:127.0.0.1]", "127.0.0.1"),
             ("[::ffff:7f00:1]", "127.0.0.1"),
             ("::ffff:169.254.169.254", "169.254.169.254"),
+            ("[::ffff:0:cb00:7108]", "203.0.113.8"),
+            ("::ffff:0:169.254.169.254", "169.254.169.254"),
         ];
         for (input, canonical) in cases {
             assert_eq!(

@@ -318,19 +318,29 @@ impl Policy {
         let Some(http) = &request.http else {
             return one(None);
         };
-        let mut readings = http.path.readings();
-        let first = one(readings.next());
-        let Some(second) = readings.next().map(|path| one(Some(path))) else {
+        // Deny if any reading is denied; allow only if every reading is allowed; else ask.
+        let mut decisions = http.path.readings().map(|path| one(Some(path)));
+        let first = decisions
+            .next()
+            .expect("a path has at least its routed reading");
+        let mut all_allowed = first.verdict == Verdict::Allow;
+        if first.verdict == Verdict::Deny {
             return first;
-        };
-        match (first.verdict, second.verdict) {
-            (Verdict::Deny, _) => first,
-            (_, Verdict::Deny) => second,
-            (Verdict::Allow, Verdict::Allow) => first,
-            _ => Decision {
+        }
+        for decision in decisions {
+            match decision.verdict {
+                Verdict::Deny => return decision,
+                Verdict::Allow => {}
+                Verdict::Ask => all_allowed = false,
+            }
+        }
+        if all_allowed {
+            first
+        } else {
+            Decision {
                 verdict: Verdict::Ask,
                 rule: None,
-            },
+            }
         }
     }
 
@@ -498,6 +508,22 @@ mod tests {
     }
 
     #[test]
+    fn a_deny_rule_naming_an_encoded_slash_holds_against_double_encoding() {
+        let policy = Policy::new(vec![layer(
+            Layer::Workspace,
+            &["domain=gl.test"],
+            &["domain=gl.test path=/api/grp%2Fsecret/*"],
+        )]);
+        for url in [
+            "https://gl.test/api/grp%2Fsecret/issues",
+            "https://gl.test/api/grp%252Fsecret/issues",
+            "https://gl.test/api/grp%25252Fsecret/issues",
+        ] {
+            assert_eq!(decide(&policy, "GET", url).0, Verdict::Deny, "{url}");
+        }
+    }
+
+    #[test]
     fn encoded_slashes_and_double_encoding_cannot_reach_a_denied_path() {
         let policy = Policy::new(vec![layer(
             Layer::Workspace,
@@ -519,6 +545,10 @@ mod tests {
             ("https://b.com/x/%252e%252e/admin/x", Verdict::Deny),
             ("https://b.com/admin%2Fx", Verdict::Deny),
             ("https://b.com/ADMIN/x", Verdict::Allow),
+            ("https://a.com/public/..;/admin", Verdict::Ask),
+            ("https://a.com/public/%2e%2e;/admin", Verdict::Ask),
+            ("https://b.com/admin;x/y", Verdict::Deny),
+            ("https://b.com/admin%3bx/y", Verdict::Deny),
         ];
         for (url, verdict) in cases {
             assert_eq!(decide(&policy, "GET", url).0, verdict, "{url}");

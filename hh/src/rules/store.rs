@@ -61,19 +61,34 @@ fn io_error<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) 
 }
 
 /// Reads a file without following a symlink in its last component; `None` if it is missing.
+/// The largest rules file read; a policy is a few kilobytes, so more is a mistake or an attack.
+const MAX_RULES_FILE: u64 = 4 << 20;
+
 fn read_nofollow(path: &Path) -> Result<Option<String>, StoreError> {
+    // O_NONBLOCK: a FIFO planted at the path must not hang the reader (which may hold the
+    // policy of every request); it is refused below as not a regular file.
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path);
-    let mut file = match file {
+    let file = match file {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(io_error(path, "open")(error)),
     };
+    let meta = file.metadata().map_err(io_error(path, "stat"))?;
+    if !meta.is_file() {
+        let refused = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+        return Err(io_error(path, "read")(refused));
+    }
     let mut text = String::new();
-    file.read_to_string(&mut text)
+    file.take(MAX_RULES_FILE + 1)
+        .read_to_string(&mut text)
         .map_err(io_error(path, "read"))?;
+    if text.len() as u64 > MAX_RULES_FILE {
+        let refused = io::Error::new(io::ErrorKind::InvalidData, "larger than 4 MiB");
+        return Err(io_error(path, "read")(refused));
+    }
     Ok(Some(text))
 }
 
@@ -156,8 +171,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let existing = fs::symlink_metadata(path).ok();
-    let mode = existing.as_ref().map_or(0o644, |meta| meta.mode() & 0o7777);
+    // Keep the mode of a regular file only, without execute, setuid or setgid bits: a symlink
+    // reports 0777, which must never become the mode of the file written in its place.
+    let existing = fs::symlink_metadata(path)
+        .ok()
+        .filter(|meta| meta.file_type().is_file());
+    let mode = existing.as_ref().map_or(0o644, |meta| meta.mode() & 0o666);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -379,6 +398,34 @@ mod tests {
         policy
             .decide(&Request::from_url("GET", url).unwrap())
             .verdict
+    }
+
+    #[test]
+    fn a_fifo_at_the_rules_path_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("harness-rules.toml");
+        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let error = load_rules(&path).unwrap_err();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+    }
+
+    #[test]
+    fn replacing_a_symlink_never_writes_a_world_writable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere.toml");
+        fs::write(&target, "version = 1\n").unwrap();
+        let path = dir.path().join("harness-rules.toml");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        write_atomically(&path, b"version = 1\n").unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "the symlink was replaced, not followed"
+        );
+        assert_eq!(meta.mode() & 0o777, 0o644);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "version = 1\n");
     }
 
     #[test]
