@@ -1,13 +1,14 @@
 //! `cgroup/connect6`: IPv6 never leaves a session. A connect to `::ffff:a.b.c.d` runs this hook
-//! only (never connect4), so v4-mapped destinations are redirected here exactly as connect4 would.
+//! only (never connect4), so v4-mapped destinations are routed here exactly as connect4 would.
 
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
 use hh_common::stat;
 
 use super::{
-    ALLOW, DNS_PORT_BE, IPPROTO_TCP, IPPROTO_UDP, REFUSE,
-    addr::{dest, is_loopback4, is_loopback6, mapped4, port_be, rewrite_mapped, socket_cookie},
-    maps::{HH_CONNECTING, HH_DNS_PORT, HH_DNS_RESOLVER, HH_PROXY_PORT, count},
+    ALLOW, REFUSE,
+    addr::{dest, is_loopback4, is_loopback6, mapped4, port_be, rewrite_mapped},
+    maps::count,
+    route::route,
 };
 
 #[cgroup_sock_addr(connect6)]
@@ -27,36 +28,5 @@ pub fn hh_connect6(ctx: SockAddrContext) -> i32 {
         return ALLOW;
     }
     let original = dest(addr, port_be(sock_addr));
-    match sock_addr.protocol {
-        IPPROTO_TCP => {
-            if HH_CONNECTING
-                .insert(&socket_cookie(&ctx), &original, 0)
-                .is_err()
-            {
-                return REFUSE;
-            }
-            rewrite_mapped(sock_addr, HH_PROXY_PORT.load());
-            count(stat::REDIRECTED);
-            ALLOW
-        }
-        IPPROTO_UDP if port_be(sock_addr) == DNS_PORT_BE => {
-            if HH_DNS_RESOLVER
-                .insert(&socket_cookie(&ctx), &original, 0)
-                .is_err()
-            {
-                return REFUSE;
-            }
-            rewrite_mapped(sock_addr, HH_DNS_PORT.load());
-            count(stat::DNS_REDIRECTED);
-            ALLOW
-        }
-        IPPROTO_UDP => {
-            count(stat::REFUSED_UDP);
-            REFUSE
-        }
-        _ => {
-            count(stat::REFUSED_PROTOCOL);
-            REFUSE
-        }
-    }
+    route(&ctx, sock_addr, original, rewrite_mapped)
 }

@@ -13,6 +13,7 @@ mod connect4;
 mod connect6;
 mod maps;
 mod recvmsg;
+mod route;
 mod sendmsg;
 mod sk_msg;
 mod sock_create;

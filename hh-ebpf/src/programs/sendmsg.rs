@@ -7,9 +7,10 @@ use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
 use hh_common::stat;
 
 use super::{
-    ALLOW, DNS_PORT_BE, REFUSE,
-    addr::{dest, is_loopback4, is_loopback6, port_be, rewrite4, socket_cookie},
-    maps::{HH_DNS_PORT, HH_DNS_RESOLVER, count},
+    ALLOW, REFUSE,
+    addr::{dest, is_loopback4, is_loopback6, port_be, rewrite4},
+    maps::count,
+    route::dns_or_refuse,
 };
 
 #[cgroup_sock_addr(sendmsg4)]
@@ -20,20 +21,8 @@ pub fn hh_sendmsg4(ctx: SockAddrContext) -> i32 {
     if is_loopback4(addr) {
         return ALLOW;
     }
-    if port_be(sock_addr) != DNS_PORT_BE {
-        count(stat::REFUSED_UDP);
-        return REFUSE;
-    }
     let original = dest(addr, port_be(sock_addr));
-    if HH_DNS_RESOLVER
-        .insert(&socket_cookie(&ctx), &original, 0)
-        .is_err()
-    {
-        return REFUSE;
-    }
-    rewrite4(sock_addr, HH_DNS_PORT.load());
-    count(stat::DNS_REDIRECTED);
-    ALLOW
+    dns_or_refuse(&ctx, sock_addr, original, rewrite4)
 }
 
 #[cgroup_sock_addr(sendmsg6)]
