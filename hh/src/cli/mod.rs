@@ -2,6 +2,7 @@
 
 mod doctor;
 mod init;
+mod proxy;
 mod rules;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -34,6 +35,8 @@ pub enum Command {
     Init(init::Options),
     /// Check a request against the rules, or add a rule to a workspace's harness-rules.toml.
     Rules(rules::Options),
+    /// Run the MITM proxy standalone, as an explicit HTTP proxy (CONNECT and absolute-form).
+    Proxy(proxy::Options),
 }
 
 /// Runs the parsed command line; the exit code is the command's verdict.
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(options) => doctor::run(&options),
         Command::Init(options) => init::run(&options, cli.config.as_deref()),
         Command::Rules(options) => rules::run(&options, cli.config.as_deref()),
+        Command::Proxy(options) => proxy::run(&options),
     }
 }
 

@@ -1,7 +1,17 @@
-//! The MITM proxy's building blocks: what it may dial and how strictly it reads HTTP/1.
+//! The MITM proxy: its building blocks and the explicit-proxy front door.
 //!
 //! - [`ssrf`]: the pure decision whether an address may be dialled.
 //! - [`http1`]: the pure strict HTTP/1.x request-head parser and hop-by-hop stripping.
+//! - [`decision`]: the one decision per request (policy, ask with timeout, audit, 403 text).
+//! - [`explicit`]: the explicit-proxy front door (`hh proxy`): CONNECT and absolute-form.
+//! - [`intercept`]: TLS termination inside a tunnel and per-request decisions there.
+//! - [`upstream`]: resolve, SSRF-check and dial upstreams; verify their certificates.
+//! - [`relay`]: copying bytes between sockets with an idle bound.
 
+pub mod decision;
+pub mod explicit;
 pub mod http1;
+pub mod intercept;
+pub mod relay;
 pub mod ssrf;
+pub mod upstream;

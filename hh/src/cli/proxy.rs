@@ -1,0 +1,152 @@
+//! `hh proxy`: the MITM proxy standalone, as an explicit HTTP proxy (CONNECT and absolute-form).
+//!
+//! Prints `listening on ADDR` on stdout once it accepts connections (so `--listen 127.0.0.1:0`
+//! is usable from scripts and tests), then serves until killed. The CA (`ca.pem`, the file
+//! clients must trust) and the audit log (`audit.jsonl`) live in `--state-dir`. With no approver
+//! connected (there is none yet), an unknown request waits `--ask-timeout` seconds and is denied.
+
+use std::{
+    collections::HashMap,
+    io::Write as _,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context as _, anyhow, bail};
+
+use crate::{
+    audit::AuditLog,
+    proxy::{
+        decision::{DecisionEngine, PolicyFn},
+        explicit::{self, IDLE_TIMEOUT, Proxy},
+        http1::Limits,
+        ssrf::{DialGrants, IpCidr},
+        upstream::Upstream,
+    },
+    rules::{Host, Layer, Policy, PolicySources, WatchedPolicy, store},
+    tls::{
+        ca::CertificateAuthority,
+        leaf::{DEFAULT_CAPACITY, LeafCache},
+    },
+};
+
+#[derive(clap::Args, Debug)]
+pub struct Options {
+    /// The address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    /// A rules file (harness-rules.toml); repeat for several. One file is reloaded when it changes.
+    #[arg(long = "rules", value_name = "FILE", required = true)]
+    pub rules: Vec<PathBuf>,
+    /// Where the CA (ca.pem, ca.key) and the audit log (audit.jsonl) live.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// How long an unknown request waits for an answer before it is denied.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub ask_timeout: u64,
+    /// Resolve NAME to IP instead of asking the system resolver (tests); repeatable.
+    #[arg(long = "resolve", value_name = "NAME=IP")]
+    pub resolve: Vec<String>,
+    /// Let the proxy dial this private or loopback block (the SSRF guard refuses it otherwise);
+    /// repeatable. Rules naming an IP do not grant it yet.
+    #[arg(long = "dial-grant", value_name = "CIDR")]
+    pub dial_grant: Vec<IpCidr>,
+    /// Also trust this PEM file's certificates for upstream TLS (besides the webpki roots).
+    #[arg(long = "upstream-ca", value_name = "PEM")]
+    pub upstream_ca: Vec<PathBuf>,
+}
+
+pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(options))
+}
+
+async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
+    let policy = policy(&options.rules)?;
+    let ca = CertificateAuthority::load_or_create(&options.state_dir)
+        .with_context(|| format!("cannot load the CA in {}", options.state_dir.display()))?;
+    let audit = AuditLog::open(&options.state_dir).with_context(|| {
+        format!(
+            "cannot open the audit log in {}",
+            options.state_dir.display()
+        )
+    })?;
+    let rules_target = format!("--rules {}", options.rules[0].display());
+    let engine = DecisionEngine::new(
+        policy,
+        Duration::from_secs(options.ask_timeout),
+        Some(audit),
+        rules_target,
+    );
+    let tls = Upstream::client_config(&options.upstream_ca)?;
+    let upstream = Upstream::new(
+        resolve_table(&options.resolve)?,
+        DialGrants::new(options.dial_grant.iter().copied()),
+        tls,
+        Duration::from_secs(10),
+    );
+    let proxy = Arc::new(Proxy {
+        engine,
+        upstream,
+        leaves: LeafCache::new(Arc::new(ca), DEFAULT_CAPACITY),
+        limits: Limits::default(),
+        idle_timeout: IDLE_TIMEOUT,
+    });
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on {addr}")?;
+    stdout.flush()?;
+    explicit::serve(listener, proxy)
+        .await
+        .context("the proxy stopped")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One file: watched and reloaded on change. Several: each a workspace layer, loaded once.
+fn policy(files: &[PathBuf]) -> anyhow::Result<PolicyFn> {
+    if let [file] = files {
+        let sources = PolicySources {
+            workspace: Some(file.clone()),
+            ..PolicySources::default()
+        };
+        let watched = WatchedPolicy::load(sources)
+            .with_context(|| format!("cannot load rules from {}", file.display()))?;
+        return Ok(Arc::new(move || watched.current()));
+    }
+    let mut layers = Vec::new();
+    for file in files {
+        let rules = store::load_rules(file)
+            .with_context(|| format!("cannot load rules from {}", file.display()))?;
+        layers.push(rules.into_layer(Layer::Workspace, &file.display().to_string()));
+    }
+    let policy = Arc::new(Policy::new(layers));
+    Ok(Arc::new(move || Arc::clone(&policy)))
+}
+
+fn resolve_table(entries: &[String]) -> anyhow::Result<HashMap<Host, IpAddr>> {
+    let mut table = HashMap::new();
+    for entry in entries {
+        let (name, ip) = entry
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--resolve `{entry}`: expected NAME=IP"))?;
+        let host = Host::parse(name).with_context(|| format!("--resolve `{entry}`"))?;
+        let ip: IpAddr = ip
+            .parse()
+            .with_context(|| format!("--resolve `{entry}`: `{ip}` is not an IP address"))?;
+        if table.insert(host, ip).is_some() {
+            bail!("--resolve names {name} twice");
+        }
+    }
+    Ok(table)
+}

@@ -1,0 +1,268 @@
+//! The proxy's one decision: a canonical [`Request`] in, a final [`Ruling`] out, and its audit line.
+//!
+//! Both front-door paths (absolute-form HTTP, CONNECT: raw TCP or each intercepted request) call
+//! [`DecisionEngine::decide`]; the CONNECT path may first call [`DecisionEngine::refuse_early`],
+//! which answers only when a deny rule covers the whole `host:port` (then every request through
+//! the tunnel would be denied anyway, so the client gets its 403 before any tunnel exists).
+//! Both consult [`Policy::decide`] through the same private function.
+//!
+//! Unknown means ask; no answer means deny. No approver can connect yet (the TUI and control
+//! socket are later work), so an ask waits out the ask timeout and then denies, as it will when
+//! no one answers. Every final ruling is one audit line when an audit log is open.
+//!
+//! The text of a denial is written here too: what was blocked, which rule (or "ask timed out"),
+//! and the command a person runs to allow it, so an agent reading the 403 can pass it on.
+
+use std::{sync::Arc, time::Duration, time::SystemTime};
+
+use crate::{
+    audit::{self, AuditLog, AuditRecord},
+    rules::{Action, Policy, Request, Verdict, policy::RuleOrigin},
+};
+
+/// Where the current policy comes from: a file watcher, or a fixed policy.
+pub type PolicyFn = Arc<dyn Fn() -> Arc<Policy> + Send + Sync>;
+
+/// The final word on a request: allow or deny, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ruling {
+    pub allowed: bool,
+    /// The rule that decided; `None` when no rule matched and the ask timed out.
+    pub rule: Option<RuleOrigin>,
+}
+
+/// Decides requests against the current policy, asks (and times out), and audits.
+pub struct DecisionEngine {
+    policy: PolicyFn,
+    ask_timeout: Duration,
+    audit: Option<AuditLog>,
+    /// Where a person adds a rule: the argument of `hh rules add` (`--rules FILE`).
+    rules_target: String,
+}
+
+impl DecisionEngine {
+    pub fn new(
+        policy: PolicyFn,
+        ask_timeout: Duration,
+        audit: Option<AuditLog>,
+        rules_target: String,
+    ) -> DecisionEngine {
+        DecisionEngine {
+            policy,
+            ask_timeout,
+            audit,
+            rules_target,
+        }
+    }
+
+    /// The ruling for `request`: the matching rule's, or, when none matches, the asker's (no
+    /// approver yet: wait out the ask timeout, then deny). Audited.
+    pub async fn decide(&self, request: &Request) -> Ruling {
+        let ruling = match self.consult(request) {
+            Some(ruling) => ruling,
+            None => {
+                tracing::info!(host = %request.host, port = request.port, "no rule matched; asking");
+                tokio::time::sleep(self.ask_timeout).await;
+                Ruling {
+                    allowed: false,
+                    rule: None,
+                }
+            }
+        };
+        self.audit(request, &ruling);
+        ruling
+    }
+
+    /// A denial decided by a rule for the connection `request` (no HTTP part), when there is
+    /// one; `None` means: open the tunnel and decide each request inside it. Audited when it
+    /// denies.
+    pub fn refuse_early(&self, request: &Request) -> Option<Ruling> {
+        let ruling = self.consult(request).filter(|ruling| !ruling.allowed)?;
+        self.audit(request, &ruling);
+        Some(ruling)
+    }
+
+    /// The one call to [`Policy::decide`]: `None` means no rule matched (ask).
+    fn consult(&self, request: &Request) -> Option<Ruling> {
+        let policy = (self.policy)();
+        let decision = policy.decide(request);
+        let allowed = match decision.verdict {
+            Verdict::Allow => true,
+            Verdict::Deny => false,
+            Verdict::Ask => return None,
+        };
+        Some(Ruling {
+            allowed,
+            rule: decision.rule.cloned(),
+        })
+    }
+
+    fn audit(&self, request: &Request, ruling: &Ruling) {
+        let Some(log) = &self.audit else { return };
+        let record = AuditRecord {
+            time: SystemTime::now(),
+            session: "standalone".into(),
+            client_pid: None,
+            method: request
+                .http
+                .as_ref()
+                .map(|http| http.method.as_str().into()),
+            host: request.host.as_str().into(),
+            path: request.http.as_ref().map(|http| http.path.as_str().into()),
+            port: request.port,
+            decision: if ruling.allowed {
+                audit::Decision::Allow
+            } else {
+                audit::Decision::Deny
+            },
+            rule: ruling.rule.as_ref().map(ToString::to_string),
+            bytes_up: 0,
+            bytes_down: 0,
+            duration_ms: 0,
+        };
+        if let Err(error) = log.record(&record) {
+            tracing::error!(error = %error, "cannot write the audit log");
+        }
+    }
+
+    /// The plain-text body of a 403 for `request` denied by `ruling`.
+    pub fn denial_text(&self, request: &Request, ruling: &Ruling) -> String {
+        let mut text = format!("hh blocked {}\n", describe(request));
+        match &ruling.rule {
+            Some(rule) => {
+                text.push_str(&format!("rule: {rule}\n"));
+                if rule.action == Action::Deny {
+                    text.push_str(
+                        "A deny rule wins over any allow rule: a person must remove or narrow it \
+                         in that file.\n",
+                    );
+                }
+            }
+            None => text.push_str(&format!(
+                "rule: no rule matched (ask timed out after {} s with no answer)\n",
+                self.ask_timeout.as_secs_f32()
+            )),
+        }
+        if ruling
+            .rule
+            .as_ref()
+            .is_none_or(|rule| rule.action != Action::Deny)
+        {
+            text.push_str(&format!(
+                "To allow it, a person runs:\n  hh rules add {} allow '{}'\n",
+                self.rules_target,
+                suggested_rule(request)
+            ));
+        }
+        text
+    }
+}
+
+/// `GET example.com:443 /path`, or `TCP example.com:22` for a raw connection.
+pub fn describe(request: &Request) -> String {
+    match &request.http {
+        Some(http) => format!(
+            "{} {}:{} {}",
+            http.method.as_str(),
+            request.host,
+            request.port,
+            http.path.as_str()
+        ),
+        None => format!("TCP {}:{}", request.host, request.port),
+    }
+}
+
+/// The narrowest rule that allows `request`, in the rule grammar.
+fn suggested_rule(request: &Request) -> String {
+    match &request.http {
+        Some(http) => format!(
+            "method={} domain={} path={} port={}",
+            http.method.as_str(),
+            request.host,
+            http.path.as_str(),
+            request.port
+        ),
+        None => format!("domain={} port={}", request.host, request.port),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Layer, LayerRules, Rule};
+
+    fn engine(allow: &[&str], deny: &[&str]) -> DecisionEngine {
+        let mut layer = LayerRules::new(Layer::Workspace, "rules.toml");
+        for text in allow {
+            layer.push(Action::Allow, Rule::parse(text).unwrap(), *text);
+        }
+        for text in deny {
+            layer.push(Action::Deny, Rule::parse(text).unwrap(), *text);
+        }
+        let policy = Arc::new(Policy::new(vec![layer]));
+        DecisionEngine::new(
+            Arc::new(move || policy.clone()),
+            Duration::from_millis(10),
+            None,
+            "--rules rules.toml".into(),
+        )
+    }
+
+    fn get(url: &str) -> Request {
+        Request::from_url("GET", url).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_allow_rule_allows_and_names_itself() {
+        let engine = engine(&["domain=a.test path=/ok/*"], &[]);
+        let ruling = engine.decide(&get("https://a.test/ok/1")).await;
+        assert!(ruling.allowed);
+        assert_eq!(
+            ruling.rule.unwrap().text.as_ref(),
+            "domain=a.test path=/ok/*"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_request_is_denied_after_the_ask_times_out() {
+        let engine = engine(&[], &[]);
+        let request = get("https://b.test/x");
+        let ruling = engine.decide(&request).await;
+        assert_eq!(
+            ruling,
+            Ruling {
+                allowed: false,
+                rule: None
+            }
+        );
+        let text = engine.denial_text(&request, &ruling);
+        assert!(text.contains("ask timed out"), "{text}");
+        assert!(
+            text.contains(
+                "hh rules add --rules rules.toml allow 'method=GET domain=b.test path=/x port=443'"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_connection_is_refused_early_only_by_a_deny_rule() {
+        let engine = engine(&["domain=a.test"], &["domain=d.test"]);
+        let host = |name| crate::rules::Host::parse(name).unwrap();
+        assert_eq!(
+            engine.refuse_early(&Request::tcp(host("a.test"), 443)),
+            None
+        );
+        assert_eq!(
+            engine.refuse_early(&Request::tcp(host("u.test"), 443)),
+            None
+        );
+        let denied = engine
+            .refuse_early(&Request::tcp(host("d.test"), 443))
+            .unwrap();
+        assert!(!denied.allowed);
+        let text = engine.denial_text(&Request::tcp(host("d.test"), 443), &denied);
+        assert!(text.contains("denylist[0]: domain=d.test"), "{text}");
+        assert!(!text.contains("To allow it"), "{text}");
+    }
+}

@@ -1,0 +1,331 @@
+//! The explicit-proxy front door: clients that dial the proxy themselves (`HTTPS_PROXY`,
+//! `curl --proxy`). Accepts connections, reads the first request head with the strict parser
+//! ([`super::http1`]) and sends it one of two ways:
+//!
+//! - `CONNECT host:port`: refused at once with `403` when a deny rule covers the whole
+//!   `host:port`; otherwise `200`, then the tunnel's first byte says what it carries. TLS
+//!   (a handshake record, `0x16`) is intercepted and every request inside decided on its own
+//!   ([`super::intercept`]); anything else is raw TCP, decided as a connection
+//!   ([`Request::tcp`]: only a rule allowing that host and port admits it) and spliced, or
+//!   closed when denied (the `200` is already sent).
+//! - absolute-form `http://…`: decided, forwarded with `Connection: close`, and the response
+//!   streamed back; one request per client connection.
+//!
+//! Every decision goes through [`DecisionEngine`]. Heads are bounded by [`Limits`], every wait
+//! by [`IDLE_TIMEOUT`].
+
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+};
+
+use super::{
+    decision::DecisionEngine,
+    http1::{BodyFraming, Header, Limits, RequestHead, parse_request_head, strip_hop_by_hop},
+    intercept,
+    relay::{copy_idle, splice},
+    upstream::{DialError, Upstream},
+};
+use crate::{
+    rules::{Host, Request, canonical::parse_port},
+    tls::leaf::LeafCache,
+};
+
+/// How long any side may stay silent: a request head, a tunnel's first byte, a body, a response.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every connection shares.
+pub struct Proxy {
+    pub engine: DecisionEngine,
+    pub upstream: Upstream,
+    pub leaves: LeafCache,
+    pub limits: Limits,
+    pub idle_timeout: Duration,
+}
+
+/// Accepts clients until the listener fails; each runs on its own task.
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) -> io::Result<()> {
+    loop {
+        let (client, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of descriptors or a client gone before accept: keep serving the others.
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let proxy = Arc::clone(&proxy);
+        tokio::spawn(async move {
+            if let Err(error) = handle_client(proxy, client, peer).await {
+                tracing::debug!(%peer, %error, "client connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn handle_client(
+    proxy: Arc<Proxy>,
+    mut client: TcpStream,
+    peer: SocketAddr,
+) -> io::Result<()> {
+    let _ = client.set_nodelay(true);
+    let (head, head_len, buf) = match read_head(&proxy, &mut client).await? {
+        Some(read) => read,
+        None => return Ok(()),
+    };
+    tracing::debug!(%peer, method = %head.method, target = %head.target, "request");
+    if head.method == "CONNECT" {
+        if buf.len() > head_len {
+            // The client must wait for our 200: bytes sent before it would skip the decision.
+            return respond(
+                &mut client,
+                400,
+                "Bad Request",
+                "hh: data sent before the CONNECT was answered\n",
+            )
+            .await;
+        }
+        return connect(proxy, client, &head).await;
+    }
+    if head.target.len() > 7 && head.target[..7].eq_ignore_ascii_case("http://") {
+        return absolute_form(&proxy, client, head, &buf[head_len..]).await;
+    }
+    respond(
+        &mut client,
+        400,
+        "Bad Request",
+        "hh is a proxy: send CONNECT host:port, or an absolute http:// URL\n",
+    )
+    .await
+}
+
+/// Reads until the strict parser has a whole head. `None`: the client left or sent nothing in
+/// time, or the head was refused (the `400` is already written).
+async fn read_head(
+    proxy: &Proxy,
+    client: &mut TcpStream,
+) -> io::Result<Option<(RequestHead, usize, Vec<u8>)>> {
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        match parse_request_head(&buf, &proxy.limits) {
+            Ok(Some((head, len))) => return Ok(Some((head, len, buf))),
+            Ok(None) => {}
+            Err(error) => {
+                respond(client, 400, "Bad Request", &format!("hh: {error}\n")).await?;
+                return Ok(None);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let read = match tokio::time::timeout(proxy.idle_timeout, client.read(&mut chunk)).await {
+            Ok(read) => read?,
+            Err(_) => return Ok(None),
+        };
+        if read == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..read]);
+    }
+}
+
+async fn connect(proxy: Arc<Proxy>, mut client: TcpStream, head: &RequestHead) -> io::Result<()> {
+    let Some((host, port)) = parse_connect_target(&head.target) else {
+        return respond(
+            &mut client,
+            400,
+            "Bad Request",
+            &format!("hh: CONNECT target `{}` is not host:port\n", head.target),
+        )
+        .await;
+    };
+    let connection = Request::tcp(host.clone(), port);
+    if let Some(ruling) = proxy.engine.refuse_early(&connection) {
+        let body = proxy.engine.denial_text(&connection, &ruling);
+        return respond(&mut client, 403, "Forbidden", &body).await;
+    }
+    client
+        .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        .await?;
+    let mut first = [0u8; 1];
+    let peeked = match tokio::time::timeout(proxy.idle_timeout, client.peek(&mut first)).await {
+        Ok(peeked) => peeked?,
+        Err(_) => return Ok(()),
+    };
+    if peeked == 0 {
+        return Ok(());
+    }
+    // A TLS handshake record (RFC 8446 §5.1, ContentType handshake = 22).
+    if first[0] == 0x16 {
+        intercept::serve_tunnel(proxy, client, host, port).await;
+        return Ok(());
+    }
+    let ruling = proxy.engine.decide(&connection).await;
+    if !ruling.allowed {
+        tracing::info!(%host, port, "raw TCP denied; closing the tunnel");
+        return Ok(());
+    }
+    match proxy.upstream.dial_tcp(&host, port).await {
+        Ok(upstream) => {
+            splice(client, upstream, proxy.idle_timeout).await?;
+        }
+        Err(error) => tracing::warn!(%error, "raw TCP upstream unreachable; closing the tunnel"),
+    }
+    Ok(())
+}
+
+/// `host:port` or `[v6]:port`, the host canonicalized; the port is required.
+fn parse_connect_target(target: &str) -> Option<(Host, u16)> {
+    let (host, port) = target.rsplit_once(':')?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.strip_suffix(']')?,
+        None => host,
+    };
+    let port = parse_port(port).ok()?;
+    Some((Host::parse(host).ok()?, port))
+}
+
+/// Decides an absolute-form request and forwards it with `Connection: close`.
+async fn absolute_form(
+    proxy: &Proxy,
+    mut client: TcpStream,
+    mut head: RequestHead,
+    early_body: &[u8],
+) -> io::Result<()> {
+    let request = match Request::from_url(&head.method, &head.target) {
+        Ok(request) => request,
+        Err(error) => {
+            return respond(&mut client, 400, "Bad Request", &format!("hh: {error}\n")).await;
+        }
+    };
+    let ruling = proxy.engine.decide(&request).await;
+    if !ruling.allowed {
+        let body = proxy.engine.denial_text(&request, &ruling);
+        return respond(&mut client, 403, "Forbidden", &body).await;
+    }
+    let body_len = match head.framing {
+        BodyFraming::None => 0,
+        BodyFraming::ContentLength(len) => len,
+        BodyFraming::Chunked => {
+            return respond(
+                &mut client,
+                411,
+                "Length Required",
+                "hh: chunked request bodies are not relayed over plain http yet; send Content-Length\n",
+            )
+            .await;
+        }
+    };
+    let mut upstream = match proxy.upstream.dial_tcp(&request.host, request.port).await {
+        Ok(upstream) => upstream,
+        Err(error @ DialError::Refused { .. }) => {
+            return respond(
+                &mut client,
+                403,
+                "Forbidden",
+                &format!("hh allowed the request but {error}\n"),
+            )
+            .await;
+        }
+        Err(error) => {
+            return respond(&mut client, 502, "Bad Gateway", &format!("hh: {error}\n")).await;
+        }
+    };
+    let authority = if request.port == 80 {
+        request.host.to_string()
+    } else {
+        format!("{}:{}", authority_host(&request.host), request.port)
+    };
+    head.target = origin_form(&head.target);
+    strip_hop_by_hop(&mut head.headers, false);
+    head.headers.retain(|header| !header.is("host"));
+    head.headers.insert(0, Header::new("Host", authority));
+    head.headers.push(Header::new("Connection", "close"));
+    upstream.write_all(&head.to_bytes()).await?;
+
+    // Only this message's body goes up; anything after it is not forwarded (one request per
+    // connection), so nothing the upstream reads was left undecided.
+    let early = &early_body[..early_body
+        .len()
+        .min(usize::try_from(body_len).unwrap_or(usize::MAX))];
+    upstream.write_all(early).await?;
+    let (mut client_read, mut client_write) = client.split();
+    let (mut upstream_read, mut upstream_write) = upstream.split();
+    let rest = body_len - early.len() as u64;
+    let (up, down) = tokio::join!(
+        copy_idle(
+            &mut client_read,
+            &mut upstream_write,
+            Some(rest),
+            proxy.idle_timeout
+        ),
+        copy_idle(
+            &mut upstream_read,
+            &mut client_write,
+            None,
+            proxy.idle_timeout
+        ),
+    );
+    up?;
+    down?;
+    Ok(())
+}
+
+/// A host as it goes in an authority: IPv6 in brackets.
+fn authority_host(host: &Host) -> String {
+    match host.ip() {
+        Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => host.to_string(),
+    }
+}
+
+/// The path and query of an absolute URL, split the way [`Request::from_url`] splits it (so the
+/// upstream gets the path that was decided on); the fragment is dropped.
+fn origin_form(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.replace('\\', "/");
+    let start = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let target = &rest[start..];
+    let target = target.split_once('#').map_or(target, |(before, _)| before);
+    if target.starts_with('/') {
+        target.to_owned()
+    } else {
+        format!("/{target}")
+    }
+}
+
+/// Writes a complete plain-text response and closes the connection's write side.
+async fn respond(client: &mut TcpStream, status: u16, reason: &str, body: &str) -> io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    client.write_all(head.as_bytes()).await?;
+    client.write_all(body.as_bytes()).await?;
+    client.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_targets_need_a_host_and_a_port() {
+        let parsed = |target| parse_connect_target(target).map(|(h, p)| (h.to_string(), p));
+        assert_eq!(parsed("A.Test:8443"), Some(("a.test".into(), 8443)));
+        assert_eq!(parsed("[::1]:443"), Some(("::1".into(), 443)));
+        assert_eq!(parsed("a.test"), None);
+        assert_eq!(parsed("a.test:0"), None);
+        assert_eq!(parsed("a.test:https"), None);
+    }
+
+    #[test]
+    fn absolute_urls_become_origin_form_as_they_were_decided() {
+        assert_eq!(origin_form("http://a.test"), "/");
+        assert_eq!(origin_form("http://a.test?q=1"), "/?q=1");
+        assert_eq!(origin_form("http://a.test:8080/x/y?q#frag"), "/x/y?q");
+        assert_eq!(origin_form("http://a.test\\@b.test/x"), "/@b.test/x");
+    }
+}

@@ -1,0 +1,233 @@
+//! Reaching an allowed upstream: resolve the name, check every address with the SSRF guard, dial
+//! the checked address (never one the client gave, never one re-resolved later), and for HTTPS
+//! verify the upstream's certificate for the name.
+//!
+//! Names are resolved by the test resolver's fixed table (`--resolve NAME=IP`) when listed there,
+//! otherwise by the system resolver. The grants ([`DialGrants`]) come from `--dial-grant`; rules
+//! that name an IP will grant it too once the proxy derives grants from the policy (not yet).
+
+use std::{
+    collections::HashMap,
+    io,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use rustls::{
+    ClientConfig, RootCertStore,
+    pki_types::{CertificateDer, ServerName, pem::PemObject as _},
+};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsConnector, client::TlsStream};
+
+use super::ssrf::{DialGrants, RefusedAddress, check_dial_target};
+use crate::rules::Host;
+
+/// Why an upstream could not be reached. [`DialError::Refused`] means no packet was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("cannot resolve {host}")]
+    Resolve {
+        host: Host,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{host} resolves to no address")]
+    NoAddress { host: Host },
+    #[error("refused to dial {host}: {refused}")]
+    Refused { host: Host, refused: RefusedAddress },
+    #[error("cannot connect to {host} at {addr}")]
+    Connect {
+        host: Host,
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("connecting to {host} at {addr} timed out")]
+    Timeout { host: Host, addr: SocketAddr },
+    #[error("TLS with {host} at {addr} failed")]
+    Tls {
+        host: Host,
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why the upstream trust roots could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read upstream CA certificates from {path}")]
+pub struct RootsError {
+    path: String,
+    #[source]
+    source: rustls::pki_types::pem::Error,
+}
+
+/// Resolves, checks and dials upstreams.
+pub struct Upstream {
+    /// `--resolve NAME=IP`: names answered without asking the system.
+    fixed: HashMap<Host, IpAddr>,
+    grants: DialGrants,
+    tls: TlsConnector,
+    connect_timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(
+        fixed: HashMap<Host, IpAddr>,
+        grants: DialGrants,
+        tls: Arc<ClientConfig>,
+        connect_timeout: Duration,
+    ) -> Upstream {
+        Upstream {
+            fixed,
+            grants,
+            tls: TlsConnector::from(tls),
+            connect_timeout,
+        }
+    }
+
+    /// A client configuration trusting the webpki roots plus every certificate in `extra` (PEM
+    /// files), offering only HTTP/1.1.
+    pub fn client_config(extra: &[std::path::PathBuf]) -> Result<Arc<ClientConfig>, RootsError> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for path in extra {
+            let error = |source| RootsError {
+                path: path.display().to_string(),
+                source,
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(error)? {
+                // A certificate rustls cannot use as a root is skipped, as the webpki roots do.
+                let _ = roots.add(cert.map_err(error)?);
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// The address to dial for `host:port`: the first resolved address the SSRF guard passes.
+    pub async fn resolve_checked(&self, host: &Host, port: u16) -> Result<SocketAddr, DialError> {
+        let candidates: Vec<IpAddr> = if let Some(ip) = host.ip() {
+            vec![ip]
+        } else if let Some(ip) = self.fixed.get(host) {
+            vec![*ip]
+        } else {
+            tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|source| DialError::Resolve {
+                    host: host.clone(),
+                    source,
+                })?
+                .map(|addr| addr.ip())
+                .collect()
+        };
+        let mut first_refusal = None;
+        for ip in candidates {
+            match check_dial_target(ip, &self.grants) {
+                Ok(()) => return Ok(SocketAddr::new(ip, port)),
+                Err(refused) => {
+                    first_refusal.get_or_insert(refused);
+                }
+            }
+        }
+        Err(match first_refusal {
+            Some(refused) => DialError::Refused {
+                host: host.clone(),
+                refused,
+            },
+            None => DialError::NoAddress { host: host.clone() },
+        })
+    }
+
+    /// A TCP connection to the checked address of `host:port`.
+    pub async fn dial_tcp(&self, host: &Host, port: u16) -> Result<TcpStream, DialError> {
+        let addr = self.resolve_checked(host, port).await?;
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| DialError::Timeout {
+                host: host.clone(),
+                addr,
+            })?
+            .map_err(|source| DialError::Connect {
+                host: host.clone(),
+                addr,
+                source,
+            })?;
+        // Nagle would hold back small writes (a request head) for an ACK.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// A TLS connection to `host:port`, its certificate verified for `host`.
+    pub async fn dial_tls(
+        &self,
+        host: &Host,
+        port: u16,
+    ) -> Result<TlsStream<TcpStream>, DialError> {
+        let tcp = self.dial_tcp(host, port).await?;
+        let addr = tcp
+            .peer_addr()
+            .unwrap_or(SocketAddr::new([0, 0, 0, 0].into(), port));
+        let tls_error = |source| DialError::Tls {
+            host: host.clone(),
+            addr,
+            source,
+        };
+        let name = ServerName::try_from(host.as_str().to_owned())
+            .map_err(|error| tls_error(io::Error::new(io::ErrorKind::InvalidInput, error)))?;
+        tokio::time::timeout(self.connect_timeout, self.tls.connect(name, tcp))
+            .await
+            .map_err(|_| DialError::Timeout {
+                host: host.clone(),
+                addr,
+            })?
+            .map_err(tls_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(fixed: &[(&str, [u8; 4])], grants: DialGrants) -> Upstream {
+        let fixed = fixed
+            .iter()
+            .map(|(name, ip)| (Host::parse(name).unwrap(), IpAddr::from(*ip)))
+            .collect();
+        let tls = Upstream::client_config(&[]).unwrap();
+        Upstream::new(fixed, grants, tls, Duration::from_secs(1))
+    }
+
+    #[tokio::test]
+    async fn a_metadata_address_is_refused_before_dialing() {
+        let upstream = upstream(&[("meta.test", [169, 254, 169, 254])], DialGrants::none());
+        let host = Host::parse("meta.test").unwrap();
+        let error = upstream.dial_tcp(&host, 80).await.unwrap_err();
+        assert!(matches!(error, DialError::Refused { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_granted_loopback_address_passes_the_guard() {
+        let grant = super::super::ssrf::IpCidr::host([127, 0, 0, 1].into());
+        let upstream = upstream(&[("local.test", [127, 0, 0, 1])], DialGrants::new([grant]));
+        let host = Host::parse("local.test").unwrap();
+        let addr = upstream.resolve_checked(&host, 8080).await.unwrap();
+        assert_eq!(addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
+
+    #[tokio::test]
+    async fn an_ungranted_loopback_literal_is_refused() {
+        let upstream = upstream(&[], DialGrants::none());
+        let host = Host::parse("127.0.0.1").unwrap();
+        let error = upstream.resolve_checked(&host, 80).await.unwrap_err();
+        assert!(matches!(error, DialError::Refused { .. }), "{error}");
+    }
+}

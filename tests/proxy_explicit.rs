@@ -1,0 +1,450 @@
+//! `hh proxy` as an explicit proxy, end to end: the real binary, real curl, real TLS, loopback only.
+//!
+//! Each test starts a local upstream (HTTPS with a CA made here, and plain HTTP, both answering
+//! `upstream saw METHOD PATH host=HOST`), then `hh proxy` on 127.0.0.1:0 with a rules file, the
+//! test names pinned to loopback addresses by `--resolve`, loopback granted by `--dial-grant`, the
+//! test CA trusted by `--upstream-ca`, and a one-second ask timeout.
+
+mod support;
+
+use std::{
+    convert::Infallible,
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{SocketAddr, TcpStream as StdTcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming, service::service_fn};
+use hyper_util::rt::TokioIo;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+
+/// Every name a test uses, and the addresses `--resolve` pins them to.
+const RESOLVE: [(&str, &str); 5] = [
+    ("allowed.test", "127.0.0.1"),
+    ("denied.test", "127.0.0.1"),
+    ("unknown.test", "127.0.0.1"),
+    ("raw.test", "127.0.0.1"),
+    ("meta.test", "169.254.169.254"),
+];
+
+/// The local upstreams: one HTTPS and one plain-HTTP port, and how many requests reached them.
+struct Upstream {
+    tls_port: u16,
+    http_port: u16,
+    hits: Arc<AtomicUsize>,
+    ca_pem: String,
+}
+
+fn start_upstream() -> Upstream {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let names: Vec<String> = RESOLVE.iter().map(|(name, _)| (*name).to_owned()).collect();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (ports_tx, ports_rx) = std::sync::mpsc::channel();
+    let counter = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let tls_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ports_tx
+                .send((
+                    tls_listener.local_addr().unwrap().port(),
+                    http_listener.local_addr().unwrap().port(),
+                ))
+                .unwrap();
+            let plain_counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                loop {
+                    let (stream, _) = http_listener.accept().await.unwrap();
+                    tokio::spawn(serve_upstream(stream, Arc::clone(&plain_counter)));
+                }
+            });
+            loop {
+                let (stream, _) = tls_listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        serve_upstream(tls, counter).await;
+                    }
+                });
+            }
+        });
+    });
+    let (tls_port, http_port) = ports_rx.recv().unwrap();
+    Upstream {
+        tls_port,
+        http_port,
+        hits,
+        ca_pem: ca_cert.pem(),
+    }
+}
+
+async fn serve_upstream<S>(stream: S, hits: Arc<AtomicUsize>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        hits.fetch_add(1, Ordering::SeqCst);
+        let host = request
+            .headers()
+            .get("host")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = format!(
+            "upstream saw {} {} host={host}\n",
+            request.method(),
+            request.uri()
+        );
+        async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body)))) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// A running `hh proxy`, killed on drop.
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+    state: PathBuf,
+    upstream: Upstream,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_proxy() -> Proxy {
+    let upstream = start_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, http) = (upstream.tls_port, upstream.http_port);
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "version = 1\n[network]\n\
+             allowlist = [\"domain=allowed.test path=/ok/* port={tls},{http}\", \
+             \"domain=meta.test port={tls},{http}\", \"domain=raw.test port={http}\"]\n\
+             denylist = [\"domain=denied.test\", \"domain=allowed.test path=/secret/*\"]\n"
+        ),
+    )
+    .unwrap();
+    let ca = dir.path().join("test-ca.pem");
+    std::fs::write(&ca, &upstream.ca_pem).unwrap();
+    let state = dir.path().join("state");
+
+    let mut command = support::hh();
+    command.args(["proxy", "--listen", "127.0.0.1:0", "--ask-timeout", "1"]);
+    command.arg("--rules").arg(&rules);
+    command.arg("--state-dir").arg(&state);
+    command.arg("--upstream-ca").arg(&ca);
+    command.args(["--dial-grant", "127.0.0.1/32"]);
+    for (name, ip) in RESOLVE {
+        command.arg("--resolve").arg(format!("{name}={ip}"));
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("hh proxy starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("hh proxy printed `{line}` instead of its address"))
+        .parse()
+        .unwrap();
+    Proxy {
+        child,
+        addr,
+        state,
+        upstream,
+        _dir: dir,
+    }
+}
+
+/// What curl got: the status and the body.
+struct Fetched {
+    status: u16,
+    body: String,
+    took: Duration,
+}
+
+fn curl(proxy: &Proxy, url: &str, extra: &[&str]) -> Fetched {
+    let started = Instant::now();
+    let output = Command::new("curl")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args(["-sS", "--max-time", "20", "--proxy"])
+        .arg(format!("http://{}", proxy.addr))
+        .arg("--cacert")
+        .arg(proxy.state.join("ca.pem"))
+        .args(["-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let (body, status) = stdout.rsplit_once('\n').unwrap();
+    Fetched {
+        status: status.parse().unwrap_or_else(|_| {
+            panic!(
+                "curl {url}: no status in `{stdout}`; stderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        }),
+        body: body.to_owned(),
+        took: started.elapsed(),
+    }
+}
+
+/// Sends `bytes` straight to the proxy and reads until it closes.
+fn raw_exchange(proxy: &Proxy, bytes: &[u8]) -> String {
+    let mut stream = StdTcpStream::connect(proxy.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn audit_lines(state: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(state.join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each audit line is JSON"))
+        .collect()
+}
+
+#[test]
+fn an_allowed_https_request_reaches_the_upstream_through_the_tunnel() {
+    let proxy = start_proxy();
+    let url = format!("https://allowed.test:{}/ok/1?q=2", proxy.upstream.tls_port);
+    let fetched = curl(&proxy, &url, &[]);
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    let port = proxy.upstream.tls_port;
+    assert_eq!(
+        fetched.body,
+        format!("upstream saw GET /ok/1?q=2 host=allowed.test:{port}\n")
+    );
+}
+
+#[test]
+fn a_request_denied_inside_the_tunnel_gets_403_naming_the_rule() {
+    let proxy = start_proxy();
+    let url = format!(
+        "https://allowed.test:{}/secret/key",
+        proxy.upstream.tls_port
+    );
+    let fetched = curl(&proxy, &url, &[]);
+    assert_eq!(fetched.status, 403, "{}", fetched.body);
+    assert!(
+        fetched.body.contains("hh blocked GET allowed.test:"),
+        "{}",
+        fetched.body
+    );
+    assert!(
+        fetched
+            .body
+            .contains("denylist[1]: domain=allowed.test path=/secret/*"),
+        "{}",
+        fetched.body
+    );
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_connect_to_a_denied_host_is_refused_with_403_before_any_tunnel() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.tls_port;
+    let answer = raw_exchange(
+        &proxy,
+        format!("CONNECT denied.test:{port} HTTP/1.1\r\nHost: denied.test:{port}\r\n\r\n")
+            .as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+    assert!(
+        answer.contains("denylist[0]: domain=denied.test"),
+        "{answer}"
+    );
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn an_unknown_host_is_asked_and_denied_when_the_ask_times_out() {
+    let proxy = start_proxy();
+    let url = format!("https://unknown.test:{}/anything", proxy.upstream.tls_port);
+    let fetched = curl(&proxy, &url, &[]);
+    assert_eq!(fetched.status, 403, "{}", fetched.body);
+    assert!(fetched.body.contains("ask timed out"), "{}", fetched.body);
+    assert!(
+        fetched
+            .body
+            .contains("allow 'method=GET domain=unknown.test path=/anything port="),
+        "{}",
+        fetched.body
+    );
+    assert!(fetched.took >= Duration::from_secs(1), "{:?}", fetched.took);
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_host_header_naming_another_host_than_the_tunnel_gets_421() {
+    let proxy = start_proxy();
+    let url = format!("https://allowed.test:{}/ok/1", proxy.upstream.tls_port);
+    let fetched = curl(&proxy, &url, &["-H", "Host: other.test"]);
+    assert_eq!(fetched.status, 421, "{}", fetched.body);
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn absolute_form_http_is_forwarded_when_allowed_and_403_when_denied() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.http_port;
+    let allowed = curl(&proxy, &format!("http://allowed.test:{port}/ok/plain"), &[]);
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    assert_eq!(
+        allowed.body,
+        format!("upstream saw GET /ok/plain host=allowed.test:{port}\n")
+    );
+    let denied = curl(&proxy, &format!("http://allowed.test:{port}/secret/x"), &[]);
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert!(denied.body.contains("denylist[1]"), "{}", denied.body);
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_allowed_name_resolving_to_the_metadata_address_is_refused_before_dialing() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.http_port;
+    let fetched = curl(
+        &proxy,
+        &format!("http://meta.test:{port}/latest/meta-data"),
+        &[],
+    );
+    assert_eq!(fetched.status, 403, "{}", fetched.body);
+    assert!(fetched.body.contains("169.254.169.254"), "{}", fetched.body);
+    // A dial would have waited for a SYN-ACK that never comes; the refusal is immediate.
+    assert!(fetched.took < Duration::from_secs(5), "{:?}", fetched.took);
+    let tls_port = proxy.upstream.tls_port;
+    let fetched = curl(&proxy, &format!("https://meta.test:{tls_port}/"), &[]);
+    assert_eq!(fetched.status, 403, "{}", fetched.body);
+    assert!(fetched.body.contains("169.254.169.254"), "{}", fetched.body);
+}
+
+#[test]
+fn raw_tcp_through_connect_is_spliced_only_when_a_rule_allows_the_port() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.http_port;
+    let request = |host: &str| {
+        format!(
+            "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n\
+             GET /raw HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    // The bytes after the CONNECT head must wait for the 200: send them in two steps.
+    let exchange = |host: &str| {
+        let text = request(host);
+        let (connect, rest) = text.split_at(text.find("\r\n\r\n").unwrap() + 4);
+        let mut stream = StdTcpStream::connect(proxy.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(connect.as_bytes()).unwrap();
+        let mut established = [0u8; 39];
+        stream.read_exact(&mut established).unwrap();
+        assert_eq!(&established, b"HTTP/1.1 200 Connection Established\r\n\r\n");
+        stream.write_all(rest.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let spliced = exchange("raw.test");
+    assert!(spliced.starts_with("HTTP/1.1 200 OK"), "{spliced}");
+    assert!(
+        spliced.contains("upstream saw GET /raw host=raw.test"),
+        "{spliced}"
+    );
+    // allowed.test's rule has a path, so it never matches a raw connection: ask, time out, close.
+    let refused = exchange("allowed.test");
+    assert_eq!(refused, "");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn every_decision_is_one_audit_line() {
+    let proxy = start_proxy();
+    let tls = proxy.upstream.tls_port;
+    let http = proxy.upstream.http_port;
+    curl(&proxy, &format!("https://allowed.test:{tls}/ok/a"), &[]);
+    curl(&proxy, &format!("https://allowed.test:{tls}/secret/b"), &[]);
+    curl(&proxy, &format!("http://allowed.test:{http}/ok/c"), &[]);
+    let lines = audit_lines(&proxy.state);
+    let summary: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["decision"].as_str().unwrap().to_owned(),
+                line["host"].as_str().unwrap().to_owned(),
+                line["path"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("allow", "allowed.test", "/ok/a"),
+        ("deny", "allowed.test", "/secret/b"),
+        ("allow", "allowed.test", "/ok/c"),
+    ]
+    .map(|(d, h, p)| (d.to_owned(), h.to_owned(), p.to_owned()));
+    assert_eq!(summary, expected);
+    assert!(
+        lines[1]["rule"]
+            .as_str()
+            .unwrap()
+            .contains("path=/secret/*")
+    );
+}
