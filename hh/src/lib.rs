@@ -7,6 +7,7 @@
 //! - [`audit`]: the audit log, one JSON line per proxy decision, 0600.
 //! - [`cli`]: one module per subcommand; the only place that prints for a person.
 //! - [`config`]: `harness-hat.toml`, the manager's config: load, expand, validate; the `hh init` starter.
+//! - [`dns`]: the per-session DNS stub: synthetic A answers that map back to the name, no upstream.
 //! - [`doctor`]: checks whether this host can run hh, and in which mode.
 //! - [`enforce`]: how a session's traffic is forced through the proxy (eBPF in agent mode).
 //! - [`private_fs`]: 0700 directories and 0600 files opened without following symlinks.
@@ -18,6 +19,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod doctor;
 pub mod enforce;
 pub mod private_fs;
