@@ -21,7 +21,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -125,12 +125,24 @@ where
             .and_then(|value| value.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let body = format!(
-            "upstream saw {} {} host={host}\n",
+        let seen = format!(
+            "upstream saw {} {} host={host}",
             request.method(),
             request.uri()
         );
-        async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body)))) }
+        async move {
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map(|body| body.to_bytes());
+            let reply = match body {
+                Ok(body) if body.is_empty() => format!("{seen}\n"),
+                Ok(body) => format!("{seen} body={}\n", body.len()),
+                Err(error) => format!("{seen} body error: {error}\n"),
+            };
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(reply))))
+        }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
@@ -447,4 +459,109 @@ fn every_decision_is_one_audit_line() {
             .unwrap()
             .contains("path=/secret/*")
     );
+}
+
+/// Opens a CONNECT tunnel to `connect_host` and speaks TLS in it with `sni`, trusting hh's CA;
+/// returns what the first request got, or the TLS error.
+fn tls_through_tunnel(proxy: &Proxy, connect_host: &str, sni: &str) -> Result<String, String> {
+    let port = proxy.upstream.tls_port;
+    let mut stream = StdTcpStream::connect(proxy.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(
+            format!(
+                "CONNECT {connect_host}:{port} HTTP/1.1\r\nHost: {connect_host}:{port}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let mut established = [0u8; 39];
+    stream.read_exact(&mut established).unwrap();
+    assert_eq!(&established, b"HTTP/1.1 200 Connection Established\r\n\r\n");
+
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_pem = std::fs::read(proxy.state.join("ca.pem")).unwrap();
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+    roots
+        .add(CertificateDer::from_pem_slice(&ca_pem).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(sni.to_owned()).unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, stream);
+    let request =
+        format!("GET /ok/sni HTTP/1.1\r\nHost: {sni}:{port}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes())
+        .map_err(|error| error.to_string())?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => Ok(String::from_utf8_lossy(&out).into_owned()),
+        // Servers often close without close_notify; what was read still counts.
+        Err(_) if !out.is_empty() => Ok(String::from_utf8_lossy(&out).into_owned()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+#[test]
+fn a_tls_client_hello_naming_another_host_than_the_connect_is_refused() {
+    let proxy = start_proxy();
+    let same = tls_through_tunnel(&proxy, "allowed.test", "allowed.test").unwrap();
+    assert!(same.starts_with("HTTP/1.1 200 OK"), "{same}");
+    let other = tls_through_tunnel(&proxy, "allowed.test", "denied.test");
+    // Refused before any certificate is sent: the client sees the connection end, not a bad name.
+    let error = other.expect_err("a mismatched SNI gets no TLS session");
+    assert!(!error.contains("certificate"), "{error}");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn request_bodies_stream_upstream_through_both_doors() {
+    let proxy = start_proxy();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(&data, vec![b'x'; 3 * 1024 * 1024]).unwrap();
+    let upload = format!("@{}", data.display());
+    let (tls, http) = (proxy.upstream.tls_port, proxy.upstream.http_port);
+    for url in [
+        format!("https://allowed.test:{tls}/ok/upload"),
+        format!("http://allowed.test:{http}/ok/upload"),
+    ] {
+        let fetched = curl(&proxy, &url, &["--data-binary", &upload]);
+        assert_eq!(fetched.status, 200, "{url}: {}", fetched.body);
+        assert!(
+            fetched
+                .body
+                .ends_with(&format!("body={}\n", 3 * 1024 * 1024)),
+            "{url}: {}",
+            fetched.body
+        );
+    }
+}
+
+#[test]
+fn an_ambiguous_request_head_is_refused_with_400_before_any_decision() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.http_port;
+    let answer = raw_exchange(
+        &proxy,
+        format!(
+            "POST http://allowed.test:{port}/ok/x HTTP/1.1\r\nHost: allowed.test\r\n\
+             Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(
+        answer.contains("both Content-Length and Transfer-Encoding"),
+        "{answer}"
+    );
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+    assert!(audit_lines(&proxy.state).is_empty());
 }
