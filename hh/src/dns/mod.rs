@@ -18,7 +18,7 @@
 //!
 //! # Layout
 //! - [`synthetic`]: [`SyntheticAddresses`], the name ⇄ address table (pure, thread-safe).
-//! - [`answer`]: [`answer()`], one query datagram in, one response datagram (or nothing) out (pure).
+//! - [`mod@answer`]: [`answer()`], one query datagram in, one response datagram (or nothing) out (pure).
 //! - [`rate`]: [`TokenBucket`], the query-rate cap (pure: the caller passes the time).
 //! - [`stub`]: [`serve`], the UDP loop: receive, rate-cap, answer, send; with [`StubCounters`].
 //!

@@ -18,12 +18,16 @@
 //!
 //! - the stub's answers carry a short TTL (5 s by default, [`super::Limits::ttl_secs`]), so a
 //!   well-behaved client asks again (and refreshes the entry) instead of reusing a stale answer;
-//! - the stub's rate cap bounds how fast names can push an entry out: with capacity `C`, a burst
-//!   `B` and a rate `R` per second, an address is reused no sooner than `(C - B) / R` seconds after
-//!   its last use — (8192 − 100) / 200 ≈ 40 s with the defaults, eight times the TTL.
+//! - the stub's rate cap bounds how fast queries can push an entry out: with capacity `C`, a burst
+//!   `B` and a rate `R` per second, queries alone reuse an address no sooner than `(C - B) / R`
+//!   seconds after its last use — (8192 − 100) / 200 ≈ 40 s with the defaults, eight times the
+//!   TTL. (Connections refresh the names they use without costing a query, which can only make
+//!   an idle name the next to go sooner; it never reuses an address still in use.)
 //!
-//! Both bounds assume one table per session, fed by one stub. A mis-attribution can still only
-//! pick a name the session itself asked for, and the proxy still checks that name against policy.
+//! These bounds assume one table per session, fed by one stub. And a mis-attribution is a
+//! correctness problem for a client with a stale cache, never a way around policy: it can only
+//! pick a name this session asked for, and the proxy checks *that* name against the rules and
+//! dials it itself.
 
 use std::{
     net::Ipv4Addr,
