@@ -344,7 +344,36 @@ mod tests {
         let good = query_bytes("example.test.", RecordType::A);
         let mut response_bit = good.clone();
         response_bit[2] |= 0x80;
+        // The 12-byte header of `good` (one question), then a hand-made question.
+        let with_question = |name: &[u8]| {
+            let mut bytes = good[..12].to_vec();
+            bytes.extend_from_slice(name);
+            bytes.extend_from_slice(&[0, 1, 0, 1]); // type A, class IN
+            bytes
+        };
+        // Five labels of 63 bytes: 320 bytes on the wire, over the 255 of RFC 1035 §3.1.
+        let mut too_long = Vec::new();
+        for _ in 0..5 {
+            too_long.push(63);
+            too_long.extend(std::iter::repeat_n(b'a', 63));
+        }
+        too_long.push(0);
         let cases: Vec<(&str, Vec<u8>, Option<ResponseCode>)> = vec![
+            (
+                "a name over 255 bytes on the wire",
+                with_question(&too_long),
+                Some(ResponseCode::FormErr),
+            ),
+            (
+                "a compression pointer to itself",
+                with_question(&[0xc0, 12]),
+                Some(ResponseCode::FormErr),
+            ),
+            (
+                "a compression pointer past the end",
+                with_question(&[0xc0, 0xff]),
+                Some(ResponseCode::FormErr),
+            ),
             ("an empty datagram", vec![], None),
             ("half a header", good[..6].to_vec(), None),
             ("a response", response_bit, None),
