@@ -21,7 +21,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::{Request, Response, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -42,6 +42,8 @@ struct Upstream {
     tls_port: u16,
     http_port: u16,
     hits: Arc<AtomicUsize>,
+    /// Lets a `/ok/stream` response send its second part.
+    release: Arc<tokio::sync::Notify>,
     ca_pem: String,
 }
 
@@ -69,8 +71,10 @@ fn start_upstream() -> Upstream {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
 
     let hits = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
     let (ports_tx, ports_rx) = std::sync::mpsc::channel();
     let counter = Arc::clone(&hits);
+    let gate = Arc::clone(&release);
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -86,19 +90,21 @@ fn start_upstream() -> Upstream {
                 ))
                 .unwrap();
             let plain_counter = Arc::clone(&counter);
+            let plain_gate = Arc::clone(&gate);
             tokio::spawn(async move {
                 loop {
                     let (stream, _) = http_listener.accept().await.unwrap();
-                    tokio::spawn(serve_upstream(stream, Arc::clone(&plain_counter)));
+                    let (counter, gate) = (Arc::clone(&plain_counter), Arc::clone(&plain_gate));
+                    tokio::spawn(serve_upstream(stream, counter, gate));
                 }
             });
             loop {
                 let (stream, _) = tls_listener.accept().await.unwrap();
                 let acceptor = acceptor.clone();
-                let counter = Arc::clone(&counter);
+                let (counter, gate) = (Arc::clone(&counter), Arc::clone(&gate));
                 tokio::spawn(async move {
                     if let Ok(tls) = acceptor.accept(stream).await {
-                        serve_upstream(tls, counter).await;
+                        serve_upstream(tls, counter, gate).await;
                     }
                 });
             }
@@ -109,11 +115,29 @@ fn start_upstream() -> Upstream {
         tls_port,
         http_port,
         hits,
+        release,
         ca_pem: ca_cert.pem(),
     }
 }
 
-async fn serve_upstream<S>(stream: S, hits: Arc<AtomicUsize>)
+/// A response body fed chunk by chunk from a channel, so a test controls when each part leaves.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| Ok(hyper::body::Frame::data(chunk))))
+    }
+}
+
+async fn serve_upstream<S>(stream: S, hits: Arc<AtomicUsize>, release: Arc<tokio::sync::Notify>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -130,6 +154,8 @@ where
             request.method(),
             request.uri()
         );
+        let release = Arc::clone(&release);
+        let streaming = request.uri().path() == "/ok/stream";
         async move {
             let body = request
                 .into_body()
@@ -141,7 +167,16 @@ where
                 Ok(body) => format!("{seen} body={}\n", body.len()),
                 Err(error) => format!("{seen} body error: {error}\n"),
             };
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(reply))))
+            let (sender, receiver) = tokio::sync::mpsc::channel(1);
+            tokio::spawn(async move {
+                let _ = sender.send(Bytes::from(reply)).await;
+                if streaming {
+                    // The rest comes only once the client has read the first part.
+                    release.notified().await;
+                    let _ = sender.send(Bytes::from_static(b"second part\n")).await;
+                }
+            });
+            Ok::<_, Infallible>(Response::new(ChannelBody(receiver)))
         }
     });
     let _ = hyper::server::conn::http1::Builder::new()
@@ -461,29 +496,26 @@ fn every_decision_is_one_audit_line() {
     );
 }
 
-/// Opens a CONNECT tunnel to `connect_host` and speaks TLS in it with `sni`, trusting hh's CA;
-/// returns what the first request got, or the TLS error.
-fn tls_through_tunnel(proxy: &Proxy, connect_host: &str, sni: &str) -> Result<String, String> {
+type TlsClient = rustls::StreamOwned<rustls::ClientConnection, StdTcpStream>;
+
+/// Opens a CONNECT tunnel to `connect_host` and starts TLS in it with `sni`, trusting hh's CA.
+/// The handshake runs on first use.
+fn tunnel(proxy: &Proxy, connect_host: &str, sni: &str) -> TlsClient {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
     let port = proxy.upstream.tls_port;
     let mut stream = StdTcpStream::connect(proxy.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    stream
-        .write_all(
-            format!(
-                "CONNECT {connect_host}:{port} HTTP/1.1\r\nHost: {connect_host}:{port}\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+    let connect =
+        format!("CONNECT {connect_host}:{port} HTTP/1.1\r\nHost: {connect_host}:{port}\r\n\r\n");
+    stream.write_all(connect.as_bytes()).unwrap();
     let mut established = [0u8; 39];
     stream.read_exact(&mut established).unwrap();
     assert_eq!(&established, b"HTTP/1.1 200 Connection Established\r\n\r\n");
 
     let mut roots = rustls::RootCertStore::empty();
     let ca_pem = std::fs::read(proxy.state.join("ca.pem")).unwrap();
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
     roots
         .add(CertificateDer::from_pem_slice(&ca_pem).unwrap())
         .unwrap();
@@ -495,7 +527,13 @@ fn tls_through_tunnel(proxy: &Proxy, connect_host: &str, sni: &str) -> Result<St
         .with_no_client_auth();
     let name = ServerName::try_from(sni.to_owned()).unwrap();
     let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut tls = rustls::StreamOwned::new(connection, stream);
+    rustls::StreamOwned::new(connection, stream)
+}
+
+/// One request through a tunnel opened by [`tunnel`]: the response, or the TLS error.
+fn tls_through_tunnel(proxy: &Proxy, connect_host: &str, sni: &str) -> Result<String, String> {
+    let mut tls = tunnel(proxy, connect_host, sni);
+    let port = proxy.upstream.tls_port;
     let request =
         format!("GET /ok/sni HTTP/1.1\r\nHost: {sni}:{port}\r\nConnection: close\r\n\r\n");
     tls.write_all(request.as_bytes())
@@ -564,4 +602,79 @@ fn an_ambiguous_request_head_is_refused_with_400_before_any_decision() {
     );
     assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
     assert!(audit_lines(&proxy.state).is_empty());
+}
+
+#[test]
+fn each_request_in_one_tunnel_is_decided_on_its_own() {
+    let proxy = start_proxy();
+    let tls = proxy.upstream.tls_port;
+    // One curl, two URLs on the same host: curl reuses the tunnel for the second.
+    let output = Command::new("curl")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args(["-sS", "--max-time", "20", "--proxy"])
+        .arg(format!("http://{}", proxy.addr))
+        .arg("--cacert")
+        .arg(proxy.state.join("ca.pem"))
+        .args(["-w", "[%{http_code} %{num_connects}]\n"])
+        .arg(format!("https://allowed.test:{tls}/ok/first"))
+        .arg(format!("https://allowed.test:{tls}/secret/second"))
+        .output()
+        .expect("curl runs");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("upstream saw GET /ok/first"), "{stdout}");
+    assert!(stdout.contains("[200 1]"), "{stdout}");
+    assert!(stdout.contains("denylist[1]"), "{stdout}");
+    // The second request reused the tunnel (no new connection) and was still denied.
+    assert!(stdout.contains("[403 0]"), "{stdout}");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(audit_lines(&proxy.state).len(), 2);
+}
+
+#[test]
+fn a_response_streams_back_before_the_upstream_has_finished_it() {
+    let proxy = start_proxy();
+    let http = proxy.upstream.http_port;
+    let mut stream = StdTcpStream::connect(proxy.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request =
+        format!("GET http://allowed.test:{http}/ok/stream HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    // The upstream holds the second part until the first has reached us through the proxy: a
+    // proxy that buffered the whole response would time this read out.
+    let mut seen = read_until(&mut stream, "upstream saw GET /ok/stream");
+    proxy.upstream.release.notify_one();
+    stream.read_to_end(&mut seen).unwrap();
+    assert!(String::from_utf8_lossy(&seen).contains("second part\n"));
+}
+
+#[test]
+fn a_response_streams_back_through_the_tunnel_before_the_upstream_has_finished_it() {
+    let proxy = start_proxy();
+    let mut tls = tunnel(&proxy, "allowed.test", "allowed.test");
+    let port = proxy.upstream.tls_port;
+    let request = format!("GET /ok/stream HTTP/1.1\r\nHost: allowed.test:{port}\r\n\r\n");
+    tls.write_all(request.as_bytes()).unwrap();
+    read_until(&mut tls, "upstream saw GET /ok/stream");
+    proxy.upstream.release.notify_one();
+    read_until(&mut tls, "second part");
+}
+
+/// Reads until `needle` has arrived (a read timeout or end of stream fails the test).
+fn read_until(stream: &mut impl std::io::Read, needle: &str) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let read = stream.read(&mut chunk).unwrap_or_else(|error| {
+            panic!(
+                "waiting for `{needle}`: {error}; got {}",
+                String::from_utf8_lossy(&seen)
+            )
+        });
+        assert_ne!(read, 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..read]);
+    }
+    seen
 }

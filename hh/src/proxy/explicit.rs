@@ -12,13 +12,14 @@
 //!   streamed back; one request per client connection.
 //!
 //! Every decision goes through [`DecisionEngine`]. Heads are bounded by [`Limits`], every wait
-//! by [`IDLE_TIMEOUT`].
+//! by [`IDLE_TIMEOUT`], concurrent clients by [`MAX_CONNECTIONS`].
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
+    sync::Semaphore,
 };
 
 use super::{
@@ -45,9 +46,17 @@ pub struct Proxy {
     pub idle_timeout: Duration,
 }
 
+/// The most client connections served at once; past it, new ones wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 1024;
+
 /// Accepts clients until the listener fails; each runs on its own task.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let (client, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             // Out of descriptors or a client gone before accept: keep serving the others.
@@ -62,6 +71,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) -> io::Result<()> {
             if let Err(error) = handle_client(proxy, client, peer).await {
                 tracing::debug!(%peer, %error, "client connection ended with an error");
             }
+            drop(slot);
         });
     }
 }
