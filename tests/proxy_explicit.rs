@@ -678,3 +678,18 @@ fn read_until(stream: &mut impl std::io::Read, needle: &str) -> Vec<u8> {
     }
     seen
 }
+
+#[test]
+fn an_oversized_request_head_is_refused_with_400() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.http_port;
+    let filler = "x".repeat(40 * 1024);
+    let answer = raw_exchange(
+        &proxy,
+        format!("GET http://allowed.test:{port}/ok/x HTTP/1.1\r\nHost: allowed.test\r\nX-Filler: {filler}\r\n\r\n")
+            .as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("longer than"), "{answer}");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}

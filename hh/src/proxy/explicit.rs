@@ -314,7 +314,21 @@ async fn respond(client: &mut TcpStream, status: u16, reason: &str, body: &str) 
     );
     client.write_all(head.as_bytes()).await?;
     client.write_all(body.as_bytes()).await?;
-    client.shutdown().await
+    client.shutdown().await?;
+    // Lingering close: closing with unread input sends a reset, which can destroy the answer
+    // before the client reads it (an oversized head). Drain a bounded amount first.
+    let mut scratch = [0u8; 8192];
+    let drain = async {
+        let mut left: usize = 256 * 1024;
+        while left > 0 {
+            match client.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => left = left.saturating_sub(read),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    Ok(())
 }
 
 #[cfg(test)]

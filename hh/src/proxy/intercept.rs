@@ -97,6 +97,13 @@ async fn handle(
     if let Err(reason) = check_authority(&request, host, port) {
         return text(StatusCode::MISDIRECTED_REQUEST, reason);
     }
+    if request.method() == hyper::Method::CONNECT {
+        // A tunnel inside a tunnel would carry bytes no request check sees.
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "hh: CONNECT inside a tunnel is not allowed\n",
+        );
+    }
     let method = match Method::parse(request.method().as_str()) {
         Ok(method) => method,
         Err(error) => return text(StatusCode::BAD_REQUEST, format!("{error}\n")),
@@ -134,6 +141,8 @@ enum Failure {
     Dial(DialError),
     #[error("the upstream HTTP exchange failed: {0}")]
     Http(#[from] hyper::Error),
+    #[error("the upstream sent no response head in time")]
+    Timeout,
 }
 
 async fn forward(
@@ -160,9 +169,12 @@ async fn forward(
     if let Some(path) = parts.uri.path_and_query() {
         parts.uri = path.as_str().parse().unwrap_or_default();
     }
-    let response = sender
-        .send_request(HttpRequest::from_parts(parts, body))
-        .await?;
+    let response = tokio::time::timeout(
+        proxy.idle_timeout,
+        sender.send_request(HttpRequest::from_parts(parts, body)),
+    )
+    .await
+    .map_err(|_| Failure::Timeout)??;
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, Either::Left(body)))
