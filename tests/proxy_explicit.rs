@@ -299,6 +299,19 @@ fn raw_exchange(proxy: &Proxy, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The audit lines once there are `count` of them: a line is written when its exchange is over,
+/// which may be just after the client has its answer.
+fn audit_lines_eventually(state: &Path, count: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines = audit_lines(state);
+        if lines.len() >= count || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn audit_lines(state: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(state.join("audit.jsonl"))
         .unwrap_or_default()
@@ -421,6 +434,16 @@ fn an_allowed_name_resolving_to_the_metadata_address_is_refused_before_dialing()
     let fetched = curl(&proxy, &format!("https://meta.test:{tls_port}/"), &[]);
     assert_eq!(fetched.status, 403, "{}", fetched.body);
     assert!(fetched.body.contains("169.254.169.254"), "{}", fetched.body);
+    // The audit says what happened: denied by the guard, not allowed.
+    let lines = audit_lines_eventually(&proxy.state, 2);
+    assert_eq!(lines.len(), 2);
+    for line in lines {
+        assert_eq!(line["decision"], "deny", "{line}");
+        assert!(
+            line["rule"].as_str().unwrap().starts_with("ssrf guard: "),
+            "{line}"
+        );
+    }
 }
 
 #[test]
@@ -470,7 +493,7 @@ fn every_decision_is_one_audit_line() {
     curl(&proxy, &format!("https://allowed.test:{tls}/ok/a"), &[]);
     curl(&proxy, &format!("https://allowed.test:{tls}/secret/b"), &[]);
     curl(&proxy, &format!("http://allowed.test:{http}/ok/c"), &[]);
-    let lines = audit_lines(&proxy.state);
+    let lines = audit_lines_eventually(&proxy.state, 3);
     let summary: Vec<(String, String, String)> = lines
         .iter()
         .map(|line| {
@@ -494,6 +517,11 @@ fn every_decision_is_one_audit_line() {
             .unwrap()
             .contains("path=/secret/*")
     );
+    // The allowed exchanges carry their byte counts; the denied one moved nothing.
+    for (index, moved) in [(0, true), (1, false), (2, true)] {
+        let down = lines[index]["bytes_down"].as_u64().unwrap();
+        assert_eq!(down > 0, moved, "{}", lines[index]);
+    }
 }
 
 type TlsClient = rustls::StreamOwned<rustls::ClientConnection, StdTcpStream>;
@@ -628,7 +656,7 @@ fn each_request_in_one_tunnel_is_decided_on_its_own() {
     // The second request reused the tunnel (no new connection) and was still denied.
     assert!(stdout.contains("[403 0]"), "{stdout}");
     assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
-    assert_eq!(audit_lines(&proxy.state).len(), 2);
+    assert_eq!(audit_lines_eventually(&proxy.state, 2).len(), 2);
 }
 
 #[test]

@@ -8,12 +8,20 @@
 //!
 //! Unknown means ask; no answer means deny. No approver can connect yet (the TUI and control
 //! socket are later work), so an ask waits out the ask timeout and then denies, as it will when
-//! no one answers. Every final ruling is one audit line when an audit log is open.
+//! no one answers. Every final ruling is one audit line when an audit log is open: a [`Ticket`]
+//! goes with the request and writes the line when dropped, with the bytes each way and the
+//! duration, however the exchange ends.
 //!
 //! The text of a denial is written here too: what was blocked, which rule (or "ask timed out"),
 //! and the command a person runs to allow it, so an agent reading the 403 can pass it on.
 
-use std::{sync::Arc, time::Duration, time::SystemTime};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
 
 use crate::{
     audit::{self, AuditLog, AuditRecord},
@@ -35,7 +43,7 @@ pub struct Ruling {
 pub struct DecisionEngine {
     policy: PolicyFn,
     ask_timeout: Duration,
-    audit: Option<AuditLog>,
+    audit: Option<Arc<AuditLog>>,
     /// Where a person adds a rule: the argument of `hh rules add` (`--rules FILE`).
     rules_target: String,
 }
@@ -50,14 +58,15 @@ impl DecisionEngine {
         DecisionEngine {
             policy,
             ask_timeout,
-            audit,
+            audit: audit.map(Arc::new),
             rules_target,
         }
     }
 
     /// The ruling for `request`: the matching rule's, or, when none matches, the asker's (no
-    /// approver yet: wait out the ask timeout, then deny). Audited.
-    pub async fn decide(&self, request: &Request) -> Ruling {
+    /// approver yet: wait out the ask timeout, then deny). The ticket writes the audit line.
+    pub async fn decide(&self, request: &Request) -> (Ruling, Ticket) {
+        let started = Instant::now();
         let ruling = match self.consult(request) {
             Some(ruling) => ruling,
             None => {
@@ -69,8 +78,8 @@ impl DecisionEngine {
                 }
             }
         };
-        self.audit(request, &ruling);
-        ruling
+        let ticket = self.ticket(request, &ruling, started);
+        (ruling, ticket)
     }
 
     /// A denial decided by a rule for the connection `request` (no HTTP part), when there is
@@ -78,7 +87,7 @@ impl DecisionEngine {
     /// denies.
     pub fn refuse_early(&self, request: &Request) -> Option<Ruling> {
         let ruling = self.consult(request).filter(|ruling| !ruling.allowed)?;
-        self.audit(request, &ruling);
+        drop(self.ticket(request, &ruling, Instant::now()));
         Some(ruling)
     }
 
@@ -97,8 +106,7 @@ impl DecisionEngine {
         })
     }
 
-    fn audit(&self, request: &Request, ruling: &Ruling) {
-        let Some(log) = &self.audit else { return };
+    fn ticket(&self, request: &Request, ruling: &Ruling, started: Instant) -> Ticket {
         let record = AuditRecord {
             time: SystemTime::now(),
             session: "standalone".into(),
@@ -120,8 +128,12 @@ impl DecisionEngine {
             bytes_down: 0,
             duration_ms: 0,
         };
-        if let Err(error) = log.record(&record) {
-            tracing::error!(error = %error, "cannot write the audit log");
+        Ticket {
+            log: self.audit.clone(),
+            record,
+            started,
+            up: Arc::new(AtomicU64::new(0)),
+            down: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -155,6 +167,39 @@ impl DecisionEngine {
             ));
         }
         text
+    }
+}
+
+/// One decision's audit line, written when dropped: exactly once, however the exchange ends.
+pub struct Ticket {
+    log: Option<Arc<AuditLog>>,
+    record: AuditRecord,
+    started: Instant,
+    /// Bytes from the client to the upstream so far.
+    pub up: Arc<AtomicU64>,
+    /// Bytes from the upstream to the client so far.
+    pub down: Arc<AtomicU64>,
+}
+
+impl Ticket {
+    /// The allowed request was never sent: the SSRF guard refused the address. The line says
+    /// deny, and the guard's reason stands where a rule would (the record has no other field).
+    pub fn refused(&mut self, reason: &str) {
+        self.record.decision = audit::Decision::Deny;
+        self.record.rule = Some(format!("ssrf guard: {reason}"));
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let Some(log) = &self.log else { return };
+        self.record.bytes_up = self.up.load(Ordering::Relaxed);
+        self.record.bytes_down = self.down.load(Ordering::Relaxed);
+        self.record.duration_ms =
+            u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let Err(error) = log.record(&self.record) {
+            tracing::error!(error = %error, "cannot write the audit log");
+        }
     }
 }
 
@@ -215,7 +260,7 @@ mod tests {
     #[tokio::test]
     async fn an_allow_rule_allows_and_names_itself() {
         let engine = engine(&["domain=a.test path=/ok/*"], &[]);
-        let ruling = engine.decide(&get("https://a.test/ok/1")).await;
+        let (ruling, _) = engine.decide(&get("https://a.test/ok/1")).await;
         assert!(ruling.allowed);
         assert_eq!(
             ruling.rule.unwrap().text.as_ref(),
@@ -227,7 +272,7 @@ mod tests {
     async fn an_unknown_request_is_denied_after_the_ask_times_out() {
         let engine = engine(&[], &[]);
         let request = get("https://b.test/x");
-        let ruling = engine.decide(&request).await;
+        let (ruling, _) = engine.decide(&request).await;
         assert_eq!(
             ruling,
             Ruling {

@@ -14,7 +14,12 @@
 //! Every decision goes through [`DecisionEngine`]. Heads are bounded by [`Limits`], every wait
 //! by [`IDLE_TIMEOUT`], concurrent clients by [`MAX_CONNECTIONS`].
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -171,16 +176,22 @@ async fn connect(proxy: Arc<Proxy>, mut client: TcpStream, head: &RequestHead) -
         intercept::serve_tunnel(proxy, client, host, port).await;
         return Ok(());
     }
-    let ruling = proxy.engine.decide(&connection).await;
+    let (ruling, mut ticket) = proxy.engine.decide(&connection).await;
     if !ruling.allowed {
         tracing::info!(%host, port, "raw TCP denied; closing the tunnel");
         return Ok(());
     }
     match proxy.upstream.dial_tcp(&host, port).await {
         Ok(upstream) => {
-            splice(client, upstream, proxy.idle_timeout).await?;
+            let idle = proxy.idle_timeout;
+            splice(client, upstream, idle, &ticket.up, &ticket.down).await?;
         }
-        Err(error) => tracing::warn!(%error, "raw TCP upstream unreachable; closing the tunnel"),
+        Err(error) => {
+            if let DialError::Refused { refused, .. } = &error {
+                ticket.refused(&refused.to_string());
+            }
+            tracing::warn!(%error, "raw TCP upstream unreachable; closing the tunnel");
+        }
     }
     Ok(())
 }
@@ -209,7 +220,7 @@ async fn absolute_form(
             return respond(&mut client, 400, "Bad Request", &format!("hh: {error}\n")).await;
         }
     };
-    let ruling = proxy.engine.decide(&request).await;
+    let (ruling, mut ticket) = proxy.engine.decide(&request).await;
     if !ruling.allowed {
         let body = proxy.engine.denial_text(&request, &ruling);
         return respond(&mut client, 403, "Forbidden", &body).await;
@@ -229,7 +240,9 @@ async fn absolute_form(
     };
     let mut upstream = match proxy.upstream.dial_tcp(&request.host, request.port).await {
         Ok(upstream) => upstream,
-        Err(error @ DialError::Refused { .. }) => {
+        Err(DialError::Refused { host, refused }) => {
+            ticket.refused(&refused.to_string());
+            let error = DialError::Refused { host, refused };
             return respond(
                 &mut client,
                 403,
@@ -260,21 +273,25 @@ async fn absolute_form(
         .len()
         .min(usize::try_from(body_len).unwrap_or(usize::MAX))];
     upstream.write_all(early).await?;
+    ticket.up.fetch_add(early.len() as u64, Ordering::Relaxed);
     let (mut client_read, mut client_write) = client.split();
     let (mut upstream_read, mut upstream_write) = upstream.split();
     let rest = body_len - early.len() as u64;
+    let idle = proxy.idle_timeout;
     let (up, down) = tokio::join!(
         copy_idle(
             &mut client_read,
             &mut upstream_write,
             Some(rest),
-            proxy.idle_timeout
+            idle,
+            &ticket.up
         ),
         copy_idle(
             &mut upstream_read,
             &mut client_write,
             None,
-            proxy.idle_timeout
+            idle,
+            &ticket.down
         ),
     );
     up?;

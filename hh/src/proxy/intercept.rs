@@ -25,11 +25,11 @@ use rustls::server::Acceptor;
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::{explicit::Proxy, upstream::DialError};
+use super::{body::Metered, decision::Ticket, explicit::Proxy, upstream::DialError};
 use crate::rules::{Host, Method, NormPath, Request};
 
 /// A response body: the upstream's, streamed, or one the proxy wrote.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<Metered<Incoming>, Full<Bytes>>;
 
 /// Terminates TLS on `client` for `host` and serves its requests until the client leaves.
 pub async fn serve_tunnel(proxy: Arc<Proxy>, client: TcpStream, host: Host, port: u16) {
@@ -117,14 +117,14 @@ async fn handle(
         Err(error) => return text(StatusCode::BAD_REQUEST, format!("{error}\n")),
     };
     let decided = Request::http(method, host.clone(), port, path);
-    let ruling = proxy.engine.decide(&decided).await;
+    let (ruling, ticket) = proxy.engine.decide(&decided).await;
     if !ruling.allowed {
         return text(
             StatusCode::FORBIDDEN,
             proxy.engine.denial_text(&decided, &ruling),
         );
     }
-    match forward(proxy, host, port, request).await {
+    match forward(proxy, host, port, request, ticket).await {
         Ok(response) => response,
         Err(Failure::Dial(error @ DialError::Refused { .. })) => text(
             StatusCode::FORBIDDEN,
@@ -150,20 +150,26 @@ async fn forward(
     host: &Host,
     port: u16,
     request: HttpRequest<Incoming>,
+    mut ticket: Ticket,
 ) -> Result<Response<ProxyBody>, Failure> {
-    let tls = proxy
-        .upstream
-        .dial_tls(host, port)
-        .await
-        .map_err(Failure::Dial)?;
+    let tls = match proxy.upstream.dial_tls(host, port).await {
+        Ok(tls) => tls,
+        Err(error) => {
+            if let DialError::Refused { refused, .. } = &error {
+                ticket.refused(&refused.to_string());
+            }
+            return Err(Failure::Dial(error));
+        }
+    };
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake::<_, Incoming>(TokioIo::new(tls)).await?;
+        hyper::client::conn::http1::handshake::<_, Metered<Incoming>>(TokioIo::new(tls)).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "upstream connection ended with an error");
         }
     });
     let (mut parts, body) = request.into_parts();
+    let body = Metered::new(body, Arc::clone(&ticket.up), proxy.idle_timeout, None);
     strip_hop_by_hop(&mut parts.headers);
     // Origin form upstream: the authority travels in Host.
     if let Some(path) = parts.uri.path_and_query() {
@@ -177,6 +183,9 @@ async fn forward(
     .map_err(|_| Failure::Timeout)??;
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // The response body carries the ticket: the audit line is written once it is done.
+    let down = Arc::clone(&ticket.down);
+    let body = Metered::new(body, down, proxy.idle_timeout, Some(ticket));
     Ok(Response::from_parts(parts, Either::Left(body)))
 }
 

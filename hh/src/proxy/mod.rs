@@ -7,7 +7,9 @@
 //! - [`intercept`]: TLS termination inside a tunnel and per-request decisions there.
 //! - [`upstream`]: resolve, SSRF-check and dial upstreams; verify their certificates.
 //! - [`relay`]: copying bytes between sockets with an idle bound.
+//! - [`body`]: HTTP bodies streamed through, counted, with an idle bound.
 
+pub mod body;
 pub mod decision;
 pub mod explicit;
 pub mod http1;
