@@ -146,6 +146,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::private_fs::mode;
 
     fn record(session: &str, number: u64) -> AuditRecord {
         AuditRecord {
@@ -163,14 +164,6 @@ mod tests {
             bytes_down: 2 * number,
             duration_ms: 7,
         }
-    }
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path)
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o7777
     }
 
     #[test]

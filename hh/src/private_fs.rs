@@ -336,19 +336,23 @@ fn c_name(name: &str) -> Result<CString, PrivateFsError> {
     CString::new(name).map_err(|_| bad())
 }
 
+/// The permission bits of `path` itself (not of a symlink's target), for tests of the modes
+/// this module promises.
+#[cfg(test)]
+pub(crate) fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path)
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o7777
-    }
 
     #[test]
     fn a_new_directory_is_0700_and_new_private_files_are_0600() {

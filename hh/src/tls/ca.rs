@@ -188,14 +188,7 @@ mod tests {
     use std::os::unix::fs::{PermissionsExt as _, symlink};
 
     use super::*;
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path)
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o7777
-    }
+    use crate::private_fs::mode;
 
     #[test]
     fn a_new_ca_is_stored_with_private_key_0600_dir_0700_and_public_cert_0644() {
