@@ -11,7 +11,8 @@
 //! - [`doctor`]: checks whether this host can run hh, and in which mode.
 //! - [`enforce`]: how a session's traffic is forced through the proxy (eBPF in agent mode).
 //! - [`private_fs`]: 0700 directories and 0600 files opened without following symlinks.
-//! - [`proxy`]: the MITM proxy: SSRF guard, strict HTTP/1 parsing.
+//! - [`proxy`]: the MITM proxy: SSRF guard, strict HTTP/1 parsing, the one decision per request,
+//!   and the explicit-proxy front door (`hh proxy`).
 //! - [`rules`]: `harness-rules.toml`, the policy: grammar, canonical hosts and paths, decisions.
 //! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf).
 //! - [`tls`]: the installation CA and the per-host leaf certificates the proxy presents.

@@ -115,6 +115,15 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
 
 /// One file: watched and reloaded on change. Several: each a workspace layer, loaded once.
 fn policy(files: &[PathBuf]) -> anyhow::Result<PolicyFn> {
+    // The store reads a missing file as "no rules"; at startup that is more likely a typo.
+    for file in files {
+        if !file.exists() {
+            bail!(
+                "rules file {} does not exist (create it with `hh rules add --rules FILE allow RULE`)",
+                file.display()
+            );
+        }
+    }
     if let [file] = files {
         let sources = PolicySources {
             workspace: Some(file.clone()),

@@ -71,6 +71,7 @@ pub async fn serve_tunnel(proxy: Arc<Proxy>, client: TcpStream, host: Host, port
         }
         Err(_) => return,
     };
+    let (idle, max_head) = (proxy.idle_timeout, proxy.limits.max_head_bytes);
     let service = service_fn(move |request| {
         let proxy = Arc::clone(&proxy);
         let host = host.clone();
@@ -79,8 +80,9 @@ pub async fn serve_tunnel(proxy: Arc<Proxy>, client: TcpStream, host: Host, port
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         // Bounds both the wait for the next request on a kept-alive connection and a slow head.
-        .header_read_timeout(super::explicit::IDLE_TIMEOUT)
-        .max_buf_size(super::http1::Limits::default().max_head_bytes.max(8192))
+        .header_read_timeout(idle)
+        // hyper refuses a buffer under 8 KiB.
+        .max_buf_size(max_head.max(8192))
         .serve_connection(TokioIo::new(tls), service)
         .await;
     if let Err(error) = served {
