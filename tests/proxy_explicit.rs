@@ -721,3 +721,31 @@ fn an_oversized_request_head_is_refused_with_400() {
     assert!(answer.contains("longer than"), "{answer}");
     assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_connect_inside_a_tunnel_is_refused() {
+    let proxy = start_proxy();
+    let mut tls = tunnel(&proxy, "allowed.test", "allowed.test");
+    let port = proxy.upstream.tls_port;
+    let request = format!("CONNECT raw.test:{port} HTTP/1.1\r\nHost: allowed.test:{port}\r\n\r\n");
+    tls.write_all(request.as_bytes()).unwrap();
+    let answer = String::from_utf8_lossy(&read_until(&mut tls, "\r\n\r\n")).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_missing_rules_file_stops_the_proxy_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let output = support::hh()
+        .args(["proxy", "--listen", "127.0.0.1:0", "--rules"])
+        .arg(&missing)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}

@@ -105,7 +105,8 @@ async fn handle_client(
         }
         return connect(proxy, client, &head).await;
     }
-    if head.target.len() > 7 && head.target[..7].eq_ignore_ascii_case("http://") {
+    let scheme = head.target.get(..7);
+    if scheme.is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://")) {
         return absolute_form(&proxy, client, head, &buf[head_len..]).await;
     }
     respond(
@@ -117,13 +118,15 @@ async fn handle_client(
     .await
 }
 
-/// Reads until the strict parser has a whole head. `None`: the client left or sent nothing in
-/// time, or the head was refused (the `400` is already written).
+/// Reads until the strict parser has a whole head. `None`: the client left or did not finish the
+/// head within the idle bound (the whole head, so a byte a minute cannot hold a slot), or the head
+/// was refused (the `400` is already written).
 async fn read_head(
     proxy: &Proxy,
     client: &mut TcpStream,
 ) -> io::Result<Option<(RequestHead, usize, Vec<u8>)>> {
     let mut buf = Vec::with_capacity(4096);
+    let deadline = tokio::time::Instant::now() + proxy.idle_timeout;
     loop {
         match parse_request_head(&buf, &proxy.limits) {
             Ok(Some((head, len))) => return Ok(Some((head, len, buf))),
@@ -134,7 +137,7 @@ async fn read_head(
             }
         }
         let mut chunk = [0u8; 4096];
-        let read = match tokio::time::timeout(proxy.idle_timeout, client.read(&mut chunk)).await {
+        let read = match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
             Ok(read) => read?,
             Err(_) => return Ok(None),
         };
