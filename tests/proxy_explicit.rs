@@ -29,8 +29,9 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
 /// Every name a test uses, and the addresses `--resolve` pins them to.
-const RESOLVE: [(&str, &str); 5] = [
+const RESOLVE: [(&str, &str); 6] = [
     ("allowed.test", "127.0.0.1"),
+    ("loop.test", "127.0.0.1"),
     ("denied.test", "127.0.0.1"),
     ("unknown.test", "127.0.0.1"),
     ("raw.test", "127.0.0.1"),
@@ -201,6 +202,12 @@ impl Drop for Proxy {
 }
 
 fn start_proxy() -> Proxy {
+    start_proxy_with(true)
+}
+
+/// `dial_grant`: whether `--dial-grant 127.0.0.1/32` lets the proxy dial the loopback upstreams
+/// whatever rule allowed the request.
+fn start_proxy_with(dial_grant: bool) -> Proxy {
     let upstream = start_upstream();
     let dir = tempfile::tempdir().unwrap();
     let (tls, http) = (upstream.tls_port, upstream.http_port);
@@ -210,7 +217,8 @@ fn start_proxy() -> Proxy {
         format!(
             "version = 1\n[network]\n\
              allowlist = [\"domain=allowed.test path=/ok/* port={tls},{http}\", \
-             \"domain=meta.test port={tls},{http}\", \"domain=raw.test port={http}\"]\n\
+             \"domain=meta.test port={tls},{http}\", \"domain=raw.test port={http}\", \
+             \"domain=127.0.0.1 path=/named/* port={http}\", \"domain=loop.test port={http}\"]\n\
              denylist = [\"domain=denied.test\", \"domain=allowed.test path=/secret/*\"]\n"
         ),
     )
@@ -224,7 +232,9 @@ fn start_proxy() -> Proxy {
     command.arg("--rules").arg(&rules);
     command.arg("--state-dir").arg(&state);
     command.arg("--upstream-ca").arg(&ca);
-    command.args(["--dial-grant", "127.0.0.1/32"]);
+    if dial_grant {
+        command.args(["--dial-grant", "127.0.0.1/32"]);
+    }
     for (name, ip) in RESOLVE {
         command.arg("--resolve").arg(format!("{name}={ip}"));
     }
@@ -444,6 +454,24 @@ fn an_allowed_name_resolving_to_the_metadata_address_is_refused_before_dialing()
             "{line}"
         );
     }
+}
+
+#[test]
+fn an_address_a_rule_names_is_dialed_but_a_name_resolving_to_it_is_not() {
+    let proxy = start_proxy_with(false);
+    let port = proxy.upstream.http_port;
+    // `domain=127.0.0.1` names the address: the guard lets that request through.
+    let named = curl(&proxy, &format!("http://127.0.0.1:{port}/named/x"), &[]);
+    assert_eq!(named.status, 200, "{}", named.body);
+    assert_eq!(
+        named.body,
+        format!("upstream saw GET /named/x host=127.0.0.1:{port}\n")
+    );
+    // `domain=loop.test` allows a name, not the loopback address it resolves to.
+    let by_name = curl(&proxy, &format!("http://loop.test:{port}/x"), &[]);
+    assert_eq!(by_name.status, 403, "{}", by_name.body);
+    assert!(by_name.body.contains("127.0.0.1"), "{}", by_name.body);
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
 }
 
 #[test]

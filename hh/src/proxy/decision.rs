@@ -25,7 +25,7 @@ use std::{
 
 use crate::{
     audit::{self, AuditLog, AuditRecord},
-    rules::{Action, Policy, Request, Verdict, policy::RuleOrigin},
+    rules::{Action, Host, Policy, Request, Verdict, policy::RuleOrigin},
 };
 
 /// Where the current policy comes from: a file watcher, or a fixed policy.
@@ -37,6 +37,20 @@ pub struct Ruling {
     pub allowed: bool,
     /// The rule that decided; `None` when no rule matched and the ask timed out.
     pub rule: Option<RuleOrigin>,
+}
+
+impl Ruling {
+    /// Whether this ruling lets the proxy dial `host` although the SSRF guard would refuse it:
+    /// only when `host` is an IP literal that the allowing rule names exactly. `domain=*` names
+    /// no address, and a *name* resolving to a private address is never granted this way.
+    pub fn grants_dial(&self, host: &Host) -> bool {
+        self.allowed
+            && host.ip().is_some_and(|ip| {
+                self.rule
+                    .as_ref()
+                    .is_some_and(|rule| rule.named_ips.contains(&ip))
+            })
+    }
 }
 
 /// Decides requests against the current policy, asks (and times out), and audits.
@@ -266,6 +280,24 @@ mod tests {
             ruling.rule.unwrap().text.as_ref(),
             "domain=a.test path=/ok/*"
         );
+    }
+
+    #[tokio::test]
+    async fn only_an_ip_literal_the_allowing_rule_names_is_granted_past_the_ssrf_guard() {
+        let engine = engine(&["domain=192.0.2.5,b.test", "domain=* port=8080"], &[]);
+        let cases = [
+            ("http://192.0.2.5/", true),
+            // Allowed, but by `domain=*`, which names no address.
+            ("http://192.0.2.6:8080/", false),
+            // A name never grants the address it resolves to.
+            ("http://b.test/", false),
+        ];
+        for (url, granted) in cases {
+            let request = get(url);
+            let (ruling, _) = engine.decide(&request).await;
+            assert!(ruling.allowed, "{url}");
+            assert_eq!(ruling.grants_dial(&request.host), granted, "{url}");
+        }
     }
 
     #[tokio::test]

@@ -184,7 +184,11 @@ async fn connect(proxy: Arc<Proxy>, mut client: TcpStream, head: &RequestHead) -
         tracing::info!(%host, port, "raw TCP denied; closing the tunnel");
         return Ok(());
     }
-    match proxy.upstream.dial_tcp(&host, port).await {
+    match proxy
+        .upstream
+        .dial_tcp(&host, port, ruling.grants_dial(&host))
+        .await
+    {
         Ok(upstream) => {
             let idle = proxy.idle_timeout;
             splice(client, upstream, idle, &ticket.up, &ticket.down).await?;
@@ -241,7 +245,12 @@ async fn absolute_form(
             .await;
         }
     };
-    let mut upstream = match proxy.upstream.dial_tcp(&request.host, request.port).await {
+    let named = ruling.grants_dial(&request.host);
+    let mut upstream = match proxy
+        .upstream
+        .dial_tcp(&request.host, request.port, named)
+        .await
+    {
         Ok(upstream) => upstream,
         Err(DialError::Refused { host, refused }) => {
             ticket.refused(&refused.to_string());

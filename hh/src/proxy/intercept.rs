@@ -126,7 +126,8 @@ async fn handle(
             proxy.engine.denial_text(&decided, &ruling),
         );
     }
-    match forward(proxy, host, port, request, ticket).await {
+    let named = ruling.grants_dial(host);
+    match forward(proxy, host, port, named, request, ticket).await {
         Ok(response) => response,
         Err(Failure::Dial(error @ DialError::Refused { .. })) => text(
             StatusCode::FORBIDDEN,
@@ -151,10 +152,11 @@ async fn forward(
     proxy: &Proxy,
     host: &Host,
     port: u16,
+    named_by_rule: bool,
     request: HttpRequest<Incoming>,
     mut ticket: Ticket,
 ) -> Result<Response<ProxyBody>, Failure> {
-    let tls = match proxy.upstream.dial_tls(host, port).await {
+    let tls = match proxy.upstream.dial_tls(host, port, named_by_rule).await {
         Ok(tls) => tls,
         Err(error) => {
             if let DialError::Refused { refused, .. } = &error {

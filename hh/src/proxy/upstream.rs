@@ -3,8 +3,8 @@
 //! verify the upstream's certificate for the name.
 //!
 //! Names are resolved by the test resolver's fixed table (`--resolve NAME=IP`) when listed there,
-//! otherwise by the system resolver. The grants ([`DialGrants`]) come from `--dial-grant`; rules
-//! that name an IP will grant it too once the proxy derives grants from the policy (not yet).
+//! otherwise by the system resolver. The grants ([`DialGrants`]) come from `--dial-grant`; an
+//! IP literal that the allowing rule names exactly is dialed too (`named_by_rule`).
 
 use std::{
     collections::HashMap,
@@ -114,7 +114,17 @@ impl Upstream {
     }
 
     /// The address to dial for `host:port`: the first resolved address the SSRF guard passes.
-    pub async fn resolve_checked(&self, host: &Host, port: u16) -> Result<SocketAddr, DialError> {
+    /// `named_by_rule`: `host` is an IP literal the allowing rule names (see
+    /// [`super::decision::Ruling::grants_dial`]), which the guard then lets through.
+    pub async fn resolve_checked(
+        &self,
+        host: &Host,
+        port: u16,
+        named_by_rule: bool,
+    ) -> Result<SocketAddr, DialError> {
+        if let (Some(ip), true) = (host.ip(), named_by_rule) {
+            return Ok(SocketAddr::new(ip, port));
+        }
         let candidates: Vec<IpAddr> = if let Some(ip) = host.ip() {
             vec![ip]
         } else if let Some(ip) = self.fixed.get(host) {
@@ -148,8 +158,13 @@ impl Upstream {
     }
 
     /// A TCP connection to the checked address of `host:port`.
-    pub async fn dial_tcp(&self, host: &Host, port: u16) -> Result<TcpStream, DialError> {
-        let addr = self.resolve_checked(host, port).await?;
+    pub async fn dial_tcp(
+        &self,
+        host: &Host,
+        port: u16,
+        named_by_rule: bool,
+    ) -> Result<TcpStream, DialError> {
+        let addr = self.resolve_checked(host, port, named_by_rule).await?;
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| DialError::Timeout {
@@ -171,8 +186,9 @@ impl Upstream {
         &self,
         host: &Host,
         port: u16,
+        named_by_rule: bool,
     ) -> Result<TlsStream<TcpStream>, DialError> {
-        let tcp = self.dial_tcp(host, port).await?;
+        let tcp = self.dial_tcp(host, port, named_by_rule).await?;
         let addr = tcp
             .peer_addr()
             .unwrap_or(SocketAddr::new([0, 0, 0, 0].into(), port));
@@ -210,7 +226,7 @@ mod tests {
     async fn a_metadata_address_is_refused_before_dialing() {
         let upstream = upstream(&[("meta.test", [169, 254, 169, 254])], DialGrants::none());
         let host = Host::parse("meta.test").unwrap();
-        let error = upstream.dial_tcp(&host, 80).await.unwrap_err();
+        let error = upstream.dial_tcp(&host, 80, false).await.unwrap_err();
         assert!(matches!(error, DialError::Refused { .. }), "{error}");
     }
 
@@ -219,7 +235,7 @@ mod tests {
         let grant = super::super::ssrf::IpCidr::host([127, 0, 0, 1].into());
         let upstream = upstream(&[("local.test", [127, 0, 0, 1])], DialGrants::new([grant]));
         let host = Host::parse("local.test").unwrap();
-        let addr = upstream.resolve_checked(&host, 8080).await.unwrap();
+        let addr = upstream.resolve_checked(&host, 8080, false).await.unwrap();
         assert_eq!(addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
     }
 
@@ -227,7 +243,10 @@ mod tests {
     async fn an_ungranted_loopback_literal_is_refused() {
         let upstream = upstream(&[], DialGrants::none());
         let host = Host::parse("127.0.0.1").unwrap();
-        let error = upstream.resolve_checked(&host, 80).await.unwrap_err();
+        let error = upstream
+            .resolve_checked(&host, 80, false)
+            .await
+            .unwrap_err();
         assert!(matches!(error, DialError::Refused { .. }), "{error}");
     }
 }

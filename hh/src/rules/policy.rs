@@ -17,6 +17,7 @@ use std::{
     collections::HashMap,
     fmt,
     hash::{BuildHasherDefault, Hasher},
+    net::IpAddr,
     sync::Arc,
 };
 
@@ -57,6 +58,21 @@ pub struct RuleOrigin {
     pub index: usize,
     /// The rule as written.
     pub text: Box<str>,
+    /// The IP literals the rule names exactly (`domain=10.0.0.5`): naming an address is what
+    /// lets the proxy dial it although the SSRF guard refuses such addresses otherwise.
+    pub named_ips: Box<[IpAddr]>,
+}
+
+/// The IP literals among a rule's exact domains.
+fn named_ips(rule: &Rule) -> Box<[IpAddr]> {
+    rule.domains
+        .iter()
+        .flatten()
+        .filter_map(|domain| match domain {
+            DomainPattern::Exact(host) => host.ip(),
+            _ => None,
+        })
+        .collect()
 }
 
 impl fmt::Display for RuleOrigin {
@@ -251,6 +267,7 @@ impl Policy {
                         action,
                         index,
                         text: text.into(),
+                        named_ips: named_ips(&rule),
                     };
                     policy.entries.push(Entry { rule, origin });
                 }
