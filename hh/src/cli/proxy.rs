@@ -50,8 +50,9 @@ pub struct Options {
     /// Resolve NAME to IP instead of asking the system resolver (tests); repeatable.
     #[arg(long = "resolve", value_name = "NAME=IP")]
     pub resolve: Vec<String>,
-    /// Let the proxy dial this private or loopback block (the SSRF guard refuses it otherwise);
-    /// repeatable. Rules naming an IP do not grant it yet.
+    /// Let the proxy dial this private or loopback block (the SSRF guard refuses it otherwise),
+    /// whatever name resolves there; repeatable. A rule naming an IP literal
+    /// (`domain=10.0.0.5`) already grants that address to requests for that literal.
     #[arg(long = "dial-grant", value_name = "CIDR")]
     pub dial_grant: Vec<IpCidr>,
     /// Also trust this PEM file's certificates for upstream TLS (besides the webpki roots).
