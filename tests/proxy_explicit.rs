@@ -29,8 +29,9 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
 /// Every name a test uses, and the addresses `--resolve` pins them to.
-const RESOLVE: [(&str, &str); 6] = [
+const RESOLVE: [(&str, &str); 7] = [
     ("allowed.test", "127.0.0.1"),
+    ("mixed.test", "127.0.0.1"),
     ("loop.test", "127.0.0.1"),
     ("denied.test", "127.0.0.1"),
     ("unknown.test", "127.0.0.1"),
@@ -218,8 +219,10 @@ fn start_proxy_with(dial_grant: bool) -> Proxy {
             "version = 1\n[network]\n\
              allowlist = [\"domain=allowed.test path=/ok/* port={tls},{http}\", \
              \"domain=meta.test port={tls},{http}\", \"domain=raw.test port={http}\", \
-             \"domain=127.0.0.1 path=/named/* port={http}\", \"domain=loop.test port={http}\"]\n\
-             denylist = [\"domain=denied.test\", \"domain=allowed.test path=/secret/*\"]\n"
+             \"domain=127.0.0.1 path=/named/* port={http}\", \"domain=loop.test port={http}\", \
+             \"domain=mixed.test port={http}\"]\n\
+             denylist = [\"domain=denied.test\", \"domain=allowed.test path=/secret/*\", \
+             \"domain=mixed.test path=/secret/*\"]\n"
         ),
     )
     .unwrap();
@@ -510,6 +513,15 @@ fn raw_tcp_through_connect_is_spliced_only_when_a_rule_allows_the_port() {
     // allowed.test's rule has a path, so it never matches a raw connection: ask, time out, close.
     let refused = exchange("allowed.test");
     assert_eq!(refused, "");
+    // mixed.test is allowed whole but has a path denied: an unparsed stream could carry that
+    // path, so it is refused at once.
+    let started = Instant::now();
+    let refused = exchange("mixed.test");
+    assert_eq!(refused, "");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "denied, not asked"
+    );
     assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
 }
 

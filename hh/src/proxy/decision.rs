@@ -80,8 +80,19 @@ impl DecisionEngine {
     /// The ruling for `request`: the matching rule's, or, when none matches, the asker's (no
     /// approver yet: wait out the ask timeout, then deny). The ticket writes the audit line.
     pub async fn decide(&self, request: &Request) -> (Ruling, Ticket) {
+        self.decide_as(request, false).await
+    }
+
+    /// [`DecisionEngine::decide`] for bytes the proxy will splice without parsing them: a
+    /// deny rule for the host and port denies even when its method or path terms could only
+    /// be checked on parsed HTTP ([`Policy::decide_opaque`]).
+    pub async fn decide_opaque(&self, request: &Request) -> (Ruling, Ticket) {
+        self.decide_as(request, true).await
+    }
+
+    async fn decide_as(&self, request: &Request, opaque: bool) -> (Ruling, Ticket) {
         let started = Instant::now();
-        let ruling = match self.consult(request) {
+        let ruling = match self.consult(request, opaque) {
             Some(ruling) => ruling,
             None => {
                 tracing::info!(host = %request.host, port = request.port, "no rule matched; asking");
@@ -100,15 +111,21 @@ impl DecisionEngine {
     /// one; `None` means: open the tunnel and decide each request inside it. Audited when it
     /// denies.
     pub fn refuse_early(&self, request: &Request) -> Option<Ruling> {
-        let ruling = self.consult(request).filter(|ruling| !ruling.allowed)?;
+        let ruling = self
+            .consult(request, false)
+            .filter(|ruling| !ruling.allowed)?;
         drop(self.ticket(request, &ruling, Instant::now()));
         Some(ruling)
     }
 
-    /// The one call to [`Policy::decide`]: `None` means no rule matched (ask).
-    fn consult(&self, request: &Request) -> Option<Ruling> {
+    /// The one call to the policy: `None` means no rule matched (ask).
+    fn consult(&self, request: &Request, opaque: bool) -> Option<Ruling> {
         let policy = (self.policy)();
-        let decision = policy.decide(request);
+        let decision = if opaque {
+            policy.decide_opaque(request)
+        } else {
+            policy.decide(request)
+        };
         let allowed = match decision.verdict {
             Verdict::Allow => true,
             Verdict::Deny => false,

@@ -179,7 +179,8 @@ async fn connect(proxy: Arc<Proxy>, mut client: TcpStream, head: &RequestHead) -
         intercept::serve_tunnel(proxy, client, host, port).await;
         return Ok(());
     }
-    let (ruling, mut ticket) = proxy.engine.decide(&connection).await;
+    // The bytes will be spliced unparsed: no path or method rule could be enforced on them.
+    let (ruling, mut ticket) = proxy.engine.decide_opaque(&connection).await;
     if !ruling.allowed {
         tracing::info!(%host, port, "raw TCP denied; closing the tunnel");
         return Ok(());

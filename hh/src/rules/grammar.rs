@@ -301,16 +301,7 @@ impl Rule {
 
     /// Whether this rule, acting as `action`, matches `request` on the given path reading.
     pub fn matches(&self, action: Action, request: &Request, path: Option<&str>) -> bool {
-        let port_ok = match &self.ports {
-            Some(ports) => ports.contains(&request.port),
-            None => action == Action::Deny || WEB_PORTS.contains(&request.port),
-        };
-        if !port_ok {
-            return false;
-        }
-        if let Some(domains) = &self.domains
-            && !domains.iter().any(|d| d.matches(&request.host))
-        {
+        if !self.matches_connection(action, request) {
             return false;
         }
         if let Some(methods) = &self.methods {
@@ -326,6 +317,22 @@ impl Rule {
             }
         }
         true
+    }
+}
+
+impl Rule {
+    /// Whether the rule's `domain` and `port` terms match `request`, whatever its `method` and
+    /// `path` terms say: all that can be known of bytes hh does not parse.
+    pub fn matches_connection(&self, action: Action, request: &Request) -> bool {
+        let port_ok = match &self.ports {
+            Some(ports) => ports.contains(&request.port),
+            None => action == Action::Deny || WEB_PORTS.contains(&request.port),
+        };
+        port_ok
+            && self
+                .domains
+                .as_ref()
+                .is_none_or(|domains| domains.iter().any(|d| d.matches(&request.host)))
     }
 }
 

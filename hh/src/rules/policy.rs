@@ -298,6 +298,28 @@ impl Policy {
         self.decide_with(request, |path| self.decide_one(request, path))
     }
 
+    /// The decision for bytes hh will not parse (a raw TCP splice, a `bypass_proxy` host): as
+    /// [`Policy::decide`], except that a deny rule whose `domain` and `port` match denies even
+    /// when it also has `method` or `path` terms, because nothing would enforce those on an
+    /// opaque stream (`domain=x path=/admin/*` must not be reachable by splicing to `x`).
+    pub fn decide_opaque(&self, request: &Request) -> Decision<'_> {
+        let decision = self.decide(request);
+        if decision.verdict != Verdict::Allow {
+            return decision;
+        }
+        // A scan, not the index: opaque connections are rare, and this path must stay obvious.
+        match self.entries.iter().find(|entry| {
+            entry.origin.action == Action::Deny
+                && entry.rule.matches_connection(Action::Deny, request)
+        }) {
+            Some(entry) => Decision {
+                verdict: Verdict::Deny,
+                rule: Some(&entry.origin),
+            },
+            None => decision,
+        }
+    }
+
     /// The same decision by a linear scan over every rule: the reference the index is checked
     /// against in tests and benchmarks.
     pub fn decide_by_scan(&self, request: &Request) -> Decision<'_> {
@@ -522,6 +544,34 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    #[test]
+    fn an_opaque_connection_is_denied_by_a_deny_rule_it_could_not_honour() {
+        let policy = Policy::new(vec![layer(
+            Layer::Workspace,
+            &["domain=x.test port=80,443", "domain=y.test"],
+            &[
+                "domain=x.test path=/admin/*",
+                "method=DELETE domain=y.test port=443",
+            ],
+        )]);
+        let tcp = |host: &str, port: u16| Request::tcp(Host::parse(host).unwrap(), port);
+        // Parsed HTTP is decided per request; a raw connection is all or nothing.
+        assert_eq!(policy.decide(&tcp("x.test", 80)).verdict, Verdict::Allow);
+        assert_eq!(
+            policy.decide_opaque(&tcp("x.test", 80)).verdict,
+            Verdict::Deny
+        );
+        assert_eq!(
+            policy.decide_opaque(&tcp("y.test", 443)).verdict,
+            Verdict::Deny
+        );
+        // The DELETE rule names port 443 only.
+        assert_eq!(
+            policy.decide_opaque(&tcp("y.test", 80)).verdict,
+            Verdict::Allow
+        );
     }
 
     #[test]
