@@ -29,6 +29,9 @@ use super::{
     policy::{Layer, LayerRules, Policy},
 };
 
+/// How long an append waits for the sidecar lock before it gives up with an error.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
 /// How often a [`WatchedPolicy`] looks at its files at most.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -116,6 +119,10 @@ struct Lock {
 
 impl Lock {
     fn acquire(path: &Path) -> Result<Lock, StoreError> {
+        Self::acquire_within(path, LOCK_WAIT)
+    }
+
+    fn acquire_within(path: &Path, wait: Duration) -> Result<Lock, StoreError> {
         let create = OpenOptions::new()
             .read(true)
             .write(true)
@@ -137,16 +144,34 @@ impl Lock {
                 .map_err(io_error(path, "open the lock file"))?,
             Err(error) => return Err(io_error(path, "open the lock file")(error)),
         };
+        // Non-blocking tries until a deadline: whoever can open the lock (the user, for a file
+        // a root agent writes) must not be able to stall the writer forever.
+        let deadline = Instant::now() + wait;
         loop {
             // SAFETY: flock on a descriptor we own; no memory is passed.
-            let result =
-                unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+            let result = unsafe {
+                libc::flock(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    libc::LOCK_EX | libc::LOCK_NB,
+                )
+            };
             if result == 0 {
                 return Ok(Lock { _file: file });
             }
             let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(io_error(path, "lock")(error));
+            match error.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                io::ErrorKind::WouldBlock => {
+                    let held = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("another process held it for {} ms", wait.as_millis()),
+                    );
+                    return Err(io_error(path, "lock")(held));
+                }
+                _ => return Err(io_error(path, "lock")(error)),
             }
         }
     }
@@ -398,6 +423,21 @@ mod tests {
         policy
             .decide(&Request::from_url("GET", url).unwrap())
             .verdict
+    }
+
+    #[test]
+    fn a_lock_held_elsewhere_fails_the_append_after_the_wait_instead_of_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".harness-rules.toml.lock");
+        let held = Lock::acquire(&path).unwrap();
+        let started = Instant::now();
+        let error = Lock::acquire_within(&path, Duration::from_millis(100))
+            .err()
+            .expect("the lock is held");
+        assert!(error.to_string().contains("held it for 100 ms"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(held);
+        assert!(Lock::acquire_within(&path, Duration::from_millis(100)).is_ok());
     }
 
     #[test]
