@@ -37,6 +37,7 @@ const PACKAGES: &[(&str, &str)] = &[
         "the socket client the enforcement tests run inside a session",
     ),
     ("tmux", "drives the terminal UI in end-to-end tests"),
+    ("sudo", "README's first command runs hh as root through it"),
 ];
 
 /// Debian's engine, installed only when no Docker engine answers and none is installed.
