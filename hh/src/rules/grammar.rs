@@ -140,6 +140,17 @@ impl PathPattern {
     pub fn matches(&self, path: &str) -> bool {
         glob_match(self.text.as_bytes(), path.as_bytes())
     }
+
+    /// [`PathPattern::matches`], except that a deny pattern also covers its path with a trailing
+    /// `/` (`path=/admin` denies `/admin/` too: most servers route both alike). An allow pattern
+    /// is not widened.
+    pub fn matches_as(&self, action: Action, path: &str) -> bool {
+        self.matches(path)
+            || (action == Action::Deny
+                && path
+                    .strip_suffix('/')
+                    .is_some_and(|bare| !bare.is_empty() && self.matches(bare)))
+    }
 }
 
 /// Prints the pattern so it parses back: a space or a comma (decoded from `%20`, `%2C`) would
@@ -312,7 +323,7 @@ impl Rule {
         }
         if let Some(paths) = &self.paths {
             match path {
-                Some(path) if paths.iter().any(|p| p.matches(path)) => {}
+                Some(path) if paths.iter().any(|p| p.matches_as(action, path)) => {}
                 _ => return false,
             }
         }

@@ -547,6 +547,26 @@ mod tests {
     }
 
     #[test]
+    fn an_exact_deny_path_covers_its_trailing_slash_but_an_allow_path_does_not() {
+        let policy = Policy::new(vec![layer(
+            Layer::Workspace,
+            &["domain=a.test path=/public", "domain=b.test"],
+            &["domain=b.test path=/admin"],
+        )]);
+        let cases = [
+            ("https://b.test/admin", Verdict::Deny),
+            ("https://b.test/admin/", Verdict::Deny),
+            ("https://b.test/admin/.", Verdict::Deny),
+            ("https://b.test/administrator", Verdict::Allow),
+            ("https://a.test/public", Verdict::Allow),
+            ("https://a.test/public/", Verdict::Ask),
+        ];
+        for (url, verdict) in cases {
+            assert_eq!(decide(&policy, "GET", url).0, verdict, "{url}");
+        }
+    }
+
+    #[test]
     fn an_opaque_connection_is_denied_by_a_deny_rule_it_could_not_honour() {
         let policy = Policy::new(vec![layer(
             Layer::Workspace,
