@@ -285,7 +285,7 @@ pub fn check_bytes_after_message(
 
 /// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1), plus the proxy's own
 /// credentials and the non-standard `Proxy-Connection`.
-const HOP_BY_HOP: [&str; 9] = [
+pub(crate) const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -298,7 +298,7 @@ const HOP_BY_HOP: [&str; 9] = [
 ];
 
 /// Fields that `Connection` may never remove: dropping them would change the message upstream.
-const END_TO_END: [&str; 2] = ["host", "content-length"];
+pub(crate) const END_TO_END: [&str; 2] = ["host", "content-length"];
 
 /// Removes the hop-by-hop fields and every field that `Connection` names.
 ///

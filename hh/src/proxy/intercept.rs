@@ -25,7 +25,13 @@ use rustls::server::Acceptor;
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::{body::Metered, decision::Ticket, explicit::Proxy, upstream::DialError};
+use super::{
+    body::Metered,
+    decision::Ticket,
+    explicit::Proxy,
+    http1::{END_TO_END, HOP_BY_HOP},
+    upstream::DialError,
+};
 use crate::rules::{Host, Method, NormPath, Request};
 
 /// A response body: the upstream's, streamed, or one the proxy wrote.
@@ -242,22 +248,12 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(|token| token.trim().to_ascii_lowercase())
-        .filter(|token| token != "host" && token != "content-length")
+        .filter(|token| !END_TO_END.contains(&token.as_str()))
         .collect();
     for name in named {
         headers.remove(name.as_str());
     }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-authenticate",
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
