@@ -28,6 +28,15 @@ use hh::{
     sys,
 };
 
+#[path = "../../tests/support/kernel.rs"]
+#[allow(
+    dead_code,
+    reason = "the benchmark needs the fixtures, not the test servers"
+)]
+mod kernel;
+
+use kernel::{Cgroup, NetNs};
+
 const PORTS: Ports = Ports {
     proxy: 15001,
     dns: 15053,
@@ -47,11 +56,14 @@ fn main() {
         eprintln!("bench enforce needs root (eBPF, cgroups, namespaces); skipped");
         return;
     }
-    let netns = Fixture::new();
+    let netns = Fixture {
+        netns: NetNs::new(),
+        cgroup: Cgroup::new(),
+    };
     let mut programs = Programs::load(PORTS).expect("load programs");
     let original = Arc::new(programs.original_dst().expect("original-destination map"));
-    let _links = programs.attach(&netns.cgroup).expect("attach");
-    let listener = sys::netns::bind_in(&netns.path(), || {
+    let _links = programs.attach(&netns.cgroup.path).expect("attach");
+    let listener = sys::netns::bind_in(&netns.netns.path(), || {
         TcpListener::bind((Ipv4Addr::LOCALHOST, PORTS.proxy))
     })
     .expect("bind the proxy listener in the namespace");
@@ -131,52 +143,23 @@ fn range(samples: &[f64]) -> (f64, f64) {
     (low, high)
 }
 
-/// A fresh namespace (only `lo`) and a cgroup, removed on drop.
+/// The session a benchmark runs in: a fresh namespace (only `lo`) and a cgroup, the same
+/// fixtures the enforcement tests use, removed on drop.
 struct Fixture {
-    name: String,
-    cgroup: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let name = format!("hh-bench-{}", std::process::id());
-        for args in [
-            vec!["netns", "add", &name],
-            vec!["-n", &name, "link", "set", "lo", "up"],
-        ] {
-            let status = Command::new("ip").args(&args).status().expect("ip runs");
-            assert!(status.success(), "ip {args:?} failed");
-        }
-        let (root, _) = sys::cgroup::detect_root().expect("cgroup2 root");
-        let cgroup = root.join(&name);
-        std::fs::create_dir(&cgroup).expect("create cgroup");
-        Self { name, cgroup }
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/var/run/netns").join(&self.name)
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.cgroup);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
+    netns: NetNs,
+    cgroup: Cgroup,
 }
 
 /// Runs `count` connections from a fresh client process; returns the time it measured.
 fn run_client(fixture: &Fixture, in_cgroup: bool, host: &str, port: u16, count: usize) -> Duration {
     let cgroup = if in_cgroup {
-        fixture.cgroup.display().to_string()
+        fixture.cgroup.path.display().to_string()
     } else {
         "-".into()
     };
     let spec = format!(
         "{} {cgroup} {host} {port} {count}",
-        fixture.path().display()
+        fixture.netns.path().display()
     );
     let output = Command::new(std::env::current_exe().expect("own path"))
         .env(CHILD_ENV, spec)
