@@ -169,28 +169,25 @@ impl Programs {
             source,
         })?;
         let mut links = SessionLinks::default();
+        // One attach, whatever the program type (aya's types share no attach trait).
         // `Single`: aya passes BPF_F_ALLOW_MULTI to link_create for `AllowMultiple`, which the
         // kernel rejects with EINVAL (../shared/notes/ebpf-toolchain.md, section 3).
-        for &name in SOCK_ADDR_PROGRAMS {
-            let prog: &mut CgroupSockAddr = self.program(name)?;
-            let link = prog
-                .attach(&dir, CgroupAttachMode::Single)
-                .and_then(|id| prog.take_link(id))
-                .map_err(|source| program_error(name, source))?;
-            links.push(name, FdLink::try_from(link))?;
+        macro_rules! attach_as {
+            ($kind:ty, $name:expr) => {{
+                let name = $name;
+                let prog: &mut $kind = self.program(name)?;
+                let link = prog
+                    .attach(&dir, CgroupAttachMode::Single)
+                    .and_then(|id| prog.take_link(id))
+                    .map_err(|source| program_error(name, source))?;
+                links.push(name, FdLink::try_from(link))?;
+            }};
         }
-        let prog: &mut CgroupSock = self.program(program::SOCK_CREATE)?;
-        let link = prog
-            .attach(&dir, CgroupAttachMode::Single)
-            .and_then(|id| prog.take_link(id))
-            .map_err(|source| program_error(program::SOCK_CREATE, source))?;
-        links.push(program::SOCK_CREATE, FdLink::try_from(link))?;
-        let prog: &mut SockOps = self.program(program::SOCK_OPS)?;
-        let link = prog
-            .attach(&dir, CgroupAttachMode::Single)
-            .and_then(|id| prog.take_link(id))
-            .map_err(|source| program_error(program::SOCK_OPS, source))?;
-        links.push(program::SOCK_OPS, FdLink::try_from(link))?;
+        for &name in SOCK_ADDR_PROGRAMS {
+            attach_as!(CgroupSockAddr, name);
+        }
+        attach_as!(CgroupSock, program::SOCK_CREATE);
+        attach_as!(SockOps, program::SOCK_OPS);
         Ok(links)
     }
 
