@@ -17,6 +17,7 @@
 //! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf).
 //! - [`tls`]: the installation CA and the per-host leaf certificates the proxy presents.
 
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;

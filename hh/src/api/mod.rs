@@ -1,0 +1,3 @@
+//! The agent's client API: a unix socket, one JSON line per request (see [`protocol`]).
+
+pub mod protocol;

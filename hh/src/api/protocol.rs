@@ -1,0 +1,210 @@
+//! What `hh` and the agent say to each other on the agent's unix socket.
+//!
+//! One JSON document per line. The client sends a [`ClientRequest`]; the agent answers with one
+//! [`Reply`] line. [`ClientRequest::Subscribe`] is the exception: after its `Reply::Ok` the agent
+//! keeps writing [`Event`] lines until the client closes the socket.
+//!
+//! The agent knows who asks from `SO_PEERCRED` alone; nothing in a request claims an identity.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Where `hh agent` listens unless told otherwise (`--socket`, `$HH_AGENT_SOCKET`).
+pub const DEFAULT_SOCKET: &str = "/run/hh/agent.sock";
+
+/// The variable that points clients at another socket (tests, several agents on one host).
+pub const SOCKET_ENV: &str = "HH_AGENT_SOCKET";
+
+/// The longest request line the agent reads; longer ones are refused.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// One request from a client. Variants without data are written `Name {}` so that
+/// `deny_unknown_fields` holds for them too (serde ignores it on unit variants).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientRequest {
+    /// Who the agent is and who it takes the client for.
+    Hello {},
+    /// Start a session; answered once the session is enforced and ready (or failed).
+    StartSession(StartSession),
+    /// The caller's sessions.
+    ListSessions {},
+    /// Stop one of the caller's sessions.
+    StopSession { id: String },
+    /// Requests held for an answer, in the caller's sessions.
+    ListApprovals {},
+    /// Answer a held request.
+    Answer { id: u64, answer: Answer },
+    /// Stream [`Event`]s of the caller's sessions until the client closes the socket.
+    Subscribe {},
+}
+
+/// What a session is made of; names refer to the agent's config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartSession {
+    pub workspace: String,
+    pub template: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The command the session runs instead of an idle shell host; empty for none.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// The client's own values for the config's `env_passthrough` names (never the agent's).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// The agent's one-line answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reply {
+    Ok,
+    Hello(AgentHello),
+    Session(SessionInfo),
+    Sessions { sessions: Vec<SessionInfo> },
+    Approvals { pending: Vec<PendingApproval> },
+    /// The request was refused or failed; the text says why and what to do.
+    Error { message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentHello {
+    pub version: String,
+    /// The uid the agent saw on the socket.
+    pub peer_uid: u32,
+    /// `agent` (eBPF) or `proxy` (an explicit `hh proxy` that serves approvals only).
+    pub mode: String,
+}
+
+/// A session as clients see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionInfo {
+    pub id: String,
+    pub name: String,
+    pub workspace: String,
+    pub template: String,
+    pub owner_uid: u32,
+    pub container_id: String,
+    /// Seconds since the Unix epoch.
+    pub started_at: u64,
+    pub state: SessionState,
+    /// Read from the session's cgroup when listed; `None` when it could not be read.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub cpu_usec: Option<u64>,
+    #[serde(default)]
+    pub allowed: u64,
+    #[serde(default)]
+    pub denied: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Starting,
+    Running,
+    Stopping,
+}
+
+/// A request the proxy holds until someone answers (or the timeout denies it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingApproval {
+    pub id: u64,
+    pub session: String,
+    /// `None` for a connection decided before any HTTP (raw TCP).
+    pub method: Option<String>,
+    pub host: String,
+    pub path: Option<String>,
+    pub port: u16,
+    /// How many identical requests wait on this one prompt (1 = just this one).
+    pub waiting: u32,
+    /// When the timeout denies it, milliseconds since the Unix epoch.
+    pub deadline_ms: u64,
+    /// The rules file an answer "forever" is appended to.
+    pub rules_file: String,
+    /// The rule "forever" would append unless the answer names another (the narrowest one).
+    pub suggested_rule: String,
+}
+
+/// How a person answers a held request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Answer {
+    AllowOnce,
+    DenyOnce,
+    /// Append an allow rule: `rule` when given (it must cover the held request), else the
+    /// suggested one.
+    AllowForever {
+        #[serde(default)]
+        rule: Option<String>,
+    },
+    DenyForever {
+        #[serde(default)]
+        rule: Option<String>,
+    },
+}
+
+/// What a subscriber hears.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    ApprovalPending(PendingApproval),
+    /// Answered, timed out or withdrawn: no longer waiting.
+    ApprovalResolved { id: u64, outcome: String },
+    /// One audit decision.
+    Decision(DecisionEvent),
+    SessionStarted(SessionInfo),
+    SessionEnded { id: String, reason: String },
+}
+
+/// One decision as the activity view shows it (the audit line, minus byte counts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionEvent {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub session: String,
+    pub method: Option<String>,
+    pub host: String,
+    pub path: Option<String>,
+    pub port: u16,
+    /// `allow` or `deny`.
+    pub decision: String,
+    pub rule: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_one_line() {
+        let request = ClientRequest::Answer {
+            id: 7,
+            answer: Answer::AllowForever {
+                rule: Some("domain=*.example.test".into()),
+            },
+        };
+        let line = serde_json::to_string(&request).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(
+            line,
+            r#"{"op":"answer","id":7,"answer":{"kind":"allow_forever","rule":"domain=*.example.test"}}"#
+        );
+        assert_eq!(serde_json::from_str::<ClientRequest>(&line).unwrap(), request);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let error = serde_json::from_str::<ClientRequest>(r#"{"op":"list_sessions","uid":0}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("uid"), "{error}");
+    }
+}
