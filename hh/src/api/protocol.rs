@@ -63,10 +63,16 @@ pub enum Reply {
     Ok,
     Hello(AgentHello),
     Session(SessionInfo),
-    Sessions { sessions: Vec<SessionInfo> },
-    Approvals { pending: Vec<PendingApproval> },
+    Sessions {
+        sessions: Vec<SessionInfo>,
+    },
+    Approvals {
+        pending: Vec<PendingApproval>,
+    },
     /// The request was refused or failed; the text says why and what to do.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,11 +162,17 @@ pub enum Answer {
 pub enum Event {
     ApprovalPending(PendingApproval),
     /// Answered, timed out or withdrawn: no longer waiting.
-    ApprovalResolved { id: u64, outcome: String },
+    ApprovalResolved {
+        id: u64,
+        outcome: String,
+    },
     /// One audit decision.
     Decision(DecisionEvent),
     SessionStarted(SessionInfo),
-    SessionEnded { id: String, reason: String },
+    SessionEnded {
+        id: String,
+        reason: String,
+    },
 }
 
 /// One decision as the activity view shows it (the audit line, minus byte counts).
@@ -197,7 +209,10 @@ mod tests {
             line,
             r#"{"op":"answer","id":7,"answer":{"kind":"allow_forever","rule":"domain=*.example.test"}}"#
         );
-        assert_eq!(serde_json::from_str::<ClientRequest>(&line).unwrap(), request);
+        assert_eq!(
+            serde_json::from_str::<ClientRequest>(&line).unwrap(),
+            request
+        );
     }
 
     #[test]

@@ -1,0 +1,231 @@
+//! The agent's side of the client socket: bind it safely, learn each peer from `SO_PEERCRED`,
+//! read one request line, answer one reply line (or stream events for a subscription).
+//!
+//! What a request may do is the [`Service`]'s business; this file only guarantees that the
+//! [`Peer`] it is handed is the kernel's word, that lines are bounded, and that a slow or
+//! vanished client costs one task, not the agent.
+
+use std::{
+    fs,
+    future::Future,
+    io,
+    os::unix::fs::{FileTypeExt as _, PermissionsExt as _},
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::broadcast::{self, error::RecvError},
+};
+
+use super::protocol::{ClientRequest, Event, MAX_LINE, Reply};
+
+/// The client as the kernel reported it when it connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+}
+
+impl Peer {
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+/// What the agent (or a standalone proxy) does with requests.
+pub trait Service: Send + Sync + 'static {
+    /// Answers one request from `peer`. Never called with [`ClientRequest::Subscribe`].
+    fn handle(&self, peer: Peer, request: ClientRequest) -> impl Future<Output = Reply> + Send;
+    /// A receiver of every event from now on.
+    fn events(&self) -> broadcast::Receiver<Event>;
+    /// Whether `peer` may see `event` (their own sessions only; root sees all).
+    fn may_see(&self, peer: &Peer, event: &Event) -> bool;
+}
+
+/// How long a client may take to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the socket could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} exists and is not a socket; refusing to replace it")]
+    NotASocket { path: String },
+}
+
+/// Binds the socket at `path` with mode 0660 and group `gid` (the invoking user's group), so
+/// that only root and that group can connect. A stale socket from an earlier agent is replaced;
+/// any other file at `path` is an error, never overwritten. The parent directory is created
+/// 0755 when missing.
+pub fn bind(path: &Path, gid: Option<u32>) -> Result<UnixListener, BindError> {
+    let io_error = |source| BindError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs::create_dir_all(parent).map_err(io_error)?;
+    }
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path).map_err(io_error)?,
+        Ok(_) => {
+            return Err(BindError::NotASocket {
+                path: path.display().to_string(),
+            });
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io_error(error)),
+    }
+    let listener = UnixListener::bind(path).map_err(io_error)?;
+    // Between bind and chmod the socket carries the umask's mode; the agent runs with umask
+    // 077 at this point (see `cli::agent`), so that window is closed to others too.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o660)).map_err(io_error)?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(io_error)?;
+    }
+    Ok(listener)
+}
+
+/// Serves clients until the listener fails; each client on its own task.
+pub async fn serve<S: Service>(listener: UnixListener, service: Arc<S>) -> io::Result<()> {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "agent socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = Arc::clone(&service);
+        tokio::spawn(async move {
+            if let Err(error) = serve_client(stream, service).await {
+                tracing::debug!(%error, "agent socket: client ended with an error");
+            }
+        });
+    }
+}
+
+async fn serve_client<S: Service>(stream: UnixStream, service: Arc<S>) -> io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let peer = Peer {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        pid: cred.pid(),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    loop {
+        let line = match tokio::time::timeout(REQUEST_TIMEOUT, read_line(&mut reader)).await {
+            Ok(Ok(Some(line))) => line,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(error)) => {
+                let reply = Reply::Error {
+                    message: error.to_string(),
+                };
+                write_line(&mut write, &reply).await?;
+                return Ok(());
+            }
+            // An idle client between requests is fine; one that never sends anything is closed.
+            Err(_) => return Ok(()),
+        };
+        let request = match serde_json::from_str::<ClientRequest>(&line) {
+            Ok(request) => request,
+            Err(error) => {
+                let reply = Reply::Error {
+                    message: format!("bad request: {error}"),
+                };
+                write_line(&mut write, &reply).await?;
+                continue;
+            }
+        };
+        if let ClientRequest::Subscribe {} = request {
+            write_line(&mut write, &Reply::Ok).await?;
+            return stream_events(&mut write, &*service, peer).await;
+        }
+        tracing::debug!(uid = peer.uid, ?request, "agent socket request");
+        let reply = service.handle(peer, request).await;
+        write_line(&mut write, &reply).await?;
+    }
+}
+
+/// Writes the peer's events until it goes away. A subscriber too slow to keep up is told how
+/// many events it missed rather than holding the agent back.
+async fn stream_events<S: Service>(
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
+    service: &S,
+    peer: Peer,
+) -> io::Result<()> {
+    let mut events = service.events();
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                if service.may_see(&peer, &event) {
+                    write_line(write, &event).await?;
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(uid = peer.uid, missed, "subscriber lagged");
+            }
+            Err(RecvError::Closed) => return Ok(()),
+        }
+    }
+}
+
+/// One request line, or `None` at a clean end of stream. A line past [`MAX_LINE`] is an error.
+async fn read_line(
+    reader: &mut (impl tokio::io::AsyncBufRead + Unpin),
+) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return if line.is_empty() {
+                Ok(None)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "request line not ended",
+                ))
+            };
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(end) => (end + 1, true),
+            None => (buf.len(), false),
+        };
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if line.len() > MAX_LINE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("request line longer than {MAX_LINE} bytes"),
+            ));
+        }
+        if done {
+            line.pop();
+            return String::from_utf8(line)
+                .map(Some)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "request is not UTF-8"));
+        }
+    }
+}
+
+pub(super) async fn write_line(
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
+    value: &impl serde::Serialize,
+) -> io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
+    line.push(b'\n');
+    write.write_all(&line).await
+}
