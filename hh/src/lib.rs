@@ -18,6 +18,7 @@
 //! - [`tls`]: the installation CA and the per-host leaf certificates the proxy presents.
 
 pub mod api;
+pub mod agent;
 pub mod audit;
 pub mod cli;
 pub mod config;

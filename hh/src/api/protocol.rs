@@ -172,6 +172,8 @@ pub enum Event {
     SessionEnded {
         id: String,
         reason: String,
+        /// Whose session it was (it is gone from every list by now).
+        owner_uid: u32,
     },
 }
 

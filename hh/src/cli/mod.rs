@@ -1,11 +1,19 @@
 //! The command line: one module per subcommand, each with its own clap options.
 
+mod agent;
 mod doctor;
 mod init;
 mod proxy;
 mod rules;
+mod session;
+mod shell;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use crate::config::{self, Config, Env};
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +45,12 @@ pub enum Command {
     Rules(rules::Options),
     /// Run the MITM proxy standalone, as an explicit HTTP proxy (CONNECT and absolute-form).
     Proxy(proxy::Options),
+    /// Run the host agent (root): eBPF enforcement, sessions, proxy, DNS and control servers.
+    Agent(agent::Options),
+    /// Start, list and stop sessions (through the agent).
+    Session(session::Options),
+    /// Open a shell (or run a command) in a running session; with no id, list sessions.
+    Shell(shell::Options),
 }
 
 /// Runs the parsed command line; the exit code is the command's verdict.
@@ -47,7 +61,32 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(options) => init::run(&options, cli.config.as_deref()),
         Command::Rules(options) => rules::run(&options, cli.config.as_deref()),
         Command::Proxy(options) => proxy::run(&options),
+        Command::Agent(options) => agent::run(&options, cli.config.as_deref()),
+        Command::Session(options) => session::run(&options),
+        Command::Shell(options) => shell::run(&options),
     }
+}
+
+/// The config at `path`, else at the default place; with the path it was read from.
+pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, PathBuf)> {
+    let env = Env::from_process();
+    let path = match path {
+        Some(path) => path.to_path_buf(),
+        None => env
+            .default_config_path()
+            .ok_or(config::ConfigError::NoDefaultPath)?,
+    };
+    let config = config::load(&path, &env)?;
+    Ok((config, path))
+}
+
+/// A current-thread runtime for a client command (one connection at a time).
+pub(crate) fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Logs go to stderr, filtered by `HH_LOG` (e.g. `HH_LOG=hh=debug`); quiet by default.

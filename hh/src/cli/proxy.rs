@@ -144,7 +144,7 @@ fn policy(files: &[PathBuf]) -> anyhow::Result<PolicyFn> {
     Ok(Arc::new(move || Arc::clone(&policy)))
 }
 
-fn resolve_table(entries: &[String]) -> anyhow::Result<HashMap<Host, IpAddr>> {
+pub(super) fn resolve_table(entries: &[String]) -> anyhow::Result<HashMap<Host, IpAddr>> {
     let mut table = HashMap::new();
     for entry in entries {
         let (name, ip) = entry

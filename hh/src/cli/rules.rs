@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 
 use crate::{
-    config::{self, Config, Env},
+    config::Config,
     rules::{
         Action, Layer, LayerRules, Policy, Request, Rule, Verdict,
         store::{self, PolicySources},
@@ -85,14 +85,7 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    let env = Env::from_process();
-    let path = match path {
-        Some(path) => path.to_path_buf(),
-        None => env
-            .default_config_path()
-            .ok_or(config::ConfigError::NoDefaultPath)?,
-    };
-    Ok(config::load(&path, &env)?)
+    Ok(super::load_config(path)?.0)
 }
 
 fn workspace_rules_file(config: &Config, name: &str) -> anyhow::Result<PathBuf> {

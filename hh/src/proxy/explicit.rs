@@ -81,7 +81,8 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) -> io::Result<()> {
     }
 }
 
-async fn handle_client(
+/// Serves one explicit-proxy client: its first request head decides the way.
+pub(super) async fn handle_client(
     proxy: Arc<Proxy>,
     mut client: TcpStream,
     peer: SocketAddr,
@@ -166,6 +167,19 @@ async fn connect(proxy: Arc<Proxy>, mut client: TcpStream, head: &RequestHead) -
     client
         .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         .await?;
+    tunnel(proxy, client, host, port).await
+}
+
+/// Serves a connection whose destination is known (a CONNECT target, or a transparent
+/// connection's original destination): TLS is intercepted and decided per request, anything
+/// else is raw TCP, decided as a connection and spliced.
+pub(super) async fn tunnel(
+    proxy: Arc<Proxy>,
+    client: TcpStream,
+    host: Host,
+    port: u16,
+) -> io::Result<()> {
+    let connection = Request::tcp(host.clone(), port);
     let mut first = [0u8; 1];
     let peeked = match tokio::time::timeout(proxy.idle_timeout, client.peek(&mut first)).await {
         Ok(peeked) => peeked?,

@@ -16,4 +16,5 @@ pub mod http1;
 pub mod intercept;
 pub mod relay;
 pub mod ssrf;
+pub mod transparent;
 pub mod upstream;

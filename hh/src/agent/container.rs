@@ -1,0 +1,241 @@
+//! The agent's Docker calls (bollard): create a session's container from a [`ContainerPlan`],
+//! start it, find its network namespace, find sessions again by label, remove them.
+//!
+//! Every session container carries the labels below; they are how a restarted agent finds its
+//! sessions, and how nothing else's containers are ever touched.
+
+use std::{collections::HashMap, path::PathBuf};
+
+use bollard::{
+    Docker,
+    models::{ContainerCreateBody, HostConfig},
+    query_parameters::{
+        CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
+        RemoveContainerOptions,
+    },
+};
+
+/// Label keys on every session container.
+pub mod label {
+    pub const SESSION: &str = "dev.hh.session";
+    pub const NAME: &str = "dev.hh.name";
+    pub const WORKSPACE: &str = "dev.hh.workspace";
+    pub const TEMPLATE: &str = "dev.hh.template";
+    pub const OWNER_UID: &str = "dev.hh.owner-uid";
+    pub const STARTED_AT: &str = "dev.hh.started-at";
+}
+
+/// Why a Docker call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("cannot reach Docker at {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("docker: {what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("container {id} is not running (it exited before the session was ready)")]
+    NotRunning { id: String },
+}
+
+/// Everything the container is made of; built and checked by [`super::plan`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerPlan {
+    pub name: String,
+    pub image: String,
+    /// `uid:gid` the session's processes run as.
+    pub user: String,
+    /// `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// Docker bind specs `host:container[:ro]`, paths already checked.
+    pub binds: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub command: Vec<String>,
+    pub labels: HashMap<String, String>,
+    /// The cgroup parent Docker is given (the directory the programs are attached to).
+    pub cgroup_parent: String,
+    pub memory_bytes: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub working_dir: String,
+}
+
+/// The most processes a session may have.
+const PIDS_LIMIT: i64 = 4096;
+
+/// The Docker engine.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+/// A session container found by its labels.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub id: String,
+    pub running: bool,
+    pub labels: HashMap<String, String>,
+}
+
+impl Engine {
+    /// Connects over the unix socket `endpoint` (`unix:///var/run/docker.sock`).
+    pub fn connect(endpoint: &str) -> Result<Engine, ContainerError> {
+        let docker = Docker::connect_with_unix(endpoint, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(|source| ContainerError::Connect {
+                endpoint: endpoint.to_owned(),
+                source,
+            })?;
+        Ok(Engine { docker })
+    }
+
+    /// Docker's cgroup driver (`cgroupfs` or `systemd`).
+    pub async fn cgroup_driver(&self) -> Result<String, ContainerError> {
+        let info = self.docker.info().await.map_err(api("info"))?;
+        Ok(info
+            .cgroup_driver
+            .map_or_else(|| "cgroupfs".to_owned(), |driver| driver.to_string()))
+    }
+
+    /// Creates and starts the container; returns its id. On a failed start the created
+    /// container is removed again.
+    pub async fn create_and_start(&self, plan: &ContainerPlan) -> Result<String, ContainerError> {
+        let host_config = HostConfig {
+            binds: Some(plan.binds.clone()),
+            // Loopback only: whatever the programs do, nothing routes out (fail closed).
+            network_mode: Some("none".into()),
+            cgroup_parent: Some(plan.cgroup_parent.clone()),
+            memory: plan.memory_bytes,
+            nano_cpus: plan.nano_cpus,
+            pids_limit: Some(PIDS_LIMIT),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            init: Some(false),
+            ..HostConfig::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(plan.image.clone()),
+            user: Some(plan.user.clone()),
+            env: Some(plan.env.clone()),
+            entrypoint: Some(plan.entrypoint.clone()),
+            cmd: Some(plan.command.clone()),
+            labels: Some(plan.labels.clone()),
+            working_dir: Some(plan.working_dir.clone()),
+            tty: Some(false),
+            host_config: Some(host_config),
+            ..ContainerCreateBody::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(plan.name.clone()),
+            ..CreateContainerOptions::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(api(format!("create {} from image {}", plan.name, plan.image)))?;
+        if let Err(source) = self.docker.start_container(&created.id, None).await {
+            let _ = self.remove(&created.id).await;
+            return Err(api(format!("start {}", plan.name))(source));
+        }
+        Ok(created.id)
+    }
+
+    /// The network namespace of the container's first process.
+    pub async fn netns_path(&self, id: &str) -> Result<PathBuf, ContainerError> {
+        let inspected = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(api(format!("inspect {id}")))?;
+        let pid = inspected
+            .state
+            .as_ref()
+            .filter(|state| state.running == Some(true))
+            .and_then(|state| state.pid)
+            .filter(|&pid| pid > 0)
+            .ok_or_else(|| ContainerError::NotRunning { id: id.to_owned() })?;
+        Ok(PathBuf::from(format!("/proc/{pid}/ns/net")))
+    }
+
+    /// The container's environment as created (the agent keeps no session secrets on disk; a
+    /// restarted agent reads the control token back from here).
+    pub async fn env(&self, id: &str) -> Result<Vec<String>, ContainerError> {
+        let inspected = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(api(format!("inspect {id}")))?;
+        Ok(inspected
+            .config
+            .and_then(|config| config.env)
+            .unwrap_or_default())
+    }
+
+    /// Every session container, running or not.
+    pub async fn sessions(&self) -> Result<Vec<Found>, ContainerError> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_owned(),
+                vec![label::SESSION.to_owned()],
+            )])),
+            ..ListContainersOptions::default()
+        };
+        let listed = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(api("list session containers"))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|summary| {
+                Some(Found {
+                    id: summary.id?,
+                    running: summary
+                        .state
+                        .is_some_and(|state| state.to_string() == "running"),
+                    labels: summary.labels.unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    /// Waits until the container stops (or is removed).
+    pub async fn wait(&self, id: &str) {
+        use futures_util::StreamExt as _;
+        let mut waiting = self.docker.wait_container(
+            id,
+            None::<bollard::query_parameters::WaitContainerOptions>,
+        );
+        // One item (the exit) or an error (already gone, or a non-zero exit): either way it ended.
+        let _ = waiting.next().await;
+    }
+
+    /// Removes the container, killing it first when it runs. Gone already is fine.
+    pub async fn remove(&self, id: &str) -> Result<(), ContainerError> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..RemoveContainerOptions::default()
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(source) => Err(api(format!("remove {id}"))(source)),
+        }
+    }
+}
+
+fn api(
+    what: impl Into<String>,
+) -> impl FnOnce(bollard::errors::Error) -> ContainerError {
+    let what = what.into();
+    move |source| ContainerError::Api { what, source }
+}

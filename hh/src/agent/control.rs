@@ -1,0 +1,100 @@
+//! The control server inside a session's network namespace (`127.0.0.1:server_port`), what the
+//! session's own tools talk to:
+//!
+//! - `GET /ready`: 200 once the agent confirmed the session is enforced, else 503 (hh-init
+//!   waits for it; no token needed, it reveals nothing).
+//! - `GET /session`: the session's identity as JSON (bearer token).
+//! - `POST /killme`: stop this session (bearer token); 202, then the agent stops it.
+//!
+//! The token is the session's own secret (in its environment), compared in constant time.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode, body::Incoming, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use subtle::ConstantTimeEq as _;
+use tokio::{net::TcpListener, sync::Notify};
+
+/// One session's control state.
+pub struct ControlState {
+    pub identity: serde_json::Value,
+    pub token: String,
+    pub ready: AtomicBool,
+    /// Notified when the session asked to be stopped.
+    pub kill: Notify,
+}
+
+/// Serves until the listener fails.
+pub async fn serve(listener: TcpListener, state: Arc<ControlState>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(handle(&state, &request)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn handle(state: &ControlState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/ready") => {
+            if state.ready.load(Ordering::Acquire) {
+                reply(StatusCode::OK, "ready\n")
+            } else {
+                reply(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        (&Method::GET, "/session") => match authorized(state, request) {
+            Ok(()) => reply(StatusCode::OK, format!("{}\n", state.identity)),
+            Err(response) => response,
+        },
+        (&Method::POST, "/killme") => match authorized(state, request) {
+            Ok(()) => {
+                state.kill.notify_one();
+                reply(StatusCode::ACCEPTED, "stopping\n")
+            }
+            Err(response) => response,
+        },
+        _ => reply(StatusCode::NOT_FOUND, "hh control: GET /ready, GET /session, POST /killme\n"),
+    }
+}
+
+fn authorized(
+    state: &ControlState,
+    request: &Request<Incoming>,
+) -> Result<(), Response<Full<Bytes>>> {
+    let given = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
+    match given {
+        Some(given) if bool::from(given.ct_eq(state.token.as_bytes())) => Ok(()),
+        _ => Err(reply(StatusCode::UNAUTHORIZED, "hh control: bad or missing bearer token\n")),
+    }
+}
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,186 @@
+//! `hh agent`: the root daemon that owns every session.
+//!
+//! It loads the eBPF programs once (maps pinned under its bpffs directory), and for each
+//! session: creates the session's cgroup and attaches the programs to it (links pinned, so a
+//! killed agent leaves sessions cut off, never open), starts the container below that cgroup
+//! with `--network none`, opens the session's proxy, DNS and control listeners inside the
+//! container's network namespace, and waits for the canary before the session counts as
+//! started. Clients reach it on a unix socket ([`crate::api`]).
+//!
+//! - [`plan`]: a client's request checked and turned into a container plan.
+//! - [`access`]: what a client may mount.
+//! - [`container`]: Docker calls.
+//! - [`placement`]: where a session's cgroup lives, per Docker cgroup driver.
+//! - [`session`]: one session's start, adoption after a restart, and teardown.
+//! - [`control`]: the in-session control server (`killme`, readiness).
+//! - [`session_files`]: hh-init, killme and the CA, mounted into every session.
+//! - [`service`]: the client API's requests, authorized by `SO_PEERCRED`.
+
+pub mod access;
+pub mod container;
+pub mod control;
+pub mod placement;
+pub mod plan;
+pub mod service;
+pub mod session;
+pub mod session_files;
+pub mod usage;
+
+use std::{
+    collections::HashMap,
+    io::Read as _,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use rustls::ClientConfig;
+use tokio::sync::broadcast;
+
+use self::{
+    container::Engine,
+    placement::Driver,
+    session::Session,
+};
+use crate::{
+    api::protocol::Event,
+    config::Config,
+    enforce::{
+        ebpf::{Ports, Programs},
+        original_dst::OriginalDst,
+    },
+    proxy::{ssrf::DialGrants, upstream::Upstream},
+    rules::Host,
+    sys::{bpffs, cgroup},
+    tls::ca::CertificateAuthority,
+};
+
+/// The port of each session's DNS stub on its own 127.0.0.1.
+pub const DNS_PORT: u16 = 53;
+
+/// Everything `hh agent` is told.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub config: Config,
+    /// Where the config was read from (named in rule sources).
+    pub config_path: PathBuf,
+    pub socket: PathBuf,
+    /// The group that may connect to the socket besides root.
+    pub socket_gid: Option<u32>,
+    pub state_dir: PathBuf,
+    pub bpf_dir: PathBuf,
+    /// The top-level cgroup sessions go under.
+    pub cgroup_group: String,
+    pub docker_endpoint: String,
+    /// Names the proxy resolves itself (tests).
+    pub resolve: HashMap<Host, IpAddr>,
+    pub dial_grants: DialGrants,
+    pub upstream_ca: Vec<PathBuf>,
+    pub ask_timeout: Duration,
+    /// How long a new session has to show its canary.
+    pub canary_timeout: Duration,
+}
+
+/// The running agent.
+pub struct Agent {
+    pub settings: Settings,
+    cgroup_root: PathBuf,
+    driver: Driver,
+    ports: Ports,
+    programs: Mutex<Programs>,
+    original_dst: Arc<OriginalDst>,
+    ca: Arc<CertificateAuthority>,
+    upstream_tls: Arc<ClientConfig>,
+    docker: Engine,
+    session_files: PathBuf,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Agent {
+    /// Loads the programs, the CA and the session files, and adopts sessions a previous agent
+    /// left running.
+    pub async fn start(settings: Settings) -> anyhow::Result<Arc<Agent>> {
+        let (cgroup_root, _) = cgroup::detect_root().context("no cgroup2 hierarchy")?;
+        let bpffs_root = settings
+            .bpf_dir
+            .parent()
+            .unwrap_or(Path::new("/sys/fs/bpf"));
+        bpffs::ensure_mounted(bpffs_root)
+            .with_context(|| format!("cannot mount bpffs at {}", bpffs_root.display()))?;
+        let maps_dir = settings.bpf_dir.join("maps");
+        std::fs::create_dir_all(&maps_dir)
+            .with_context(|| format!("cannot create {}", maps_dir.display()))?;
+        let ports = Ports {
+            proxy: settings.config.defaults.proxy.proxy_port,
+            dns: DNS_PORT,
+        };
+        let mut programs =
+            Programs::load_pinned(ports, &maps_dir).context("cannot load the eBPF programs")?;
+        let original_dst = Arc::new(programs.original_dst()?);
+        let ca = CertificateAuthority::load_or_create(&settings.state_dir.join("ca"))
+            .context("cannot load or create the session CA")?;
+        let session_files = session_files::write(
+            &settings.state_dir.join("session-files"),
+            ca.cert_pem(),
+            &settings.config.defaults.control.token_env_var,
+        )
+        .context("cannot write the session files")?;
+        let upstream_tls = Upstream::client_config(&settings.upstream_ca)?;
+        let docker = Engine::connect(&settings.docker_endpoint)?;
+        let driver = Driver::from_docker(&docker.cgroup_driver().await?);
+        let (events, _) = broadcast::channel(1024);
+        let agent = Arc::new(Agent {
+            settings,
+            cgroup_root,
+            driver,
+            ports,
+            programs: Mutex::new(programs),
+            original_dst,
+            ca: Arc::new(ca),
+            upstream_tls,
+            docker,
+            session_files,
+            sessions: Mutex::new(HashMap::new()),
+            events,
+        });
+        session::adopt_all(&agent).await;
+        Ok(agent)
+    }
+
+    /// Stops every session (the agent is exiting normally).
+    pub async fn stop_all(self: &Arc<Agent>) {
+        let ids: Vec<String> = self.sessions().keys().cloned().collect();
+        for id in ids {
+            session::stop(self, &id, "the agent stopped").await;
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn emit(&self, event: Event) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+
+    fn pins_dir(&self, id: &str) -> PathBuf {
+        self.settings.bpf_dir.join("sessions").join(id)
+    }
+
+    fn session_dir(&self, id: &str) -> PathBuf {
+        self.settings.state_dir.join("sessions").join(id)
+    }
+}
+
+/// `bytes` random bytes from the kernel, as lowercase hex.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}

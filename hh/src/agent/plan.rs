@@ -1,0 +1,399 @@
+//! Turning a client's [`StartSession`] into what the agent builds: the container's
+//! [`ContainerPlan`], the files to seed, and the session's policy sources.
+//!
+//! Everything a client names is checked here, against the agent's config and the client's own
+//! permissions ([`super::access`]); the rest of the agent trusts a [`SessionPlan`].
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+use super::{
+    access::{AccessError, Identity, check_mountable},
+    container::{ContainerPlan, label},
+};
+use crate::{
+    api::protocol::StartSession,
+    config::{Config, schema::MountMode},
+    rules::PolicySources,
+};
+
+/// Where the agent's session files (init, killme, CA) appear in every container.
+pub const SESSION_FILES_MOUNT: &str = "/opt/hh";
+/// Where the workspace appears.
+pub const WORKSPACE_MOUNT: &str = "/workspace";
+
+/// Variables that make common tools trust a CA bundle (the session CA plus the host's roots).
+const CA_BUNDLE_VARS: &[&str] = &[
+    "SSL_CERT_FILE",
+    "CURL_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "DENO_CERT",
+    "AWS_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "CARGO_HTTP_CAINFO",
+    "PIP_CERT",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("no workspace `{0}` in the agent's config (add it under [[workspaces]])")]
+    UnknownWorkspace(String),
+    #[error("no template `{0}` in the agent's config (add [container_profiles.{0}])")]
+    UnknownTemplate(String),
+    #[error("session name `{0}` may only contain a-z, 0-9, `-` and `_` (at most 40)")]
+    BadName(String),
+    #[error("{0}")]
+    Access(#[from] AccessError),
+    #[error("mount {path}: a path with `:` or `,` cannot be handed to Docker unambiguously")]
+    AmbiguousPath { path: PathBuf },
+}
+
+/// A copy of a host path made for one session (`seed = true`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seed {
+    pub source: PathBuf,
+    /// Under the session's own directory.
+    pub copy: PathBuf,
+}
+
+/// Everything needed to start one session.
+#[derive(Clone, Debug)]
+pub struct SessionPlan {
+    pub id: String,
+    pub name: String,
+    pub workspace: String,
+    pub template: String,
+    pub owner_uid: u32,
+    pub container: ContainerPlan,
+    pub seeds: Vec<Seed>,
+    pub policy: PolicySources,
+    /// Where "forever" answers append.
+    pub rules_file: PathBuf,
+}
+
+/// What the agent adds that is not in the config.
+pub struct Context<'a> {
+    pub id: &'a str,
+    pub token: &'a str,
+    pub token_var: &'a str,
+    pub control_port: u16,
+    pub proxy_port: u16,
+    /// The agent's session files directory (bind-mounted read-only).
+    pub session_files: &'a Path,
+    /// This session's own directory (seed copies live here).
+    pub session_dir: &'a Path,
+    pub cgroup_parent: &'a str,
+    pub started_at: u64,
+    pub config_source: &'a str,
+}
+
+pub fn plan(
+    config: &Config,
+    request: &StartSession,
+    identity: &Identity,
+    gid: u32,
+    context: &Context<'_>,
+) -> Result<SessionPlan, PlanError> {
+    let workspace = config
+        .workspace(&request.workspace)
+        .ok_or_else(|| PlanError::UnknownWorkspace(request.workspace.clone()))?;
+    let profile = config
+        .container_profiles
+        .get(&request.template)
+        .ok_or_else(|| PlanError::UnknownTemplate(request.template.clone()))?;
+    let name = match &request.name {
+        Some(name) => {
+            let valid = !name.is_empty()
+                && name.len() <= 40
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(PlanError::BadName(name.clone()));
+            }
+            name.clone()
+        }
+        None => format!("{}-{}", slug(&workspace.name), &context.id[..6]),
+    };
+
+    let workspace_dir = check_mountable(&workspace.canonical_path, identity)?;
+    let mut binds = vec![
+        bind(&workspace_dir, Path::new(WORKSPACE_MOUNT), MountMode::ReadWrite)?,
+        bind(
+            context.session_files,
+            Path::new(SESSION_FILES_MOUNT),
+            MountMode::ReadOnly,
+        )?,
+    ];
+    let mut seeds = Vec::new();
+    let mounts = config
+        .defaults
+        .containers
+        .mounts
+        .iter()
+        .chain(&profile.mounts);
+    for mount in mounts {
+        let source = check_mountable(&mount.host, identity)?;
+        if mount.seed {
+            let copy = context.session_dir.join(format!("seed-{}", seeds.len()));
+            binds.push(bind(&copy, &mount.container, mount.mode)?);
+            seeds.push(Seed { source, copy });
+        } else {
+            binds.push(bind(&source, &mount.container, mount.mode)?);
+        }
+    }
+
+    let mut env: Vec<String> = Vec::new();
+    // The client's values, for the names the config passes through; never the agent's own.
+    for key in &config.defaults.containers.env_passthrough {
+        if let Some(value) = request.env.get(key) {
+            env.push(format!("{key}={value}"));
+        }
+    }
+    env.extend(profile.env.iter().map(|(key, value)| format!("{key}={value}")));
+    let bundle = format!("{SESSION_FILES_MOUNT}/ca-bundle.pem");
+    env.extend(CA_BUNDLE_VARS.iter().map(|var| format!("{var}={bundle}")));
+    env.push(format!("NODE_EXTRA_CA_CERTS={SESSION_FILES_MOUNT}/ca.pem"));
+    env.push(format!("HH_SESSION_ID={}", context.id));
+    env.push(format!("HH_CONTROL_PORT={}", context.control_port));
+    env.push(format!("HH_PROXY_PORT={}", context.proxy_port));
+    env.push(format!("PATH={SESSION_FILES_MOUNT}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+    env.push(format!("{}={}", context.token_var, context.token));
+
+    let labels = HashMap::from([
+        (label::SESSION.to_owned(), context.id.to_owned()),
+        (label::NAME.to_owned(), name.clone()),
+        (label::WORKSPACE.to_owned(), workspace.name.clone()),
+        (label::TEMPLATE.to_owned(), request.template.clone()),
+        (label::OWNER_UID.to_owned(), identity.uid.to_string()),
+        (label::STARTED_AT.to_owned(), context.started_at.to_string()),
+    ]);
+    let command = if request.command.is_empty() {
+        vec!["sleep".into(), "infinity".into()]
+    } else {
+        request.command.clone()
+    };
+    let container = ContainerPlan {
+        name: format!("hh-{}-{}", name, context.id),
+        image: format!("hh-{}", profile.image),
+        user: format!("{}:{gid}", identity.uid),
+        env,
+        binds,
+        entrypoint: vec![format!("{SESSION_FILES_MOUNT}/bin/hh-init")],
+        command,
+        labels,
+        cgroup_parent: context.cgroup_parent.to_owned(),
+        memory_bytes: profile.memory.map(|m| i64::try_from(m.0).unwrap_or(i64::MAX)),
+        nano_cpus: profile.cpus.map(|c| (c.0 * 1e9) as i64),
+        working_dir: WORKSPACE_MOUNT.into(),
+    };
+    let (policy, rules_file) = policy_sources(
+        config,
+        &workspace.name,
+        &request.template,
+        context.config_source,
+    )?;
+    Ok(SessionPlan {
+        id: context.id.to_owned(),
+        name,
+        workspace: workspace.name.clone(),
+        template: request.template.clone(),
+        owner_uid: identity.uid,
+        container,
+        seeds,
+        policy,
+        rules_file,
+    })
+}
+
+/// The rules a session of `workspace` with `template` runs under (global file, the
+/// template's starter allowlist, the workspace's file), and the file "forever" answers go to.
+pub fn policy_sources(
+    config: &Config,
+    workspace: &str,
+    template: &str,
+    config_source: &str,
+) -> Result<(PolicySources, PathBuf), PlanError> {
+    let workspace = config
+        .workspace(workspace)
+        .ok_or_else(|| PlanError::UnknownWorkspace(workspace.to_owned()))?;
+    let profile = config
+        .container_profiles
+        .get(template)
+        .ok_or_else(|| PlanError::UnknownTemplate(template.to_owned()))?;
+    let rules_file = workspace.rules_file();
+    let policy = PolicySources {
+        global: Some(config.manager.global_rules_file.clone()),
+        workspace: Some(rules_file.clone()),
+        template: Some((
+            format!("{config_source} container_profiles.{template}.starter_network_allowlist"),
+            profile.starter_network_allowlist.clone(),
+        )),
+    };
+    Ok((policy, rules_file))
+}
+
+/// A Docker bind spec; refuses paths Docker would split wrongly.
+fn bind(host: &Path, container: &Path, mode: MountMode) -> Result<String, PlanError> {
+    for path in [host, container] {
+        let text = path.to_string_lossy();
+        if text.contains([':', ',']) {
+            return Err(PlanError::AmbiguousPath {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    let suffix = match mode {
+        MountMode::ReadOnly => ":ro",
+        MountMode::ReadWrite => "",
+    };
+    Ok(format!("{}:{}{suffix}", host.display(), container.display()))
+}
+
+/// A name fit for a container name: lowercase letters, digits and dashes.
+fn slug(text: &str) -> String {
+    let slug: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .take(24)
+        .collect();
+    if slug.is_empty() { "session".into() } else { slug }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::{Env, load::parse};
+
+    fn config(workspace: &Path, extra: &str) -> Config {
+        let text = format!(
+            r#"
+version = 1
+[defaults.containers]
+env_passthrough = ["TERM"]
+[container_profiles.test]
+image = "test"
+memory = "512m"
+cpus = "1.5"
+starter_network_allowlist = ["domain=allowed.test"]
+{extra}
+[[workspaces]]
+name = "demo"
+canonical_path = "{}"
+"#,
+            workspace.display()
+        );
+        let env = Env {
+            home: Some(PathBuf::from("/home/someone")),
+            xdg_config_home: None,
+        };
+        parse(&text, Path::new("/etc/hh/harness-hat.toml"), &env).unwrap()
+    }
+
+    fn context<'a>(dir: &'a Path) -> Context<'a> {
+        Context {
+            id: "0123456789ab",
+            token: "secret",
+            token_var: "HARNESS_HAT_TOKEN",
+            control_port: 7878,
+            proxy_port: 28781,
+            session_files: dir,
+            session_dir: dir,
+            cgroup_parent: "/hh/0123456789ab",
+            started_at: 1,
+            config_source: "/etc/hh/harness-hat.toml",
+        }
+    }
+
+    fn request() -> StartSession {
+        StartSession {
+            workspace: "demo".into(),
+            template: "test".into(),
+            name: None,
+            command: vec![],
+            env: BTreeMap::from([
+                ("TERM".into(), "xterm".into()),
+                ("SECRET".into(), "leak".into()),
+            ]),
+        }
+    }
+
+    fn root() -> Identity {
+        Identity {
+            uid: 0,
+            groups: vec![0],
+        }
+    }
+
+    #[test]
+    fn a_session_gets_the_workspace_limits_ca_and_only_passed_through_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(&config(dir.path(), ""), &request(), &root(), 0, &context(dir.path())).unwrap();
+        let c = &plan.container;
+        let workspace = dir.path().canonicalize().unwrap();
+        assert_eq!(c.binds[0], format!("{}:/workspace", workspace.display()));
+        assert!(c.binds[1].ends_with(":/opt/hh:ro"));
+        assert_eq!(c.memory_bytes, Some(512 * 1024 * 1024));
+        assert_eq!(c.nano_cpus, Some(1_500_000_000));
+        assert!(c.env.contains(&"TERM=xterm".to_owned()));
+        assert!(!c.env.iter().any(|e| e.starts_with("SECRET=")));
+        assert!(c.env.contains(&"SSL_CERT_FILE=/opt/hh/ca-bundle.pem".to_owned()));
+        assert!(c.env.contains(&"NODE_EXTRA_CA_CERTS=/opt/hh/ca.pem".to_owned()));
+        assert!(c.env.contains(&"HARNESS_HAT_TOKEN=secret".to_owned()));
+        assert_eq!(c.image, "hh-test");
+        assert_eq!(c.cgroup_parent, "/hh/0123456789ab");
+        assert_eq!(plan.name, format!("{}-012345", slug("demo")));
+        assert_eq!(plan.rules_file, dir.path().join("harness-rules.toml"));
+    }
+
+    #[test]
+    fn unknown_names_and_bad_session_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "");
+        let mut bad = request();
+        bad.workspace = "nope".into();
+        assert_eq!(
+            plan(&config, &bad, &root(), 0, &context(dir.path())).unwrap_err(),
+            PlanError::UnknownWorkspace("nope".into())
+        );
+        let mut bad = request();
+        bad.template = "nope".into();
+        assert!(matches!(
+            plan(&config, &bad, &root(), 0, &context(dir.path())),
+            Err(PlanError::UnknownTemplate(_))
+        ));
+        let mut bad = request();
+        bad.name = Some("../x".into());
+        assert!(matches!(
+            plan(&config, &bad, &root(), 0, &context(dir.path())),
+            Err(PlanError::BadName(_))
+        ));
+    }
+
+    #[test]
+    fn seeded_mounts_point_at_a_per_session_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("gitconfig");
+        std::fs::write(&seed, "x").unwrap();
+        let extra = format!(
+            "[[container_profiles.test.mounts]]\nhost = \"{}\"\ncontainer = \"/home/x/.gitconfig\"\nmode = \"rw\"\nseed = true\n",
+            seed.display()
+        );
+        let session_dir = dir.path().join("session");
+        let mut context = context(dir.path());
+        context.session_dir = &session_dir;
+        let plan = plan(&config(dir.path(), &extra), &request(), &root(), 0, &context).unwrap();
+        assert_eq!(plan.seeds.len(), 1);
+        assert_eq!(plan.seeds[0].source, seed.canonicalize().unwrap());
+        assert!(plan.seeds[0].copy.starts_with(&session_dir));
+        assert!(plan.container.binds.contains(&format!(
+            "{}:/home/x/.gitconfig",
+            plan.seeds[0].copy.display()
+        )));
+    }
+}

@@ -1,0 +1,104 @@
+//! The agent's answers on the client socket. Who asks is the kernel's word (`SO_PEERCRED`):
+//! a user sees and acts on their own sessions only; root on all.
+
+use std::{future::Future, sync::Arc};
+
+use tokio::sync::broadcast;
+
+use super::{Agent, session};
+use crate::api::{
+    protocol::{AgentHello, ClientRequest, Event, Reply},
+    server::{Peer, Service},
+};
+
+/// The agent as the socket's [`Service`].
+pub struct AgentService(pub Arc<Agent>);
+
+impl Service for AgentService {
+    fn handle(&self, peer: Peer, request: ClientRequest) -> impl Future<Output = Reply> + Send {
+        let agent = Arc::clone(&self.0);
+        async move { handle(&agent, peer, request).await }
+    }
+
+    fn events(&self) -> broadcast::Receiver<Event> {
+        self.0.events.subscribe()
+    }
+
+    fn may_see(&self, peer: &Peer, event: &Event) -> bool {
+        may_see(&self.0, peer, event)
+    }
+}
+
+async fn handle(agent: &Arc<Agent>, peer: Peer, request: ClientRequest) -> Reply {
+    match request {
+        ClientRequest::Hello {} => Reply::Hello(AgentHello {
+            version: env!("CARGO_PKG_VERSION").into(),
+            peer_uid: peer.uid,
+            mode: "agent".into(),
+        }),
+        ClientRequest::StartSession(start) => match session::start(agent, peer, start).await {
+            Ok(info) => Reply::Session(info),
+            Err(error) => Reply::Error {
+                message: format!("{error:#}"),
+            },
+        },
+        ClientRequest::ListSessions {} => {
+            let mut sessions: Vec<_> = agent
+                .sessions()
+                .values()
+                .filter(|session| owns(&peer, session.owner()))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|session| session.snapshot(&agent.cgroup_root))
+                .collect();
+            sessions.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+            Reply::Sessions { sessions }
+        }
+        ClientRequest::StopSession { id } => {
+            let owner = agent.sessions().get(&id).map(|session| session.owner());
+            match owner {
+                // Someone else's session looks exactly like no session.
+                Some(owner) if owns(&peer, owner) => {
+                    session::stop(agent, &id, "stopped by its user").await;
+                    Reply::Ok
+                }
+                _ => no_such_session(&id),
+            }
+        }
+        ClientRequest::ListApprovals {} | ClientRequest::Answer { .. } => Reply::Error {
+            message: "approvals are not served by this agent yet".into(),
+        },
+        ClientRequest::Subscribe {} => Reply::Error {
+            message: "internal: subscriptions are handled by the socket server".into(),
+        },
+    }
+}
+
+fn no_such_session(id: &str) -> Reply {
+    Reply::Error {
+        message: format!("no session `{id}` of yours (see `hh session list`)"),
+    }
+}
+
+fn owns(peer: &Peer, owner: u32) -> bool {
+    peer.is_root() || peer.uid == owner
+}
+
+fn may_see(agent: &Agent, peer: &Peer, event: &Event) -> bool {
+    if peer.is_root() {
+        return true;
+    }
+    let session_id = match event {
+        Event::ApprovalPending(pending) => &pending.session,
+        Event::Decision(decision) => &decision.session,
+        Event::SessionStarted(info) => return info.owner_uid == peer.uid,
+        Event::SessionEnded { owner_uid, .. } => return *owner_uid == peer.uid,
+        // Carries no session; its prompt was only shown to those who saw it pending.
+        Event::ApprovalResolved { .. } => return true,
+    };
+    agent
+        .sessions()
+        .get(session_id)
+        .is_some_and(|session| session.owner() == peer.uid)
+}

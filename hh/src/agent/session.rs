@@ -1,0 +1,510 @@
+//! One session's life: start (cgroup and programs first, then the container, then its
+//! listeners and the canary), adoption by a restarted agent, and teardown.
+//!
+//! Teardown is one function for every ending (`hh session stop`, `killme`, the container
+//! exiting, a failed start, the agent exiting) and tolerates parts that never existed, so a
+//! half-started session is cleaned by the same code as a finished one.
+
+use std::{
+    net::{Ipv4Addr, SocketAddrV4},
+    os::unix::fs::{PermissionsExt as _, chown},
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
+
+use super::{
+    Agent,
+    access::Identity,
+    container::label,
+    control::{self, ControlState},
+    placement::Placement,
+    plan::{self, SessionPlan},
+    random_hex, usage,
+};
+use crate::{
+    api::{
+        protocol::{Event, SessionInfo, SessionState, StartSession},
+        server::Peer,
+    },
+    audit::AuditLog,
+    dns::{self, SyntheticAddresses},
+    enforce::ebpf::unpin_session,
+    proxy::{
+        decision::DecisionEngine,
+        explicit::{IDLE_TIMEOUT, Proxy},
+        http1::Limits,
+        transparent::{self, TransparentFront},
+        upstream::Upstream,
+    },
+    rules::WatchedPolicy,
+    sys::netns,
+    tls::leaf::{DEFAULT_CAPACITY, LeafCache},
+};
+
+/// A session the agent serves.
+pub struct Session {
+    pub info: Mutex<SessionInfo>,
+    pub placement: Placement,
+    control: Arc<ControlState>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stopping: AtomicBool,
+}
+
+impl Session {
+    /// The session as a client sees it, with fresh cgroup figures.
+    pub fn snapshot(&self, cgroup_root: &Path) -> SessionInfo {
+        let mut info = self
+            .info
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let dir = self.placement.dir(cgroup_root);
+        info.memory_bytes = usage::memory_bytes(&dir, &self.placement.relative);
+        info.cpu_usec = usage::cpu_usec(&dir, &self.placement.relative);
+        info
+    }
+
+    pub fn owner(&self) -> u32 {
+        self.info
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .owner_uid
+    }
+}
+
+/// Starts a session for `peer`; returns once it is enforced and ready, or fails with every
+/// part it made removed again.
+pub async fn start(
+    agent: &Arc<Agent>,
+    peer: Peer,
+    request: StartSession,
+) -> anyhow::Result<SessionInfo> {
+    let id = random_hex(6)?;
+    let token = random_hex(32)?;
+    let placement = Placement::new(agent.driver, &agent.settings.cgroup_group, &id);
+    let session_dir = agent.session_dir(&id);
+    let started_at = unix_now();
+    let identity = Identity::of_process(peer.uid, peer.gid, peer.pid);
+    let config = &agent.settings.config;
+    let config_source = agent.settings.config_path.display().to_string();
+    let context = plan::Context {
+        id: &id,
+        token: &token,
+        token_var: &config.defaults.control.token_env_var,
+        control_port: config.defaults.control.server_port,
+        proxy_port: agent.ports.proxy,
+        session_files: &agent.session_files,
+        session_dir: &session_dir,
+        cgroup_parent: &placement.docker_parent,
+        started_at,
+        config_source: &config_source,
+    };
+    let plan = plan::plan(config, &request, &identity, peer.gid, &context)?;
+    tracing::info!(id, name = plan.name, workspace = plan.workspace, uid = peer.uid, "starting session");
+    match build(agent, &plan, &placement, &token, peer.gid).await {
+        Ok(session) => {
+            let info = session.snapshot(&agent.cgroup_root);
+            agent.emit(Event::SessionStarted(info.clone()));
+            Ok(info)
+        }
+        Err(error) => {
+            tracing::warn!(id, error = format!("{error:#}"), "session start failed; cleaning up");
+            // The container may exist already; it carries the session's label.
+            let containers = agent.docker.sessions().await.unwrap_or_default();
+            let container = containers
+                .iter()
+                .find(|found| found.labels.get(label::SESSION) == Some(&id))
+                .map(|found| found.id.as_str());
+            teardown(agent, &id, &placement, container).await;
+            Err(error)
+        }
+    }
+}
+
+async fn build(
+    agent: &Arc<Agent>,
+    plan: &SessionPlan,
+    placement: &Placement,
+    token: &str,
+    gid: u32,
+) -> anyhow::Result<Arc<Session>> {
+    // Rules that do not load stop the start before anything exists.
+    let policy = WatchedPolicy::load(plan.policy.clone()).context("the session's rules do not load")?;
+    let session_dir = agent.session_dir(&plan.id);
+    std::fs::create_dir_all(&session_dir)
+        .with_context(|| format!("cannot create {}", session_dir.display()))?;
+    // Entered (not listed) by the session's user, for its seed copies.
+    std::fs::set_permissions(&session_dir, std::fs::Permissions::from_mode(0o711))?;
+    for seed in &plan.seeds {
+        copy_seed(&seed.source, &seed.copy, plan.owner_uid, gid)
+            .with_context(|| format!("cannot copy {} for the session", seed.source.display()))?;
+    }
+
+    // Enforcement first: the cgroup exists and the programs are attached (and pinned) before
+    // any process of the session does.
+    let cgroup = placement
+        .create(&agent.cgroup_root)
+        .with_context(|| format!("cannot create the session cgroup {}", placement.relative.display()))?;
+    let links = agent
+        .programs
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .attach(&cgroup)?;
+    links.pin(&agent.pins_dir(&plan.id))?;
+
+    let container_id = agent.docker.create_and_start(&plan.container).await?;
+    let info = SessionInfo {
+        id: plan.id.clone(),
+        name: plan.name.clone(),
+        workspace: plan.workspace.clone(),
+        template: plan.template.clone(),
+        owner_uid: plan.owner_uid,
+        container_id: container_id.clone(),
+        started_at: unix_now(),
+        state: SessionState::Starting,
+        memory_bytes: None,
+        cpu_usec: None,
+        allowed: 0,
+        denied: 0,
+    };
+    let (session, canary) = serve(agent, info, placement.clone(), policy, &plan.rules_file, token).await?;
+    let seen = tokio::time::timeout(agent.settings.canary_timeout, canary.notified()).await;
+    if seen.is_err() {
+        bail!(
+            "the session's traffic is not intercepted: its canary connection never reached the \
+             proxy within {:?}. The container runtime may not run the cgroup's eBPF programs \
+             (gVisor, Kata and other sandboxed runtimes do not); hh cannot enforce a policy there",
+            agent.settings.canary_timeout
+        );
+    }
+    session.control.ready.store(true, Ordering::Release);
+    set_state(&session, SessionState::Running);
+    Ok(session)
+}
+
+/// Opens the session's listeners inside its container's network namespace, starts serving
+/// them, registers the session and watches for its end. Returns the canary's notifier.
+async fn serve(
+    agent: &Arc<Agent>,
+    info: SessionInfo,
+    placement: Placement,
+    policy: WatchedPolicy,
+    rules_file: &Path,
+    token: &str,
+) -> anyhow::Result<(Arc<Session>, Arc<Notify>)> {
+    let id = info.id.clone();
+    let netns = agent.docker.netns_path(&info.container_id).await?;
+    let config = &agent.settings.config.defaults;
+    let proxy_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.proxy);
+    let control_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.control.server_port);
+    let dns_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.dns);
+    let (proxy_listener, control_listener, dns_socket) = tokio::task::spawn_blocking(move || {
+        netns::bind_in(&netns, move || {
+            let proxy = std::net::TcpListener::bind(proxy_addr)?;
+            let control = std::net::TcpListener::bind(control_addr)?;
+            let dns = std::net::UdpSocket::bind(dns_addr)?;
+            for fd in [&proxy as &dyn SetNonblocking, &control, &dns] {
+                fd.nonblocking()?;
+            }
+            Ok((proxy, control, dns))
+        })
+    })
+    .await?
+    .context("cannot open the session's listeners in its network namespace")?;
+
+    let audit = AuditLog::open(&agent.settings.state_dir.join("logs"))?;
+    let engine = DecisionEngine::new(
+        Arc::new(move || policy.current()),
+        agent.settings.ask_timeout,
+        Some(audit),
+        format!("--rules {}", rules_file.display()),
+    );
+    let upstream = Upstream::new(
+        agent.settings.resolve.clone(),
+        agent.settings.dial_grants.clone(),
+        Arc::clone(&agent.upstream_tls),
+        Duration::from_secs(10),
+    );
+    let proxy = Arc::new(Proxy {
+        engine,
+        upstream,
+        leaves: LeafCache::new(Arc::clone(&agent.ca), DEFAULT_CAPACITY),
+        limits: Limits::default(),
+        idle_timeout: IDLE_TIMEOUT,
+    });
+    let names = Arc::new(SyntheticAddresses::default());
+    let canary = Arc::new(Notify::new());
+    let front = Arc::new(TransparentFront {
+        proxy,
+        original_dst: Arc::clone(&agent.original_dst),
+        names: Arc::clone(&names),
+        canary: Arc::clone(&canary),
+    });
+    let control = Arc::new(ControlState {
+        identity: serde_json::json!({
+            "id": info.id, "name": info.name, "workspace": info.workspace, "template": info.template,
+        }),
+        token: token.to_owned(),
+        ready: AtomicBool::new(false),
+        kill: Notify::new(),
+    });
+    let proxy_listener = TcpListener::from_std(proxy_listener)?;
+    let control_listener = TcpListener::from_std(control_listener)?;
+    let dns_socket = tokio::net::UdpSocket::from_std(dns_socket)?;
+    let tasks = vec![
+        tokio::spawn(async move {
+            if let Err(error) = transparent::serve(proxy_listener, front).await {
+                tracing::error!(%error, "session proxy listener failed");
+            }
+        }),
+        tokio::spawn(control::serve(control_listener, Arc::clone(&control))),
+        tokio::spawn(dns::serve(dns_socket, names, dns::Limits::default())),
+    ];
+    let session = Arc::new(Session {
+        info: Mutex::new(info.clone()),
+        placement,
+        control: Arc::clone(&control),
+        tasks: Mutex::new(tasks),
+        stopping: AtomicBool::new(false),
+    });
+    agent.sessions().insert(id.clone(), Arc::clone(&session));
+
+    // The session ends when its container does, or when it asks to (killme).
+    let watcher_agent = Arc::clone(agent);
+    let container_id = info.container_id.clone();
+    let watcher = tokio::spawn(async move {
+        let reason = tokio::select! {
+            () = watcher_agent.docker.wait(&container_id) => "its container exited",
+            () = control.kill.notified() => "killme",
+        };
+        stop(&watcher_agent, &id, reason).await;
+    });
+    session
+        .tasks
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(watcher);
+    Ok((session, canary))
+}
+
+/// Stops the session `id`: removes its container, programs, cgroup and files. Returns whether
+/// there was such a session.
+pub async fn stop(agent: &Arc<Agent>, id: &str, reason: &str) -> bool {
+    let Some(session) = agent.sessions().get(id).cloned() else {
+        return false;
+    };
+    if session.stopping.swap(true, Ordering::AcqRel) {
+        return true;
+    }
+    set_state(&session, SessionState::Stopping);
+    tracing::info!(id, reason, "stopping session");
+    let container_id = session
+        .info
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .container_id
+        .clone();
+    teardown(agent, id, &session.placement, Some(&container_id)).await;
+    let tasks = std::mem::take(
+        &mut *session
+            .tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    );
+    agent.sessions().remove(id);
+    agent.emit(Event::SessionEnded {
+        id: id.to_owned(),
+        reason: reason.to_owned(),
+        owner_uid: session.owner(),
+    });
+    // Last: this may be running on the watcher task itself.
+    for task in tasks {
+        task.abort();
+    }
+    true
+}
+
+/// Removes whatever exists of session `id`: container, pinned programs, cgroup, files.
+async fn teardown(agent: &Arc<Agent>, id: &str, placement: &Placement, container: Option<&str>) {
+    if let Some(container) = container
+        && let Err(error) = agent.docker.remove(container).await
+    {
+        tracing::warn!(id, %error, "cannot remove the session's container");
+    }
+    let pins = agent.pins_dir(id);
+    if pins.exists()
+        && let Err(error) = unpin_session(&pins)
+    {
+        tracing::warn!(id, %error, "cannot unpin the session's programs");
+    }
+    let root = agent.cgroup_root.clone();
+    let placement = placement.clone();
+    let removed = tokio::task::spawn_blocking(move || placement.remove(&root)).await;
+    if let Ok(Err(error)) = removed {
+        tracing::warn!(id, %error, "cannot remove the session's cgroup");
+    }
+    let dir = agent.session_dir(id);
+    if let Err(error) = std::fs::remove_dir_all(&dir)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(id, %error, "cannot remove {}", dir.display());
+    }
+}
+
+/// Serves the sessions a previous agent left running, and clears what is left of the others:
+/// the pinned programs kept them cut off meanwhile (fail closed).
+pub async fn adopt_all(agent: &Arc<Agent>) {
+    let found = match agent.docker.sessions().await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::error!(%error, "cannot list session containers; none adopted");
+            return;
+        }
+    };
+    for container in found {
+        let Some(id) = container.labels.get(label::SESSION).cloned() else {
+            continue;
+        };
+        let placement = Placement::new(agent.driver, &agent.settings.cgroup_group, &id);
+        if !valid_id(&id) || agent.settings.cgroup_group.is_empty() {
+            continue;
+        }
+        if container.running && agent.pins_dir(&id).is_dir() {
+            match adopt(agent, &id, &container.id, &container.labels, placement.clone()).await {
+                Ok(()) => {
+                    tracing::info!(id, "adopted a running session");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(id, error = format!("{error:#}"), "cannot adopt session; removing it");
+                }
+            }
+        }
+        teardown(agent, &id, &placement, Some(&container.id)).await;
+    }
+    // Pins whose container is gone.
+    let adopted: Vec<String> = agent.sessions().keys().cloned().collect();
+    if let Ok(entries) = std::fs::read_dir(agent.settings.bpf_dir.join("sessions")) {
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if valid_id(&id) && !adopted.contains(&id) {
+                let placement = Placement::new(agent.driver, &agent.settings.cgroup_group, &id);
+                teardown(agent, &id, &placement, None).await;
+            }
+        }
+    }
+}
+
+async fn adopt(
+    agent: &Arc<Agent>,
+    id: &str,
+    container_id: &str,
+    labels: &std::collections::HashMap<String, String>,
+    placement: Placement,
+) -> anyhow::Result<()> {
+    let get = |key: &str| {
+        labels
+            .get(key)
+            .cloned()
+            .ok_or_else(|| anyhow!("label {key} missing"))
+    };
+    let workspace = get(label::WORKSPACE)?;
+    let template = get(label::TEMPLATE)?;
+    let config = &agent.settings.config;
+    let (policy, rules_file) = plan::policy_sources(
+        config,
+        &workspace,
+        &template,
+        &agent.settings.config_path.display().to_string(),
+    )?;
+    let token_var = format!("{}=", config.defaults.control.token_env_var);
+    let token = agent
+        .docker
+        .env(container_id)
+        .await?
+        .into_iter()
+        .find_map(|entry| entry.strip_prefix(&token_var).map(str::to_owned))
+        .ok_or_else(|| anyhow!("the container has no control token"))?;
+    let info = SessionInfo {
+        id: id.to_owned(),
+        name: get(label::NAME)?,
+        workspace,
+        template,
+        owner_uid: get(label::OWNER_UID)?.parse().context("owner uid label")?,
+        container_id: container_id.to_owned(),
+        started_at: get(label::STARTED_AT)?.parse().unwrap_or(0),
+        state: SessionState::Running,
+        memory_bytes: None,
+        cpu_usec: None,
+        allowed: 0,
+        denied: 0,
+    };
+    let policy = WatchedPolicy::load(policy).context("the session's rules do not load")?;
+    let (session, _canary) = serve(agent, info, placement, policy, &rules_file, &token).await?;
+    session.control.ready.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Session ids are the agent's own hex; anything else under its directories is not touched.
+fn valid_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn set_state(session: &Session, state: SessionState) {
+    session
+        .info
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .state = state;
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// Copies a file or directory tree for one session, owned by the session's user. Symlinks are
+/// copied as links (never followed: a link inside a seeded tree must not pull in other files).
+fn copy_seed(source: &Path, copy: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(source)?;
+    if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(source)?, copy)?;
+        return std::os::unix::fs::lchown(copy, Some(uid), Some(gid));
+    }
+    if meta.is_dir() {
+        std::fs::create_dir(copy)?;
+        for entry in std::fs::read_dir(source)? {
+            let entry = entry?;
+            copy_seed(&entry.path(), &copy.join(entry.file_name()), uid, gid)?;
+        }
+    } else {
+        std::fs::copy(source, copy)?;
+    }
+    std::fs::set_permissions(copy, meta.permissions())?;
+    chown(copy, Some(uid), Some(gid))
+}
+
+/// `set_nonblocking` for the three socket types bound in a session's namespace.
+trait SetNonblocking {
+    fn nonblocking(&self) -> std::io::Result<()>;
+}
+
+impl SetNonblocking for std::net::TcpListener {
+    fn nonblocking(&self) -> std::io::Result<()> {
+        self.set_nonblocking(true)
+    }
+}
+
+impl SetNonblocking for std::net::UdpSocket {
+    fn nonblocking(&self) -> std::io::Result<()> {
+        self.set_nonblocking(true)
+    }
+}

@@ -1,0 +1,132 @@
+//! `hh session start|list|stop`: sessions through the agent.
+
+use std::{collections::BTreeMap, io::Write as _, process::ExitCode};
+
+use anyhow::bail;
+
+use super::{client_runtime, shell};
+use crate::api::{
+    client::{Client, socket_path},
+    protocol::{ClientRequest, Reply, SessionInfo, StartSession},
+};
+
+#[derive(clap::Args, Debug)]
+pub struct Options {
+    #[command(subcommand)]
+    command: SessionCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum SessionCommand {
+    /// Start a session; without --detach, open a shell (or run CMD) in it and stop it after.
+    Start(StartOptions),
+    /// List your sessions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a session: its container, cgroup and files are removed.
+    Stop { id: String },
+}
+
+#[derive(clap::Args, Debug)]
+struct StartOptions {
+    #[arg(long)]
+    workspace: String,
+    #[arg(long)]
+    template: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// Leave the session running and print its id (last line); CMD becomes its main process.
+    #[arg(long)]
+    detach: bool,
+    /// The command to run (default: a shell).
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
+    match &options.command {
+        SessionCommand::Start(start) => run_start(start),
+        SessionCommand::List { json } => {
+            let sessions = list()?;
+            let mut out = std::io::stdout().lock();
+            if *json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&sessions)?)?;
+            } else {
+                print_table(&mut out, &sessions)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SessionCommand::Stop { id } => {
+            call(ClientRequest::StopSession { id: id.clone() })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run_start(options: &StartOptions) -> anyhow::Result<ExitCode> {
+    let config_names = passthrough_env();
+    let request = StartSession {
+        workspace: options.workspace.clone(),
+        template: options.template.clone(),
+        name: options.name.clone(),
+        command: if options.detach {
+            options.command.clone()
+        } else {
+            Vec::new()
+        },
+        env: config_names,
+    };
+    let info = match call(ClientRequest::StartSession(request))? {
+        Reply::Session(info) => info,
+        other => bail!("unexpected reply from the agent: {other:?}"),
+    };
+    if options.detach {
+        println!("{}", info.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = shell::exec_in(&info, &options.command);
+    let stopped = call(ClientRequest::StopSession {
+        id: info.id.clone(),
+    });
+    let code = status?;
+    stopped?;
+    Ok(code)
+}
+
+/// The client's environment, offered to the agent, which keeps only the config's
+/// `env_passthrough` names.
+fn passthrough_env() -> BTreeMap<String, String> {
+    std::env::vars().collect()
+}
+
+/// The caller's sessions.
+pub(super) fn list() -> anyhow::Result<Vec<SessionInfo>> {
+    match call(ClientRequest::ListSessions {})? {
+        Reply::Sessions { sessions } => Ok(sessions),
+        other => bail!("unexpected reply from the agent: {other:?}"),
+    }
+}
+
+/// One request to the agent on a fresh connection.
+pub(super) fn call(request: ClientRequest) -> anyhow::Result<Reply> {
+    client_runtime()?.block_on(async {
+        let mut client = Client::connect(&socket_path()).await?;
+        Ok(client.call(&request).await?)
+    })
+}
+
+pub(super) fn print_table(out: &mut impl std::io::Write, sessions: &[SessionInfo]) -> std::io::Result<()> {
+    if sessions.is_empty() {
+        return writeln!(out, "no sessions (start one with `hh session start --workspace W --template T`)");
+    }
+    writeln!(out, "{:<14} {:<24} {:<16} {:<12} {:>10}", "ID", "NAME", "WORKSPACE", "TEMPLATE", "MEMORY")?;
+    for s in sessions {
+        let memory = s
+            .memory_bytes
+            .map_or_else(|| "-".to_owned(), |bytes| format!("{} MiB", bytes / (1024 * 1024)));
+        writeln!(out, "{:<14} {:<24} {:<16} {:<12} {:>10}", s.id, s.name, s.workspace, s.template, memory)?;
+    }
+    Ok(())
+}

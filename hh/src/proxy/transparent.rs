@@ -1,0 +1,111 @@
+//! The transparent front door (agent mode): connections the eBPF programs redirected to a
+//! session's proxy listener, whose clients never asked for a proxy.
+//!
+//! The accepted socket's original destination comes from the kernel ([`OriginalDst`]); the
+//! name behind it from the session's DNS stub ([`SyntheticAddresses`]). From there the
+//! connection is served exactly like a CONNECT tunnel to that name and port
+//! ([`super::explicit`]): TLS intercepted and decided per request, anything else decided as a
+//! raw connection. A client that dialed the listener itself (it honours `HTTPS_PROXY`) has no
+//! recorded destination and is served as an explicit-proxy client, under the same policy.
+//!
+//! One destination is special: [`CANARY`]. Before a session's shell starts, its init connects
+//! there; seeing that connection here is the agent's proof that the session's traffic is
+//! intercepted (an unknown runtime, gVisor or Kata, would not run the programs).
+
+use std::{
+    io,
+    net::{IpAddr, Ipv4Addr, SocketAddrV4},
+    sync::Arc,
+    time::Duration,
+};
+
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{Notify, Semaphore},
+};
+
+use super::explicit::{self, Proxy};
+use crate::{dns::SyntheticAddresses, enforce::original_dst::OriginalDst, rules::Host};
+
+/// The canary's destination: TEST-NET-1 (RFC 5737), never a real upstream, and refused by the
+/// proxy whatever the rules say.
+pub const CANARY: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9);
+
+/// The most connections one session has open through the proxy; past it, new ones wait in the
+/// listen backlog.
+pub const MAX_SESSION_CONNECTIONS: usize = 512;
+
+/// What one session's listener needs.
+pub struct TransparentFront {
+    pub proxy: Arc<Proxy>,
+    pub original_dst: Arc<OriginalDst>,
+    pub names: Arc<SyntheticAddresses>,
+    /// Woken when the canary connection arrives.
+    pub canary: Arc<Notify>,
+}
+
+/// Accepts the session's redirected connections until the listener fails.
+pub async fn serve(listener: TcpListener, front: Arc<TransparentFront>) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_SESSION_CONNECTIONS));
+    loop {
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (client, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let front = Arc::clone(&front);
+        tokio::spawn(async move {
+            let _ = client.set_nodelay(true);
+            let destination = match front.original_dst.take(&client, peer) {
+                Ok(destination) => destination,
+                Err(error) => {
+                    tracing::warn!(%peer, %error, "no original destination; closing");
+                    return;
+                }
+            };
+            let served = match destination {
+                None => explicit::handle_client(Arc::clone(&front.proxy), client, peer).await,
+                Some(destination) => redirected(&front, client, destination).await,
+            };
+            if let Err(error) = served {
+                tracing::debug!(%peer, %error, "session connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn redirected(
+    front: &TransparentFront,
+    client: TcpStream,
+    destination: SocketAddrV4,
+) -> io::Result<()> {
+    if destination == CANARY {
+        tracing::debug!("canary connection seen");
+        front.canary.notify_one();
+        return Ok(());
+    }
+    let Some(host) = destination_host(&front.names, *destination.ip()) else {
+        // A synthetic address the stub no longer maps (evicted, or never issued): no name to
+        // decide on, and the address itself means nothing upstream.
+        tracing::info!(%destination, "synthetic address with no name; closing");
+        return Ok(());
+    };
+    explicit::tunnel(Arc::clone(&front.proxy), client, host, destination.port()).await
+}
+
+/// The name a destination stands for: the stub's name for a synthetic address, else the
+/// address itself (the client connected to a literal IP).
+fn destination_host(names: &SyntheticAddresses, ip: Ipv4Addr) -> Option<Host> {
+    if names.contains(ip) {
+        return names.name_of(ip);
+    }
+    Some(Host::from_ip(IpAddr::V4(ip)))
+}

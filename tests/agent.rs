@@ -1,0 +1,457 @@
+//! `hh agent` end to end: a real agent, real Docker sessions from the `test` stem, real eBPF,
+//! a local HTTPS upstream on the host's loopback reached through the session's proxy.
+//!
+//! Inside the session nothing is configured for a proxy: curl and python resolve a test name
+//! through the session's DNS stub, connect to the synthetic address, and the programs redirect
+//! them to the proxy, which checks the rules, dials the upstream and re-signs with the session
+//! CA the session trusts.
+
+mod support;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use support::{hh, require_root, upstream};
+
+const BASE_IMAGE: &str = "hh-test-base";
+const STEM_IMAGE: &str = "hh-test";
+
+/// Builds the `test` stem on the local base (no registry); once per test binary is enough, and
+/// repeated builds are cached by Docker.
+fn build_test_stem() -> bool {
+    let base = Command::new("docker")
+        .args(["image", "inspect", BASE_IMAGE])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    assert!(
+        base || std::env::var_os("CI").is_none(),
+        "CI must have a Docker engine and the {BASE_IMAGE} image (`cargo xtask test` prepares both)"
+    );
+    if !base {
+        eprintln!("skipping: no Docker engine or no {BASE_IMAGE} image (run `cargo xtask image`)");
+        return false;
+    }
+    let docker_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", STEM_IMAGE, "--build-arg"])
+        .arg(format!("BASE={BASE_IMAGE}"))
+        .arg("-f")
+        .arg(docker_dir.join("test.dockerfile"))
+        .arg(&docker_dir)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    true
+}
+
+/// One test's world: a workspace, rules, a config, an upstream, and the agent's paths.
+struct World {
+    dir: tempfile::TempDir,
+    workspace: PathBuf,
+    seed: PathBuf,
+    config: PathBuf,
+    socket: PathBuf,
+    state: PathBuf,
+    bpf_dir: PathBuf,
+    group: String,
+    upstream: upstream::TlsUpstream,
+    upstream_ca: PathBuf,
+}
+
+/// The workspace's rules, for the upstream's port.
+fn rules(port: u16) -> String {
+    format!(
+        "# the workspace's rules; this comment must survive\n\
+         [network]\n\
+         allowlist = [\"domain=allowed.test port={port}\"]\n\
+         denylist = [\"domain=denied.test\"]\n"
+    )
+}
+
+impl World {
+    fn new(tag: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = upstream::start(&["allowed.test", "denied.test", "starter.test"]);
+        let workspace = dir.path().join("workspace");
+        std::fs::create_dir(&workspace).unwrap();
+        std::fs::write(workspace.join("harness-rules.toml"), rules(upstream.port)).unwrap();
+        let seed = dir.path().join("seeded.txt");
+        std::fs::write(&seed, "original\n").unwrap();
+        let global = dir.path().join("global-rules.toml");
+        std::fs::write(&global, "[network]\nallowlist = []\n").unwrap();
+        let config = dir.path().join("harness-hat.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"version = 1
+[manager]
+global_rules_file = "{global}"
+[defaults.containers]
+env_passthrough = ["HH_TEST_PASSED"]
+[[defaults.containers.mounts]]
+host = "{seed}"
+container = "/seeded.txt"
+mode = "rw"
+seed = true
+[container_profiles.test]
+image = "test"
+memory = "256m"
+cpus = "0.5"
+starter_network_allowlist = ["domain=starter.test port={port}"]
+[[workspaces]]
+name = "demo"
+canonical_path = "{workspace}"
+"#,
+                global = global.display(),
+                seed = seed.display(),
+                workspace = workspace.display(),
+                port = upstream.port,
+            ),
+        )
+        .unwrap();
+        let upstream_ca = dir.path().join("upstream-ca.pem");
+        std::fs::write(&upstream_ca, &upstream.ca_pem).unwrap();
+        let group = format!("hhtest{tag}{}", std::process::id());
+        World {
+            socket: dir.path().join("agent.sock"),
+            state: dir.path().join("state"),
+            bpf_dir: PathBuf::from(format!("/sys/fs/bpf/{group}")),
+            workspace,
+            seed,
+            config,
+            group,
+            upstream,
+            upstream_ca,
+            dir,
+        }
+    }
+
+    fn agent(&self) -> Agent {
+        let mut command = hh();
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .arg("agent")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--bpf-dir")
+            .arg(&self.bpf_dir)
+            .args(["--cgroup-group", &self.group, "--ask-timeout", "1"])
+            .args(["--dial-grant", "127.0.0.1/32"])
+            .arg("--upstream-ca")
+            .arg(&self.upstream_ca);
+        for name in ["allowed.test", "denied.test", "starter.test", "unknown.test"] {
+            command.args(["--resolve", &format!("{name}=127.0.0.1")]);
+        }
+        let mut child = command
+            .env("HH_LOG", "hh=info")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("hh agent: listening"), "agent said: {line:?}");
+        Agent { child }
+    }
+
+    fn hh(&self, args: &[&str]) -> Output {
+        hh().env("HH_AGENT_SOCKET", &self.socket)
+            .env("HH_TEST_PASSED", "from-the-client")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn start_session(&self) -> String {
+        let output = self.hh(&[
+            "session", "start", "--detach", "--workspace", "demo", "--template", "test",
+        ]);
+        assert!(output.status.success(), "session start: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).lines().last().unwrap().trim().to_owned()
+    }
+
+    /// Runs `command` in the session; (exit code, stdout + stderr).
+    fn shell(&self, id: &str, command: &[&str]) -> (i32, String) {
+        let mut args = vec!["shell", id, "--"];
+        args.extend_from_slice(command);
+        let output = self.hh(&args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code().unwrap_or(-1), text)
+    }
+
+    fn url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.upstream.port)
+    }
+
+    fn sessions(&self) -> Vec<serde_json::Value> {
+        let output = self.hh(&["session", "list", "--json"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// Nothing of any session is left: containers, cgroups (v2 and v1), pins, session dirs.
+    fn assert_nothing_left(&self) {
+        let containers = Command::new("docker")
+            .args(["ps", "-aq", "--filter", "label=dev.hh.session"])
+            .output()
+            .unwrap();
+        let ids = String::from_utf8_lossy(&containers.stdout).to_string();
+        for id in ids.lines() {
+            let labels = Command::new("docker")
+                .args(["inspect", "-f", "{{index .Config.Labels \"dev.hh.workspace\"}} {{.HostConfig.CgroupParent}}", id])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&labels.stdout).to_string();
+            assert!(!text.contains(&self.group), "container {id} left behind: {text}");
+        }
+        for mount in cgroup_mounts() {
+            let dir = mount.join(&self.group);
+            let left: Vec<_> = std::fs::read_dir(&dir)
+                .map(|entries| entries.flatten().filter(|e| e.path().is_dir()).map(|e| e.path()).collect())
+                .unwrap_or_default();
+            assert!(left.is_empty(), "cgroups left behind: {left:?}");
+        }
+        let pins: Vec<_> = std::fs::read_dir(self.bpf_dir.join("sessions"))
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(pins.is_empty(), "pinned sessions left behind: {pins:?}");
+        let dirs: Vec<_> = std::fs::read_dir(self.state.join("sessions"))
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(dirs.is_empty(), "session dirs left behind: {dirs:?}");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for mount in cgroup_mounts() {
+            let _ = std::fs::remove_dir(mount.join(&self.group));
+        }
+        let _ = std::fs::remove_dir_all(&self.bpf_dir);
+        let _ = &self.dir;
+    }
+}
+
+/// The cgroup2 root and every v1 hierarchy.
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fs = after.split(' ').next()?;
+            (fs == "cgroup" || fs == "cgroup2").then(|| PathBuf::from(before.split(' ').nth(4).unwrap()))
+        })
+        .collect()
+}
+
+/// A running agent; stopped with SIGTERM (a clean exit) on drop.
+struct Agent {
+    child: Child,
+}
+
+impl Agent {
+    fn terminate(mut self) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the agent exited with {status}");
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
+    if !require_root("agent e2e") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("a");
+    let agent = world.agent();
+    let id = world.start_session();
+    let sessions = world.sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["id"], id.as_str());
+    assert_eq!(sessions[0]["state"], "running");
+
+    // curl: no -k, no proxy variables; the name resolves through the session's DNS stub.
+    let (code, out) = world.shell(&id, &["curl", "-sS", &world.url("allowed.test", "/hello")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("upstream saw GET /hello host=allowed.test"), "{out}");
+    // The template's starter allowlist is a rule layer too.
+    let (code, out) = world.shell(&id, &["curl", "-sS", &world.url("starter.test", "/s")]);
+    assert_eq!(code, 0, "{out}");
+    // python's urllib, trusting the session CA through the environment.
+    let script = format!(
+        "import urllib.request; print(urllib.request.urlopen('{}').read().decode())",
+        world.url("allowed.test", "/py")
+    );
+    let (code, out) = world.shell(&id, &["python3", "-c", &script]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("upstream saw GET /py"), "{out}");
+
+    // A denied host gets the proxy's 403 with a body an agent can act on.
+    let (code, out) = world.shell(
+        &id,
+        &["curl", "-sS", "-w", "\nstatus=%{http_code}", &world.url("denied.test", "/x")],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("status=403"), "{out}");
+    assert!(out.contains("hh blocked") && out.contains("domain=denied.test"), "{out}");
+    // An unknown host is asked; with no one to answer (1 s timeout here) it is denied.
+    let (_, out) = world.shell(
+        &id,
+        &["curl", "-sS", "-w", "\nstatus=%{http_code}", &world.url("unknown.test", "/x")],
+    );
+    assert!(out.contains("status=403"), "{out}");
+    // A literal address that no rule names is not reachable either (SSRF guard, and no rule).
+    let (code, _) = world.shell(&id, &["curl", "-sS", "-m", "5", "http://10.1.2.3:8080/"]);
+    assert_ne!(code, 0);
+
+    // The workspace is the host directory, read-write.
+    let (code, out) = world.shell(&id, &["sh", "-c", "echo from-session > /workspace/made-inside && cat /workspace/harness-rules.toml"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("this comment must survive"));
+    assert_eq!(std::fs::read_to_string(world.workspace.join("made-inside")).unwrap(), "from-session\n");
+    // Only the config's env_passthrough names come from the client.
+    let (_, out) = world.shell(&id, &["sh", "-c", "echo passed=$HH_TEST_PASSED; echo path=$PATH"]);
+    assert!(out.contains("passed=from-the-client"), "{out}");
+
+    // Limits, read back from the session's cgroup.
+    let relative = PathBuf::from(&world.group).join(&id);
+    let memory_limit = cgroup_mounts().into_iter().find_map(|mount| {
+        let dir = mount.join(&relative);
+        let found = walk_find(&dir, &["memory.max", "memory.limit_in_bytes"])?;
+        std::fs::read_to_string(found).ok()?.trim().parse::<u64>().ok()
+    });
+    assert_eq!(memory_limit, Some(256 * 1024 * 1024));
+    let cpu_quota = cgroup_mounts().into_iter().find_map(|mount| {
+        let dir = mount.join(&relative);
+        let found = walk_find(&dir, &["cpu.max", "cpu.cfs_quota_us"])?;
+        std::fs::read_to_string(found).ok()
+    });
+    let cpu_quota = cpu_quota.expect("a cpu limit file");
+    assert!(cpu_quota.starts_with("50000"), "cpu quota {cpu_quota}");
+
+    // Seeded files are per-session copies: an edit in A is not seen in B nor on the host.
+    let (code, out) = world.shell(&id, &["sh", "-c", "echo edited-in-a > /seeded.txt"]);
+    assert_eq!(code, 0, "{out}");
+    let second = world.start_session();
+    let (_, out) = world.shell(&second, &["cat", "/seeded.txt"]);
+    assert_eq!(out.trim(), "original");
+    assert_eq!(std::fs::read_to_string(&world.seed).unwrap(), "original\n");
+
+    // killme from inside ends the session.
+    let (code, out) = world.shell(&second, &["killme"]);
+    assert_eq!(code, 0, "{out}");
+    wait_until("killme ended the session", || {
+        world.sessions().iter().all(|s| s["id"] != second.as_str())
+    });
+
+    let output = world.hh(&["session", "stop", &id]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(world.sessions().is_empty());
+    world.assert_nothing_left();
+    agent.terminate();
+}
+
+#[test]
+fn a_killed_agent_leaves_sessions_cut_off_and_a_restarted_one_serves_them_again() {
+    if !require_root("agent e2e") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("k");
+    let agent = world.agent();
+    let id = world.start_session();
+    let url = world.url("allowed.test", "/before");
+    let (code, out) = world.shell(&id, &["curl", "-sS", &url]);
+    assert_eq!(code, 0, "{out}");
+
+    agent.kill();
+    // The programs stay attached (pinned) and redirect to listeners that are gone.
+    let (code, out) = world.shell(&id, &["curl", "-sS", "-m", "5", &world.url("allowed.test", "/cut")]);
+    assert_ne!(code, 0, "reached the network with no agent: {out}");
+    let (code, _) = world.shell(&id, &["curl", "-sS", "-m", "5", "https://192.0.2.10/"]);
+    assert_ne!(code, 0);
+
+    let agent = world.agent();
+    let sessions = world.sessions();
+    assert_eq!(sessions.len(), 1, "the restarted agent adopted the session: {sessions:?}");
+    let (code, out) = world.shell(&id, &["curl", "-sS", &world.url("allowed.test", "/after")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("upstream saw GET /after"), "{out}");
+
+    // A normal exit stops its sessions and leaves nothing.
+    agent.terminate();
+    world.assert_nothing_left();
+}
+
+#[test]
+fn a_session_may_not_name_a_workspace_or_template_the_config_lacks() {
+    if !require_root("agent e2e") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("r");
+    let agent = world.agent();
+    let output = world.hh(&["session", "start", "--detach", "--workspace", "nope", "--template", "test"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no workspace `nope`"), "{stderr}");
+    // A user may not stop (or see) another user's session: here, none exists.
+    let output = world.hh(&["session", "stop", "0123456789ab"]);
+    assert!(!output.status.success());
+    world.assert_nothing_left();
+    agent.terminate();
+}
+
+/// The first file named one of `names` in `dir` or below (the container's own cgroup sits
+/// under the session's).
+fn walk_find(dir: &Path, names: &[&str]) -> Option<PathBuf> {
+    let mut found = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(deeper) = walk_find(&path, names) {
+                found = Some(deeper);
+            }
+        } else if names.iter().any(|n| path.file_name().is_some_and(|f| f == *n)) {
+            let value = std::fs::read_to_string(&path).unwrap_or_default();
+            // The session's own directory has no limit; the container's has.
+            if !value.starts_with("max") && !value.starts_with("9223372036854771712") && !value.starts_with("-1") {
+                found = Some(path);
+            }
+        }
+    }
+    found
+}
