@@ -418,7 +418,7 @@ fn a_killed_agent_leaves_sessions_cut_off_and_a_restarted_one_serves_them_again(
 }
 
 #[test]
-fn a_session_may_not_name_a_workspace_or_template_the_config_lacks() {
+fn clients_see_and_act_on_their_own_sessions_only() {
     if !require_root("agent e2e") || !build_test_stem() {
         return;
     }
@@ -428,9 +428,37 @@ fn a_session_may_not_name_a_workspace_or_template_the_config_lacks() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no workspace `nope`"), "{stderr}");
-    // A user may not stop (or see) another user's session: here, none exists.
-    let output = world.hh(&["session", "stop", "0123456789ab"]);
-    assert!(!output.status.success());
+
+    // Root's session, and a second user (nobody) who may connect to the socket.
+    let id = world.start_session();
+    std::fs::set_permissions(world.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&world.socket, None, Some(65534)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_hh"))
+            .args(args)
+            .env("HH_AGENT_SOCKET", &world.socket)
+            .output()
+            .unwrap()
+    };
+    let listed = as_nobody(&["session", "list", "--json"]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(listed.is_empty(), "nobody sees root's session: {listed:?}");
+    let stopped = as_nobody(&["session", "stop", &id]);
+    assert!(!stopped.status.success());
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("no session"));
+    assert_eq!(world.sessions().len(), 1, "root's session survived nobody's stop");
+    // nobody may not have the agent mount a workspace nobody cannot read.
+    std::fs::set_permissions(&world.workspace, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let started = as_nobody(&["session", "start", "--detach", "--workspace", "demo", "--template", "test"]);
+    assert!(!started.status.success());
+    let stderr = String::from_utf8_lossy(&started.stderr);
+    assert!(stderr.contains("uid 65534 may not read"), "{stderr}");
+
+    let output = world.hh(&["session", "stop", &id]);
+    assert!(output.status.success());
     world.assert_nothing_left();
     agent.terminate();
 }
