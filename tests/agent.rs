@@ -18,10 +18,8 @@ use std::{
 use support::{hh, require_root, upstream};
 
 const BASE_IMAGE: &str = "hh-test-base";
-const STEM_IMAGE: &str = "hh-test";
 
-/// Builds the `test` stem on the local base (no registry); once per test binary is enough, and
-/// repeated builds are cached by Docker.
+/// Builds the `test` stem on the local base (no registry); repeated builds are cached by Docker.
 fn build_test_stem() -> bool {
     let base = Command::new("docker")
         .args(["image", "inspect", BASE_IMAGE])
@@ -35,16 +33,16 @@ fn build_test_stem() -> bool {
         eprintln!("skipping: no Docker engine or no {BASE_IMAGE} image (run `cargo xtask image`)");
         return false;
     }
-    let docker_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker");
-    let built = Command::new("docker")
-        .args(["build", "-q", "-t", STEM_IMAGE, "--build-arg"])
-        .arg(format!("BASE={BASE_IMAGE}"))
-        .arg("-f")
-        .arg(docker_dir.join("test.dockerfile"))
-        .arg(&docker_dir)
+    // The stems' own builder: `hh image build`, with the local base instead of a registry's.
+    let built = hh()
+        .args(["image", "build", "test", "--base", BASE_IMAGE])
         .output()
         .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     true
 }
 
@@ -146,7 +144,12 @@ canonical_path = "{workspace}"
             .args(["--dial-grant", "127.0.0.1/32"])
             .arg("--upstream-ca")
             .arg(&self.upstream_ca);
-        for name in ["allowed.test", "denied.test", "starter.test", "unknown.test"] {
+        for name in [
+            "allowed.test",
+            "denied.test",
+            "starter.test",
+            "unknown.test",
+        ] {
             command.args(["--resolve", &format!("{name}=127.0.0.1")]);
         }
         let mut child = command
@@ -158,7 +161,10 @@ canonical_path = "{workspace}"
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert!(line.starts_with("hh agent: listening"), "agent said: {line:?}");
+        assert!(
+            line.starts_with("hh agent: listening"),
+            "agent said: {line:?}"
+        );
         Agent { child }
     }
 
@@ -172,10 +178,25 @@ canonical_path = "{workspace}"
 
     fn start_session(&self) -> String {
         let output = self.hh(&[
-            "session", "start", "--detach", "--workspace", "demo", "--template", "test",
+            "session",
+            "start",
+            "--detach",
+            "--workspace",
+            "demo",
+            "--template",
+            "test",
         ]);
-        assert!(output.status.success(), "session start: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).lines().last().unwrap().trim().to_owned()
+        assert!(
+            output.status.success(),
+            "session start: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// Runs `command` in the session; (exit code, stdout + stderr).
@@ -197,7 +218,11 @@ canonical_path = "{workspace}"
 
     fn sessions(&self) -> Vec<serde_json::Value> {
         let output = self.hh(&["session", "list", "--json"]);
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         serde_json::from_slice(&output.stdout).unwrap()
     }
 
@@ -210,16 +235,30 @@ canonical_path = "{workspace}"
         let ids = String::from_utf8_lossy(&containers.stdout).to_string();
         for id in ids.lines() {
             let labels = Command::new("docker")
-                .args(["inspect", "-f", "{{index .Config.Labels \"dev.hh.workspace\"}} {{.HostConfig.CgroupParent}}", id])
+                .args([
+                    "inspect",
+                    "-f",
+                    "{{index .Config.Labels \"dev.hh.workspace\"}} {{.HostConfig.CgroupParent}}",
+                    id,
+                ])
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&labels.stdout).to_string();
-            assert!(!text.contains(&self.group), "container {id} left behind: {text}");
+            assert!(
+                !text.contains(&self.group),
+                "container {id} left behind: {text}"
+            );
         }
         for mount in cgroup_mounts() {
             let dir = mount.join(&self.group);
             let left: Vec<_> = std::fs::read_dir(&dir)
-                .map(|entries| entries.flatten().filter(|e| e.path().is_dir()).map(|e| e.path()).collect())
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.path())
+                        .collect()
+                })
                 .unwrap_or_default();
             assert!(left.is_empty(), "cgroups left behind: {left:?}");
         }
@@ -252,7 +291,8 @@ fn cgroup_mounts() -> Vec<PathBuf> {
         .filter_map(|line| {
             let (before, after) = line.split_once(" - ")?;
             let fs = after.split(' ').next()?;
-            (fs == "cgroup" || fs == "cgroup2").then(|| PathBuf::from(before.split(' ').nth(4).unwrap()))
+            (fs == "cgroup" || fs == "cgroup2")
+                .then(|| PathBuf::from(before.split(' ').nth(4).unwrap()))
         })
         .collect()
 }
@@ -308,7 +348,10 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     // curl: no -k, no proxy variables; the name resolves through the session's DNS stub.
     let (code, out) = world.shell(&id, &["curl", "-sS", &world.url("allowed.test", "/hello")]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("upstream saw GET /hello host=allowed.test"), "{out}");
+    assert!(
+        out.contains("upstream saw GET /hello host=allowed.test"),
+        "{out}"
+    );
     // The template's starter allowlist is a rule layer too.
     let (code, out) = world.shell(&id, &["curl", "-sS", &world.url("starter.test", "/s")]);
     assert_eq!(code, 0, "{out}");
@@ -324,15 +367,30 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     // A denied host gets the proxy's 403 with a body an agent can act on.
     let (code, out) = world.shell(
         &id,
-        &["curl", "-sS", "-w", "\nstatus=%{http_code}", &world.url("denied.test", "/x")],
+        &[
+            "curl",
+            "-sS",
+            "-w",
+            "\nstatus=%{http_code}",
+            &world.url("denied.test", "/x"),
+        ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("status=403"), "{out}");
-    assert!(out.contains("hh blocked") && out.contains("domain=denied.test"), "{out}");
+    assert!(
+        out.contains("hh blocked") && out.contains("domain=denied.test"),
+        "{out}"
+    );
     // An unknown host is asked; with no one to answer (1 s timeout here) it is denied.
     let (_, out) = world.shell(
         &id,
-        &["curl", "-sS", "-w", "\nstatus=%{http_code}", &world.url("unknown.test", "/x")],
+        &[
+            "curl",
+            "-sS",
+            "-w",
+            "\nstatus=%{http_code}",
+            &world.url("unknown.test", "/x"),
+        ],
     );
     assert!(out.contains("status=403"), "{out}");
     // A literal address that no rule names is not reachable either (SSRF guard, and no rule).
@@ -340,12 +398,25 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     assert_ne!(code, 0);
 
     // The workspace is the host directory, read-write.
-    let (code, out) = world.shell(&id, &["sh", "-c", "echo from-session > /workspace/made-inside && cat /workspace/harness-rules.toml"]);
+    let (code, out) = world.shell(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "echo from-session > /workspace/made-inside && cat /workspace/harness-rules.toml",
+        ],
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("this comment must survive"));
-    assert_eq!(std::fs::read_to_string(world.workspace.join("made-inside")).unwrap(), "from-session\n");
+    assert_eq!(
+        std::fs::read_to_string(world.workspace.join("made-inside")).unwrap(),
+        "from-session\n"
+    );
     // Only the config's env_passthrough names come from the client.
-    let (_, out) = world.shell(&id, &["sh", "-c", "echo passed=$HH_TEST_PASSED; echo path=$PATH"]);
+    let (_, out) = world.shell(
+        &id,
+        &["sh", "-c", "echo passed=$HH_TEST_PASSED; echo path=$PATH"],
+    );
     assert!(out.contains("passed=from-the-client"), "{out}");
 
     // Limits, read back from the session's cgroup.
@@ -353,7 +424,11 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     let memory_limit = cgroup_mounts().into_iter().find_map(|mount| {
         let dir = mount.join(&relative);
         let found = walk_find(&dir, &["memory.max", "memory.limit_in_bytes"])?;
-        std::fs::read_to_string(found).ok()?.trim().parse::<u64>().ok()
+        std::fs::read_to_string(found)
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
     });
     assert_eq!(memory_limit, Some(256 * 1024 * 1024));
     let cpu_quota = cgroup_mounts().into_iter().find_map(|mount| {
@@ -380,7 +455,11 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     });
 
     let output = world.hh(&["session", "stop", &id]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(world.sessions().is_empty());
     world.assert_nothing_left();
     agent.terminate();
@@ -400,14 +479,21 @@ fn a_killed_agent_leaves_sessions_cut_off_and_a_restarted_one_serves_them_again(
 
     agent.kill();
     // The programs stay attached (pinned) and redirect to listeners that are gone.
-    let (code, out) = world.shell(&id, &["curl", "-sS", "-m", "5", &world.url("allowed.test", "/cut")]);
+    let (code, out) = world.shell(
+        &id,
+        &["curl", "-sS", "-m", "5", &world.url("allowed.test", "/cut")],
+    );
     assert_ne!(code, 0, "reached the network with no agent: {out}");
     let (code, _) = world.shell(&id, &["curl", "-sS", "-m", "5", "https://192.0.2.10/"]);
     assert_ne!(code, 0);
 
     let agent = world.agent();
     let sessions = world.sessions();
-    assert_eq!(sessions.len(), 1, "the restarted agent adopted the session: {sessions:?}");
+    assert_eq!(
+        sessions.len(),
+        1,
+        "the restarted agent adopted the session: {sessions:?}"
+    );
     let (code, out) = world.shell(&id, &["curl", "-sS", &world.url("allowed.test", "/after")]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("upstream saw GET /after"), "{out}");
@@ -424,14 +510,26 @@ fn clients_see_and_act_on_their_own_sessions_only() {
     }
     let world = World::new("r");
     let agent = world.agent();
-    let output = world.hh(&["session", "start", "--detach", "--workspace", "nope", "--template", "test"]);
+    let output = world.hh(&[
+        "session",
+        "start",
+        "--detach",
+        "--workspace",
+        "nope",
+        "--template",
+        "test",
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no workspace `nope`"), "{stderr}");
 
     // Root's session, and a second user (nobody) who may connect to the socket.
     let id = world.start_session();
-    std::fs::set_permissions(world.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        world.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     std::os::unix::fs::chown(&world.socket, None, Some(65534)).unwrap();
     let as_nobody = |args: &[&str]| {
         Command::new("setpriv")
@@ -443,16 +541,36 @@ fn clients_see_and_act_on_their_own_sessions_only() {
             .unwrap()
     };
     let listed = as_nobody(&["session", "list", "--json"]);
-    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
     assert!(listed.is_empty(), "nobody sees root's session: {listed:?}");
     let stopped = as_nobody(&["session", "stop", &id]);
     assert!(!stopped.status.success());
     assert!(String::from_utf8_lossy(&stopped.stderr).contains("no session"));
-    assert_eq!(world.sessions().len(), 1, "root's session survived nobody's stop");
+    assert_eq!(
+        world.sessions().len(),
+        1,
+        "root's session survived nobody's stop"
+    );
     // nobody may not have the agent mount a workspace nobody cannot read.
-    std::fs::set_permissions(&world.workspace, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let started = as_nobody(&["session", "start", "--detach", "--workspace", "demo", "--template", "test"]);
+    std::fs::set_permissions(
+        &world.workspace,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let started = as_nobody(&[
+        "session",
+        "start",
+        "--detach",
+        "--workspace",
+        "demo",
+        "--template",
+        "test",
+    ]);
     assert!(!started.status.success());
     let stderr = String::from_utf8_lossy(&started.stderr);
     assert!(stderr.contains("uid 65534 may not read"), "{stderr}");
@@ -473,10 +591,16 @@ fn walk_find(dir: &Path, names: &[&str]) -> Option<PathBuf> {
             if let Some(deeper) = walk_find(&path, names) {
                 found = Some(deeper);
             }
-        } else if names.iter().any(|n| path.file_name().is_some_and(|f| f == *n)) {
+        } else if names
+            .iter()
+            .any(|n| path.file_name().is_some_and(|f| f == *n))
+        {
             let value = std::fs::read_to_string(&path).unwrap_or_default();
             // The session's own directory has no limit; the container's has.
-            if !value.starts_with("max") && !value.starts_with("9223372036854771712") && !value.starts_with("-1") {
+            if !value.starts_with("max")
+                && !value.starts_with("9223372036854771712")
+                && !value.starts_with("-1")
+            {
                 found = Some(path);
             }
         }

@@ -17,14 +17,15 @@
 //! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf).
 //! - [`tls`]: the installation CA and the per-host leaf certificates the proxy presents.
 
-pub mod api;
 pub mod agent;
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod doctor;
 pub mod enforce;
+pub mod image;
 pub mod private_fs;
 pub mod proxy;
 pub mod rules;

@@ -43,10 +43,14 @@ impl Identity {
     /// The groups of process `pid` (its `Groups:` line) plus `gid`.
     pub fn of_process(uid: u32, gid: u32, pid: Option<i32>) -> Identity {
         let mut groups = vec![gid];
-        if let Some(status) = pid.and_then(|pid| fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        if let Some(status) =
+            pid.and_then(|pid| fs::read_to_string(format!("/proc/{pid}/status")).ok())
             && let Some(line) = status.lines().find_map(|line| line.strip_prefix("Groups:"))
         {
-            groups.extend(line.split_whitespace().filter_map(|g| g.parse::<u32>().ok()));
+            groups.extend(
+                line.split_whitespace()
+                    .filter_map(|g| g.parse::<u32>().ok()),
+            );
         }
         Identity { uid, groups }
     }
@@ -138,7 +142,10 @@ mod tests {
         let error = check_mountable(&private, &nobody()).unwrap_err();
         assert!(matches!(error, AccessError::Unreadable { .. }), "{error}");
         fs::set_permissions(&private, fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(check_mountable(&private, &nobody()).unwrap(), private.canonicalize().unwrap());
+        assert_eq!(
+            check_mountable(&private, &nobody()).unwrap(),
+            private.canonicalize().unwrap()
+        );
     }
 
     #[test]
@@ -179,9 +186,15 @@ mod tests {
             return;
         }
         let error = check_mountable(Path::new("/run"), &root).unwrap_err();
-        assert!(matches!(error, AccessError::RuntimeSocket { .. }), "{error}");
+        assert!(
+            matches!(error, AccessError::RuntimeSocket { .. }),
+            "{error}"
+        );
         let error = check_mountable(Path::new("/"), &root).unwrap_err();
-        assert!(matches!(error, AccessError::RuntimeSocket { .. }), "{error}");
+        assert!(
+            matches!(error, AccessError::RuntimeSocket { .. }),
+            "{error}"
+        );
     }
 
     #[test]

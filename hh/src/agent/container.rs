@@ -23,6 +23,8 @@ pub mod label {
     pub const TEMPLATE: &str = "dev.hh.template";
     pub const OWNER_UID: &str = "dev.hh.owner-uid";
     pub const STARTED_AT: &str = "dev.hh.started-at";
+    /// The agent instance (its cgroup group): an agent adopts and removes only its own.
+    pub const GROUP: &str = "dev.hh.group";
 }
 
 /// Why a Docker call failed.
@@ -137,7 +139,10 @@ impl Engine {
             .docker
             .create_container(Some(options), body)
             .await
-            .map_err(api(format!("create {} from image {}", plan.name, plan.image)))?;
+            .map_err(api(format!(
+                "create {} from image {}",
+                plan.name, plan.image
+            )))?;
         if let Err(source) = self.docker.start_container(&created.id, None).await {
             let _ = self.remove(&created.id).await;
             return Err(api(format!("start {}", plan.name))(source));
@@ -176,13 +181,16 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    /// Every session container, running or not.
-    pub async fn sessions(&self) -> Result<Vec<Found>, ContainerError> {
+    /// Every session container of the agent instance `group`, running or not.
+    pub async fn sessions(&self, group: &str) -> Result<Vec<Found>, ContainerError> {
         let options = ListContainersOptions {
             all: true,
             filters: Some(HashMap::from([(
                 "label".to_owned(),
-                vec![label::SESSION.to_owned()],
+                vec![
+                    label::SESSION.to_owned(),
+                    format!("{}={group}", label::GROUP),
+                ],
             )])),
             ..ListContainersOptions::default()
         };
@@ -208,10 +216,9 @@ impl Engine {
     /// Waits until the container stops (or is removed).
     pub async fn wait(&self, id: &str) {
         use futures_util::StreamExt as _;
-        let mut waiting = self.docker.wait_container(
-            id,
-            None::<bollard::query_parameters::WaitContainerOptions>,
-        );
+        let mut waiting = self
+            .docker
+            .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
         // One item (the exit) or an error (already gone, or a non-zero exit): either way it ended.
         let _ = waiting.next().await;
     }
@@ -233,9 +240,7 @@ impl Engine {
     }
 }
 
-fn api(
-    what: impl Into<String>,
-) -> impl FnOnce(bollard::errors::Error) -> ContainerError {
+fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> ContainerError {
     let what = what.into();
     move |source| ContainerError::Api { what, source }
 }

@@ -75,7 +75,10 @@ fn handle(state: &ControlState, request: &Request<Incoming>) -> Response<Full<By
             }
             Err(response) => response,
         },
-        _ => reply(StatusCode::NOT_FOUND, "hh control: GET /ready, GET /session, POST /killme\n"),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "hh control: GET /ready, GET /session, POST /killme\n",
+        ),
     }
 }
 
@@ -89,7 +92,10 @@ fn authorized(
         .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
     match given {
         Some(given) if bool::from(given.ct_eq(state.token.as_bytes())) => Ok(()),
-        _ => Err(reply(StatusCode::UNAUTHORIZED, "hh control: bad or missing bearer token\n")),
+        _ => Err(reply(
+            StatusCode::UNAUTHORIZED,
+            "hh control: bad or missing bearer token\n",
+        )),
     }
 }
 

@@ -39,11 +39,7 @@ use anyhow::Context as _;
 use rustls::ClientConfig;
 use tokio::sync::broadcast;
 
-use self::{
-    container::Engine,
-    placement::Driver,
-    session::Session,
-};
+use self::{container::Engine, placement::Driver, session::Session};
 use crate::{
     api::protocol::Event,
     config::Config,

@@ -86,6 +86,8 @@ pub struct Context<'a> {
     /// This session's own directory (seed copies live here).
     pub session_dir: &'a Path,
     pub cgroup_parent: &'a str,
+    /// The agent instance's cgroup group, labelled so each agent finds its own sessions.
+    pub group: &'a str,
     pub started_at: u64,
     pub config_source: &'a str,
 }
@@ -108,9 +110,9 @@ pub fn plan(
         Some(name) => {
             let valid = !name.is_empty()
                 && name.len() <= 40
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !valid {
                 return Err(PlanError::BadName(name.clone()));
             }
@@ -121,7 +123,11 @@ pub fn plan(
 
     let workspace_dir = check_mountable(&workspace.canonical_path, identity)?;
     let mut binds = vec![
-        bind(&workspace_dir, Path::new(WORKSPACE_MOUNT), MountMode::ReadWrite)?,
+        bind(
+            &workspace_dir,
+            Path::new(WORKSPACE_MOUNT),
+            MountMode::ReadWrite,
+        )?,
         bind(
             context.session_files,
             Path::new(SESSION_FILES_MOUNT),
@@ -153,7 +159,12 @@ pub fn plan(
             env.push(format!("{key}={value}"));
         }
     }
-    env.extend(profile.env.iter().map(|(key, value)| format!("{key}={value}")));
+    env.extend(
+        profile
+            .env
+            .iter()
+            .map(|(key, value)| format!("{key}={value}")),
+    );
     let bundle = format!("{SESSION_FILES_MOUNT}/ca-bundle.pem");
     env.extend(CA_BUNDLE_VARS.iter().map(|var| format!("{var}={bundle}")));
     env.push(format!("NODE_EXTRA_CA_CERTS={SESSION_FILES_MOUNT}/ca.pem"));
@@ -170,6 +181,7 @@ pub fn plan(
         (label::TEMPLATE.to_owned(), request.template.clone()),
         (label::OWNER_UID.to_owned(), identity.uid.to_string()),
         (label::STARTED_AT.to_owned(), context.started_at.to_string()),
+        (label::GROUP.to_owned(), context.group.to_owned()),
     ]);
     let command = if request.command.is_empty() {
         vec!["sleep".into(), "infinity".into()]
@@ -186,7 +198,9 @@ pub fn plan(
         command,
         labels,
         cgroup_parent: context.cgroup_parent.to_owned(),
-        memory_bytes: profile.memory.map(|m| i64::try_from(m.0).unwrap_or(i64::MAX)),
+        memory_bytes: profile
+            .memory
+            .map(|m| i64::try_from(m.0).unwrap_or(i64::MAX)),
         nano_cpus: profile.cpus.map(|c| (c.0 * 1e9) as i64),
         working_dir: WORKSPACE_MOUNT.into(),
     };
@@ -250,17 +264,31 @@ fn bind(host: &Path, container: &Path, mode: MountMode) -> Result<String, PlanEr
         MountMode::ReadOnly => ":ro",
         MountMode::ReadWrite => "",
     };
-    Ok(format!("{}:{}{suffix}", host.display(), container.display()))
+    Ok(format!(
+        "{}:{}{suffix}",
+        host.display(),
+        container.display()
+    ))
 }
 
 /// A name fit for a container name: lowercase letters, digits and dashes.
 fn slug(text: &str) -> String {
     let slug: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(24)
         .collect();
-    if slug.is_empty() { "session".into() } else { slug }
+    if slug.is_empty() {
+        "session".into()
+    } else {
+        slug
+    }
 }
 
 #[cfg(test)]
@@ -305,6 +333,7 @@ canonical_path = "{}"
             session_files: dir,
             session_dir: dir,
             cgroup_parent: "/hh/0123456789ab",
+            group: "hh",
             started_at: 1,
             config_source: "/etc/hh/harness-hat.toml",
         }
@@ -333,7 +362,14 @@ canonical_path = "{}"
     #[test]
     fn a_session_gets_the_workspace_limits_ca_and_only_passed_through_env() {
         let dir = tempfile::tempdir().unwrap();
-        let plan = plan(&config(dir.path(), ""), &request(), &root(), 0, &context(dir.path())).unwrap();
+        let plan = plan(
+            &config(dir.path(), ""),
+            &request(),
+            &root(),
+            0,
+            &context(dir.path()),
+        )
+        .unwrap();
         let c = &plan.container;
         let workspace = dir.path().canonicalize().unwrap();
         assert_eq!(c.binds[0], format!("{}:/workspace", workspace.display()));
@@ -342,8 +378,14 @@ canonical_path = "{}"
         assert_eq!(c.nano_cpus, Some(1_500_000_000));
         assert!(c.env.contains(&"TERM=xterm".to_owned()));
         assert!(!c.env.iter().any(|e| e.starts_with("SECRET=")));
-        assert!(c.env.contains(&"SSL_CERT_FILE=/opt/hh/ca-bundle.pem".to_owned()));
-        assert!(c.env.contains(&"NODE_EXTRA_CA_CERTS=/opt/hh/ca.pem".to_owned()));
+        assert!(
+            c.env
+                .contains(&"SSL_CERT_FILE=/opt/hh/ca-bundle.pem".to_owned())
+        );
+        assert!(
+            c.env
+                .contains(&"NODE_EXTRA_CA_CERTS=/opt/hh/ca.pem".to_owned())
+        );
         assert!(c.env.contains(&"HARNESS_HAT_TOKEN=secret".to_owned()));
         assert_eq!(c.image, "hh-test");
         assert_eq!(c.cgroup_parent, "/hh/0123456789ab");
@@ -387,7 +429,14 @@ canonical_path = "{}"
         let session_dir = dir.path().join("session");
         let mut context = context(dir.path());
         context.session_dir = &session_dir;
-        let plan = plan(&config(dir.path(), &extra), &request(), &root(), 0, &context).unwrap();
+        let plan = plan(
+            &config(dir.path(), &extra),
+            &request(),
+            &root(),
+            0,
+            &context,
+        )
+        .unwrap();
         assert_eq!(plan.seeds.len(), 1);
         assert_eq!(plan.seeds[0].source, seed.canonicalize().unwrap());
         assert!(plan.seeds[0].copy.starts_with(&session_dir));

@@ -103,11 +103,18 @@ pub async fn start(
         session_files: &agent.session_files,
         session_dir: &session_dir,
         cgroup_parent: &placement.docker_parent,
+        group: &agent.settings.cgroup_group,
         started_at,
         config_source: &config_source,
     };
     let plan = plan::plan(config, &request, &identity, peer.gid, &context)?;
-    tracing::info!(id, name = plan.name, workspace = plan.workspace, uid = peer.uid, "starting session");
+    tracing::info!(
+        id,
+        name = plan.name,
+        workspace = plan.workspace,
+        uid = peer.uid,
+        "starting session"
+    );
     match build(agent, &plan, &placement, &token, peer.gid).await {
         Ok(session) => {
             let info = session.snapshot(&agent.cgroup_root);
@@ -115,9 +122,17 @@ pub async fn start(
             Ok(info)
         }
         Err(error) => {
-            tracing::warn!(id, error = format!("{error:#}"), "session start failed; cleaning up");
+            tracing::warn!(
+                id,
+                error = format!("{error:#}"),
+                "session start failed; cleaning up"
+            );
             // The container may exist already; it carries the session's label.
-            let containers = agent.docker.sessions().await.unwrap_or_default();
+            let containers = agent
+                .docker
+                .sessions(&agent.settings.cgroup_group)
+                .await
+                .unwrap_or_default();
             let container = containers
                 .iter()
                 .find(|found| found.labels.get(label::SESSION) == Some(&id))
@@ -136,7 +151,8 @@ async fn build(
     gid: u32,
 ) -> anyhow::Result<Arc<Session>> {
     // Rules that do not load stop the start before anything exists.
-    let policy = WatchedPolicy::load(plan.policy.clone()).context("the session's rules do not load")?;
+    let policy =
+        WatchedPolicy::load(plan.policy.clone()).context("the session's rules do not load")?;
     let session_dir = agent.session_dir(&plan.id);
     std::fs::create_dir_all(&session_dir)
         .with_context(|| format!("cannot create {}", session_dir.display()))?;
@@ -149,9 +165,12 @@ async fn build(
 
     // Enforcement first: the cgroup exists and the programs are attached (and pinned) before
     // any process of the session does.
-    let cgroup = placement
-        .create(&agent.cgroup_root)
-        .with_context(|| format!("cannot create the session cgroup {}", placement.relative.display()))?;
+    let cgroup = placement.create(&agent.cgroup_root).with_context(|| {
+        format!(
+            "cannot create the session cgroup {}",
+            placement.relative.display()
+        )
+    })?;
     let links = agent
         .programs
         .lock()
@@ -174,7 +193,15 @@ async fn build(
         allowed: 0,
         denied: 0,
     };
-    let (session, canary) = serve(agent, info, placement.clone(), policy, &plan.rules_file, token).await?;
+    let (session, canary) = serve(
+        agent,
+        info,
+        placement.clone(),
+        policy,
+        &plan.rules_file,
+        token,
+    )
+    .await?;
     let seen = tokio::time::timeout(agent.settings.canary_timeout, canary.notified()).await;
     if seen.is_err() {
         bail!(
@@ -361,7 +388,7 @@ async fn teardown(agent: &Arc<Agent>, id: &str, placement: &Placement, container
 /// Serves the sessions a previous agent left running, and clears what is left of the others:
 /// the pinned programs kept them cut off meanwhile (fail closed).
 pub async fn adopt_all(agent: &Arc<Agent>) {
-    let found = match agent.docker.sessions().await {
+    let found = match agent.docker.sessions(&agent.settings.cgroup_group).await {
         Ok(found) => found,
         Err(error) => {
             tracing::error!(%error, "cannot list session containers; none adopted");
@@ -377,13 +404,25 @@ pub async fn adopt_all(agent: &Arc<Agent>) {
             continue;
         }
         if container.running && agent.pins_dir(&id).is_dir() {
-            match adopt(agent, &id, &container.id, &container.labels, placement.clone()).await {
+            match adopt(
+                agent,
+                &id,
+                &container.id,
+                &container.labels,
+                placement.clone(),
+            )
+            .await
+            {
                 Ok(()) => {
                     tracing::info!(id, "adopted a running session");
                     continue;
                 }
                 Err(error) => {
-                    tracing::warn!(id, error = format!("{error:#}"), "cannot adopt session; removing it");
+                    tracing::warn!(
+                        id,
+                        error = format!("{error:#}"),
+                        "cannot adopt session; removing it"
+                    );
                 }
             }
         }

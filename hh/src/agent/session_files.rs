@@ -94,10 +94,17 @@ pub fn write(dir: &Path, ca_pem: &str, token_var: &str) -> std::io::Result<PathB
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
     fs::set_permissions(dir.join("bin"), fs::Permissions::from_mode(0o755))?;
     replace(&dir.join("bin/hh-init"), init_script().as_bytes(), 0o755)?;
-    replace(&dir.join("bin/killme"), killme_script(token_var).as_bytes(), 0o755)?;
+    replace(
+        &dir.join("bin/killme"),
+        killme_script(token_var).as_bytes(),
+        0o755,
+    )?;
     replace(&dir.join("ca.pem"), ca_pem.as_bytes(), 0o644)?;
     let mut bundle = String::from(ca_pem);
-    if let Some(host) = HOST_BUNDLES.iter().find_map(|path| fs::read_to_string(path).ok()) {
+    if let Some(host) = HOST_BUNDLES
+        .iter()
+        .find_map(|path| fs::read_to_string(path).ok())
+    {
         bundle.push('\n');
         bundle.push_str(&host);
     }
@@ -144,7 +151,15 @@ mod tests {
         assert_eq!(mode("bin/hh-init"), 0o755);
         assert_eq!(mode("bin/killme"), 0o755);
         assert_eq!(mode("ca.pem"), 0o644);
-        assert!(fs::read_to_string(out.join("ca-bundle.pem")).unwrap().starts_with("PEM\n"));
-        assert!(fs::read_to_string(out.join("bin/killme")).unwrap().contains("${TOKEN:-}"));
+        assert!(
+            fs::read_to_string(out.join("ca-bundle.pem"))
+                .unwrap()
+                .starts_with("PEM\n")
+        );
+        assert!(
+            fs::read_to_string(out.join("bin/killme"))
+                .unwrap()
+                .contains("${TOKEN:-}")
+        );
     }
 }

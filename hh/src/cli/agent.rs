@@ -37,7 +37,11 @@ pub struct Options {
     #[arg(long, value_name = "NAME", default_value = GROUP)]
     pub cgroup_group: String,
     /// The Docker engine's socket.
-    #[arg(long, value_name = "URL", default_value = "unix:///var/run/docker.sock")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "unix:///var/run/docker.sock"
+    )]
     pub docker_host: String,
     /// How long an unknown request waits for an answer before it is denied.
     #[arg(long, value_name = "SECS", default_value_t = 60)]

@@ -2,6 +2,7 @@
 
 mod agent;
 mod doctor;
+mod image;
 mod init;
 mod proxy;
 mod rules;
@@ -51,6 +52,8 @@ pub enum Command {
     Session(session::Options),
     /// Open a shell (or run a command) in a running session; with no id, list sessions.
     Shell(shell::Options),
+    /// Build the session images from their Dockerfile stems.
+    Image(image::Options),
 }
 
 /// Runs the parsed command line; the exit code is the command's verdict.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(options) => agent::run(&options, cli.config.as_deref()),
         Command::Session(options) => session::run(&options),
         Command::Shell(options) => shell::run(&options),
+        Command::Image(options) => image::run(&options, cli.config.as_deref()),
     }
 }
 

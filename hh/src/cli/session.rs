@@ -117,16 +117,31 @@ pub(super) fn call(request: ClientRequest) -> anyhow::Result<Reply> {
     })
 }
 
-pub(super) fn print_table(out: &mut impl std::io::Write, sessions: &[SessionInfo]) -> std::io::Result<()> {
+pub(super) fn print_table(
+    out: &mut impl std::io::Write,
+    sessions: &[SessionInfo],
+) -> std::io::Result<()> {
     if sessions.is_empty() {
-        return writeln!(out, "no sessions (start one with `hh session start --workspace W --template T`)");
+        return writeln!(
+            out,
+            "no sessions (start one with `hh session start --workspace W --template T`)"
+        );
     }
-    writeln!(out, "{:<14} {:<24} {:<16} {:<12} {:>10}", "ID", "NAME", "WORKSPACE", "TEMPLATE", "MEMORY")?;
+    writeln!(
+        out,
+        "{:<14} {:<24} {:<16} {:<12} {:>10}",
+        "ID", "NAME", "WORKSPACE", "TEMPLATE", "MEMORY"
+    )?;
     for s in sessions {
-        let memory = s
-            .memory_bytes
-            .map_or_else(|| "-".to_owned(), |bytes| format!("{} MiB", bytes / (1024 * 1024)));
-        writeln!(out, "{:<14} {:<24} {:<16} {:<12} {:>10}", s.id, s.name, s.workspace, s.template, memory)?;
+        let memory = s.memory_bytes.map_or_else(
+            || "-".to_owned(),
+            |bytes| format!("{} MiB", bytes / (1024 * 1024)),
+        );
+        writeln!(
+            out,
+            "{:<14} {:<24} {:<16} {:<12} {:>10}",
+            s.id, s.name, s.workspace, s.template, memory
+        )?;
     }
     Ok(())
 }

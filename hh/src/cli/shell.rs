@@ -45,7 +45,11 @@ pub(super) fn exec_in(session: &SessionInfo, command: &[String]) -> anyhow::Resu
     }
     exec.args(["-w", "/workspace", &session.container_id]);
     if command.is_empty() {
-        exec.args(["sh", "-c", "command -v bash >/dev/null && exec bash -l || exec sh -l"]);
+        exec.args([
+            "sh",
+            "-c",
+            "command -v bash >/dev/null && exec bash -l || exec sh -l",
+        ]);
     } else {
         exec.args(command);
     }
