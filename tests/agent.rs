@@ -447,6 +447,11 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     assert_eq!(out.trim(), "original");
     assert_eq!(std::fs::read_to_string(&world.seed).unwrap(), "original\n");
 
+    // killme needs the session's own token; a wrong one is refused and the session stays.
+    let (code, out) = world.shell(&second, &["sh", "-c", "HARNESS_HAT_TOKEN=guess killme"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("401"), "{out}");
+    assert_eq!(world.sessions().len(), 2);
     // killme from inside ends the session.
     let (code, out) = world.shell(&second, &["killme"]);
     assert_eq!(code, 0, "{out}");

@@ -64,17 +64,17 @@ fn handle(state: &ControlState, request: &Request<Incoming>) -> Response<Full<By
                 reply(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }
         }
-        (&Method::GET, "/session") => match authorized(state, request) {
-            Ok(()) => reply(StatusCode::OK, format!("{}\n", state.identity)),
-            Err(response) => response,
-        },
-        (&Method::POST, "/killme") => match authorized(state, request) {
-            Ok(()) => {
-                state.kill.notify_one();
-                reply(StatusCode::ACCEPTED, "stopping\n")
-            }
-            Err(response) => response,
-        },
+        (&Method::GET, "/session") if authorized(state, request) => {
+            reply(StatusCode::OK, format!("{}\n", state.identity))
+        }
+        (&Method::POST, "/killme") if authorized(state, request) => {
+            state.kill.notify_one();
+            reply(StatusCode::ACCEPTED, "stopping\n")
+        }
+        (&Method::GET, "/session") | (&Method::POST, "/killme") => reply(
+            StatusCode::UNAUTHORIZED,
+            "hh control: bad or missing bearer token\n",
+        ),
         _ => reply(
             StatusCode::NOT_FOUND,
             "hh control: GET /ready, GET /session, POST /killme\n",
@@ -82,21 +82,13 @@ fn handle(state: &ControlState, request: &Request<Incoming>) -> Response<Full<By
     }
 }
 
-fn authorized(
-    state: &ControlState,
-    request: &Request<Incoming>,
-) -> Result<(), Response<Full<Bytes>>> {
-    let given = request
+/// Whether the request carries the session's bearer token (compared in constant time).
+fn authorized(state: &ControlState, request: &Request<Incoming>) -> bool {
+    request
         .headers()
         .get(hyper::header::AUTHORIZATION)
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
-    match given {
-        Some(given) if bool::from(given.ct_eq(state.token.as_bytes())) => Ok(()),
-        _ => Err(reply(
-            StatusCode::UNAUTHORIZED,
-            "hh control: bad or missing bearer token\n",
-        )),
-    }
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
+        .is_some_and(|given| bool::from(given.ct_eq(state.token.as_bytes())))
 }
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
