@@ -23,6 +23,8 @@ enum Target {
     Rules,
     /// Connect cost through the eBPF redirect against direct connects (needs root).
     Enforce,
+    /// Session start to a ready shell against a plain `docker run` (needs root and Docker).
+    Session,
 }
 
 pub fn run(workspace: &Path, options: &Options) -> Result<()> {
@@ -35,12 +37,18 @@ pub fn run(workspace: &Path, options: &Options) -> Result<()> {
             )?;
             print_rules_table(&workspace.join("target/criterion/decide"))
         }
-        // The bench prints its own table (it is a harness of its own, not criterion).
-        Target::Enforce => exec::run(
-            std::process::Command::new("cargo")
-                .current_dir(workspace)
-                .args(["bench", "-p", "hh", "--bench", "enforce"]),
-        ),
+        // These benches print their own tables (harnesses of their own, not criterion).
+        Target::Enforce | Target::Session => {
+            let name = match options.target {
+                Target::Enforce => "enforce",
+                _ => "session",
+            };
+            exec::run(
+                std::process::Command::new("cargo")
+                    .current_dir(workspace)
+                    .args(["bench", "-p", "hh", "--bench", name]),
+            )
+        }
     }
 }
 

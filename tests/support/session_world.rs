@@ -1,0 +1,326 @@
+//! A real `hh agent` with a test workspace, rules, config and local HTTPS upstream: what the
+//! agent end-to-end tests and the session benchmark stand on.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use super::{hh, upstream};
+
+pub const BASE_IMAGE: &str = "hh-test-base";
+
+/// Builds the `test` stem on the local base (no registry); repeated builds are cached by Docker.
+pub fn build_test_stem() -> bool {
+    let base = Command::new("docker")
+        .args(["image", "inspect", BASE_IMAGE])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    assert!(
+        base || std::env::var_os("CI").is_none(),
+        "CI must have a Docker engine and the {BASE_IMAGE} image (`cargo xtask test` prepares both)"
+    );
+    if !base {
+        eprintln!("skipping: no Docker engine or no {BASE_IMAGE} image (run `cargo xtask image`)");
+        return false;
+    }
+    // The stems' own builder: `hh image build`, with the local base instead of a registry's.
+    let built = hh()
+        .args(["image", "build", "test", "--base", BASE_IMAGE])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    true
+}
+
+/// One test's world: a workspace, rules, a config, an upstream, and the agent's paths.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub workspace: PathBuf,
+    pub seed: PathBuf,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub state: PathBuf,
+    pub bpf_dir: PathBuf,
+    pub group: String,
+    pub upstream: upstream::TlsUpstream,
+    pub upstream_ca: PathBuf,
+}
+
+/// The workspace's rules, for the upstream's port.
+fn rules(port: u16) -> String {
+    format!(
+        "# the workspace's rules; this comment must survive\n\
+         [network]\n\
+         allowlist = [\"domain=allowed.test port={port}\"]\n\
+         denylist = [\"domain=denied.test\"]\n"
+    )
+}
+
+impl World {
+    pub fn new(tag: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = upstream::start(&["allowed.test", "denied.test", "starter.test"]);
+        let workspace = dir.path().join("workspace");
+        std::fs::create_dir(&workspace).unwrap();
+        std::fs::write(workspace.join("harness-rules.toml"), rules(upstream.port)).unwrap();
+        let seed = dir.path().join("seeded.txt");
+        std::fs::write(&seed, "original\n").unwrap();
+        let global = dir.path().join("global-rules.toml");
+        std::fs::write(&global, "[network]\nallowlist = []\n").unwrap();
+        let config = dir.path().join("harness-hat.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"version = 1
+[manager]
+global_rules_file = "{global}"
+[defaults.containers]
+env_passthrough = ["HH_TEST_PASSED"]
+[[defaults.containers.mounts]]
+host = "{seed}"
+container = "/seeded.txt"
+mode = "rw"
+seed = true
+[container_profiles.test]
+image = "test"
+memory = "256m"
+cpus = "0.5"
+starter_network_allowlist = ["domain=starter.test port={port}"]
+[[workspaces]]
+name = "demo"
+canonical_path = "{workspace}"
+"#,
+                global = global.display(),
+                seed = seed.display(),
+                workspace = workspace.display(),
+                port = upstream.port,
+            ),
+        )
+        .unwrap();
+        let upstream_ca = dir.path().join("upstream-ca.pem");
+        std::fs::write(&upstream_ca, &upstream.ca_pem).unwrap();
+        let group = format!("hhtest{tag}{}", std::process::id());
+        World {
+            socket: dir.path().join("agent.sock"),
+            state: dir.path().join("state"),
+            bpf_dir: PathBuf::from(format!("/sys/fs/bpf/{group}")),
+            workspace,
+            seed,
+            config,
+            group,
+            upstream,
+            upstream_ca,
+            dir,
+        }
+    }
+
+    pub fn agent(&self) -> Agent {
+        let mut command = hh();
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .arg("agent")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--bpf-dir")
+            .arg(&self.bpf_dir)
+            .args(["--cgroup-group", &self.group, "--ask-timeout", "1"])
+            .args(["--dial-grant", "127.0.0.1/32"])
+            .arg("--upstream-ca")
+            .arg(&self.upstream_ca);
+        for name in [
+            "allowed.test",
+            "denied.test",
+            "starter.test",
+            "unknown.test",
+        ] {
+            command.args(["--resolve", &format!("{name}=127.0.0.1")]);
+        }
+        let mut child = command
+            .env("HH_LOG", "hh=info")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("hh agent: listening"),
+            "agent said: {line:?}"
+        );
+        Agent { child }
+    }
+
+    pub fn hh(&self, args: &[&str]) -> Output {
+        hh().env("HH_AGENT_SOCKET", &self.socket)
+            .env("HH_TEST_PASSED", "from-the-client")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn start_session(&self) -> String {
+        let output = self.hh(&[
+            "session",
+            "start",
+            "--detach",
+            "--workspace",
+            "demo",
+            "--template",
+            "test",
+        ]);
+        assert!(
+            output.status.success(),
+            "session start: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// Runs `command` in the session; (exit code, stdout + stderr).
+    pub fn shell(&self, id: &str, command: &[&str]) -> (i32, String) {
+        let mut args = vec!["shell", id, "--"];
+        args.extend_from_slice(command);
+        let output = self.hh(&args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code().unwrap_or(-1), text)
+    }
+
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.upstream.port)
+    }
+
+    pub fn sessions(&self) -> Vec<serde_json::Value> {
+        let output = self.hh(&["session", "list", "--json"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// Nothing of any session is left: containers, cgroups (v2 and v1), pins, session dirs.
+    pub fn assert_nothing_left(&self) {
+        let containers = Command::new("docker")
+            .args(["ps", "-aq", "--filter", "label=dev.hh.session"])
+            .output()
+            .unwrap();
+        let ids = String::from_utf8_lossy(&containers.stdout).to_string();
+        for id in ids.lines() {
+            let labels = Command::new("docker")
+                .args([
+                    "inspect",
+                    "-f",
+                    "{{index .Config.Labels \"dev.hh.workspace\"}} {{.HostConfig.CgroupParent}}",
+                    id,
+                ])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&labels.stdout).to_string();
+            assert!(
+                !text.contains(&self.group),
+                "container {id} left behind: {text}"
+            );
+        }
+        for mount in cgroup_mounts() {
+            let dir = mount.join(&self.group);
+            let left: Vec<_> = std::fs::read_dir(&dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.path())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(left.is_empty(), "cgroups left behind: {left:?}");
+        }
+        let pins: Vec<_> = std::fs::read_dir(self.bpf_dir.join("sessions"))
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(pins.is_empty(), "pinned sessions left behind: {pins:?}");
+        let dirs: Vec<_> = std::fs::read_dir(self.state.join("sessions"))
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(dirs.is_empty(), "session dirs left behind: {dirs:?}");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for mount in cgroup_mounts() {
+            let _ = std::fs::remove_dir(mount.join(&self.group));
+        }
+        let _ = std::fs::remove_dir_all(&self.bpf_dir);
+        let _ = &self.dir;
+    }
+}
+
+/// The cgroup2 root and every v1 hierarchy.
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fs = after.split(' ').next()?;
+            (fs == "cgroup" || fs == "cgroup2")
+                .then(|| PathBuf::from(before.split(' ').nth(4).unwrap()))
+        })
+        .collect()
+}
+
+/// A running agent; stopped with SIGTERM (a clean exit) on drop.
+pub struct Agent {
+    pub child: Child,
+}
+
+impl Agent {
+    pub fn terminate(mut self) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the agent exited with {status}");
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
