@@ -43,7 +43,7 @@ use crate::{
         transparent::{self, TransparentFront},
         upstream::Upstream,
     },
-    rules::WatchedPolicy,
+    rules::{DomainPattern, WatchedPolicy},
     sys::netns,
     tls::leaf::{DEFAULT_CAPACITY, LeafCache},
 };
@@ -273,6 +273,7 @@ async fn serve(
         original_dst: Arc::clone(&agent.original_dst),
         names: Arc::clone(&names),
         canary: Arc::clone(&canary),
+        bypass: bypass_patterns(&agent.settings.config, &info.template),
     });
     let control = Arc::new(ControlState {
         identity: serde_json::json!({
@@ -489,6 +490,24 @@ async fn adopt(
     let (session, _canary) = serve(agent, info, placement, policy, &rules_file, &token).await?;
     session.control.ready.store(true, Ordering::Release);
     Ok(())
+}
+
+/// The hosts a session's proxy splices without terminating TLS: the config's and the
+/// template's `bypass_proxy` (both checked when the config loaded).
+fn bypass_patterns(config: &crate::config::Config, template: &str) -> Vec<DomainPattern> {
+    let profile = config
+        .container_profiles
+        .get(template)
+        .map(|profile| profile.bypass_proxy.as_slice())
+        .unwrap_or_default();
+    config
+        .defaults
+        .containers
+        .bypass_proxy
+        .iter()
+        .chain(profile)
+        .filter_map(|text| DomainPattern::parse(text).ok())
+        .collect()
 }
 
 /// Session ids are the agent's own hex; anything else under its directories is not touched.

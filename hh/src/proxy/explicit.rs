@@ -179,7 +179,6 @@ pub(super) async fn tunnel(
     host: Host,
     port: u16,
 ) -> io::Result<()> {
-    let connection = Request::tcp(host.clone(), port);
     let mut first = [0u8; 1];
     let peeked = match tokio::time::timeout(proxy.idle_timeout, client.peek(&mut first)).await {
         Ok(peeked) => peeked?,
@@ -193,10 +192,24 @@ pub(super) async fn tunnel(
         intercept::serve_tunnel(proxy, client, host, port).await;
         return Ok(());
     }
-    // The bytes will be spliced unparsed: no path or method rule could be enforced on them.
+    splice_opaque(&proxy, client, host, port).await
+}
+
+/// Decides `host:port` as a connection whose bytes will not be parsed, and splices it to the
+/// upstream when allowed (closes it when not): raw TCP, and TLS that `bypass_proxy` leaves
+/// unterminated. No path or method rule can be enforced on such bytes ([`Policy::decide_opaque`]).
+///
+/// [`Policy::decide_opaque`]: crate::rules::Policy::decide_opaque
+pub(super) async fn splice_opaque(
+    proxy: &Proxy,
+    client: TcpStream,
+    host: Host,
+    port: u16,
+) -> io::Result<()> {
+    let connection = Request::tcp(host.clone(), port);
     let (ruling, mut ticket) = proxy.engine.decide_opaque(&connection).await;
     if !ruling.allowed {
-        tracing::info!(%host, port, "raw TCP denied; closing the tunnel");
+        tracing::info!(%host, port, "unparsed connection denied; closing it");
         return Ok(());
     }
     match proxy
@@ -212,7 +225,7 @@ pub(super) async fn tunnel(
             if let DialError::Refused { refused, .. } = &error {
                 ticket.refused(&refused.to_string());
             }
-            tracing::warn!(%error, "raw TCP upstream unreachable; closing the tunnel");
+            tracing::warn!(%error, "upstream unreachable; closing the connection");
         }
     }
     Ok(())

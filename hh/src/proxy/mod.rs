@@ -10,6 +10,7 @@
 //! - [`body`]: HTTP bodies streamed through, counted, with an idle bound.
 
 pub mod body;
+pub mod client_hello;
 pub mod decision;
 pub mod explicit;
 pub mod http1;
