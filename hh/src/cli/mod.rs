@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each with its own clap options.
 
+mod approvals;
 mod doctor;
 mod init;
 mod proxy;
@@ -37,6 +38,8 @@ pub enum Command {
     Rules(rules::Options),
     /// Run the MITM proxy standalone, as an explicit HTTP proxy (CONNECT and absolute-form).
     Proxy(proxy::Options),
+    /// List the requests waiting for an answer, or answer one (allow/deny ID [--forever]).
+    Approvals(approvals::Options),
 }
 
 /// Runs the parsed command line; the exit code is the command's verdict.
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(options) => init::run(&options, cli.config.as_deref()),
         Command::Rules(options) => rules::run(&options, cli.config.as_deref()),
         Command::Proxy(options) => proxy::run(&options),
+        Command::Approvals(options) => approvals::run(&options),
     }
 }
 
