@@ -2,6 +2,7 @@
 #![allow(dead_code, reason = "each test file uses its own subset")]
 
 pub mod kernel;
+pub mod upstream;
 
 use std::process::{Command, Output};
 

@@ -119,13 +119,22 @@ struct State {
 }
 
 impl State {
-    /// Removes prompt `id` and hands `outcome` to its waiters; false if it was already gone.
-    fn resolve(&mut self, id: u64, outcome: Outcome) -> Option<Outcome> {
+    /// Removes prompt `id`, tells subscribers (`label`), then hands `outcome` to its waiters, in
+    /// that order, so a subscriber hears of the answer before any decision it causes. `None`
+    /// when the prompt was already gone.
+    fn resolve(
+        &mut self,
+        events: &broadcast::Sender<Event>,
+        id: u64,
+        outcome: Outcome,
+        label: String,
+    ) -> Option<Outcome> {
         let prompt = self.prompts.remove(&id)?;
         self.by_key.remove(&Key {
             session: prompt.question.session,
             request: prompt.question.request,
         });
+        let _ = events.send(Event::ApprovalResolved { id, outcome: label });
         // No receiver left is fine: the last waiter may be going away at this moment.
         let _ = prompt.outcome.send(Some(outcome.clone()));
         Some(outcome)
@@ -244,13 +253,10 @@ impl Approvals {
         }
         // The deadline passed. Every waiter of the prompt has the same one; whichever wakes first
         // resolves it, and the others find the outcome it sent.
-        let resolved = self.lock().resolve(id, Outcome::TimedOut);
-        if let Some(resolved) = resolved {
+        let timed_out = Outcome::TimedOut;
+        let label = timed_out.describe();
+        if let Some(_resolved) = self.lock().resolve(&self.events, id, timed_out, label) {
             tracing::info!(id, "approval timed out; denied");
-            self.emit(Event::ApprovalResolved {
-                id,
-                outcome: resolved.describe(),
-            });
         }
         let outcome = outcome.borrow().clone();
         outcome.unwrap_or(Outcome::TimedOut)
@@ -282,13 +288,12 @@ impl Approvals {
                 Outcome::Forever(Action::Deny, covering_rule(&prompt.question, Action::Deny, &text)?)
             }
         };
-        let resolved = state.resolve(id, outcome).ok_or(AnswerError::Unknown { id })?;
+        let label = outcome.describe();
+        let resolved = state
+            .resolve(&self.events, id, outcome, label)
+            .ok_or(AnswerError::Unknown { id })?;
         drop(state);
         tracing::info!(id, outcome = %resolved.describe(), "approval answered");
-        self.emit(Event::ApprovalResolved {
-            id,
-            outcome: resolved.describe(),
-        });
         Ok(resolved)
     }
 
@@ -299,18 +304,15 @@ impl Approvals {
             return;
         };
         prompt.approval.waiting = prompt.approval.waiting.saturating_sub(1);
-        let event = if prompt.approval.waiting == 0 {
+        if prompt.approval.waiting == 0 {
             // Nobody would hear the answer: the prompt is withdrawn rather than left to time out.
-            let _ = state.resolve(id, Outcome::Once(Action::Deny));
-            Event::ApprovalResolved {
-                id,
-                outcome: "withdrawn".into(),
-            }
+            let withdrawn = Outcome::Once(Action::Deny);
+            let _ = state.resolve(&self.events, id, withdrawn, "withdrawn".into());
         } else {
-            Event::ApprovalPending(prompt.approval.clone())
-        };
-        drop(state);
-        self.emit(event);
+            let event = Event::ApprovalPending(prompt.approval.clone());
+            drop(state);
+            self.emit(event);
+        }
     }
 }
 
