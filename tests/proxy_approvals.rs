@@ -60,7 +60,13 @@ fn start_proxy(ask_timeout_secs: u32) -> Proxy {
     let socket = dir.path().join("run").join("api.sock");
 
     let mut command = support::hh();
-    command.args(["proxy", "--listen", "127.0.0.1:0", "--dial-grant", "127.0.0.1/32"]);
+    command.args([
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--dial-grant",
+        "127.0.0.1/32",
+    ]);
     command.args(["--ask-timeout", &ask_timeout_secs.to_string()]);
     command.arg("--rules").arg(&rules);
     command.arg("--state-dir").arg(&state);
@@ -301,7 +307,11 @@ fn a_forever_rule_that_does_not_cover_the_request_is_refused_and_the_request_kee
     for (rule, why) in refusals {
         let refused = proxy.approvals(&["allow", &id, "--forever", "--rule", rule]);
         assert_eq!(refused.status.code(), Some(1), "{rule}: {refused:?}");
-        assert!(stderr(&refused).contains(why), "{rule}: {}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains(why),
+            "{rule}: {}",
+            stderr(&refused)
+        );
     }
     assert_eq!(proxy.pending().len(), 1);
     assert_eq!(proxy.rules_text(), RULES);
@@ -329,7 +339,11 @@ fn an_unanswered_request_is_denied_at_the_timeout_with_a_403_saying_how_to_allow
     let fetched = held.join().unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(fetched.status, 403, "{}", fetched.body);
-    for needle in ["ask timed out", "hh approvals allow ID", "hh rules add --rules"] {
+    for needle in [
+        "ask timed out",
+        "hh approvals allow ID",
+        "hh rules add --rules",
+    ] {
         assert!(fetched.body.contains(needle), "{needle}: {}", fetched.body);
     }
     assert!(proxy.pending().is_empty());
@@ -394,7 +408,10 @@ fn a_subscriber_hears_the_prompt_its_answer_and_the_decision() {
         ("standalone", "other.test")
     );
     assert_eq!(decision.decision, "allow");
-    assert_eq!(decision.rule.as_deref(), Some("ask: allowed once by a person"));
+    assert_eq!(
+        decision.rule.as_deref(),
+        Some("ask: allowed once by a person")
+    );
     assert_eq!(held.join().unwrap().status, 200);
 }
 
@@ -415,5 +432,9 @@ fn hh_approvals_exits_1_when_refused_and_2_without_a_proxy_or_with_bad_usage() {
         .output()
         .unwrap();
     assert_eq!(nobody.status.code(), Some(2), "{nobody:?}");
-    assert!(stderr(&nobody).contains("no hh agent answers"), "{}", stderr(&nobody));
+    assert!(
+        stderr(&nobody).contains("no hh agent answers"),
+        "{}",
+        stderr(&nobody)
+    );
 }

@@ -12,10 +12,7 @@ use std::{
     net::{SocketAddr, TcpStream as StdTcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{
-        Arc,
-        atomic::Ordering,
-    },
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -242,9 +239,7 @@ fn an_unknown_host_is_asked_and_denied_when_the_ask_times_out() {
     assert_eq!(fetched.status, 403, "{}", fetched.body);
     assert!(fetched.body.contains("ask timed out"), "{}", fetched.body);
     assert!(
-        fetched
-            .body
-            .contains("allow 'domain=unknown.test port="),
+        fetched.body.contains("allow 'domain=unknown.test port="),
         "{}",
         fetched.body
     );

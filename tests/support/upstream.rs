@@ -164,4 +164,3 @@ where
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
-

@@ -140,7 +140,9 @@ fn unexpected(reply: &Reply) -> ClientError {
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// One line per prompt: id, session, how many wait, seconds left, the request, the rule
@@ -166,7 +168,15 @@ fn table(pending: &[PendingApproval], now_ms: u64) -> String {
             ]
         })
         .collect();
-    let header = ["ID", "SESSION", "WAITING", "LEFT", "REQUEST", "FOREVER RULE"].map(String::from);
+    let header = [
+        "ID",
+        "SESSION",
+        "WAITING",
+        "LEFT",
+        "REQUEST",
+        "FOREVER RULE",
+    ]
+    .map(String::from);
     let mut widths = header.clone().map(|title| title.chars().count());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {

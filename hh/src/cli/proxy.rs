@@ -183,13 +183,19 @@ fn policy(files: &[PathBuf]) -> anyhow::Result<(PolicyFn, Option<RulesWrittenFn>
     // Only an approval "forever" (appending to the first file) reloads them.
     let reload = move || match load_layers(&files) {
         Ok(loaded) => {
-            *policy.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(loaded);
+            *policy
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(loaded);
         }
         Err(error) => tracing::warn!(error = %format!("{error:#}"), "cannot reload the rules"),
     };
     Ok((
         Arc::new(move || {
-            Arc::clone(&current.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+            Arc::clone(
+                &current
+                    .read()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            )
         }),
         Some(Arc::new(reload)),
     ))

@@ -29,8 +29,8 @@ use tokio::{
 use crate::{
     api::protocol::{Answer, Event, PendingApproval},
     rules::{
-        Action, DomainPattern, Layer, LayerRules, Policy, Request, Rule, RuleError,
-        Verdict, WEB_PORTS,
+        Action, DomainPattern, Layer, LayerRules, Policy, Request, Rule, RuleError, Verdict,
+        WEB_PORTS,
     },
 };
 
@@ -240,13 +240,12 @@ impl Approvals {
             id,
             done: false,
         };
-        let answered = match tokio::time::timeout_at(deadline, outcome.wait_for(Option::is_some))
-            .await
-        {
-            Ok(Ok(seen)) => seen.clone(),
-            // Timed out; or the sender is gone, which only a resolved prompt does.
-            _ => None,
-        };
+        let answered =
+            match tokio::time::timeout_at(deadline, outcome.wait_for(Option::is_some)).await {
+                Ok(Ok(seen)) => seen.clone(),
+                // Timed out; or the sender is gone, which only a resolved prompt does.
+                _ => None,
+            };
         waiter.done = true;
         if let Some(answer) = answered {
             return answer;
@@ -281,11 +280,17 @@ impl Approvals {
             Answer::DenyOnce => Outcome::Once(Action::Deny),
             Answer::AllowForever { rule } => {
                 let text = rule.unwrap_or_else(|| prompt.approval.suggested_rule.clone());
-                Outcome::Forever(Action::Allow, covering_rule(&prompt.question, Action::Allow, &text)?)
+                Outcome::Forever(
+                    Action::Allow,
+                    covering_rule(&prompt.question, Action::Allow, &text)?,
+                )
             }
             Answer::DenyForever { rule } => {
                 let text = rule.unwrap_or_else(|| prompt.approval.suggested_rule.clone());
-                Outcome::Forever(Action::Deny, covering_rule(&prompt.question, Action::Deny, &text)?)
+                Outcome::Forever(
+                    Action::Deny,
+                    covering_rule(&prompt.question, Action::Deny, &text)?,
+                )
             }
         };
         let label = outcome.describe();
@@ -334,9 +339,9 @@ impl Drop for Waiter<'_> {
 fn pending_approval(id: u64, question: &Question, timeout: Duration) -> PendingApproval {
     let request = &question.request;
     let deadline = SystemTime::now() + timeout;
-    let deadline_ms = deadline
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+    let deadline_ms = deadline.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    });
     PendingApproval {
         id,
         session: question.session.clone(),
@@ -473,9 +478,7 @@ mod tests {
         let (approvals, _events) = broker(1);
         let _held = spawn_ask(&approvals, question("s", "GET", "https://a.test/"));
         settle().await;
-        let outcome = approvals
-            .ask(question("s", "GET", "https://b.test/"))
-            .await;
+        let outcome = approvals.ask(question("s", "GET", "https://b.test/")).await;
         assert_eq!(outcome, Outcome::QueueFull);
         // Joining the prompt already there is not a new one, so it is never refused.
         let joined = spawn_ask(&approvals, question("s", "GET", "https://a.test/"));
@@ -516,7 +519,10 @@ mod tests {
         let held = spawn_ask(&approvals, question("s", "POST", "https://a.test:8443/up"));
         settle().await;
         let id = approvals.pending()[0].id;
-        assert_eq!(approvals.pending()[0].suggested_rule, "domain=a.test port=8443");
+        assert_eq!(
+            approvals.pending()[0].suggested_rule,
+            "domain=a.test port=8443"
+        );
         let refused = [
             ("domain=", "does not parse"),
             // An allow rule without `port` admits only 80 and 443.

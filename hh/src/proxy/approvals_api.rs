@@ -117,7 +117,9 @@ mod tests {
             outcome: "timed out".into(),
         };
         for (uid, allowed) in [(0, true), (1000, true), (1001, false)] {
-            let reply = service.handle(peer(uid), ClientRequest::ListApprovals {}).await;
+            let reply = service
+                .handle(peer(uid), ClientRequest::ListApprovals {})
+                .await;
             let answered = matches!(reply, Reply::Approvals { .. });
             assert_eq!(answered, allowed, "uid {uid}: {reply:?}");
             assert_eq!(service.may_see(&peer(uid), &event), allowed, "uid {uid}");

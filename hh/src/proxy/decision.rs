@@ -359,10 +359,9 @@ fn decide_with(policy: &Policy, request: &Request, opaque: bool) -> Option<Rulin
 /// Tells subscribers about one decision (the audit record minus byte counts). Nobody listening
 /// is fine.
 fn send_decision(events: &broadcast::Sender<Event>, record: &AuditRecord) {
-    let time_ms = record
-        .time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+    let time_ms = record.time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    });
     let decision = match record.decision {
         audit::Decision::Allow => "allow",
         audit::Decision::Deny => "deny",
@@ -441,7 +440,12 @@ mod tests {
     };
 
     fn engine(allow: &[&str], deny: &[&str]) -> DecisionEngine {
-        engine_with(allow, deny, PathBuf::from("rules.toml"), Duration::from_millis(10))
+        engine_with(
+            allow,
+            deny,
+            PathBuf::from("rules.toml"),
+            Duration::from_millis(10),
+        )
     }
 
     fn engine_with(
@@ -546,7 +550,10 @@ mod tests {
         assert!(ruling.allowed);
         assert_eq!(ruling.asked, Some(Asked::Forever));
         let rule = ruling.rule.unwrap();
-        assert_eq!((rule.index, rule.text.as_ref()), (1, "domain=b.test port=8443"));
+        assert_eq!(
+            (rule.index, rule.text.as_ref()),
+            (1, "domain=b.test port=8443")
+        );
         let after = std::fs::read_to_string(&file).unwrap();
         assert!(after.starts_with("# kept\n"), "{after}");
         assert!(after.contains("\"domain=x.test\""), "{after}");
