@@ -3,6 +3,7 @@
 
 use std::{
     convert::Infallible,
+    future::Future,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -48,7 +49,7 @@ pub fn start_upstream(names: &[&str]) -> Upstream {
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der().clone()], key)
         .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
 
     let hits = Arc::new(AtomicUsize::new(0));
@@ -84,7 +85,12 @@ pub fn start_upstream(names: &[&str]) -> Upstream {
                 let acceptor = acceptor.clone();
                 let (counter, gate) = (Arc::clone(&counter), Arc::clone(&gate));
                 tokio::spawn(async move {
-                    if let Ok(tls) = acceptor.accept(stream).await {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        serve_upstream_h2(tls, counter, gate).await;
+                    } else {
                         serve_upstream(tls, counter, gate).await;
                     }
                 });
@@ -118,26 +124,58 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-async fn serve_upstream<S>(stream: S, hits: Arc<AtomicUsize>, release: Arc<tokio::sync::Notify>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |request: Request<Incoming>| {
+/// What the upstream answers a request: `upstream saw METHOD PATH host=AUTHORITY[ body=N]`, the
+/// authority from Host or (HTTP/2) `:authority`; the `x-upstream-version` header says which HTTP
+/// version reached it. `/ok/stream` sends a second part once released; a WebSocket upgrade is
+/// accepted with `101` and echoes what it gets.
+fn upstream_service(
+    hits: Arc<AtomicUsize>,
+    release: Arc<tokio::sync::Notify>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ChannelBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<ChannelBody>, Infallible>> + Send,
+> + Clone {
+    service_fn(move |mut request: Request<Incoming>| {
         hits.fetch_add(1, Ordering::SeqCst);
         let host = request
             .headers()
             .get("host")
             .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let seen = format!(
-            "upstream saw {} {} host={host}",
-            request.method(),
-            request.uri()
-        );
+            .map(str::to_owned)
+            .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()))
+            .unwrap_or_default();
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |path| path.as_str());
+        let seen = format!("upstream saw {} {path} host={host}", request.method());
+        let version = format!("{:?}", request.version());
         let release = Arc::clone(&release);
         let streaming = request.uri().path() == "/ok/stream";
+        let websocket = request
+            .headers()
+            .get("upgrade")
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        let upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
         async move {
+            if let Some(upgrade) = upgrade {
+                tokio::spawn(async move {
+                    if let Ok(upgraded) = upgrade.await {
+                        let (mut read, mut write) = tokio::io::split(TokioIo::new(upgraded));
+                        let _ = tokio::io::copy(&mut read, &mut write).await;
+                    }
+                });
+                let (_, receiver) = tokio::sync::mpsc::channel(1);
+                let response = Response::builder()
+                    .status(101)
+                    .header("upgrade", "websocket")
+                    .header("connection", "upgrade")
+                    .body(ChannelBody(receiver))
+                    .unwrap();
+                return Ok::<_, Infallible>(response);
+            }
             let body = request
                 .into_body()
                 .collect()
@@ -157,10 +195,30 @@ where
                     let _ = sender.send(Bytes::from_static(b"second part\n")).await;
                 }
             });
-            Ok::<_, Infallible>(Response::new(ChannelBody(receiver)))
+            let response = Response::builder()
+                .header("x-upstream-version", version)
+                .body(ChannelBody(receiver))
+                .unwrap();
+            Ok::<_, Infallible>(response)
         }
-    });
+    })
+}
+
+async fn serve_upstream<S>(stream: S, hits: Arc<AtomicUsize>, release: Arc<tokio::sync::Notify>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(stream), upstream_service(hits, release))
+        .with_upgrades()
+        .await;
+}
+
+async fn serve_upstream_h2<S>(stream: S, hits: Arc<AtomicUsize>, release: Arc<tokio::sync::Notify>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), upstream_service(hits, release))
         .await;
 }
