@@ -631,3 +631,155 @@ fn a_missing_rules_file_stops_the_proxy_at_startup() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
+
+#[test]
+fn an_http2_client_gets_h2_and_the_request_reaches_the_upstream_over_h2() {
+    let proxy = start_proxy();
+    let url = format!("https://allowed.test:{}/ok/h2", proxy.upstream.tls_port);
+    for (flag, status_line) in [("--http2", "\nHTTP/2 200"), ("--http1.1", "\nHTTP/1.1 200")] {
+        // -D -: the heads (the CONNECT's and the response's) come before the body.
+        let fetched = curl(&proxy, &url, &[flag, "-D", "-"]);
+        assert_eq!(fetched.status, 200, "{flag}: {}", fetched.body);
+        assert!(
+            fetched.body.contains(status_line),
+            "{flag}: {}",
+            fetched.body
+        );
+        // Whatever the client speaks, the upstream (which offers h2) is reached over HTTP/2.
+        assert!(
+            fetched.body.contains("x-upstream-version: HTTP/2.0"),
+            "{flag}: {}",
+            fetched.body
+        );
+        let port = proxy.upstream.tls_port;
+        assert!(
+            fetched.body.contains(&format!(
+                "upstream saw GET /ok/h2 host=allowed.test:{port}\n"
+            )),
+            "{flag}: {}",
+            fetched.body
+        );
+    }
+}
+
+/// Opens a CONNECT tunnel to `connect_host` and speaks HTTP/2 in it (ALPN h2), trusting hh's CA.
+async fn h2_tunnel(
+    proxy: &Proxy,
+    connect_host: &str,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let port = proxy.upstream.tls_port;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let connect =
+        format!("CONNECT {connect_host}:{port} HTTP/1.1\r\nHost: {connect_host}:{port}\r\n\r\n");
+    stream.write_all(connect.as_bytes()).await.unwrap();
+    let mut established = [0u8; 39];
+    stream.read_exact(&mut established).await.unwrap();
+    assert_eq!(&established, b"HTTP/1.1 200 Connection Established\r\n\r\n");
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_pem = std::fs::read(proxy.state.join("ca.pem")).unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(&ca_pem).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let name = ServerName::try_from(connect_host.to_owned()).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+#[test]
+fn each_stream_of_one_http2_connection_is_checked_for_its_own_authority() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.tls_port;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut sender = h2_tunnel(&proxy, "allowed.test").await;
+        let mut get = async |uri: String| {
+            let request = hyper::Request::get(uri)
+                .body(http_body_util::Empty::new())
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            let status = response.status().as_u16();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        };
+        let (status, body) = get(format!("https://allowed.test:{port}/ok/first")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            format!("upstream saw GET /ok/first host=allowed.test:{port}\n")
+        );
+        // The same connection reused for another authority (connection coalescing): 421, even
+        // though a rule would allow mixed.test.
+        let (status, body) = get(format!("https://mixed.test:{port}/ok/second")).await;
+        assert_eq!(status, 421, "{body}");
+        assert!(body.contains("mixed.test"), "{body}");
+        // A denied path on the right authority is denied by its rule, stream by stream.
+        let (status, body) = get(format!("https://allowed.test:{port}/secret/third")).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("denylist[1]"), "{body}");
+    });
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
+}
+
+/// Sends a WebSocket upgrade for `path` through a tunnel to allowed.test; the response head.
+fn websocket_upgrade(tls: &mut TlsClient, port: u16, path: &str) -> String {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: allowed.test:{port}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).unwrap();
+    String::from_utf8_lossy(&read_until(tls, "\r\n\r\n")).into_owned()
+}
+
+#[test]
+fn an_allowed_websocket_upgrade_is_relayed_both_ways() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.tls_port;
+    let mut tls = tunnel(&proxy, "allowed.test", "allowed.test");
+    let head = websocket_upgrade(&mut tls, port, "/ok/ws");
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
+    // The upstream echoes: bytes cross the proxy both ways after the switch.
+    tls.write_all(b"\x81\x04ping").unwrap();
+    read_until(&mut tls, "ping");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_websocket_upgrade_the_policy_denies_never_reaches_the_upstream() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.tls_port;
+    let mut tls = tunnel(&proxy, "allowed.test", "allowed.test");
+    let head = websocket_upgrade(&mut tls, port, "/secret/ws");
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}

@@ -234,10 +234,11 @@ async fn forward(
             .map_err(|_| Failure::Target)?;
         parts.headers.remove(header::HOST);
         parts.version = Version::HTTP_2;
-        let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .handshake::<_, Metered<Incoming>>(TokioIo::new(tls))
-            .await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake::<_, Metered<Incoming>>(TokioIo::new(tls))
+                .await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "upstream h2 connection ended with an error");
