@@ -438,3 +438,43 @@ fn hh_approvals_exits_1_when_refused_and_2_without_a_proxy_or_with_bad_usage() {
         stderr(&nobody)
     );
 }
+
+#[test]
+fn a_raw_tcp_connection_is_asked_without_method_or_path_and_spliced_once_allowed() {
+    use std::io::{Read as _, Write as _};
+    let proxy = start_proxy(20);
+    let port = proxy.upstream.http_port;
+    let addr = proxy.addr;
+    let held = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let connect = format!("CONNECT unknown.test:{port} HTTP/1.1\r\nHost: unknown.test\r\n\r\n");
+        stream.write_all(connect.as_bytes()).unwrap();
+        let mut established = [0u8; 39];
+        stream.read_exact(&mut established).unwrap();
+        // Not TLS: the tunnel carries raw bytes, decided as a connection to host and port.
+        let request = "GET /raw HTTP/1.1\r\nHost: unknown.test\r\nConnection: close\r\n\r\n";
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    });
+    let pending = proxy.pending_when(|pending| !pending.is_empty());
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["method"], Value::Null);
+    assert_eq!(pending[0]["path"], Value::Null);
+    assert_eq!(pending[0]["port"], port);
+    let listed = proxy.approvals(&[]);
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        table.contains(&format!("TCP unknown.test:{port}")),
+        "{table}"
+    );
+    let id = pending[0]["id"].to_string();
+    let answered = proxy.approvals(&["allow", &id]);
+    assert_eq!(answered.status.code(), Some(0), "{}", stderr(&answered));
+    let answer = held.join().unwrap();
+    assert!(answer.contains("upstream saw GET /raw"), "{answer}");
+}
