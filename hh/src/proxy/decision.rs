@@ -93,6 +93,7 @@ impl Ruling {
         }
         let verb = if self.allowed { "allowed" } else { "denied" };
         self.asked.as_ref().map(|asked| match asked {
+            // `Forever` always comes with the rule it added, printed above.
             Asked::Once | Asked::Forever => format!("ask: {verb} once by a person"),
             Asked::TimedOut => "ask: timed out".into(),
             Asked::QueueFull => "ask: too many pending approvals".into(),
@@ -111,6 +112,19 @@ impl Ruling {
                     .is_some_and(|rule| rule.named_ips.contains(&ip))
             })
     }
+}
+
+/// Why a rule answered "forever" did not take effect.
+#[derive(Debug, thiserror::Error)]
+enum PersistError {
+    #[error("cannot append it: {0}")]
+    Append(#[source] store::StoreError),
+    #[error("appended, but the file no longer loads: {0}")]
+    Reread(#[source] store::StoreError),
+    #[error("the rules writer failed: {0}")]
+    Writer(#[source] tokio::task::JoinError),
+    #[error("appended, but {file} no longer decides the request (edited meanwhile?)")]
+    Lost { file: String },
 }
 
 /// What a [`DecisionEngine`] is made of.
@@ -191,13 +205,13 @@ impl DecisionEngine {
             Outcome::Forever(action, rule) => {
                 match self.persist(action, rule, request, opaque).await {
                     Ok(ruling) => ruling,
-                    Err(why) => {
+                    Err(error) => {
                         tracing::error!(
                             file = %self.rules_file.display(),
-                            %why,
+                            %error,
                             "cannot save the rule a person answered; denied"
                         );
-                        Ruling::asked(false, Asked::NotSaved(why))
+                        Ruling::asked(false, Asked::NotSaved(error.to_string()))
                     }
                 }
             }
@@ -214,19 +228,18 @@ impl DecisionEngine {
         rule: Rule,
         request: &Request,
         opaque: bool,
-    ) -> Result<Ruling, String> {
+    ) -> Result<Ruling, PersistError> {
         let file = self.rules_file.clone();
         let request = request.clone();
         let decided = tokio::task::spawn_blocking(move || {
-            store::append_rule(&file, action, &rule).map_err(|error| error.to_string())?;
+            store::append_rule(&file, action, &rule).map_err(PersistError::Append)?;
             let layer = store::load_rules(&file)
-                .map_err(|error| error.to_string())?
+                .map_err(PersistError::Reread)?
                 .into_layer(Layer::Workspace, &file.display().to_string());
-            let policy = Policy::new(vec![layer]);
-            Ok::<_, String>(decide_with(&policy, &request, opaque))
+            Ok(decide_with(&Policy::new(vec![layer]), &request, opaque))
         })
         .await
-        .map_err(|error| format!("the rules writer failed: {error}"))??;
+        .map_err(PersistError::Writer)??;
         if let Some(written) = &self.on_rules_written {
             written();
         }
@@ -237,10 +250,9 @@ impl DecisionEngine {
             }
             // The rule was checked to cover the request; a file edited at that very moment
             // could still lose it.
-            None => Err(format!(
-                "after the append, {} no longer decides the request",
-                self.rules_file.display()
-            )),
+            None => Err(PersistError::Lost {
+                file: self.rules_file.display().to_string(),
+            }),
         }
     }
 
