@@ -57,7 +57,7 @@ pub struct Options {
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
     /// How long an unknown request waits for an answer before it is denied.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub ask_timeout: u64,
     /// Resolve NAME to IP instead of asking the system resolver (tests); repeatable.
     #[arg(long = "resolve", value_name = "NAME=IP")]

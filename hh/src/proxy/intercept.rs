@@ -224,7 +224,7 @@ async fn forward(
         .path_and_query()
         .map_or("/", |path| path.as_str())
         .to_owned();
-    let response = if upstream_h2 {
+    if upstream_h2 {
         // HTTP/2 carries the authority in the URI, not in Host (RFC 9113 §8.3.1).
         parts.uri = Uri::builder()
             .scheme("https")
@@ -234,20 +234,6 @@ async fn forward(
             .map_err(|_| Failure::Target)?;
         parts.headers.remove(header::HOST);
         parts.version = Version::HTTP_2;
-        let (mut sender, connection) =
-            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .handshake::<_, Metered<Incoming>>(TokioIo::new(tls))
-                .await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "upstream h2 connection ended with an error");
-            }
-        });
-        let sent = sender.send_request(HttpRequest::from_parts(parts, body));
-        tokio::time::timeout(proxy.idle_timeout, sent)
-            .await
-            .map_err(|_| Failure::Timeout)??
     } else {
         // Origin form upstream; the authority travels in Host, which an HTTP/2 client did not
         // send.
@@ -263,19 +249,19 @@ async fn forward(
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake::<_, Metered<Incoming>>(TokioIo::new(tls))
-                .await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.with_upgrades().await {
-                tracing::debug!(%error, "upstream connection ended with an error");
-            }
-        });
-        let sent = sender.send_request(HttpRequest::from_parts(parts, body));
-        tokio::time::timeout(proxy.idle_timeout, sent)
-            .await
-            .map_err(|_| Failure::Timeout)??
+    }
+    let request = HttpRequest::from_parts(parts, body);
+    let io = TokioIo::new(tls);
+    let exchange = async {
+        if upstream_h2 {
+            send_h2(io, request).await
+        } else {
+            send_http1(io, request).await
+        }
     };
+    let response = tokio::time::timeout(proxy.idle_timeout, exchange)
+        .await
+        .map_err(|_| Failure::Timeout)??;
     if let Some(client_upgrade) = client_upgrade
         && response.status() == StatusCode::SWITCHING_PROTOCOLS
     {
@@ -287,6 +273,39 @@ async fn forward(
     let down = Arc::clone(&ticket.down);
     let body = Metered::new(body, down, proxy.idle_timeout, Some(ticket));
     Ok(Response::from_parts(parts, Either::Left(body)))
+}
+
+type UpstreamIo = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// One request on a new HTTP/2 connection; the connection is driven on its own task.
+async fn send_h2(
+    io: UpstreamIo,
+    request: HttpRequest<Metered<Incoming>>,
+) -> Result<Response<Incoming>, hyper::Error> {
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(io)
+        .await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "upstream h2 connection ended with an error");
+        }
+    });
+    sender.send_request(request).await
+}
+
+/// One request on a new HTTP/1.1 connection, which may switch protocols (WebSocket).
+async fn send_http1(
+    io: UpstreamIo,
+    request: HttpRequest<Metered<Incoming>>,
+) -> Result<Response<Incoming>, hyper::Error> {
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.with_upgrades().await {
+            tracing::debug!(%error, "upstream connection ended with an error");
+        }
+    });
+    sender.send_request(request).await
 }
 
 /// An HTTP/1.1 request asking to switch to WebSocket (RFC 6455 §4.1).
