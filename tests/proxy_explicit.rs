@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::upstream::{Upstream, start_upstream};
+use support::upstream::{Upstream, start_upstream, start_upstream_offering};
 
 /// Every name a test uses, and the addresses `--resolve` pins them to.
 const RESOLVE: [(&str, &str); 7] = [
@@ -53,7 +53,10 @@ fn start_proxy() -> Proxy {
 /// whatever rule allowed the request.
 fn start_proxy_with(dial_grant: bool) -> Proxy {
     let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
-    let upstream = start_upstream(&names);
+    start_proxy_for(start_upstream(&names), dial_grant)
+}
+
+fn start_proxy_for(upstream: Upstream, dial_grant: bool) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let (tls, http) = (upstream.tls_port, upstream.http_port);
     let rules = dir.path().join("rules.toml");
@@ -703,6 +706,37 @@ async fn h2_tunnel(
     .unwrap();
     tokio::spawn(connection);
     sender
+}
+
+#[test]
+fn an_http2_client_reaches_an_http1_only_upstream_with_the_authority_in_host() {
+    let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
+    let proxy = start_proxy_for(start_upstream_offering(&names, &[b"http/1.1"]), true);
+    let port = proxy.upstream.tls_port;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (version, body) = runtime.block_on(async {
+        let mut sender = h2_tunnel(&proxy, "allowed.test").await;
+        let request = hyper::Request::get(format!("https://allowed.test:{port}/ok/down"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let version = response.headers()["x-upstream-version"].clone();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (version, String::from_utf8_lossy(&body).into_owned())
+    });
+    assert_eq!(version, "HTTP/1.1");
+    // The client sent no Host (HTTP/2 has `:authority`); the proxy wrote one from the checked name.
+    assert_eq!(
+        body,
+        format!("upstream saw GET /ok/down host=allowed.test:{port}\n")
+    );
 }
 
 #[test]

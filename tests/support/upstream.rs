@@ -30,6 +30,11 @@ pub struct Upstream {
 
 /// Starts the upstreams on their own thread; the TLS leaf names every one of `names`.
 pub fn start_upstream(names: &[&str]) -> Upstream {
+    start_upstream_offering(names, &[b"h2", b"http/1.1"])
+}
+
+/// [`start_upstream`] whose TLS port offers only `alpn` (e.g. `http/1.1` alone).
+pub fn start_upstream_offering(names: &[&str], alpn: &[&[u8]]) -> Upstream {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -49,7 +54,7 @@ pub fn start_upstream(names: &[&str]) -> Upstream {
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der().clone()], key)
         .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
 
     let hits = Arc::new(AtomicUsize::new(0));
