@@ -53,10 +53,11 @@ fn start_proxy() -> Proxy {
 /// whatever rule allowed the request.
 fn start_proxy_with(dial_grant: bool) -> Proxy {
     let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
-    start_proxy_for(start_upstream(&names), dial_grant)
+    start_proxy_for(start_upstream(&names), dial_grant, &[])
 }
 
-fn start_proxy_for(upstream: Upstream, dial_grant: bool) -> Proxy {
+/// `hh proxy` for `upstream`, with `extra` arguments.
+fn start_proxy_for(upstream: Upstream, dial_grant: bool, extra: &[&str]) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let (tls, http) = (upstream.tls_port, upstream.http_port);
     let rules = dir.path().join("rules.toml");
@@ -85,6 +86,7 @@ fn start_proxy_for(upstream: Upstream, dial_grant: bool) -> Proxy {
     if dial_grant {
         command.args(["--dial-grant", "127.0.0.1/32"]);
     }
+    command.args(extra);
     for (name, ip) in RESOLVE {
         command.arg("--resolve").arg(format!("{name}={ip}"));
     }
@@ -711,7 +713,7 @@ async fn h2_tunnel(
 #[test]
 fn an_http2_client_reaches_an_http1_only_upstream_with_the_authority_in_host() {
     let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
-    let proxy = start_proxy_for(start_upstream_offering(&names, &[b"http/1.1"]), true);
+    let proxy = start_proxy_for(start_upstream_offering(&names, &[b"http/1.1"]), true, &[]);
     let port = proxy.upstream.tls_port;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -816,4 +818,34 @@ fn a_websocket_upgrade_the_policy_denies_never_reaches_the_upstream() {
     let head = websocket_upgrade(&mut tls, port, "/secret/ws");
     assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
     assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
+    let proxy = start_proxy_for(start_upstream(&names), true, &["--idle-timeout", "1"]);
+    let port = proxy.upstream.tls_port;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut sender = h2_tunnel(&proxy, "allowed.test").await;
+        let request = hyper::Request::get(format!("https://allowed.test:{port}/ok/idle"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        drop(response);
+        assert!(!sender.is_closed());
+        let started = Instant::now();
+        while !sender.is_closed() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the idle connection is still open"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(500));
+    });
 }

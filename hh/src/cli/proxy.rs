@@ -67,6 +67,10 @@ pub struct Options {
     /// (`domain=10.0.0.5`) already grants that address to requests for that literal.
     #[arg(long = "dial-grant", value_name = "CIDR")]
     pub dial_grant: Vec<IpCidr>,
+    /// How long a client or upstream may stay silent (a request head, a body, a tunnel, an idle
+    /// kept-alive or HTTP/2 connection) before the proxy closes it.
+    #[arg(long, value_name = "SECS", default_value_t = IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
     /// Serve approvals on this unix socket (for `hh approvals` with HH_AGENT_SOCKET=PATH).
     #[arg(long = "api-socket", value_name = "PATH")]
     pub api_socket: Option<PathBuf>,
@@ -133,7 +137,7 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
         upstream,
         leaves: LeafCache::new(Arc::new(ca), DEFAULT_CAPACITY),
         limits: Limits::default(),
-        idle_timeout: IDLE_TIMEOUT,
+        idle_timeout: Duration::from_secs(options.idle_timeout),
     });
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await

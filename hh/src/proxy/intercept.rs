@@ -20,7 +20,7 @@
 //! the two connections are spliced. Other upgrades are hop-by-hop and stripped, so the upstream
 //! answers as to a plain request.
 
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
@@ -40,6 +40,7 @@ use super::{
     decision::Ticket,
     explicit::Proxy,
     http1::{END_TO_END, HOP_BY_HOP},
+    idle::{Activity, serve_until_idle},
     relay::splice,
     upstream::{DialError, Offer},
 };
@@ -96,15 +97,22 @@ pub async fn serve_tunnel(proxy: Arc<Proxy>, client: TcpStream, host: Host, port
         async move { Ok::<_, Infallible>(handle(&proxy, &host, port, request).await) }
     });
     let served = if h2 {
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        let activity = Activity::new();
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .max_concurrent_streams(MAX_STREAMS)
             .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
-            // A peer that stops answering pings is gone; the connection is closed.
-            .keep_alive_interval(Some(idle))
-            .keep_alive_timeout(idle)
-            .serve_connection(TokioIo::new(tls), service)
-            .await
+            .serve_connection(TokioIo::new(activity.watch(tls)), service);
+        let shutdown = |connection: Pin<&mut _>| {
+            hyper::server::conn::http2::Connection::graceful_shutdown(connection);
+        };
+        match serve_until_idle(connection, shutdown, &activity, idle).await {
+            Some(served) => served,
+            None => {
+                tracing::debug!("idle HTTP/2 connection did not close in time; dropped");
+                Ok(())
+            }
+        }
     } else {
         hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())

@@ -9,6 +9,7 @@
 //! - [`intercept`]: TLS termination inside a tunnel and per-request decisions there.
 //! - [`upstream`]: resolve, SSRF-check and dial upstreams; verify their certificates.
 //! - [`relay`]: copying bytes between sockets with an idle bound.
+//! - [`idle`]: an idle bound for connections hyper drives (HTTP/2 to the client).
 //! - [`body`]: HTTP bodies streamed through, counted, with an idle bound.
 
 pub mod approvals;
@@ -17,6 +18,7 @@ pub mod body;
 pub mod decision;
 pub mod explicit;
 pub mod http1;
+pub mod idle;
 pub mod intercept;
 pub mod relay;
 pub mod ssrf;
