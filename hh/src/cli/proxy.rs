@@ -51,6 +51,7 @@ pub struct Options {
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
     /// A rules file (harness-rules.toml); repeat for several. One file is reloaded when it changes.
+    /// An approval "forever" appends to the first.
     #[arg(long = "rules", value_name = "FILE", required = true)]
     pub rules: Vec<PathBuf>,
     /// Where the CA (ca.pem, ca.key) and the audit log (audit.jsonl) live.

@@ -34,7 +34,7 @@ use crate::{
     },
 };
 
-/// How many distinct prompts may wait at once unless told otherwise.
+/// How many distinct prompts of one session may wait at once unless told otherwise.
 pub const DEFAULT_CAPACITY: usize = 64;
 
 /// A request no rule decided, as it is put to a person.
@@ -201,7 +201,13 @@ impl Approvals {
                 drop(state);
                 self.emit(event);
                 joined
-            } else if state.prompts.len() >= self.capacity {
+            } else if state
+                .prompts
+                .values()
+                .filter(|prompt| prompt.question.session == question.session)
+                .count()
+                >= self.capacity
+            {
                 drop(state);
                 tracing::warn!(
                     session = %question.session,
@@ -474,12 +480,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_distinct_question_past_capacity_is_denied_at_once() {
+    async fn a_distinct_question_past_the_session_capacity_is_denied_at_once() {
         let (approvals, _events) = broker(1);
         let _held = spawn_ask(&approvals, question("s", "GET", "https://a.test/"));
         settle().await;
         let outcome = approvals.ask(question("s", "GET", "https://b.test/")).await;
         assert_eq!(outcome, Outcome::QueueFull);
+        // The bound is per session: another session's question is still asked.
+        let _other = spawn_ask(&approvals, question("t", "GET", "https://b.test/"));
+        settle().await;
+        assert_eq!(approvals.pending().len(), 2);
         // Joining the prompt already there is not a new one, so it is never refused.
         let joined = spawn_ask(&approvals, question("s", "GET", "https://a.test/"));
         settle().await;
