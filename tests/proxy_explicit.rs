@@ -849,3 +849,17 @@ fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
         assert!(started.elapsed() >= Duration::from_millis(500));
     });
 }
+
+#[test]
+fn an_upstream_switching_protocols_unasked_gets_the_client_a_502() {
+    let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
+    let proxy = start_proxy_for(start_upstream_offering(&names, &[b"http/1.1"]), true, &[]);
+    let url = format!("https://allowed.test:{}/ok/switch", proxy.upstream.tls_port);
+    let fetched = curl(&proxy, &url, &[]);
+    assert_eq!(fetched.status, 502, "{}", fetched.body);
+    assert!(
+        fetched.body.contains("switched protocols although"),
+        "{}",
+        fetched.body
+    );
+}

@@ -131,8 +131,8 @@ impl hyper::body::Body for ChannelBody {
 
 /// What the upstream answers a request: `upstream saw METHOD PATH host=AUTHORITY[ body=N]`, the
 /// authority from Host or (HTTP/2) `:authority`; the `x-upstream-version` header says which HTTP
-/// version reached it. `/ok/stream` sends a second part once released; a WebSocket upgrade is
-/// accepted with `101` and echoes what it gets.
+/// version reached it. `/ok/stream` sends a second part once released; a WebSocket upgrade (and
+/// any request to `/ok/switch`) is answered with `101` and echoes what it gets.
 fn upstream_service(
     hits: Arc<AtomicUsize>,
     release: Arc<tokio::sync::Notify>,
@@ -159,10 +159,12 @@ fn upstream_service(
         let version = format!("{:?}", request.version());
         let release = Arc::clone(&release);
         let streaming = request.uri().path() == "/ok/stream";
-        let websocket = request
-            .headers()
-            .get("upgrade")
-            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        // `/ok/switch` switches protocols even when not asked to (a misbehaving upstream).
+        let websocket = request.uri().path() == "/ok/switch"
+            || request
+                .headers()
+                .get("upgrade")
+                .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
         let upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
         async move {
             if let Some(upgrade) = upgrade {

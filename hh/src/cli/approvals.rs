@@ -120,9 +120,11 @@ async fn send_answer(client: &mut Client, id: u64, answer: Answer) -> Result<(),
 }
 
 fn describe_answer(answer: &Answer) -> String {
+    // The proxy appends the rule before the request goes on; should that fail, the request is
+    // denied and its 403 and the proxy's log say why.
     let forever = |verb: &str, rule: &Option<String>| match rule {
-        Some(rule) => format!("{verb} forever (rule `{rule}` added)"),
-        None => format!("{verb} forever (suggested rule added)"),
+        Some(rule) => format!("{verb} forever; the proxy appends `{rule}` to its rules file"),
+        None => format!("{verb} forever; the proxy appends the suggested rule to its rules file"),
     };
     match answer {
         Answer::AllowOnce => "allowed once".into(),

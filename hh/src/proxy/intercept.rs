@@ -191,6 +191,8 @@ enum Failure {
     Timeout,
     #[error("the request target cannot be sent upstream")]
     Target,
+    #[error("the upstream switched protocols although the request did not ask it to")]
+    UnaskedSwitch,
 }
 
 async fn forward(
@@ -270,10 +272,12 @@ async fn forward(
     let response = tokio::time::timeout(proxy.idle_timeout, exchange)
         .await
         .map_err(|_| Failure::Timeout)??;
-    if let Some(client_upgrade) = client_upgrade
-        && response.status() == StatusCode::SWITCHING_PROTOCOLS
-    {
-        return Ok(switch_protocols(proxy, response, client_upgrade, ticket));
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return match client_upgrade {
+            Some(client_upgrade) => Ok(switch_protocols(proxy, response, client_upgrade, ticket)),
+            // Bytes after an unasked switch would pass no request check.
+            None => Err(Failure::UnaskedSwitch),
+        };
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
