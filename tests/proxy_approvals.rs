@@ -272,6 +272,43 @@ fn deny_once_answers_403_and_leaves_the_rules_file_alone() {
 }
 
 #[test]
+fn deny_forever_saves_a_deny_rule_that_then_answers_at_once() {
+    let proxy = start_proxy(20);
+    let held = proxy.fetch(proxy.url("unknown.test", "/a"));
+    let id = proxy.one_prompt();
+    let answered = proxy.approvals(&["deny", &id, "--forever"]);
+    assert_eq!(answered.status.code(), Some(0), "{}", stderr(&answered));
+    let fetched = held.join().unwrap();
+    assert_eq!(fetched.status, 403, "{}", fetched.body);
+    let port = proxy.upstream.tls_port;
+    let rule = format!("denylist[0]: domain=unknown.test port={port}");
+    assert!(fetched.body.contains(&rule), "{}", fetched.body);
+    assert!(
+        proxy
+            .rules_text()
+            .contains(&format!("denylist = [\"domain=unknown.test port={port}\"]")),
+        "{}",
+        proxy.rules_text()
+    );
+    // The saved rule covers the whole host and port: the next CONNECT is refused with its 403
+    // before any tunnel, and nobody is asked (nobody would answer).
+    use std::io::{Read as _, Write as _};
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(proxy.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let connect = format!("CONNECT unknown.test:{port} HTTP/1.1\r\nHost: unknown.test\r\n\r\n");
+    stream.write_all(connect.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+    assert!(answer.contains(&rule), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
 fn two_identical_requests_share_one_prompt_and_one_answer_releases_both() {
     let proxy = start_proxy(20);
     let url = proxy.url("unknown.test", "/same");

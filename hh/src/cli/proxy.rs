@@ -70,7 +70,12 @@ pub struct Options {
     pub dial_grant: Vec<IpCidr>,
     /// How long a client or upstream may stay silent (a request head, a body, a tunnel, an idle
     /// kept-alive or HTTP/2 connection) before the proxy closes it.
-    #[arg(long, value_name = "SECS", default_value_t = IDLE_TIMEOUT.as_secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = IDLE_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub idle_timeout: u64,
     /// Serve approvals on this unix socket (for `hh approvals` with HH_AGENT_SOCKET=PATH).
     #[arg(long = "api-socket", value_name = "PATH")]
