@@ -179,6 +179,8 @@ impl Approvals {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Sends `event`. Callers hold the state lock, so subscribers hear a prompt's events in the
+    /// order its state changed (never a stale `waiting` after its resolution).
     fn emit(&self, event: Event) {
         // No subscriber is not an error: the standalone proxy often runs with none.
         let _ = self.events.send(event);
@@ -196,11 +198,8 @@ impl Approvals {
                 && let Some(prompt) = state.prompts.get_mut(&id)
             {
                 prompt.approval.waiting = prompt.approval.waiting.saturating_add(1);
-                let event = Event::ApprovalPending(prompt.approval.clone());
-                let joined = (id, prompt.deadline, prompt.outcome.subscribe());
-                drop(state);
-                self.emit(event);
-                joined
+                self.emit(Event::ApprovalPending(prompt.approval.clone()));
+                (id, prompt.deadline, prompt.outcome.subscribe())
             } else if state
                 .prompts
                 .values()
@@ -223,7 +222,7 @@ impl Approvals {
                 let deadline = Instant::now() + self.timeout;
                 let approval = pending_approval(id, &question, self.timeout);
                 let (sender, receiver) = watch::channel(None);
-                let event = Event::ApprovalPending(approval.clone());
+                self.emit(Event::ApprovalPending(approval.clone()));
                 state.by_key.insert(key, id);
                 state.prompts.insert(
                     id,
@@ -234,8 +233,6 @@ impl Approvals {
                         outcome: sender,
                     },
                 );
-                drop(state);
-                self.emit(event);
                 (id, deadline, receiver)
             }
         };
@@ -320,9 +317,7 @@ impl Approvals {
             let withdrawn = Outcome::Once(Action::Deny);
             let _ = state.resolve(&self.events, id, withdrawn, "withdrawn".into());
         } else {
-            let event = Event::ApprovalPending(prompt.approval.clone());
-            drop(state);
-            self.emit(event);
+            self.emit(Event::ApprovalPending(prompt.approval.clone()));
         }
     }
 }
