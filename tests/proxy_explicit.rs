@@ -8,25 +8,15 @@
 mod support;
 
 use std::{
-    convert::Infallible,
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{SocketAddr, TcpStream as StdTcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
-use http_body_util::BodyExt as _;
-use hyper::{Request, Response, body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::TcpListener;
+use support::upstream::{Upstream, start_upstream, start_upstream_offering};
 
 /// Every name a test uses, and the addresses `--resolve` pins them to.
 const RESOLVE: [(&str, &str); 7] = [
@@ -38,153 +28,6 @@ const RESOLVE: [(&str, &str); 7] = [
     ("raw.test", "127.0.0.1"),
     ("meta.test", "169.254.169.254"),
 ];
-
-/// The local upstreams: one HTTPS and one plain-HTTP port, and how many requests reached them.
-struct Upstream {
-    tls_port: u16,
-    http_port: u16,
-    hits: Arc<AtomicUsize>,
-    /// Lets a `/ok/stream` response send its second part.
-    release: Arc<tokio::sync::Notify>,
-    ca_pem: String,
-}
-
-fn start_upstream() -> Upstream {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let names: Vec<String> = RESOLVE.iter().map(|(name, _)| (*name).to_owned()).collect();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(names)
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-
-    let hits = Arc::new(AtomicUsize::new(0));
-    let release = Arc::new(tokio::sync::Notify::new());
-    let (ports_tx, ports_rx) = std::sync::mpsc::channel();
-    let counter = Arc::clone(&hits);
-    let gate = Arc::clone(&release);
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let tls_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            ports_tx
-                .send((
-                    tls_listener.local_addr().unwrap().port(),
-                    http_listener.local_addr().unwrap().port(),
-                ))
-                .unwrap();
-            let plain_counter = Arc::clone(&counter);
-            let plain_gate = Arc::clone(&gate);
-            tokio::spawn(async move {
-                loop {
-                    let (stream, _) = http_listener.accept().await.unwrap();
-                    let (counter, gate) = (Arc::clone(&plain_counter), Arc::clone(&plain_gate));
-                    tokio::spawn(serve_upstream(stream, counter, gate));
-                }
-            });
-            loop {
-                let (stream, _) = tls_listener.accept().await.unwrap();
-                let acceptor = acceptor.clone();
-                let (counter, gate) = (Arc::clone(&counter), Arc::clone(&gate));
-                tokio::spawn(async move {
-                    if let Ok(tls) = acceptor.accept(stream).await {
-                        serve_upstream(tls, counter, gate).await;
-                    }
-                });
-            }
-        });
-    });
-    let (tls_port, http_port) = ports_rx.recv().unwrap();
-    Upstream {
-        tls_port,
-        http_port,
-        hits,
-        release,
-        ca_pem: ca_cert.pem(),
-    }
-}
-
-/// A response body fed chunk by chunk from a channel, so a test controls when each part leaves.
-struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|chunk| Ok(hyper::body::Frame::data(chunk))))
-    }
-}
-
-async fn serve_upstream<S>(stream: S, hits: Arc<AtomicUsize>, release: Arc<tokio::sync::Notify>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |request: Request<Incoming>| {
-        hits.fetch_add(1, Ordering::SeqCst);
-        let host = request
-            .headers()
-            .get("host")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let seen = format!(
-            "upstream saw {} {} host={host}",
-            request.method(),
-            request.uri()
-        );
-        let release = Arc::clone(&release);
-        let streaming = request.uri().path() == "/ok/stream";
-        async move {
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .map(|body| body.to_bytes());
-            let reply = match body {
-                Ok(body) if body.is_empty() => format!("{seen}\n"),
-                Ok(body) => format!("{seen} body={}\n", body.len()),
-                Err(error) => format!("{seen} body error: {error}\n"),
-            };
-            let (sender, receiver) = tokio::sync::mpsc::channel(1);
-            tokio::spawn(async move {
-                let _ = sender.send(Bytes::from(reply)).await;
-                if streaming {
-                    // The rest comes only once the client has read the first part.
-                    release.notified().await;
-                    let _ = sender.send(Bytes::from_static(b"second part\n")).await;
-                }
-            });
-            Ok::<_, Infallible>(Response::new(ChannelBody(receiver)))
-        }
-    });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
-}
 
 /// A running `hh proxy`, killed on drop.
 struct Proxy {
@@ -209,7 +52,12 @@ fn start_proxy() -> Proxy {
 /// `dial_grant`: whether `--dial-grant 127.0.0.1/32` lets the proxy dial the loopback upstreams
 /// whatever rule allowed the request.
 fn start_proxy_with(dial_grant: bool) -> Proxy {
-    let upstream = start_upstream();
+    let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
+    start_proxy_for(start_upstream(&names), dial_grant, &[])
+}
+
+/// `hh proxy` for `upstream`, with `extra` arguments.
+fn start_proxy_for(upstream: Upstream, dial_grant: bool, extra: &[&str]) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let (tls, http) = (upstream.tls_port, upstream.http_port);
     let rules = dir.path().join("rules.toml");
@@ -238,6 +86,7 @@ fn start_proxy_with(dial_grant: bool) -> Proxy {
     if dial_grant {
         command.args(["--dial-grant", "127.0.0.1/32"]);
     }
+    command.args(extra);
     for (name, ip) in RESOLVE {
         command.arg("--resolve").arg(format!("{name}={ip}"));
     }
@@ -395,9 +244,7 @@ fn an_unknown_host_is_asked_and_denied_when_the_ask_times_out() {
     assert_eq!(fetched.status, 403, "{}", fetched.body);
     assert!(fetched.body.contains("ask timed out"), "{}", fetched.body);
     assert!(
-        fetched
-            .body
-            .contains("allow 'method=GET domain=unknown.test path=/anything port="),
+        fetched.body.contains("allow 'domain=unknown.test port="),
         "{}",
         fetched.body
     );
@@ -788,4 +635,231 @@ fn a_missing_rules_file_stops_the_proxy_at_startup() {
     assert_eq!(output.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("does not exist"), "{stderr}");
+}
+
+#[test]
+fn an_http2_client_gets_h2_and_the_request_reaches_the_upstream_over_h2() {
+    let proxy = start_proxy();
+    let url = format!("https://allowed.test:{}/ok/h2", proxy.upstream.tls_port);
+    for (flag, status_line) in [("--http2", "\nHTTP/2 200"), ("--http1.1", "\nHTTP/1.1 200")] {
+        // -D -: the heads (the CONNECT's and the response's) come before the body.
+        let fetched = curl(&proxy, &url, &[flag, "-D", "-"]);
+        assert_eq!(fetched.status, 200, "{flag}: {}", fetched.body);
+        assert!(
+            fetched.body.contains(status_line),
+            "{flag}: {}",
+            fetched.body
+        );
+        // Whatever the client speaks, the upstream (which offers h2) is reached over HTTP/2.
+        assert!(
+            fetched.body.contains("x-upstream-version: HTTP/2.0"),
+            "{flag}: {}",
+            fetched.body
+        );
+        let port = proxy.upstream.tls_port;
+        assert!(
+            fetched.body.contains(&format!(
+                "upstream saw GET /ok/h2 host=allowed.test:{port}\n"
+            )),
+            "{flag}: {}",
+            fetched.body
+        );
+    }
+}
+
+/// Opens a CONNECT tunnel to `connect_host` and speaks HTTP/2 in it (ALPN h2), trusting hh's CA.
+async fn h2_tunnel(
+    proxy: &Proxy,
+    connect_host: &str,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let port = proxy.upstream.tls_port;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let connect =
+        format!("CONNECT {connect_host}:{port} HTTP/1.1\r\nHost: {connect_host}:{port}\r\n\r\n");
+    stream.write_all(connect.as_bytes()).await.unwrap();
+    let mut established = [0u8; 39];
+    stream.read_exact(&mut established).await.unwrap();
+    assert_eq!(&established, b"HTTP/1.1 200 Connection Established\r\n\r\n");
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_pem = std::fs::read(proxy.state.join("ca.pem")).unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(&ca_pem).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let name = ServerName::try_from(connect_host.to_owned()).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+#[test]
+fn an_http2_client_reaches_an_http1_only_upstream_with_the_authority_in_host() {
+    let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
+    let proxy = start_proxy_for(start_upstream_offering(&names, &[b"http/1.1"]), true, &[]);
+    let port = proxy.upstream.tls_port;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (version, body) = runtime.block_on(async {
+        let mut sender = h2_tunnel(&proxy, "allowed.test").await;
+        let request = hyper::Request::get(format!("https://allowed.test:{port}/ok/down"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let version = response.headers()["x-upstream-version"].clone();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (version, String::from_utf8_lossy(&body).into_owned())
+    });
+    assert_eq!(version, "HTTP/1.1");
+    // The client sent no Host (HTTP/2 has `:authority`); the proxy wrote one from the checked name.
+    assert_eq!(
+        body,
+        format!("upstream saw GET /ok/down host=allowed.test:{port}\n")
+    );
+}
+
+#[test]
+fn each_stream_of_one_http2_connection_is_checked_for_its_own_authority() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.tls_port;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut sender = h2_tunnel(&proxy, "allowed.test").await;
+        let mut get = async |uri: String| {
+            let request = hyper::Request::get(uri)
+                .body(http_body_util::Empty::new())
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            let status = response.status().as_u16();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        };
+        let (status, body) = get(format!("https://allowed.test:{port}/ok/first")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            format!("upstream saw GET /ok/first host=allowed.test:{port}\n")
+        );
+        // The same connection reused for another authority (connection coalescing): 421, even
+        // though a rule would allow mixed.test.
+        let (status, body) = get(format!("https://mixed.test:{port}/ok/second")).await;
+        assert_eq!(status, 421, "{body}");
+        assert!(body.contains("mixed.test"), "{body}");
+        // A denied path on the right authority is denied by its rule, stream by stream.
+        let (status, body) = get(format!("https://allowed.test:{port}/secret/third")).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("denylist[1]"), "{body}");
+    });
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
+}
+
+/// Sends a WebSocket upgrade for `path` through a tunnel to allowed.test; the response head.
+fn websocket_upgrade(tls: &mut TlsClient, port: u16, path: &str) -> String {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: allowed.test:{port}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).unwrap();
+    String::from_utf8_lossy(&read_until(tls, "\r\n\r\n")).into_owned()
+}
+
+#[test]
+fn an_allowed_websocket_upgrade_is_relayed_both_ways() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.tls_port;
+    let mut tls = tunnel(&proxy, "allowed.test", "allowed.test");
+    let head = websocket_upgrade(&mut tls, port, "/ok/ws");
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
+    // The upstream echoes: bytes cross the proxy both ways after the switch.
+    tls.write_all(b"\x81\x04ping").unwrap();
+    read_until(&mut tls, "ping");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_websocket_upgrade_the_policy_denies_never_reaches_the_upstream() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.tls_port;
+    let mut tls = tunnel(&proxy, "allowed.test", "allowed.test");
+    let head = websocket_upgrade(&mut tls, port, "/secret/ws");
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
+    let proxy = start_proxy_for(start_upstream(&names), true, &["--idle-timeout", "1"]);
+    let port = proxy.upstream.tls_port;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut sender = h2_tunnel(&proxy, "allowed.test").await;
+        let request = hyper::Request::get(format!("https://allowed.test:{port}/ok/idle"))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        drop(response);
+        assert!(!sender.is_closed());
+        let started = Instant::now();
+        while !sender.is_closed() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the idle connection is still open"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(500));
+    });
+}
+
+#[test]
+fn an_upstream_switching_protocols_unasked_gets_the_client_a_502() {
+    let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
+    let proxy = start_proxy_for(start_upstream_offering(&names, &[b"http/1.1"]), true, &[]);
+    let url = format!("https://allowed.test:{}/ok/switch", proxy.upstream.tls_port);
+    let fetched = curl(&proxy, &url, &[]);
+    assert_eq!(fetched.status, 502, "{}", fetched.body);
+    assert!(
+        fetched.body.contains("switched protocols although"),
+        "{}",
+        fetched.body
+    );
 }

@@ -49,7 +49,7 @@ pub struct World {
     pub state: PathBuf,
     pub bpf_dir: PathBuf,
     pub group: String,
-    pub upstream: upstream::TlsUpstream,
+    pub upstream: upstream::Upstream,
     pub upstream_ca: PathBuf,
 }
 
@@ -66,10 +66,10 @@ fn rules(port: u16) -> String {
 impl World {
     pub fn new(tag: &str) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let upstream = upstream::start(&["allowed.test", "denied.test", "starter.test"]);
+        let upstream = upstream::start_upstream(&["allowed.test", "denied.test", "starter.test"]);
         let workspace = dir.path().join("workspace");
         std::fs::create_dir(&workspace).unwrap();
-        std::fs::write(workspace.join("harness-rules.toml"), rules(upstream.port)).unwrap();
+        std::fs::write(workspace.join("harness-rules.toml"), rules(upstream.tls_port)).unwrap();
         let seed = dir.path().join("seeded.txt");
         std::fs::write(&seed, "original\n").unwrap();
         let global = dir.path().join("global-rules.toml");
@@ -100,7 +100,7 @@ canonical_path = "{workspace}"
                 global = global.display(),
                 seed = seed.display(),
                 workspace = workspace.display(),
-                port = upstream.port,
+                port = upstream.tls_port,
             ),
         )
         .unwrap();
@@ -206,7 +206,7 @@ canonical_path = "{workspace}"
     }
 
     pub fn url(&self, host: &str, path: &str) -> String {
-        format!("https://{host}:{}{path}", self.upstream.port)
+        format!("https://{host}:{}{path}", self.upstream.tls_port)
     }
 
     pub fn sessions(&self) -> Vec<serde_json::Value> {

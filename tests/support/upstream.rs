@@ -1,22 +1,40 @@
-//! A local HTTPS upstream with its own test CA, answering every request with what it saw.
+//! Local upstream servers for the proxy tests: HTTPS (with a CA made here) and plain HTTP, both
+//! answering `upstream saw METHOD PATH host=HOST` and counting the requests that reach them.
 
-use std::{convert::Infallible, sync::Arc};
+use std::{
+    convert::Infallible,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::BodyExt as _;
 use hyper::{Request, Response, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
 
-pub struct TlsUpstream {
-    pub port: u16,
-    /// The CA that signed the upstream's certificate (the proxy must trust it).
+/// The local upstreams: one HTTPS and one plain-HTTP port, and how many requests reached them.
+pub struct Upstream {
+    pub tls_port: u16,
+    pub http_port: u16,
+    pub hits: Arc<AtomicUsize>,
+    /// Lets a `/ok/stream` response send its second part.
+    pub release: Arc<tokio::sync::Notify>,
     pub ca_pem: String,
 }
 
-/// Serves HTTPS on 127.0.0.1 for `names` on a thread of its own, until the process ends.
-pub fn start(names: &[&str]) -> TlsUpstream {
+/// Starts the upstreams on their own thread; the TLS leaf names every one of `names`.
+pub fn start_upstream(names: &[&str]) -> Upstream {
+    start_upstream_offering(names, &[b"h2", b"http/1.1"])
+}
+
+/// [`start_upstream`] whose TLS port offers only `alpn` (e.g. `http/1.1` alone).
+pub fn start_upstream_offering(names: &[&str], alpn: &[&[u8]]) -> Upstream {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -36,49 +54,178 @@ pub fn start(names: &[&str]) -> TlsUpstream {
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der().clone()], key)
         .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
+
+    let hits = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (ports_tx, ports_rx) = std::sync::mpsc::channel();
+    let counter = Arc::clone(&hits);
+    let gate = Arc::clone(&release);
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+            let tls_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ports_tx
+                .send((
+                    tls_listener.local_addr().unwrap().port(),
+                    http_listener.local_addr().unwrap().port(),
+                ))
+                .unwrap();
+            let plain_counter = Arc::clone(&counter);
+            let plain_gate = Arc::clone(&gate);
+            tokio::spawn(async move {
+                loop {
+                    let (stream, _) = http_listener.accept().await.unwrap();
+                    let (counter, gate) = (Arc::clone(&plain_counter), Arc::clone(&plain_gate));
+                    tokio::spawn(serve_upstream(stream, counter, gate));
+                }
+            });
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
+                let (stream, _) = tls_listener.accept().await.unwrap();
                 let acceptor = acceptor.clone();
+                let (counter, gate) = (Arc::clone(&counter), Arc::clone(&gate));
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
-                    let service = service_fn(|request: Request<Incoming>| async move {
-                        let host = request
-                            .headers()
-                            .get("host")
-                            .and_then(|value| value.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned();
-                        let seen = format!(
-                            "upstream saw {} {} host={host}\n",
-                            request.method(),
-                            request.uri()
-                        );
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(seen))))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
+                    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        serve_upstream_h2(tls, counter, gate).await;
+                    } else {
+                        serve_upstream(tls, counter, gate).await;
+                    }
                 });
             }
         });
     });
-    TlsUpstream {
-        port: port_rx.recv().unwrap(),
+    let (tls_port, http_port) = ports_rx.recv().unwrap();
+    Upstream {
+        tls_port,
+        http_port,
+        hits,
+        release,
         ca_pem: ca_cert.pem(),
     }
+}
+
+/// A response body fed chunk by chunk from a channel, so a test controls when each part leaves.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| Ok(hyper::body::Frame::data(chunk))))
+    }
+}
+
+/// What the upstream answers a request: `upstream saw METHOD PATH host=AUTHORITY[ body=N]`, the
+/// authority from Host or (HTTP/2) `:authority`; the `x-upstream-version` header says which HTTP
+/// version reached it. `/ok/stream` sends a second part once released; a WebSocket upgrade (and
+/// any request to `/ok/switch`) is answered with `101` and echoes what it gets.
+fn upstream_service(
+    hits: Arc<AtomicUsize>,
+    release: Arc<tokio::sync::Notify>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ChannelBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<ChannelBody>, Infallible>> + Send,
+> + Clone {
+    service_fn(move |mut request: Request<Incoming>| {
+        hits.fetch_add(1, Ordering::SeqCst);
+        let host = request
+            .headers()
+            .get("host")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()))
+            .unwrap_or_default();
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |path| path.as_str());
+        let seen = format!("upstream saw {} {path} host={host}", request.method());
+        let version = format!("{:?}", request.version());
+        let release = Arc::clone(&release);
+        let streaming = request.uri().path() == "/ok/stream";
+        // `/ok/switch` switches protocols even when not asked to (a misbehaving upstream).
+        let websocket = request.uri().path() == "/ok/switch"
+            || request
+                .headers()
+                .get("upgrade")
+                .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        let upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
+        async move {
+            if let Some(upgrade) = upgrade {
+                tokio::spawn(async move {
+                    if let Ok(upgraded) = upgrade.await {
+                        let (mut read, mut write) = tokio::io::split(TokioIo::new(upgraded));
+                        let _ = tokio::io::copy(&mut read, &mut write).await;
+                    }
+                });
+                let (_, receiver) = tokio::sync::mpsc::channel(1);
+                let response = Response::builder()
+                    .status(101)
+                    .header("upgrade", "websocket")
+                    .header("connection", "upgrade")
+                    .body(ChannelBody(receiver))
+                    .unwrap();
+                return Ok::<_, Infallible>(response);
+            }
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map(|body| body.to_bytes());
+            let reply = match body {
+                Ok(body) if body.is_empty() => format!("{seen}\n"),
+                Ok(body) => format!("{seen} body={}\n", body.len()),
+                Err(error) => format!("{seen} body error: {error}\n"),
+            };
+            let (sender, receiver) = tokio::sync::mpsc::channel(1);
+            tokio::spawn(async move {
+                let _ = sender.send(Bytes::from(reply)).await;
+                if streaming {
+                    // The rest comes only once the client has read the first part.
+                    release.notified().await;
+                    let _ = sender.send(Bytes::from_static(b"second part\n")).await;
+                }
+            });
+            let response = Response::builder()
+                .header("x-upstream-version", version)
+                .body(ChannelBody(receiver))
+                .unwrap();
+            Ok::<_, Infallible>(response)
+        }
+    })
+}
+
+async fn serve_upstream<S>(stream: S, hits: Arc<AtomicUsize>, release: Arc<tokio::sync::Notify>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), upstream_service(hits, release))
+        .with_upgrades()
+        .await;
+}
+
+async fn serve_upstream_h2<S>(stream: S, hits: Arc<AtomicUsize>, release: Arc<tokio::sync::Notify>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), upstream_service(hits, release))
+        .await;
 }

@@ -47,7 +47,11 @@ use crate::{
         ebpf::{Ports, Programs},
         original_dst::OriginalDst,
     },
-    proxy::{ssrf::DialGrants, upstream::Upstream},
+    proxy::{
+        approvals::{self, Approvals},
+        ssrf::DialGrants,
+        upstream::Upstream,
+    },
     rules::Host,
     sys::{bpffs, cgroup},
     tls::ca::CertificateAuthority,
@@ -92,6 +96,8 @@ pub struct Agent {
     docker: Engine,
     session_files: PathBuf,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Requests held for a person's answer, across every session.
+    approvals: Arc<Approvals>,
     events: broadcast::Sender<Event>,
 }
 
@@ -128,6 +134,11 @@ impl Agent {
         let docker = Engine::connect(&settings.docker_endpoint)?;
         let driver = Driver::from_docker(&docker.cgroup_driver().await?);
         let (events, _) = broadcast::channel(1024);
+        let approvals = Arc::new(Approvals::new(
+            approvals::DEFAULT_CAPACITY,
+            settings.ask_timeout,
+            events.clone(),
+        ));
         let agent = Arc::new(Agent {
             settings,
             cgroup_root,
@@ -140,6 +151,7 @@ impl Agent {
             docker,
             session_files,
             sessions: Mutex::new(HashMap::new()),
+            approvals,
             events,
         });
         session::adopt_all(&agent).await;

@@ -66,9 +66,33 @@ async fn handle(agent: &Arc<Agent>, peer: Peer, request: ClientRequest) -> Reply
                 _ => no_such_session(&id),
             }
         }
-        ClientRequest::ListApprovals {} | ClientRequest::Answer { .. } => Reply::Error {
-            message: "approvals are not served by this agent yet".into(),
+        ClientRequest::ListApprovals {} => Reply::Approvals {
+            pending: agent
+                .approvals
+                .pending()
+                .into_iter()
+                .filter(|pending| session_owned_by(agent, &peer, &pending.session))
+                .collect(),
         },
+        ClientRequest::Answer { id, answer } => {
+            let owned = agent
+                .approvals
+                .pending()
+                .iter()
+                .any(|pending| pending.id == id && session_owned_by(agent, &peer, &pending.session));
+            if !owned {
+                // Someone else's prompt looks exactly like no prompt.
+                return Reply::Error {
+                    message: format!("no pending approval {id} of yours (see `hh approvals`)"),
+                };
+            }
+            match agent.approvals.answer(id, answer) {
+                Ok(_) => Reply::Ok,
+                Err(error) => Reply::Error {
+                    message: error.to_string(),
+                },
+            }
+        }
         ClientRequest::Subscribe {} => Reply::Error {
             message: "internal: subscriptions are handled by the socket server".into(),
         },
@@ -83,6 +107,14 @@ fn no_such_session(id: &str) -> Reply {
 
 fn owns(peer: &Peer, owner: u32) -> bool {
     peer.is_root() || peer.uid == owner
+}
+
+/// Whether `peer` may see and answer what session `id` holds.
+fn session_owned_by(agent: &Agent, peer: &Peer, id: &str) -> bool {
+    agent
+        .sessions()
+        .get(id)
+        .is_some_and(|session| owns(peer, session.owner()))
 }
 
 fn may_see(agent: &Agent, peer: &Peer, event: &Event) -> bool {

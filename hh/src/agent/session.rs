@@ -37,7 +37,7 @@ use crate::{
     dns::{self, SyntheticAddresses},
     enforce::ebpf::unpin_session,
     proxy::{
-        decision::DecisionEngine,
+        decision::{DecisionEngine, EngineSetup},
         explicit::{IDLE_TIMEOUT, Proxy},
         http1::Limits,
         transparent::{self, TransparentFront},
@@ -247,12 +247,19 @@ async fn serve(
     .context("cannot open the session's listeners in its network namespace")?;
 
     let audit = AuditLog::open(&agent.settings.state_dir.join("logs"))?;
-    let engine = DecisionEngine::new(
-        Arc::new(move || policy.current()),
-        agent.settings.ask_timeout,
-        Some(audit),
-        format!("--rules {}", rules_file.display()),
-    );
+    let workspace = info.workspace.clone();
+    let policy = Arc::new(policy);
+    let written = Arc::clone(&policy);
+    let engine = DecisionEngine::new(EngineSetup {
+        session: id.clone(),
+        policy: Arc::new(move || policy.current()),
+        approvals: Arc::clone(&agent.approvals),
+        rules_file: rules_file.to_path_buf(),
+        rules_target: format!("--workspace {workspace}"),
+        audit: Some(audit),
+        // A rule written by a "forever" answer counts from the very next request.
+        on_rules_written: Some(Arc::new(move || drop(written.look_now()))),
+    });
     let upstream = Upstream::new(
         agent.settings.resolve.clone(),
         agent.settings.dial_grants.clone(),

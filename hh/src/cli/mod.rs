@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each with its own clap options.
 
+mod approvals;
 mod agent;
 mod doctor;
 mod image;
@@ -54,6 +55,8 @@ pub enum Command {
     Shell(shell::Options),
     /// Build the session images from their Dockerfile stems.
     Image(image::Options),
+    /// List the requests waiting for an answer, or answer one (allow/deny ID [--forever]).
+    Approvals(approvals::Options),
 }
 
 /// Runs the parsed command line; the exit code is the command's verdict.
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Session(options) => session::run(&options),
         Command::Shell(options) => shell::run(&options),
         Command::Image(options) => image::run(&options, cli.config.as_deref()),
+        Command::Approvals(options) => approvals::run(&options),
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Prints `listening on ADDR` on stdout once it accepts connections (so `--listen 127.0.0.1:0`
 //! is usable from scripts and tests), then serves until killed. The CA (`ca.pem`, the file
-//! clients must trust) and the audit log (`audit.jsonl`) live in `--state-dir`. With no approver
-//! connected (there is none yet), an unknown request waits `--ask-timeout` seconds and is denied.
+//! clients must trust) and the audit log (`audit.jsonl`) live in `--state-dir`. An unknown
+//! request waits `--ask-timeout` seconds for an answer, then is denied; with `--api-socket PATH`
+//! a person answers it with `hh approvals` (`HH_AGENT_SOCKET=PATH`). An answer "forever"
+//! appends to the first `--rules` file.
 
 use std::{
     collections::HashMap,
@@ -11,16 +13,20 @@ use std::{
     net::{IpAddr, SocketAddr},
     path::PathBuf,
     process::ExitCode,
-    sync::Arc,
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
 use anyhow::{Context as _, anyhow, bail};
+use tokio::sync::broadcast;
 
 use crate::{
+    api,
     audit::AuditLog,
     proxy::{
-        decision::{DecisionEngine, PolicyFn},
+        approvals::{self, Approvals},
+        approvals_api::ApprovalsService,
+        decision::{DecisionEngine, EngineSetup, PolicyFn, RulesWrittenFn},
         explicit::{self, IDLE_TIMEOUT, Proxy},
         http1::Limits,
         ssrf::{DialGrants, IpCidr},
@@ -33,19 +39,26 @@ use crate::{
     },
 };
 
+/// The session name the standalone proxy's requests carry in prompts and audit lines.
+const STANDALONE_SESSION: &str = "standalone";
+
+/// Events kept for a slow subscriber before it is told it missed some.
+const EVENT_BUFFER: usize = 1024;
+
 #[derive(clap::Args, Debug)]
 pub struct Options {
     /// The address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
     /// A rules file (harness-rules.toml); repeat for several. One file is reloaded when it changes.
+    /// An approval "forever" appends to the first.
     #[arg(long = "rules", value_name = "FILE", required = true)]
     pub rules: Vec<PathBuf>,
     /// Where the CA (ca.pem, ca.key) and the audit log (audit.jsonl) live.
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
     /// How long an unknown request waits for an answer before it is denied.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub ask_timeout: u64,
     /// Resolve NAME to IP instead of asking the system resolver (tests); repeatable.
     #[arg(long = "resolve", value_name = "NAME=IP")]
@@ -55,6 +68,18 @@ pub struct Options {
     /// (`domain=10.0.0.5`) already grants that address to requests for that literal.
     #[arg(long = "dial-grant", value_name = "CIDR")]
     pub dial_grant: Vec<IpCidr>,
+    /// How long a client or upstream may stay silent (a request head, a body, a tunnel, an idle
+    /// kept-alive or HTTP/2 connection) before the proxy closes it.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = IDLE_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub idle_timeout: u64,
+    /// Serve approvals on this unix socket (for `hh approvals` with HH_AGENT_SOCKET=PATH).
+    #[arg(long = "api-socket", value_name = "PATH")]
+    pub api_socket: Option<PathBuf>,
     /// Also trust this PEM file's certificates for upstream TLS (besides the webpki roots).
     #[arg(long = "upstream-ca", value_name = "PEM")]
     pub upstream_ca: Vec<PathBuf>,
@@ -69,7 +94,7 @@ pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
-    let policy = policy(&options.rules)?;
+    let (policy, on_rules_written) = policy(&options.rules)?;
     let ca = CertificateAuthority::load_or_create(&options.state_dir)
         .with_context(|| format!("cannot load the CA in {}", options.state_dir.display()))?;
     let audit = AuditLog::open(&options.state_dir).with_context(|| {
@@ -78,13 +103,34 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
             options.state_dir.display()
         )
     })?;
-    let rules_target = format!("--rules {}", options.rules[0].display());
-    let engine = DecisionEngine::new(
-        policy,
+    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let approvals = Arc::new(Approvals::new(
+        approvals::DEFAULT_CAPACITY,
         Duration::from_secs(options.ask_timeout),
-        Some(audit),
-        rules_target,
-    );
+        events,
+    ));
+    if let Some(path) = &options.api_socket {
+        let listener = api::server::bind(path, None)
+            .with_context(|| format!("cannot serve the API on {}", path.display()))?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let owner_uid = unsafe { libc::geteuid() };
+        let service = Arc::new(ApprovalsService::new(Arc::clone(&approvals), owner_uid));
+        tokio::spawn(async move {
+            if let Err(error) = api::server::serve(listener, service).await {
+                tracing::error!(%error, "the API socket stopped");
+            }
+        });
+    }
+    let rules_file = options.rules[0].clone();
+    let engine = DecisionEngine::new(EngineSetup {
+        session: STANDALONE_SESSION.into(),
+        policy,
+        approvals,
+        rules_target: format!("--rules {}", rules_file.display()),
+        rules_file,
+        audit: Some(audit),
+        on_rules_written,
+    });
     let tls = Upstream::client_config(&options.upstream_ca)?;
     let upstream = Upstream::new(
         resolve_table(&options.resolve)?,
@@ -97,7 +143,7 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
         upstream,
         leaves: LeafCache::new(Arc::new(ca), DEFAULT_CAPACITY),
         limits: Limits::default(),
-        idle_timeout: IDLE_TIMEOUT,
+        idle_timeout: Duration::from_secs(options.idle_timeout),
     });
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -114,8 +160,9 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One file: watched and reloaded on change. Several: each a workspace layer, loaded once.
-fn policy(files: &[PathBuf]) -> anyhow::Result<PolicyFn> {
+/// One file: watched and reloaded on change (at once after an approval "forever" wrote it).
+/// Several: each a workspace layer, loaded at startup and after an approval "forever".
+fn policy(files: &[PathBuf]) -> anyhow::Result<(PolicyFn, Option<RulesWrittenFn>)> {
     // The store reads a missing file as "no rules"; at startup that is more likely a typo.
     for file in files {
         if !file.exists() {
@@ -130,18 +177,49 @@ fn policy(files: &[PathBuf]) -> anyhow::Result<PolicyFn> {
             workspace: Some(file.clone()),
             ..PolicySources::default()
         };
-        let watched = WatchedPolicy::load(sources)
-            .with_context(|| format!("cannot load rules from {}", file.display()))?;
-        return Ok(Arc::new(move || watched.current()));
+        let watched = Arc::new(
+            WatchedPolicy::load(sources)
+                .with_context(|| format!("cannot load rules from {}", file.display()))?,
+        );
+        let written = Arc::clone(&watched);
+        return Ok((
+            Arc::new(move || watched.current()),
+            Some(Arc::new(move || drop(written.look_now()))),
+        ));
     }
+    let policy = Arc::new(RwLock::new(Arc::new(load_layers(files)?)));
+    let current = Arc::clone(&policy);
+    let files = files.to_vec();
+    // Only an approval "forever" (appending to the first file) reloads them.
+    let reload = move || match load_layers(&files) {
+        Ok(loaded) => {
+            *policy
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(loaded);
+        }
+        Err(error) => tracing::warn!(error = %format!("{error:#}"), "cannot reload the rules"),
+    };
+    Ok((
+        Arc::new(move || {
+            Arc::clone(
+                &current
+                    .read()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            )
+        }),
+        Some(Arc::new(reload)),
+    ))
+}
+
+/// Each file a workspace layer.
+fn load_layers(files: &[PathBuf]) -> anyhow::Result<Policy> {
     let mut layers = Vec::new();
     for file in files {
         let rules = store::load_rules(file)
             .with_context(|| format!("cannot load rules from {}", file.display()))?;
         layers.push(rules.into_layer(Layer::Workspace, &file.display().to_string()));
     }
-    let policy = Arc::new(Policy::new(layers));
-    Ok(Arc::new(move || Arc::clone(&policy)))
+    Ok(Policy::new(layers))
 }
 
 pub(super) fn resolve_table(entries: &[String]) -> anyhow::Result<HashMap<Host, IpAddr>> {

@@ -6,40 +6,101 @@
 //! the tunnel would be denied anyway, so the client gets its 403 before any tunnel exists).
 //! Both consult [`Policy::decide`] through the same private function.
 //!
-//! Unknown means ask; no answer means deny. No approver can connect yet (the TUI and control
-//! socket are later work), so an ask waits out the ask timeout and then denies, as it will when
-//! no one answers. Every final ruling is one audit line when an audit log is open: a [`Ticket`]
-//! goes with the request and writes the line when dropped, with the bytes each way and the
-//! duration, however the exchange ends.
+//! Unknown means ask; no answer means deny. An ask goes to the [`Approvals`] broker and waits
+//! there for a person (`hh approvals`, the TUI) until its timeout. An answer "forever" appends
+//! its rule to the rules file ([`store::append_rule`]) before the request goes on, and the
+//! ruling names the rule as the file now reads; a rule that cannot be saved denies.
+//!
+//! Every final ruling is one [`Event::Decision`] for subscribers and, when an audit log is open,
+//! one audit line: a [`Ticket`] goes with the request and writes the line when dropped, with the
+//! bytes each way and the duration, however the exchange ends.
 //!
 //! The text of a denial is written here too: what was blocked, which rule (or "ask timed out"),
 //! and the command a person runs to allow it, so an agent reading the 403 can pass it on.
 
 use std::{
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
+use tokio::sync::broadcast;
+
+use super::approvals::{Approvals, Outcome, Question, suggested_rule};
 use crate::{
+    api::protocol::{DecisionEvent, Event},
     audit::{self, AuditLog, AuditRecord},
-    rules::{Action, Host, Policy, Request, Verdict, policy::RuleOrigin},
+    rules::{Action, Host, Layer, Policy, Request, Rule, Verdict, policy::RuleOrigin, store},
 };
 
 /// Where the current policy comes from: a file watcher, or a fixed policy.
 pub type PolicyFn = Arc<dyn Fn() -> Arc<Policy> + Send + Sync>;
 
+/// Called once the engine has appended a rule, so the policy source looks at its files now
+/// instead of at its next interval ([`crate::rules::WatchedPolicy::look_now`]).
+pub type RulesWrittenFn = Arc<dyn Fn() + Send + Sync>;
+
 /// The final word on a request: allow or deny, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ruling {
     pub allowed: bool,
-    /// The rule that decided; `None` when no rule matched and the ask timed out.
+    /// The rule that decided (also one a person just added "forever"); `None` when a person's
+    /// answer for this request alone, or its absence, decided.
     pub rule: Option<RuleOrigin>,
+    /// How the ask went, when no rule matched at first.
+    pub asked: Option<Asked>,
+}
+
+/// How an ask ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Asked {
+    /// A person allowed or denied this request only.
+    Once,
+    /// A person added a rule, which [`Ruling::rule`] names.
+    Forever,
+    /// No answer within the ask timeout.
+    TimedOut,
+    /// Too many requests were already waiting for an answer.
+    QueueFull,
+    /// A person answered "forever", but the rule could not be saved; the text says why.
+    NotSaved(String),
 }
 
 impl Ruling {
+    fn by_rule(allowed: bool, rule: Option<&RuleOrigin>) -> Ruling {
+        Ruling {
+            allowed,
+            rule: rule.cloned(),
+            asked: None,
+        }
+    }
+
+    fn asked(allowed: bool, asked: Asked) -> Ruling {
+        Ruling {
+            allowed,
+            rule: None,
+            asked: Some(asked),
+        }
+    }
+
+    /// What the audit line and the activity view show as the deciding rule.
+    fn rule_text(&self) -> Option<String> {
+        if let Some(rule) = &self.rule {
+            return Some(rule.to_string());
+        }
+        let verb = if self.allowed { "allowed" } else { "denied" };
+        self.asked.as_ref().map(|asked| match asked {
+            // `Forever` always comes with the rule it added, printed above.
+            Asked::Once | Asked::Forever => format!("ask: {verb} once by a person"),
+            Asked::TimedOut => "ask: timed out".into(),
+            Asked::QueueFull => "ask: too many pending approvals".into(),
+            Asked::NotSaved(why) => format!("ask: forever rule not saved: {why}"),
+        })
+    }
+
     /// Whether this ruling lets the proxy dial `host` although the SSRF guard would refuse it:
     /// only when `host` is an IP literal that the allowing rule names exactly. `domain=*` names
     /// no address, and a *name* resolving to a private address is never granted this way.
@@ -53,32 +114,61 @@ impl Ruling {
     }
 }
 
+/// Why a rule answered "forever" did not take effect.
+#[derive(Debug, thiserror::Error)]
+enum PersistError {
+    #[error("cannot append it: {0}")]
+    Append(#[source] store::StoreError),
+    #[error("appended, but the file no longer loads: {0}")]
+    Reread(#[source] store::StoreError),
+    #[error("the rules writer failed: {0}")]
+    Writer(#[source] tokio::task::JoinError),
+    #[error("appended, but {file} no longer decides the request (edited meanwhile?)")]
+    Lost { file: String },
+}
+
+/// What a [`DecisionEngine`] is made of.
+pub struct EngineSetup {
+    /// The hh session every request of this engine belongs to (`standalone` for `hh proxy`).
+    pub session: String,
+    pub policy: PolicyFn,
+    pub approvals: Arc<Approvals>,
+    /// The rules file an answer "forever" is appended to.
+    pub rules_file: PathBuf,
+    /// How a person names that file to `hh rules add` (`--rules FILE`, `--workspace NAME`).
+    pub rules_target: String,
+    pub audit: Option<AuditLog>,
+    /// `None` when the policy source needs no nudge (a fixed policy).
+    pub on_rules_written: Option<RulesWrittenFn>,
+}
+
 /// Decides requests against the current policy, asks (and times out), and audits.
 pub struct DecisionEngine {
+    session: String,
     policy: PolicyFn,
-    ask_timeout: Duration,
-    audit: Option<Arc<AuditLog>>,
-    /// Where a person adds a rule: the argument of `hh rules add` (`--rules FILE`).
+    approvals: Arc<Approvals>,
+    rules_file: PathBuf,
     rules_target: String,
+    audit: Option<Arc<AuditLog>>,
+    on_rules_written: Option<RulesWrittenFn>,
 }
 
 impl DecisionEngine {
-    pub fn new(
-        policy: PolicyFn,
-        ask_timeout: Duration,
-        audit: Option<AuditLog>,
-        rules_target: String,
-    ) -> DecisionEngine {
+    pub fn new(setup: EngineSetup) -> DecisionEngine {
         DecisionEngine {
-            policy,
-            ask_timeout,
-            audit: audit.map(Arc::new),
-            rules_target,
+            session: setup.session,
+            policy: setup.policy,
+            approvals: setup.approvals,
+            rules_file: setup.rules_file,
+            rules_target: setup.rules_target,
+            audit: setup.audit.map(Arc::new),
+            on_rules_written: setup.on_rules_written,
         }
     }
 
-    /// The ruling for `request`: the matching rule's, or, when none matches, the asker's (no
-    /// approver yet: wait out the ask timeout, then deny). The ticket writes the audit line.
+    /// The ruling for `request`: the matching rule's, or, when none matches, a person's answer
+    /// through the approvals broker (none within the timeout: deny). The ticket writes the
+    /// audit line.
     pub async fn decide(&self, request: &Request) -> (Ruling, Ticket) {
         self.decide_as(request, false).await
     }
@@ -94,17 +184,76 @@ impl DecisionEngine {
         let started = Instant::now();
         let ruling = match self.consult(request, opaque) {
             Some(ruling) => ruling,
-            None => {
-                tracing::info!(host = %request.host, port = request.port, "no rule matched; asking");
-                tokio::time::sleep(self.ask_timeout).await;
-                Ruling {
-                    allowed: false,
-                    rule: None,
-                }
-            }
+            None => self.ask(request, opaque).await,
         };
         let ticket = self.ticket(request, &ruling, started);
         (ruling, ticket)
+    }
+
+    async fn ask(&self, request: &Request, opaque: bool) -> Ruling {
+        tracing::info!(host = %request.host, port = request.port, "no rule matched; asking");
+        let question = Question {
+            session: self.session.clone(),
+            request: request.clone(),
+            opaque,
+            rules_file: self.rules_file.clone(),
+        };
+        match self.approvals.ask(question).await {
+            Outcome::Once(action) => Ruling::asked(action == Action::Allow, Asked::Once),
+            Outcome::TimedOut => Ruling::asked(false, Asked::TimedOut),
+            Outcome::QueueFull => Ruling::asked(false, Asked::QueueFull),
+            Outcome::Forever(action, rule) => {
+                match self.persist(action, rule, request, opaque).await {
+                    Ok(ruling) => ruling,
+                    Err(error) => {
+                        tracing::error!(
+                            file = %self.rules_file.display(),
+                            %error,
+                            "cannot save the rule a person answered; denied"
+                        );
+                        Ruling::asked(false, Asked::NotSaved(error.to_string()))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends `rule` to the rules file, then decides `request` by that file as it now reads,
+    /// so the ruling names the rule's real place in it. The file is blocking I/O (a lock that
+    /// may wait, fsyncs): it runs off the async workers. Every waiter sharing one prompt comes
+    /// here; the append of a rule already in the file changes nothing, so that is harmless.
+    async fn persist(
+        &self,
+        action: Action,
+        rule: Rule,
+        request: &Request,
+        opaque: bool,
+    ) -> Result<Ruling, PersistError> {
+        let file = self.rules_file.clone();
+        let request = request.clone();
+        let decided = tokio::task::spawn_blocking(move || {
+            store::append_rule(&file, action, &rule).map_err(PersistError::Append)?;
+            let layer = store::load_rules(&file)
+                .map_err(PersistError::Reread)?
+                .into_layer(Layer::Workspace, &file.display().to_string());
+            Ok(decide_with(&Policy::new(vec![layer]), &request, opaque))
+        })
+        .await
+        .map_err(PersistError::Writer)??;
+        if let Some(written) = &self.on_rules_written {
+            written();
+        }
+        match decided {
+            Some(mut ruling) => {
+                ruling.asked = Some(Asked::Forever);
+                Ok(ruling)
+            }
+            // The rule was checked to cover the request; a file edited at that very moment
+            // could still lose it.
+            None => Err(PersistError::Lost {
+                file: self.rules_file.display().to_string(),
+            }),
+        }
     }
 
     /// A denial decided by a rule for the connection `request` (no HTTP part), when there is
@@ -118,29 +267,15 @@ impl DecisionEngine {
         Some(ruling)
     }
 
-    /// The one call to the policy: `None` means no rule matched (ask).
+    /// The one call to the current policy: `None` means no rule matched (ask).
     fn consult(&self, request: &Request, opaque: bool) -> Option<Ruling> {
-        let policy = (self.policy)();
-        let decision = if opaque {
-            policy.decide_opaque(request)
-        } else {
-            policy.decide(request)
-        };
-        let allowed = match decision.verdict {
-            Verdict::Allow => true,
-            Verdict::Deny => false,
-            Verdict::Ask => return None,
-        };
-        Some(Ruling {
-            allowed,
-            rule: decision.rule.cloned(),
-        })
+        decide_with(&(self.policy)(), request, opaque)
     }
 
     fn ticket(&self, request: &Request, ruling: &Ruling, started: Instant) -> Ticket {
         let record = AuditRecord {
             time: SystemTime::now(),
-            session: "standalone".into(),
+            session: self.session.clone(),
             client_pid: None,
             method: request
                 .http
@@ -154,13 +289,16 @@ impl DecisionEngine {
             } else {
                 audit::Decision::Deny
             },
-            rule: ruling.rule.as_ref().map(ToString::to_string),
+            rule: ruling.rule_text(),
             bytes_up: 0,
             bytes_down: 0,
             duration_ms: 0,
         };
+        let events = self.approvals.events().clone();
+        send_decision(&events, &record);
         Ticket {
             log: self.audit.clone(),
+            events,
             record,
             started,
             up: Arc::new(AtomicU64::new(0)),
@@ -181,10 +319,22 @@ impl DecisionEngine {
                     );
                 }
             }
-            None => text.push_str(&format!(
-                "rule: no rule matched (ask timed out after {} s with no answer)\n",
-                self.ask_timeout.as_secs_f32()
-            )),
+            None => text.push_str(&match &ruling.asked {
+                Some(Asked::TimedOut) | None => format!(
+                    "rule: no rule matched, and no one answered within {} s (ask timed out)\n",
+                    self.approvals.timeout().as_secs_f32()
+                ),
+                Some(Asked::Once | Asked::Forever) => {
+                    "rule: no rule matched, and a person denied it (once)\n".into()
+                }
+                Some(Asked::QueueFull) => "rule: no rule matched, and too many requests were \
+                                          already waiting for an answer (denied without asking)\n"
+                    .into(),
+                Some(Asked::NotSaved(why)) => format!(
+                    "rule: no rule matched; a person answered \"forever\" but the rule could \
+                     not be saved: {why}\n"
+                ),
+            }),
         }
         if ruling
             .rule
@@ -192,7 +342,9 @@ impl DecisionEngine {
             .is_none_or(|rule| rule.action != Action::Deny)
         {
             text.push_str(&format!(
-                "To allow it, a person runs:\n  hh rules add {} allow '{}'\n",
+                "To allow it, a person answers the prompt while the request waits \
+                 (`hh approvals`, then `hh approvals allow ID`), or adds a rule:\n  \
+                 hh rules add {} allow '{}'\n",
                 self.rules_target,
                 suggested_rule(request)
             ));
@@ -201,9 +353,48 @@ impl DecisionEngine {
     }
 }
 
+/// `policy`'s ruling for `request`; `None` when no rule matched (ask).
+fn decide_with(policy: &Policy, request: &Request, opaque: bool) -> Option<Ruling> {
+    let decision = if opaque {
+        policy.decide_opaque(request)
+    } else {
+        policy.decide(request)
+    };
+    let allowed = match decision.verdict {
+        Verdict::Allow => true,
+        Verdict::Deny => false,
+        Verdict::Ask => return None,
+    };
+    Some(Ruling::by_rule(allowed, decision.rule))
+}
+
+/// Tells subscribers about one decision (the audit record minus byte counts). Nobody listening
+/// is fine.
+fn send_decision(events: &broadcast::Sender<Event>, record: &AuditRecord) {
+    let time_ms = record.time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    });
+    let decision = match record.decision {
+        audit::Decision::Allow => "allow",
+        audit::Decision::Deny => "deny",
+        audit::Decision::Ask => "ask",
+    };
+    let _ = events.send(Event::Decision(DecisionEvent {
+        time_ms,
+        session: record.session.clone(),
+        method: record.method.clone(),
+        host: record.host.clone(),
+        path: record.path.clone(),
+        port: record.port,
+        decision: decision.into(),
+        rule: record.rule.clone(),
+    }));
+}
+
 /// One decision's audit line, written when dropped: exactly once, however the exchange ends.
 pub struct Ticket {
     log: Option<Arc<AuditLog>>,
+    events: broadcast::Sender<Event>,
     record: AuditRecord,
     started: Instant,
     /// Bytes from the client to the upstream so far.
@@ -215,9 +406,11 @@ pub struct Ticket {
 impl Ticket {
     /// The allowed request was never sent: the SSRF guard refused the address. The line says
     /// deny, and the guard's reason stands where a rule would (the record has no other field).
+    /// Subscribers hear the corrected decision.
     pub fn refused(&mut self, reason: &str) {
         self.record.decision = audit::Decision::Deny;
         self.record.rule = Some(format!("ssrf guard: {reason}"));
+        send_decision(&self.events, &self.record);
     }
 }
 
@@ -248,26 +441,31 @@ pub fn describe(request: &Request) -> String {
     }
 }
 
-/// The narrowest rule that allows `request`, in the rule grammar.
-fn suggested_rule(request: &Request) -> String {
-    match &request.http {
-        Some(http) => format!(
-            "method={} domain={} path={} port={}",
-            http.method.as_str(),
-            request.host,
-            http.path.as_str(),
-            request.port
-        ),
-        None => format!("domain={} port={}", request.host, request.port),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use crate::rules::{Layer, LayerRules, Rule};
+    use crate::{
+        api::protocol::Answer,
+        rules::{LayerRules, Rule},
+    };
 
     fn engine(allow: &[&str], deny: &[&str]) -> DecisionEngine {
+        engine_with(
+            allow,
+            deny,
+            PathBuf::from("rules.toml"),
+            Duration::from_millis(10),
+        )
+    }
+
+    fn engine_with(
+        allow: &[&str],
+        deny: &[&str],
+        rules_file: PathBuf,
+        timeout: Duration,
+    ) -> DecisionEngine {
         let mut layer = LayerRules::new(Layer::Workspace, "rules.toml");
         for text in allow {
             layer.push(Action::Allow, Rule::parse(text).unwrap(), *text);
@@ -276,12 +474,27 @@ mod tests {
             layer.push(Action::Deny, Rule::parse(text).unwrap(), *text);
         }
         let policy = Arc::new(Policy::new(vec![layer]));
-        DecisionEngine::new(
-            Arc::new(move || policy.clone()),
-            Duration::from_millis(10),
-            None,
-            "--rules rules.toml".into(),
-        )
+        let (events, _) = broadcast::channel(64);
+        DecisionEngine::new(EngineSetup {
+            session: "s1".into(),
+            policy: Arc::new(move || policy.clone()),
+            approvals: Arc::new(Approvals::new(8, timeout, events)),
+            rules_target: format!("--rules {}", rules_file.display()),
+            rules_file,
+            audit: None,
+            on_rules_written: None,
+        })
+    }
+
+    /// Answers the first prompt once it appears.
+    async fn answer_when_asked(engine: &DecisionEngine, answer: Answer) {
+        let id = loop {
+            if let Some(pending) = engine.approvals.pending().first() {
+                break pending.id;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        engine.approvals.answer(id, answer).unwrap();
     }
 
     fn get(url: &str) -> Request {
@@ -322,21 +535,97 @@ mod tests {
         let engine = engine(&[], &[]);
         let request = get("https://b.test/x");
         let (ruling, _) = engine.decide(&request).await;
-        assert_eq!(
-            ruling,
-            Ruling {
-                allowed: false,
-                rule: None
-            }
-        );
+        assert_eq!(ruling, Ruling::asked(false, Asked::TimedOut));
         let text = engine.denial_text(&request, &ruling);
         assert!(text.contains("ask timed out"), "{text}");
+        assert!(text.contains("hh approvals allow ID"), "{text}");
         assert!(
-            text.contains(
-                "hh rules add --rules rules.toml allow 'method=GET domain=b.test path=/x port=443'"
-            ),
+            text.contains("hh rules add --rules rules.toml allow 'domain=b.test'"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn allow_forever_appends_the_rule_before_the_request_goes_on_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rules.toml");
+        let before = "# kept\nversion = 1\n[network]\nallowlist = [\"domain=x.test\"] # x\n";
+        std::fs::write(&file, before).unwrap();
+        let engine = engine_with(&[], &[], file.clone(), Duration::from_secs(10));
+        let mut events = engine.approvals.events().subscribe();
+        let request = get("https://b.test:8443/x");
+        let (ruling, _) = tokio::join!(
+            engine.decide(&request),
+            answer_when_asked(&engine, Answer::AllowForever { rule: None })
+        )
+        .0;
+        assert!(ruling.allowed);
+        assert_eq!(ruling.asked, Some(Asked::Forever));
+        let rule = ruling.rule.unwrap();
+        assert_eq!(
+            (rule.index, rule.text.as_ref()),
+            (1, "domain=b.test port=8443")
+        );
+        let after = std::fs::read_to_string(&file).unwrap();
+        assert!(after.starts_with("# kept\n"), "{after}");
+        assert!(after.contains("\"domain=x.test\""), "{after}");
+        assert!(after.contains("domain=b.test port=8443"), "{after}");
+        let decisions: Vec<DecisionEvent> = std::iter::from_fn(|| events.try_recv().ok())
+            .filter_map(|event| match event {
+                Event::Decision(decision) => Some(decision),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        assert_eq!(decisions[0].session, "s1");
+        assert_eq!(decisions[0].decision, "allow");
+        assert!(
+            decisions[0]
+                .rule
+                .as_deref()
+                .is_some_and(|rule| rule.ends_with("allowlist[1]: domain=b.test port=8443")),
+            "{decisions:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_forever_rule_that_cannot_be_saved_denies_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("missing-dir").join("rules.toml");
+        let engine = engine_with(&[], &[], file, Duration::from_secs(10));
+        let request = get("https://b.test/x");
+        let (ruling, _) = tokio::join!(
+            engine.decide(&request),
+            answer_when_asked(&engine, Answer::AllowForever { rule: None })
+        )
+        .0;
+        assert!(!ruling.allowed);
+        assert!(
+            matches!(&ruling.asked, Some(Asked::NotSaved(why)) if why.contains("missing-dir")),
+            "{ruling:?}"
+        );
+        let text = engine.denial_text(&request, &ruling);
+        assert!(text.contains("could not be saved"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn deny_once_denies_without_touching_the_rules_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rules.toml");
+        let engine = engine_with(&[], &[], file.clone(), Duration::from_secs(10));
+        let request = get("https://b.test/x");
+        let (ruling, _) = tokio::join!(
+            engine.decide(&request),
+            answer_when_asked(&engine, Answer::DenyOnce)
+        )
+        .0;
+        assert_eq!(ruling, Ruling::asked(false, Asked::Once));
+        assert!(
+            engine
+                .denial_text(&request, &ruling)
+                .contains("a person denied it"),
+        );
+        assert!(!file.exists());
     }
 
     #[test]

@@ -1,26 +1,36 @@
 //! Inside a CONNECT tunnel that carries TLS: terminate it with a leaf for the CONNECT host, then
-//! serve HTTP/1.1 on it and decide every request on its own (method, host, path, port).
+//! serve HTTP/1.1 or HTTP/2 on it and decide every request (every HTTP/2 stream) on its own
+//! (method, host, path, port).
 //!
 //! - The ClientHello's SNI must name the CONNECT host (a tunnel to `a` may not speak to `b`); with
 //!   no SNI (an IP literal), the leaf is for the CONNECT host anyway.
-//! - Each request's `Host` must name the same host (and port, when it gives one): otherwise `421`.
+//! - Each request's `Host` and `:authority` (when given) must name the same host (and port, when
+//!   they give one): otherwise `421`. On HTTP/2 this is checked per stream, so a connection
+//!   reused for a second authority gets `421` for that stream.
 //! - An allowed request goes upstream over a fresh TLS connection to the proxy-resolved,
 //!   SSRF-checked address, the certificate verified for the name; bodies stream both ways.
 //!
-//! HTTP/1.1 only (ALPN offers `http/1.1`); upgrades (WebSocket) are not relayed yet: `Upgrade` is
-//! hop-by-hop and stripped, so the upstream answers as to a plain request.
+//! ALPN: the client is offered `h2` and `http/1.1`; the upstream connection, dialed only after
+//! the request passed policy, is offered both too, and each request is carried in whichever
+//! version each side chose (hyper frames it again). The upstream cannot be asked first: that
+//! would connect to a host before any rule allowed it.
+//!
+//! A WebSocket upgrade (HTTP/1.1 `Upgrade: websocket`) is decided like any request; only when
+//! allowed is it sent upstream (over `http/1.1`) with its `Upgrade`, and on the upstream's `101`
+//! the two connections are spliced. Other upgrades are hop-by-hop and stripped, so the upstream
+//! answers as to a plain request.
 
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::{
-    Request as HttpRequest, Response, StatusCode,
+    Request as HttpRequest, Response, StatusCode, Uri, Version,
     body::Incoming,
     header::{self, HeaderMap, HeaderValue},
     service::service_fn,
 };
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::server::Acceptor;
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
@@ -30,7 +40,9 @@ use super::{
     decision::Ticket,
     explicit::Proxy,
     http1::{END_TO_END, HOP_BY_HOP},
-    upstream::DialError,
+    idle::{Activity, serve_until_idle},
+    relay::splice,
+    upstream::{DialError, Offer},
 };
 use crate::rules::{Host, Method, NormPath, Request};
 
@@ -56,7 +68,7 @@ pub async fn serve_tunnel(proxy: Arc<Proxy>, client: TcpStream, host: Host, port
         }
     }
     let config = match proxy.leaves.get(&host).await {
-        Ok(key) => proxy.leaves.server_config_for(key, &[b"http/1.1"]),
+        Ok(key) => proxy.leaves.server_config_for(key, &[b"h2", b"http/1.1"]),
         Err(error) => {
             tracing::error!(%host, %error, "cannot issue a leaf certificate");
             return;
@@ -78,23 +90,48 @@ pub async fn serve_tunnel(proxy: Arc<Proxy>, client: TcpStream, host: Host, port
         Err(_) => return,
     };
     let (idle, max_head) = (proxy.idle_timeout, proxy.limits.max_head_bytes);
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let service = service_fn(move |request| {
         let proxy = Arc::clone(&proxy);
         let host = host.clone();
         async move { Ok::<_, Infallible>(handle(&proxy, &host, port, request).await) }
     });
-    let served = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        // Bounds both the wait for the next request on a kept-alive connection and a slow head.
-        .header_read_timeout(idle)
-        // hyper refuses a buffer under 8 KiB.
-        .max_buf_size(max_head.max(8192))
-        .serve_connection(TokioIo::new(tls), service)
-        .await;
+    let served = if h2 {
+        let activity = Activity::new();
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_STREAMS)
+            .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
+            .serve_connection(TokioIo::new(activity.watch(tls)), service);
+        let shutdown = |connection: Pin<&mut _>| {
+            hyper::server::conn::http2::Connection::graceful_shutdown(connection);
+        };
+        match serve_until_idle(connection, shutdown, &activity, idle).await {
+            Some(served) => served,
+            None => {
+                tracing::debug!("idle HTTP/2 connection did not close in time; dropped");
+                Ok(())
+            }
+        }
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            // Bounds both the wait for the next request on a kept-alive connection and a slow
+            // head.
+            .header_read_timeout(idle)
+            // hyper refuses a buffer under 8 KiB.
+            .max_buf_size(max_head.max(8192))
+            .serve_connection(TokioIo::new(tls), service)
+            .with_upgrades()
+            .await
+    };
     if let Err(error) = served {
         tracing::debug!(%error, "tunnel connection ended with an error");
     }
 }
+
+/// The most HTTP/2 streams one client connection may have open at once.
+const MAX_STREAMS: u32 = 100;
 
 async fn handle(
     proxy: &Proxy,
@@ -102,15 +139,15 @@ async fn handle(
     port: u16,
     request: HttpRequest<Incoming>,
 ) -> Response<ProxyBody> {
-    if let Err(reason) = check_authority(&request, host, port) {
-        return text(StatusCode::MISDIRECTED_REQUEST, reason);
-    }
     if request.method() == hyper::Method::CONNECT {
-        // A tunnel inside a tunnel would carry bytes no request check sees.
+        // A tunnel inside a tunnel would carry bytes no request check sees (whatever it names).
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
             "hh: CONNECT inside a tunnel is not allowed\n",
         );
+    }
+    if let Err(reason) = check_authority(&request, host, port) {
+        return text(StatusCode::MISDIRECTED_REQUEST, reason);
     }
     let method = match Method::parse(request.method().as_str()) {
         Ok(method) => method,
@@ -152,6 +189,10 @@ enum Failure {
     Http(#[from] hyper::Error),
     #[error("the upstream sent no response head in time")]
     Timeout,
+    #[error("the request target cannot be sent upstream")]
+    Target,
+    #[error("the upstream switched protocols although the request did not ask it to")]
+    UnaskedSwitch,
 }
 
 async fn forward(
@@ -159,10 +200,20 @@ async fn forward(
     host: &Host,
     port: u16,
     named_by_rule: bool,
-    request: HttpRequest<Incoming>,
+    mut request: HttpRequest<Incoming>,
     mut ticket: Ticket,
 ) -> Result<Response<ProxyBody>, Failure> {
-    let tls = match proxy.upstream.dial_tls(host, port, named_by_rule).await {
+    let websocket = is_websocket_upgrade(&request);
+    let offer = if websocket {
+        Offer::Http1
+    } else {
+        Offer::H2OrHttp1
+    };
+    let tls = match proxy
+        .upstream
+        .dial_tls(host, port, named_by_rule, offer)
+        .await
+    {
         Ok(tls) => tls,
         Err(error) => {
             if let DialError::Refused { refused, .. } = &error {
@@ -171,26 +222,63 @@ async fn forward(
             return Err(Failure::Dial(error));
         }
     };
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake::<_, Metered<Incoming>>(TokioIo::new(tls)).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "upstream connection ended with an error");
-        }
-    });
+    let upstream_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     let body = Metered::new(body, Arc::clone(&ticket.up), proxy.idle_timeout, None);
+    let upgrade = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
-    // Origin form upstream: the authority travels in Host.
-    if let Some(path) = parts.uri.path_and_query() {
-        parts.uri = path.as_str().parse().unwrap_or_default();
+    let authority = authority(host, port);
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |path| path.as_str())
+        .to_owned();
+    if upstream_h2 {
+        // HTTP/2 carries the authority in the URI, not in Host (RFC 9113 §8.3.1).
+        parts.uri = Uri::builder()
+            .scheme("https")
+            .authority(authority.as_str())
+            .path_and_query(path)
+            .build()
+            .map_err(|_| Failure::Target)?;
+        parts.headers.remove(header::HOST);
+        parts.version = Version::HTTP_2;
+    } else {
+        // Origin form upstream; the authority travels in Host, which an HTTP/2 client did not
+        // send.
+        parts.uri = path.parse().map_err(|_| Failure::Target)?;
+        if !parts.headers.contains_key(header::HOST) {
+            let value = HeaderValue::from_str(&authority).map_err(|_| Failure::Target)?;
+            parts.headers.insert(header::HOST, value);
+        }
+        parts.version = Version::HTTP_11;
+        if let (true, Some(upgrade)) = (websocket, upgrade) {
+            parts.headers.insert(header::UPGRADE, upgrade);
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
     }
-    let response = tokio::time::timeout(
-        proxy.idle_timeout,
-        sender.send_request(HttpRequest::from_parts(parts, body)),
-    )
-    .await
-    .map_err(|_| Failure::Timeout)??;
+    let request = HttpRequest::from_parts(parts, body);
+    let io = TokioIo::new(tls);
+    let exchange = async {
+        if upstream_h2 {
+            send_h2(io, request).await
+        } else {
+            send_http1(io, request).await
+        }
+    };
+    let response = tokio::time::timeout(proxy.idle_timeout, exchange)
+        .await
+        .map_err(|_| Failure::Timeout)??;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return match client_upgrade {
+            Some(client_upgrade) => Ok(switch_protocols(proxy, response, client_upgrade, ticket)),
+            // Bytes after an unasked switch would pass no request check.
+            None => Err(Failure::UnaskedSwitch),
+        };
+    }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // The response body carries the ticket: the audit line is written once it is done.
@@ -199,30 +287,128 @@ async fn forward(
     Ok(Response::from_parts(parts, Either::Left(body)))
 }
 
-/// The request's `Host` (or absolute-form authority) must name the tunnel's host, and its port
-/// when it gives one.
-fn check_authority(request: &HttpRequest<Incoming>, host: &Host, port: u16) -> Result<(), String> {
-    let authority = match request.headers().get(header::HOST) {
-        Some(value) => value
-            .to_str()
-            .map_err(|_| "Host is not ASCII\n".to_owned())?,
-        None => request
-            .uri()
-            .authority()
-            .map(|authority| authority.as_str())
-            .ok_or_else(|| "request has no Host\n".to_owned())?,
+type UpstreamIo = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// One request on a new HTTP/2 connection; the connection is driven on its own task.
+async fn send_h2(
+    io: UpstreamIo,
+    request: HttpRequest<Metered<Incoming>>,
+) -> Result<Response<Incoming>, hyper::Error> {
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(io)
+        .await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "upstream h2 connection ended with an error");
+        }
+    });
+    sender.send_request(request).await
+}
+
+/// One request on a new HTTP/1.1 connection, which may switch protocols (WebSocket).
+async fn send_http1(
+    io: UpstreamIo,
+    request: HttpRequest<Metered<Incoming>>,
+) -> Result<Response<Incoming>, hyper::Error> {
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.with_upgrades().await {
+            tracing::debug!(%error, "upstream connection ended with an error");
+        }
+    });
+    sender.send_request(request).await
+}
+
+/// An HTTP/1.1 request asking to switch to WebSocket (RFC 6455 §4.1).
+fn is_websocket_upgrade(request: &HttpRequest<Incoming>) -> bool {
+    let connection_upgrade = request
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    let websocket = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("websocket"));
+    request.version() == Version::HTTP_11 && connection_upgrade && websocket
+}
+
+/// The upstream agreed to switch: answer the client's `101` with the upstream's, then splice the
+/// two upgraded connections (the ticket goes with them, so the audit line counts their bytes).
+fn switch_protocols(
+    proxy: &Proxy,
+    mut response: Response<Incoming>,
+    client_upgrade: hyper::upgrade::OnUpgrade,
+    ticket: Ticket,
+) -> Response<ProxyBody> {
+    let upstream_upgrade = hyper::upgrade::on(&mut response);
+    let idle = proxy.idle_timeout;
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
+            (Ok(client), Ok(upstream)) => (client, upstream),
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::debug!(%error, "protocol switch failed");
+                return;
+            }
+        };
+        let (client, upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+        if let Err(error) = splice(client, upstream, idle, &ticket.up, &ticket.down).await {
+            tracing::debug!(%error, "upgraded connection ended with an error");
+        }
+        drop(ticket);
+    });
+    let (parts, _) = response.into_parts();
+    // The 101 keeps its Upgrade and Connection fields: they are the switch itself.
+    Response::from_parts(parts, Either::Right(Full::new(Bytes::new())))
+}
+
+/// `host[:port]` as it goes in Host or `:authority`: IPv6 in brackets, the port unless 443.
+fn authority(host: &Host, port: u16) -> String {
+    let name = match host.ip() {
+        Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => host.to_string(),
     };
-    let (name, given_port) = split_authority(authority);
-    let same_host = Host::parse(name).is_ok_and(|name| &name == host);
-    let same_port = given_port.is_none_or(|given| given.parse() == Ok(port));
-    if same_host && same_port {
-        Ok(())
+    if port == 443 {
+        name
     } else {
-        Err(format!(
-            "hh: Host `{authority}` does not match the tunnel's {host}:{port}; \
-             open a CONNECT tunnel to that host instead\n"
-        ))
+        format!("{name}:{port}")
     }
+}
+
+/// Every authority the request gives (its `Host`, and its URI's authority: `:authority` on
+/// HTTP/2, absolute-form on HTTP/1) must name the tunnel's host, and its port when it gives one.
+/// A request must give at least one.
+fn check_authority(request: &HttpRequest<Incoming>, host: &Host, port: u16) -> Result<(), String> {
+    let mut given = Vec::new();
+    for value in request.headers().get_all(header::HOST) {
+        given.push(
+            value
+                .to_str()
+                .map_err(|_| "Host is not ASCII\n".to_owned())?,
+        );
+    }
+    if let Some(authority) = request.uri().authority() {
+        given.push(authority.as_str());
+    }
+    if given.is_empty() {
+        return Err("request has no Host\n".to_owned());
+    }
+    for authority in given {
+        let (name, given_port) = split_authority(authority);
+        let same_host = Host::parse(name).is_ok_and(|name| &name == host);
+        let same_port = given_port.is_none_or(|given| given.parse() == Ok(port));
+        if !(same_host && same_port) {
+            return Err(format!(
+                "hh: authority `{authority}` does not match the tunnel's {host}:{port}; \
+                 open a CONNECT tunnel to that host instead\n"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `name[:port]` or `[v6][:port]`.

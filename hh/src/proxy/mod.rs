@@ -2,18 +2,24 @@
 //!
 //! - [`ssrf`]: the pure decision whether an address may be dialled.
 //! - [`http1`]: the pure strict HTTP/1.x request-head parser and hop-by-hop stripping.
+//! - [`approvals`]: requests held for a person's answer (shared prompts, bounded, timed out).
+//! - [`approvals_api`]: `hh proxy --api-socket`: approvals served to `hh approvals` and the TUI.
 //! - [`decision`]: the one decision per request (policy, ask with timeout, audit, 403 text).
 //! - [`explicit`]: the explicit-proxy front door (`hh proxy`): CONNECT and absolute-form.
 //! - [`intercept`]: TLS termination inside a tunnel and per-request decisions there.
 //! - [`upstream`]: resolve, SSRF-check and dial upstreams; verify their certificates.
 //! - [`relay`]: copying bytes between sockets with an idle bound.
+//! - [`idle`]: an idle bound for connections hyper drives (HTTP/2 to the client).
 //! - [`body`]: HTTP bodies streamed through, counted, with an idle bound.
 
+pub mod approvals;
+pub mod approvals_api;
 pub mod body;
 pub mod client_hello;
 pub mod decision;
 pub mod explicit;
 pub mod http1;
+pub mod idle;
 pub mod intercept;
 pub mod relay;
 pub mod ssrf;

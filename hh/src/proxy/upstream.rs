@@ -64,12 +64,25 @@ pub struct RootsError {
     source: rustls::pki_types::pem::Error,
 }
 
+/// Which application protocols a TLS dial offers (ALPN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// `h2` and `http/1.1`: the upstream picks.
+    H2OrHttp1,
+    /// `http/1.1` only: for a request that switches protocols (WebSocket), which HTTP/2 would
+    /// carry differently (RFC 8441).
+    Http1,
+}
+
 /// Resolves, checks and dials upstreams.
 pub struct Upstream {
     /// `--resolve NAME=IP`: names answered without asking the system.
     fixed: HashMap<Host, IpAddr>,
     grants: DialGrants,
+    /// Offers `h2` and `http/1.1`.
     tls: TlsConnector,
+    /// Offers `http/1.1` only.
+    tls_http1: TlsConnector,
     connect_timeout: Duration,
 }
 
@@ -80,10 +93,13 @@ impl Upstream {
         tls: Arc<ClientConfig>,
         connect_timeout: Duration,
     ) -> Upstream {
+        let mut http1 = (*tls).clone();
+        http1.alpn_protocols = vec![b"http/1.1".to_vec()];
         Upstream {
             fixed,
             grants,
             tls: TlsConnector::from(tls),
+            tls_http1: TlsConnector::from(Arc::new(http1)),
             connect_timeout,
         }
     }
@@ -109,7 +125,7 @@ impl Upstream {
             .expect("ring supports the default protocol versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 
@@ -187,6 +203,7 @@ impl Upstream {
         host: &Host,
         port: u16,
         named_by_rule: bool,
+        offer: Offer,
     ) -> Result<TlsStream<TcpStream>, DialError> {
         let tcp = self.dial_tcp(host, port, named_by_rule).await?;
         let addr = tcp
@@ -199,7 +216,11 @@ impl Upstream {
         };
         let name = ServerName::try_from(host.as_str().to_owned())
             .map_err(|error| tls_error(io::Error::new(io::ErrorKind::InvalidInput, error)))?;
-        tokio::time::timeout(self.connect_timeout, self.tls.connect(name, tcp))
+        let connector = match offer {
+            Offer::H2OrHttp1 => &self.tls,
+            Offer::Http1 => &self.tls_http1,
+        };
+        tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp))
             .await
             .map_err(|_| DialError::Timeout {
                 host: host.clone(),

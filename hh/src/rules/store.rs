@@ -375,11 +375,21 @@ impl WatchedPolicy {
 
     /// The current policy, reloaded first if a file changed since the last look.
     pub fn current(&self) -> Arc<Policy> {
+        self.look(false)
+    }
+
+    /// The current policy, looking at the files now whatever the interval: for the writer of a
+    /// rule (an approval "forever"), whose next request must see it.
+    pub fn look_now(&self) -> Arc<Policy> {
+        self.look(true)
+    }
+
+    fn look(&self, now: bool) -> Arc<Policy> {
         let mut state = self
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if state.checked.elapsed() >= self.interval {
+        if now || state.checked.elapsed() >= self.interval {
             state.checked = Instant::now();
             let seen: Vec<Option<FileId>> = self
                 .sources

@@ -1,0 +1,589 @@
+//! The approvals broker: requests no rule decided wait here for a person's answer.
+//!
+//! [`Approvals::ask`] holds a request until [`Approvals::answer`] is called for its prompt or the
+//! timeout passes (no answer means deny). Identical questions (same session, method, host, path
+//! and port) share one prompt: `waiting` counts them and one answer releases them all. The
+//! queue of distinct prompts is bounded; a question past it is denied at once.
+//!
+//! An answer "forever" carries a rule. It must parse and must cover the held request (checked by
+//! deciding the request against a policy of that one rule, so no matching is re-implemented
+//! here); otherwise the answer is refused and the request keeps waiting. Writing the rule to
+//! the rules file is the caller's job ([`super::decision`]): this module does no I/O besides
+//! tokio's sync and time, so it is tested with a paused clock.
+//!
+//! Subscribers hear [`Event::ApprovalPending`] when a prompt appears or its `waiting` changes,
+//! and [`Event::ApprovalResolved`] when it is answered, times out or every waiter has gone.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::{Mutex, MutexGuard},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{
+    sync::{broadcast, watch},
+    time::Instant,
+};
+
+use crate::{
+    api::protocol::{Answer, Event, PendingApproval},
+    rules::{
+        Action, DomainPattern, Layer, LayerRules, Policy, Request, Rule, RuleError, Verdict,
+        WEB_PORTS,
+    },
+};
+
+/// How many distinct prompts of one session may wait at once unless told otherwise.
+pub const DEFAULT_CAPACITY: usize = 64;
+
+/// A request no rule decided, as it is put to a person.
+#[derive(Clone, Debug)]
+pub struct Question {
+    pub session: String,
+    pub request: Request,
+    /// The bytes will be spliced unparsed: a rule answering it is checked as
+    /// [`Policy::decide_opaque`] would read it.
+    pub opaque: bool,
+    /// The rules file an answer "forever" is appended to.
+    pub rules_file: PathBuf,
+}
+
+/// What became of a question.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Allow or deny this request (and those sharing its prompt) only.
+    Once(Action),
+    /// Append `rule` to the rules file as `action`, then act on it. The rule covers the request.
+    Forever(Action, Rule),
+    /// No answer within the timeout: deny.
+    TimedOut,
+    /// Too many prompts were waiting: denied without asking.
+    QueueFull,
+}
+
+impl Outcome {
+    /// How the outcome reads in [`Event::ApprovalResolved`] and the audit log.
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Once(action) => format!("{action} once"),
+            Outcome::Forever(action, rule) => format!("{action} forever: {rule}"),
+            Outcome::TimedOut => "timed out".into(),
+            Outcome::QueueFull => "queue full".into(),
+        }
+    }
+}
+
+/// Why an answer was refused. Except for [`AnswerError::Unknown`], the request keeps waiting.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("no pending approval {id} (answered, timed out, or never asked)")]
+    Unknown { id: u64 },
+    #[error("rule `{text}` does not parse: {error}")]
+    Rule {
+        text: String,
+        #[source]
+        error: RuleError,
+    },
+    #[error(
+        "rule `{rule}` as a {action} rule does not cover the held request {request} \
+         (that rule alone gives {verdict}); give a rule that matches it"
+    )]
+    DoesNotCover {
+        rule: String,
+        action: Action,
+        request: String,
+        verdict: Verdict,
+    },
+}
+
+/// The fields that make two questions the same prompt.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+struct Key {
+    session: String,
+    request: Request,
+}
+
+struct Prompt {
+    approval: PendingApproval,
+    question: Question,
+    deadline: Instant,
+    outcome: watch::Sender<Option<Outcome>>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    prompts: BTreeMap<u64, Prompt>,
+    by_key: HashMap<Key, u64>,
+}
+
+impl State {
+    /// Removes prompt `id`, tells subscribers (`label`), then hands `outcome` to its waiters, in
+    /// that order, so a subscriber hears of the answer before any decision it causes. `None`
+    /// when the prompt was already gone.
+    fn resolve(
+        &mut self,
+        events: &broadcast::Sender<Event>,
+        id: u64,
+        outcome: Outcome,
+        label: String,
+    ) -> Option<Outcome> {
+        let prompt = self.prompts.remove(&id)?;
+        self.by_key.remove(&Key {
+            session: prompt.question.session,
+            request: prompt.question.request,
+        });
+        let _ = events.send(Event::ApprovalResolved { id, outcome: label });
+        // No receiver left is fine: the last waiter may be going away at this moment.
+        let _ = prompt.outcome.send(Some(outcome.clone()));
+        Some(outcome)
+    }
+}
+
+/// The pending approvals of one proxy (standalone) or agent. Share it with an `Arc`.
+pub struct Approvals {
+    capacity: usize,
+    timeout: Duration,
+    events: broadcast::Sender<Event>,
+    state: Mutex<State>,
+}
+
+impl Approvals {
+    pub fn new(capacity: usize, timeout: Duration, events: broadcast::Sender<Event>) -> Approvals {
+        Approvals {
+            capacity,
+            timeout,
+            events,
+            state: Mutex::new(State {
+                next_id: 1,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// How long a question waits for an answer.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The channel the broker's events (and the engine's decisions) go to.
+    pub fn events(&self) -> &broadcast::Sender<Event> {
+        &self.events
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent between statements, so a panic elsewhere leaves it usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends `event`. Callers hold the state lock, so subscribers hear a prompt's events in the
+    /// order its state changed (never a stale `waiting` after its resolution).
+    fn emit(&self, event: Event) {
+        // No subscriber is not an error: the standalone proxy often runs with none.
+        let _ = self.events.send(event);
+    }
+
+    /// Holds `question` until it is answered or times out.
+    pub async fn ask(&self, question: Question) -> Outcome {
+        let key = Key {
+            session: question.session.clone(),
+            request: question.request.clone(),
+        };
+        let (id, deadline, mut outcome) = {
+            let mut state = self.lock();
+            if let Some(&id) = state.by_key.get(&key)
+                && let Some(prompt) = state.prompts.get_mut(&id)
+            {
+                prompt.approval.waiting = prompt.approval.waiting.saturating_add(1);
+                self.emit(Event::ApprovalPending(prompt.approval.clone()));
+                (id, prompt.deadline, prompt.outcome.subscribe())
+            } else if state
+                .prompts
+                .values()
+                .filter(|prompt| prompt.question.session == question.session)
+                .count()
+                >= self.capacity
+            {
+                drop(state);
+                tracing::warn!(
+                    session = %question.session,
+                    host = %question.request.host,
+                    port = question.request.port,
+                    capacity = self.capacity,
+                    "too many pending approvals; denied without asking"
+                );
+                return Outcome::QueueFull;
+            } else {
+                let id = state.next_id;
+                state.next_id += 1;
+                let deadline = Instant::now() + self.timeout;
+                let approval = pending_approval(id, &question, self.timeout);
+                let (sender, receiver) = watch::channel(None);
+                self.emit(Event::ApprovalPending(approval.clone()));
+                state.by_key.insert(key, id);
+                state.prompts.insert(
+                    id,
+                    Prompt {
+                        approval,
+                        question,
+                        deadline,
+                        outcome: sender,
+                    },
+                );
+                (id, deadline, receiver)
+            }
+        };
+        // From here on, a waiter dropped before the answer (its client went away) leaves the
+        // prompt; the last one to leave withdraws it.
+        let mut waiter = Waiter {
+            approvals: self,
+            id,
+            done: false,
+        };
+        let answered =
+            match tokio::time::timeout_at(deadline, outcome.wait_for(Option::is_some)).await {
+                Ok(Ok(seen)) => seen.clone(),
+                // Timed out; or the sender is gone, which only a resolved prompt does.
+                _ => None,
+            };
+        waiter.done = true;
+        if let Some(answer) = answered {
+            return answer;
+        }
+        // The deadline passed. Every waiter of the prompt has the same one; whichever wakes first
+        // resolves it, and the others find the outcome it sent.
+        let timed_out = Outcome::TimedOut;
+        let label = timed_out.describe();
+        if let Some(_resolved) = self.lock().resolve(&self.events, id, timed_out, label) {
+            tracing::info!(id, "approval timed out; denied");
+        }
+        let outcome = outcome.borrow().clone();
+        outcome.unwrap_or(Outcome::TimedOut)
+    }
+
+    /// The prompts waiting now, oldest first.
+    pub fn pending(&self) -> Vec<PendingApproval> {
+        self.lock()
+            .prompts
+            .values()
+            .map(|prompt| prompt.approval.clone())
+            .collect()
+    }
+
+    /// Answers prompt `id`: every request waiting on it gets the outcome. A "forever" rule that
+    /// does not parse or does not cover the request is refused, and the prompt keeps waiting.
+    pub fn answer(&self, id: u64, answer: Answer) -> Result<Outcome, AnswerError> {
+        let mut state = self.lock();
+        let prompt = state.prompts.get(&id).ok_or(AnswerError::Unknown { id })?;
+        let outcome = match answer {
+            Answer::AllowOnce => Outcome::Once(Action::Allow),
+            Answer::DenyOnce => Outcome::Once(Action::Deny),
+            Answer::AllowForever { rule } => {
+                let text = rule.unwrap_or_else(|| prompt.approval.suggested_rule.clone());
+                Outcome::Forever(
+                    Action::Allow,
+                    covering_rule(&prompt.question, Action::Allow, &text)?,
+                )
+            }
+            Answer::DenyForever { rule } => {
+                let text = rule.unwrap_or_else(|| prompt.approval.suggested_rule.clone());
+                Outcome::Forever(
+                    Action::Deny,
+                    covering_rule(&prompt.question, Action::Deny, &text)?,
+                )
+            }
+        };
+        let label = outcome.describe();
+        let resolved = state
+            .resolve(&self.events, id, outcome, label)
+            .ok_or(AnswerError::Unknown { id })?;
+        drop(state);
+        tracing::info!(id, outcome = %resolved.describe(), "approval answered");
+        Ok(resolved)
+    }
+
+    /// One waiter of prompt `id` left before it was resolved.
+    fn leave(&self, id: u64) {
+        let mut state = self.lock();
+        let Some(prompt) = state.prompts.get_mut(&id) else {
+            return;
+        };
+        prompt.approval.waiting = prompt.approval.waiting.saturating_sub(1);
+        if prompt.approval.waiting == 0 {
+            // Nobody would hear the answer: the prompt is withdrawn rather than left to time out.
+            let withdrawn = Outcome::Once(Action::Deny);
+            let _ = state.resolve(&self.events, id, withdrawn, "withdrawn".into());
+        } else {
+            self.emit(Event::ApprovalPending(prompt.approval.clone()));
+        }
+    }
+}
+
+/// Leaves the prompt when a waiting `ask` is dropped (its client went away).
+struct Waiter<'a> {
+    approvals: &'a Approvals,
+    id: u64,
+    done: bool,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.approvals.leave(self.id);
+        }
+    }
+}
+
+fn pending_approval(id: u64, question: &Question, timeout: Duration) -> PendingApproval {
+    let request = &question.request;
+    let deadline = SystemTime::now() + timeout;
+    let deadline_ms = deadline.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    });
+    PendingApproval {
+        id,
+        session: question.session.clone(),
+        method: request.http.as_ref().map(|http| http.method.to_string()),
+        host: request.host.to_string(),
+        path: request.http.as_ref().map(|http| http.path.to_string()),
+        port: request.port,
+        waiting: 1,
+        deadline_ms,
+        rules_file: question.rules_file.display().to_string(),
+        suggested_rule: suggested_rule(request).to_string(),
+    }
+}
+
+/// The narrowest rule worth keeping for `request`'s host: that exact host, and its port unless
+/// it is a web port (an allow rule without `port` admits exactly 80 and 443; a deny rule
+/// without `port` denies every port, so it covers this one too).
+pub fn suggested_rule(request: &Request) -> Rule {
+    Rule {
+        domains: Some(vec![DomainPattern::Exact(request.host.clone())]),
+        ports: (!WEB_PORTS.contains(&request.port)).then(|| vec![request.port]),
+        ..Rule::default()
+    }
+}
+
+/// Parses `text` and checks that, as an `action` rule, it decides `question`'s request that
+/// way on its own.
+fn covering_rule(question: &Question, action: Action, text: &str) -> Result<Rule, AnswerError> {
+    let rule = Rule::parse(text).map_err(|error| AnswerError::Rule {
+        text: text.into(),
+        error,
+    })?;
+    let mut layer = LayerRules::new(Layer::Workspace, question.rules_file.display().to_string());
+    layer.push(action, rule.clone(), text);
+    let policy = Policy::new(vec![layer]);
+    let verdict = if question.opaque {
+        policy.decide_opaque(&question.request).verdict
+    } else {
+        policy.decide(&question.request).verdict
+    };
+    let wanted = match action {
+        Action::Allow => Verdict::Allow,
+        Action::Deny => Verdict::Deny,
+    };
+    if verdict != wanted {
+        return Err(AnswerError::DoesNotCover {
+            rule: text.into(),
+            action,
+            request: super::decision::describe(&question.request),
+            verdict,
+        });
+    }
+    Ok(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn question(session: &str, method: &str, url: &str) -> Question {
+        Question {
+            session: session.into(),
+            request: Request::from_url(method, url).unwrap(),
+            opaque: false,
+            rules_file: PathBuf::from("rules.toml"),
+        }
+    }
+
+    fn broker(capacity: usize) -> (Arc<Approvals>, broadcast::Receiver<Event>) {
+        let (events, receiver) = broadcast::channel(64);
+        let approvals = Approvals::new(capacity, Duration::from_secs(60), events);
+        (Arc::new(approvals), receiver)
+    }
+
+    /// Lets spawned `ask`s run until they wait.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn spawn_ask(
+        approvals: &Arc<Approvals>,
+        question: Question,
+    ) -> tokio::task::JoinHandle<Outcome> {
+        let approvals = Arc::clone(approvals);
+        tokio::spawn(async move { approvals.ask(question).await })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn identical_questions_share_one_prompt_and_one_answer() {
+        let (approvals, mut events) = broker(8);
+        let first = spawn_ask(&approvals, question("s1", "GET", "https://a.test/x"));
+        let second = spawn_ask(&approvals, question("s1", "GET", "https://a.test/x"));
+        // Another session, method or path is another prompt.
+        let other = spawn_ask(&approvals, question("s2", "GET", "https://a.test/x"));
+        settle().await;
+        let pending = approvals.pending();
+        assert_eq!(pending.len(), 2, "{pending:?}");
+        assert_eq!(pending[0].waiting, 2);
+        assert_eq!(pending[0].suggested_rule, "domain=a.test");
+        assert_eq!(pending[1].waiting, 1);
+
+        approvals.answer(pending[0].id, Answer::AllowOnce).unwrap();
+        assert_eq!(first.await.unwrap(), Outcome::Once(Action::Allow));
+        assert_eq!(second.await.unwrap(), Outcome::Once(Action::Allow));
+        assert_eq!(approvals.pending().len(), 1);
+        assert!(!other.is_finished());
+
+        let mut seen = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            seen.push(event);
+        }
+        let waiting: Vec<u32> = seen
+            .iter()
+            .filter_map(|event| match event {
+                Event::ApprovalPending(approval) if approval.id == pending[0].id => {
+                    Some(approval.waiting)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(waiting, [1, 2]);
+        assert!(seen.contains(&Event::ApprovalResolved {
+            id: pending[0].id,
+            outcome: "allow once".into()
+        }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_distinct_question_past_the_session_capacity_is_denied_at_once() {
+        let (approvals, _events) = broker(1);
+        let _held = spawn_ask(&approvals, question("s", "GET", "https://a.test/"));
+        settle().await;
+        let outcome = approvals.ask(question("s", "GET", "https://b.test/")).await;
+        assert_eq!(outcome, Outcome::QueueFull);
+        // The bound is per session: another session's question is still asked.
+        let _other = spawn_ask(&approvals, question("t", "GET", "https://b.test/"));
+        settle().await;
+        assert_eq!(approvals.pending().len(), 2);
+        // Joining the prompt already there is not a new one, so it is never refused.
+        let joined = spawn_ask(&approvals, question("s", "GET", "https://a.test/"));
+        settle().await;
+        assert_eq!(approvals.pending()[0].waiting, 2);
+        drop(joined);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_answer_within_the_timeout_denies_every_waiter() {
+        let (approvals, mut events) = broker(8);
+        let first = spawn_ask(&approvals, question("s", "GET", "https://a.test/"));
+        let second = spawn_ask(&approvals, question("s", "GET", "https://a.test/"));
+        settle().await;
+        tokio::time::advance(Duration::from_secs(59)).await;
+        settle().await;
+        assert!(!first.is_finished());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(first.await.unwrap(), Outcome::TimedOut);
+        assert_eq!(second.await.unwrap(), Outcome::TimedOut);
+        assert!(approvals.pending().is_empty());
+        let resolved = std::iter::from_fn(|| events.try_recv().ok())
+            .filter(|event| matches!(event, Event::ApprovalResolved { .. }))
+            .count();
+        assert_eq!(resolved, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_id_is_an_error() {
+        let (approvals, _events) = broker(8);
+        let error = approvals.answer(42, Answer::AllowOnce).unwrap_err();
+        assert!(matches!(error, AnswerError::Unknown { id: 42 }), "{error}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forever_rule_must_parse_and_cover_the_request_or_the_request_keeps_waiting() {
+        let (approvals, _events) = broker(8);
+        let held = spawn_ask(&approvals, question("s", "POST", "https://a.test:8443/up"));
+        settle().await;
+        let id = approvals.pending()[0].id;
+        assert_eq!(
+            approvals.pending()[0].suggested_rule,
+            "domain=a.test port=8443"
+        );
+        let refused = [
+            ("domain=", "does not parse"),
+            // An allow rule without `port` admits only 80 and 443.
+            ("domain=a.test", "does not cover"),
+            ("domain=b.test port=8443", "does not cover"),
+            ("method=GET domain=a.test port=8443", "does not cover"),
+        ];
+        for (rule, why) in refused {
+            let answer = Answer::AllowForever {
+                rule: Some(rule.into()),
+            };
+            let error = approvals.answer(id, answer).unwrap_err().to_string();
+            assert!(error.contains(why), "{rule}: {error}");
+        }
+        assert_eq!(approvals.pending().len(), 1);
+        let answer = Answer::AllowForever {
+            rule: Some("domain=*.test port=8443 path=/up".into()),
+        };
+        approvals.answer(id, answer).unwrap();
+        let Outcome::Forever(Action::Allow, rule) = held.await.unwrap() else {
+            panic!("expected allow forever");
+        };
+        assert_eq!(rule.to_string(), "domain=*.test path=/up port=8443");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deny_forever_defaults_to_the_suggested_rule() {
+        let (approvals, _events) = broker(8);
+        let held = spawn_ask(&approvals, question("s", "GET", "http://a.test/"));
+        settle().await;
+        let id = approvals.pending()[0].id;
+        approvals
+            .answer(id, Answer::DenyForever { rule: None })
+            .unwrap();
+        let expected = Outcome::Forever(Action::Deny, Rule::parse("domain=a.test").unwrap());
+        assert_eq!(held.await.unwrap(), expected);
+        let again = approvals.answer(id, Answer::AllowOnce).unwrap_err();
+        assert!(matches!(again, AnswerError::Unknown { .. }), "{again}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_waiter_leaving_withdraws_the_prompt() {
+        let (approvals, mut events) = broker(8);
+        let first = spawn_ask(&approvals, question("s", "GET", "https://a.test/"));
+        let second = spawn_ask(&approvals, question("s", "GET", "https://a.test/"));
+        settle().await;
+        first.abort();
+        settle().await;
+        assert_eq!(approvals.pending()[0].waiting, 1);
+        second.abort();
+        settle().await;
+        assert!(approvals.pending().is_empty());
+        let last = std::iter::from_fn(|| events.try_recv().ok()).last();
+        assert!(
+            matches!(&last, Some(Event::ApprovalResolved { outcome, .. }) if outcome == "withdrawn"),
+            "{last:?}"
+        );
+    }
+}
