@@ -272,6 +272,53 @@ fn clients_see_and_act_on_their_own_sessions_only() {
     agent.terminate();
 }
 
+#[test]
+fn an_unknown_host_waits_for_an_answer_and_allow_forever_writes_the_rule() {
+    if !require_root("agent e2e") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("p");
+    let agent = world.agent_asking(60);
+    let id = world.start_session();
+    let url = world.url("unknown.test", "/asked");
+    let curl = {
+        let mut command = support::hh();
+        command
+            .env("HH_AGENT_SOCKET", &world.socket)
+            .args(["shell", &id, "--", "curl", "-sS", "-m", "30", &url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let mut pending = Vec::new();
+    wait_until("the request is held for an answer", || {
+        let listed = world.hh(&["approvals", "--json"]);
+        pending = serde_json::from_slice::<Vec<serde_json::Value>>(&listed.stdout).unwrap_or_default();
+        !pending.is_empty()
+    });
+    assert_eq!(pending[0]["session"], id.as_str(), "{pending:?}");
+    assert_eq!(pending[0]["host"], "unknown.test");
+    assert_eq!(pending[0]["path"], "/asked");
+    let approval = pending[0]["id"].to_string();
+    let answered = world.hh(&["approvals", "allow", &approval, "--forever"]);
+    assert!(answered.status.success(), "{}", String::from_utf8_lossy(&answered.stderr));
+    let output = curl.wait_with_output().unwrap();
+    let body = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{body}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(body.contains("upstream saw GET /asked host=unknown.test"), "{body}");
+    let rules = std::fs::read_to_string(world.workspace.join("harness-rules.toml")).unwrap();
+    assert!(rules.contains("this comment must survive"), "{rules}");
+    assert!(rules.contains("domain=unknown.test"), "{rules}");
+    // The next request is decided by the saved rule: no prompt.
+    let (code, out) = world.shell(&id, &["curl", "-sS", &world.url("unknown.test", "/again")]);
+    assert_eq!(code, 0, "{out}");
+    let listed = world.hh(&["approvals", "--json"]);
+    let pending: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
+    agent.terminate();
+    world.assert_nothing_left();
+}
+
 /// The first file named one of `names` in `dir` or below (the container's own cgroup sits
 /// under the session's).
 fn walk_find(dir: &Path, names: &[&str]) -> Option<PathBuf> {

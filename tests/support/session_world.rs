@@ -66,7 +66,7 @@ fn rules(port: u16) -> String {
 impl World {
     pub fn new(tag: &str) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let upstream = upstream::start_upstream(&["allowed.test", "denied.test", "starter.test"]);
+        let upstream = upstream::start_upstream(&["allowed.test", "denied.test", "starter.test", "unknown.test"]);
         let workspace = dir.path().join("workspace");
         std::fs::create_dir(&workspace).unwrap();
         std::fs::write(workspace.join("harness-rules.toml"), rules(upstream.tls_port)).unwrap();
@@ -121,7 +121,13 @@ canonical_path = "{workspace}"
         }
     }
 
+    /// An agent whose unanswered asks are denied after 1 s.
     pub fn agent(&self) -> Agent {
+        self.agent_asking(1)
+    }
+
+    /// An agent whose unanswered asks wait `ask_timeout` seconds.
+    pub fn agent_asking(&self, ask_timeout: u32) -> Agent {
         let mut command = hh();
         command
             .arg("--config")
@@ -133,7 +139,8 @@ canonical_path = "{workspace}"
             .arg(&self.state)
             .arg("--bpf-dir")
             .arg(&self.bpf_dir)
-            .args(["--cgroup-group", &self.group, "--ask-timeout", "1"])
+            .args(["--cgroup-group", &self.group])
+            .args(["--ask-timeout", &ask_timeout.to_string()])
             .args(["--dial-grant", "127.0.0.1/32"])
             .arg("--upstream-ca")
             .arg(&self.upstream_ca);
