@@ -83,6 +83,53 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     let (code, _) = world.shell(&id, &["curl", "-sS", "-m", "5", "http://10.1.2.3:8080/"]);
     assert_ne!(code, 0);
 
+    // A bypass_proxy host is spliced, not intercepted: the session sees the upstream's own
+    // certificate (its CA, not the session CA, verifies it) ...
+    std::fs::write(
+        world.workspace.join("upstream-ca.pem"),
+        &world.upstream.ca_pem,
+    )
+    .unwrap();
+    let bypass_url = world.url("bypass.test", "/spliced");
+    let (code, out) = world.shell(
+        &id,
+        &[
+            "curl",
+            "-sS",
+            "--cacert",
+            "/workspace/upstream-ca.pem",
+            &bypass_url,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("upstream saw GET /spliced host=bypass.test"),
+        "{out}"
+    );
+    let (code, _) = world.shell(&id, &["curl", "-sS", &bypass_url]);
+    assert_ne!(
+        code, 0,
+        "the session CA must not verify a spliced connection"
+    );
+    // ... and only when the ClientHello names the bypassed host.
+    let port = world.upstream.tls_port;
+    let connect_to = format!("allowed.test:{port}:bypass.test:{port}");
+    let (code, out) = world.shell(
+        &id,
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "10",
+            "--cacert",
+            "/workspace/upstream-ca.pem",
+            "--connect-to",
+            &connect_to,
+            &world.url("allowed.test", "/fronted"),
+        ],
+    );
+    assert_ne!(code, 0, "{out}");
+
     // The workspace is the host directory, read-write.
     let (code, out) = world.shell(
         &id,
@@ -293,7 +340,8 @@ fn an_unknown_host_waits_for_an_answer_and_allow_forever_writes_the_rule() {
     let mut pending = Vec::new();
     wait_until("the request is held for an answer", || {
         let listed = world.hh(&["approvals", "--json"]);
-        pending = serde_json::from_slice::<Vec<serde_json::Value>>(&listed.stdout).unwrap_or_default();
+        pending =
+            serde_json::from_slice::<Vec<serde_json::Value>>(&listed.stdout).unwrap_or_default();
         !pending.is_empty()
     });
     assert_eq!(pending[0]["session"], id.as_str(), "{pending:?}");
@@ -301,11 +349,22 @@ fn an_unknown_host_waits_for_an_answer_and_allow_forever_writes_the_rule() {
     assert_eq!(pending[0]["path"], "/asked");
     let approval = pending[0]["id"].to_string();
     let answered = world.hh(&["approvals", "allow", &approval, "--forever"]);
-    assert!(answered.status.success(), "{}", String::from_utf8_lossy(&answered.stderr));
+    assert!(
+        answered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answered.stderr)
+    );
     let output = curl.wait_with_output().unwrap();
     let body = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{body}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(body.contains("upstream saw GET /asked host=unknown.test"), "{body}");
+    assert!(
+        output.status.success(),
+        "{body}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        body.contains("upstream saw GET /asked host=unknown.test"),
+        "{body}"
+    );
     let rules = std::fs::read_to_string(world.workspace.join("harness-rules.toml")).unwrap();
     assert!(rules.contains("this comment must survive"), "{rules}");
     assert!(rules.contains("domain=unknown.test"), "{rules}");

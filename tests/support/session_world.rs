@@ -58,7 +58,7 @@ fn rules(port: u16) -> String {
     format!(
         "# the workspace's rules; this comment must survive\n\
          [network]\n\
-         allowlist = [\"domain=allowed.test port={port}\"]\n\
+         allowlist = [\"domain=allowed.test port={port}\", \"domain=bypass.test port={port}\"]\n\
          denylist = [\"domain=denied.test\"]\n"
     )
 }
@@ -66,10 +66,20 @@ fn rules(port: u16) -> String {
 impl World {
     pub fn new(tag: &str) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let upstream = upstream::start_upstream(&["allowed.test", "denied.test", "starter.test", "unknown.test"]);
+        let upstream = upstream::start_upstream(&[
+            "allowed.test",
+            "denied.test",
+            "starter.test",
+            "unknown.test",
+            "bypass.test",
+        ]);
         let workspace = dir.path().join("workspace");
         std::fs::create_dir(&workspace).unwrap();
-        std::fs::write(workspace.join("harness-rules.toml"), rules(upstream.tls_port)).unwrap();
+        std::fs::write(
+            workspace.join("harness-rules.toml"),
+            rules(upstream.tls_port),
+        )
+        .unwrap();
         let seed = dir.path().join("seeded.txt");
         std::fs::write(&seed, "original\n").unwrap();
         let global = dir.path().join("global-rules.toml");
@@ -93,6 +103,7 @@ image = "test"
 memory = "256m"
 cpus = "0.5"
 starter_network_allowlist = ["domain=starter.test port={port}"]
+bypass_proxy = ["bypass.test"]
 [[workspaces]]
 name = "demo"
 canonical_path = "{workspace}"
@@ -149,6 +160,7 @@ canonical_path = "{workspace}"
             "denied.test",
             "starter.test",
             "unknown.test",
+            "bypass.test",
         ] {
             command.args(["--resolve", &format!("{name}=127.0.0.1")]);
         }

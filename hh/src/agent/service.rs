@@ -75,11 +75,9 @@ async fn handle(agent: &Arc<Agent>, peer: Peer, request: ClientRequest) -> Reply
                 .collect(),
         },
         ClientRequest::Answer { id, answer } => {
-            let owned = agent
-                .approvals
-                .pending()
-                .iter()
-                .any(|pending| pending.id == id && session_owned_by(agent, &peer, &pending.session));
+            let owned = agent.approvals.pending().iter().any(|pending| {
+                pending.id == id && session_owned_by(agent, &peer, &pending.session)
+            });
             if !owned {
                 // Someone else's prompt looks exactly like no prompt.
                 return Reply::Error {

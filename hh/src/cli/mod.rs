@@ -1,7 +1,7 @@
 //! The command line: one module per subcommand, each with its own clap options.
 
-mod approvals;
 mod agent;
+mod approvals;
 mod doctor;
 mod image;
 mod init;
