@@ -130,6 +130,11 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     );
     assert_ne!(code, 0, "{out}");
 
+    // The session's counters follow its proxy's decisions.
+    let listed = &world.sessions()[0];
+    assert!(listed["allowed"].as_u64().unwrap() >= 3, "{listed}");
+    assert!(listed["denied"].as_u64().unwrap() >= 2, "{listed}");
+
     // The workspace is the host directory, read-write.
     let (code, out) = world.shell(
         &id,

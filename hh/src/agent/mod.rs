@@ -154,6 +154,10 @@ impl Agent {
             approvals,
             events,
         });
+        tokio::spawn(count_decisions(
+            Arc::downgrade(&agent),
+            agent.events.subscribe(),
+        ));
         session::adopt_all(&agent).await;
         Ok(agent)
     }
@@ -183,6 +187,30 @@ impl Agent {
 
     fn session_dir(&self, id: &str) -> PathBuf {
         self.settings.state_dir.join("sessions").join(id)
+    }
+}
+
+/// Keeps each session's allowed/denied counts (what `hh session list` and the TUI show) from
+/// the decisions its proxy reports, until the agent goes away.
+async fn count_decisions(agent: std::sync::Weak<Agent>, mut events: broadcast::Receiver<Event>) {
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "decision counter lagged");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Event::Decision(decision) = event else {
+            continue;
+        };
+        let Some(agent) = agent.upgrade() else {
+            return;
+        };
+        if let Some(session) = agent.sessions().get(&decision.session) {
+            session.count(decision.decision == "allow");
+        }
     }
 }
 

@@ -71,6 +71,19 @@ impl Session {
         info
     }
 
+    /// Counts one decision of the session's proxy.
+    pub fn count(&self, allowed: bool) {
+        let mut info = self
+            .info
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if allowed {
+            info.allowed += 1;
+        } else {
+            info.denied += 1;
+        }
+    }
+
     pub fn owner(&self) -> u32 {
         self.info
             .lock()
