@@ -150,6 +150,19 @@ impl Engine {
         Ok(created.id)
     }
 
+    /// The `PATH` an image sets, if it sets one (sessions put the agent's tools in front of it).
+    pub async fn image_path(&self, image: &str) -> Result<Option<String>, ContainerError> {
+        let inspected = self.docker.inspect_image(image).await.map_err(api(format!(
+            "inspect image {image} (build it with `hh image build`)"
+        )))?;
+        Ok(inspected
+            .config
+            .and_then(|config| config.env)
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|entry| entry.strip_prefix("PATH=").map(str::to_owned)))
+    }
+
     /// The network namespace of the container's first process.
     pub async fn netns_path(&self, id: &str) -> Result<PathBuf, ContainerError> {
         let inspected = self

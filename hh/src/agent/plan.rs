@@ -24,6 +24,9 @@ pub const SESSION_FILES_MOUNT: &str = "/opt/hh";
 /// Where the workspace appears.
 pub const WORKSPACE_MOUNT: &str = "/workspace";
 
+/// `PATH` for an image that sets none (Docker's own default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Variables that make common tools trust a CA bundle (the session CA plus the host's roots).
 const CA_BUNDLE_VARS: &[&str] = &[
     "SSL_CERT_FILE",
@@ -90,6 +93,8 @@ pub struct Context<'a> {
     pub group: &'a str,
     pub started_at: u64,
     pub config_source: &'a str,
+    /// The `PATH` the session's image sets, if any.
+    pub image_path: Option<&'a str>,
 }
 
 pub fn plan(
@@ -171,7 +176,9 @@ pub fn plan(
     env.push(format!("HH_SESSION_ID={}", context.id));
     env.push(format!("HH_CONTROL_PORT={}", context.control_port));
     env.push(format!("HH_PROXY_PORT={}", context.proxy_port));
-    env.push(format!("PATH={SESSION_FILES_MOUNT}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+    // The image's own PATH (a stem may add its toolchain), with the agent's tools in front.
+    let image_path = context.image_path.unwrap_or(DEFAULT_PATH);
+    env.push(format!("PATH={SESSION_FILES_MOUNT}/bin:{image_path}"));
     env.push(format!("{}={}", context.token_var, context.token));
 
     let labels = HashMap::from([
@@ -190,7 +197,7 @@ pub fn plan(
     };
     let container = ContainerPlan {
         name: format!("hh-{}-{}", name, context.id),
-        image: format!("hh-{}", profile.image),
+        image: crate::image::image_name(&profile.image),
         user: format!("{}:{gid}", identity.uid),
         env,
         binds,
@@ -336,6 +343,7 @@ canonical_path = "{}"
             group: "hh",
             started_at: 1,
             config_source: "/etc/hh/harness-hat.toml",
+            image_path: Some("/home/coder/.cargo/bin:/usr/bin"),
         }
     }
 
@@ -387,6 +395,10 @@ canonical_path = "{}"
                 .contains(&"NODE_EXTRA_CA_CERTS=/opt/hh/ca.pem".to_owned())
         );
         assert!(c.env.contains(&"HARNESS_HAT_TOKEN=secret".to_owned()));
+        assert!(
+            c.env
+                .contains(&"PATH=/opt/hh/bin:/home/coder/.cargo/bin:/usr/bin".to_owned())
+        );
         assert_eq!(c.image, "hh-test");
         assert_eq!(c.cgroup_parent, "/hh/0123456789ab");
         assert_eq!(plan.name, format!("{}-012345", slug("demo")));

@@ -107,6 +107,14 @@ pub async fn start(
     let identity = Identity::of_process(peer.uid, peer.gid, peer.pid);
     let config = &agent.settings.config;
     let config_source = agent.settings.config_path.display().to_string();
+    let image = config
+        .container_profiles
+        .get(&request.template)
+        .map(|profile| crate::image::image_name(&profile.image));
+    let image_path = match &image {
+        Some(image) => agent.docker.image_path(image).await?,
+        None => None,
+    };
     let context = plan::Context {
         id: &id,
         token: &token,
@@ -119,6 +127,7 @@ pub async fn start(
         group: &agent.settings.cgroup_group,
         started_at,
         config_source: &config_source,
+        image_path: image_path.as_deref(),
     };
     let plan = plan::plan(config, &request, &identity, peer.gid, &context)?;
     tracing::info!(
