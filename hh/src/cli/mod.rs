@@ -1,7 +1,7 @@
 //! The command line: one module per subcommand, each with its own clap options.
 
 mod doctor;
-mod init;
+pub(crate) mod init;
 mod proxy;
 mod rules;
 
@@ -23,8 +23,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Without a subcommand, `hh` opens the terminal UI.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -41,13 +42,39 @@ pub enum Command {
 
 /// Runs the parsed command line; the exit code is the command's verdict.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Some(command) = cli.command else {
+        init_tui_logging();
+        return crate::tui::run(cli.config.as_deref());
+    };
     init_logging();
-    match cli.command {
+    match command {
         Command::Doctor(options) => doctor::run(&options),
         Command::Init(options) => init::run(&options, cli.config.as_deref()),
         Command::Rules(options) => rules::run(&options, cli.config.as_deref()),
         Command::Proxy(options) => proxy::run(&options),
     }
+}
+
+/// The TUI owns the terminal: logs go to `$HH_LOG_FILE` (appended) when set, else nowhere.
+/// `HH_LOG` filters them as for the subcommands (e.g. `HH_LOG=hh=info` for prompt latency).
+fn init_tui_logging() {
+    let Some(path) = std::env::var_os("HH_LOG_FILE") else {
+        return;
+    };
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hh=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
 }
 
 /// Logs go to stderr, filtered by `HH_LOG` (e.g. `HH_LOG=hh=debug`); quiet by default.
