@@ -143,7 +143,7 @@ pub fn seconds_left(deadline_ms: u64, now_ms: u64) -> u64 {
 mod tests {
     use super::*;
 
-    pub(crate) fn approval(id: u64, deadline_ms: u64) -> PendingApproval {
+    fn approval(id: u64, deadline_ms: u64) -> PendingApproval {
         PendingApproval {
             id,
             session: "s1".into(),
@@ -162,14 +162,18 @@ mod tests {
     fn prompts_queue_by_deadline_and_the_selection_follows_its_prompt() {
         let mut queue = ApprovalQueue::default();
         queue.insert(approval(1, 30_000), None);
+        // A more urgent prompt queues before it, but the keys stay on the prompt being read.
         queue.insert(approval(2, 10_000), None);
+        assert_eq!(queue.selected().unwrap().approval.id, 1);
+        queue.select_previous();
         assert_eq!(queue.selected().unwrap().approval.id, 2);
         queue.select_next();
         assert_eq!(queue.selected().unwrap().approval.id, 1);
         queue.insert(approval(3, 5_000), None);
         assert_eq!(queue.selected().unwrap().approval.id, 1);
+        // Once it is gone, the soonest deadline is next.
         queue.remove(1);
-        assert_eq!(queue.selected().unwrap().approval.id, 2);
+        assert_eq!(queue.selected().unwrap().approval.id, 3);
         queue.remove(2);
         queue.remove(3);
         assert!(queue.selected().is_none());

@@ -59,6 +59,12 @@ pub fn add(text: &str, file: &Path, name: &str, path: &str) -> Result<String, Ed
     let mut table = Table::new();
     table.insert("name", value(name));
     table.insert("canonical_path", value(path));
+    // The new table goes at the very end of the file, after the comments that close it (the
+    // starter ends with a commented `[[workspaces]]` example): they become the table's prefix.
+    let trailing = document.trailing().as_str().unwrap_or_default().to_string();
+    document.set_trailing("");
+    table.decor_mut().set_prefix(trailing);
+    table.set_position(Some(isize::MAX));
     workspaces(&mut document, file)?.push(table);
     Ok(document.to_string())
 }

@@ -56,9 +56,9 @@ pub fn render(app: &App, frame: &mut Frame) {
 fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
     let mut spans = vec![Span::styled(" hh ", Style::new().add_modifier(Modifier::BOLD))];
     for (i, screen) in Screen::ALL.iter().enumerate() {
-        let mut title = format!(" {} {} ", i + 1, screen.title());
+        let mut title = format!("{} {} ", i + 1, screen.title());
         if *screen == Screen::Approvals && !app.approvals.is_empty() {
-            title = format!(" {} {} ({}) ", i + 1, screen.title(), app.approvals.prompts().len());
+            title = format!("{} {} ({}) ", i + 1, screen.title(), app.approvals.prompts().len());
         }
         let style = if *screen == app.screen {
             Style::new().add_modifier(Modifier::REVERSED)
@@ -67,15 +67,11 @@ fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
         };
         spans.push(Span::styled(title, style));
     }
+    // Short enough to fit an 80-column terminal beside the tabs; the version is in `?` help.
     let agent = match &app.agent {
-        AgentStatus::Connecting => Span::raw("  agent: connecting"),
-        AgentStatus::Connected(hello) => Span::styled(
-            format!("  agent: {} {}", hello.mode, hello.version),
-            Style::new().fg(Color::Green),
-        ),
-        AgentStatus::Unreachable(_) => {
-            Span::styled("  agent: not running", Style::new().fg(Color::Red))
-        }
+        AgentStatus::Connecting => Span::raw(" agent: …"),
+        AgentStatus::Connected(_) => Span::styled(" agent: ok", Style::new().fg(Color::Green)),
+        AgentStatus::Unreachable(_) => Span::styled(" agent: down", Style::new().fg(Color::Red)),
     };
     spans.push(agent);
     frame.render_widget(Line::from(spans), area);
@@ -121,7 +117,13 @@ fn render_body(app: &App, frame: &mut Frame, area: Rect) {
 
 /// How to start the agent, said exactly.
 fn render_agent_banner(app: &App, error: &str, frame: &mut Frame, area: Rect) {
+    // The connect error already says what the banner says; other errors are worth showing.
     let first_line = error.lines().next().unwrap_or(error);
+    let detail = if first_line.starts_with("no hh agent answers") {
+        String::new()
+    } else {
+        format!(" ({first_line})")
+    };
     let lines = vec![
         Line::styled(
             format!("No hh agent answers at {}.", app.socket.display()),
@@ -134,7 +136,7 @@ fn render_agent_banner(app: &App, error: &str, frame: &mut Frame, area: Rect) {
         ]),
         Line::raw("No eBPF here (Docker Desktop, macOS)? `hh doctor` says if TUN fallback mode applies."),
         Line::styled(
-            format!("Retrying every second. ({first_line})"),
+            format!("Retrying every second.{detail}"),
             Style::new().add_modifier(Modifier::DIM),
         ),
     ];

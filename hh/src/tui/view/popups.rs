@@ -12,7 +12,7 @@ use ratatui::{
 use crate::{
     rules::Action,
     tui::{
-        app::{App, EditorFor, InputFor, Mode},
+        app::{AgentStatus, App, EditorFor, InputFor, Mode},
         rule_editor::RuleEditor,
     },
 };
@@ -55,8 +55,18 @@ pub fn render(app: &App, frame: &mut Frame) {
             popup(frame, " Remove workspace ", lines, 74, 4);
         }
         Mode::Help => {
-            let lines = HELP.iter().map(|line| Line::raw(*line)).collect();
-            popup(frame, " Keys ", lines, 74, HELP.len() as u16 + 2);
+            let mut lines: Vec<Line> = HELP.iter().map(|line| Line::raw(*line)).collect();
+            lines.push(Line::raw(match &app.agent {
+                AgentStatus::Connected(hello) => format!(
+                    "Agent {} ({} mode) at {}",
+                    hello.version,
+                    hello.mode,
+                    app.socket.display()
+                ),
+                _ => format!("No agent at {} yet", app.socket.display()),
+            }));
+            let height = lines.len() as u16 + 2;
+            popup(frame, " Keys ", lines, 74, height);
         }
     }
 }
@@ -132,7 +142,8 @@ fn render_editor(editor: &RuleEditor, target: &EditorFor, frame: &mut Frame) {
         "h host  p port  / path  m method  t allow/deny  Enter write  Esc back",
         Style::new().fg(Color::Cyan),
     ));
-    popup(frame, title, lines, 76, 11);
+    let height = lines.len() as u16 + 2;
+    popup(frame, title, lines, 76, height);
 }
 
 fn picker(frame: &mut Frame, title: &str, names: Vec<String>, selected: usize) {
