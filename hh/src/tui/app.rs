@@ -623,3 +623,7 @@ fn request_name(request: &ClientRequest) -> &'static str {
         ClientRequest::Subscribe {} => "subscribe",
     }
 }
+
+#[cfg(test)]
+#[path = "app_test.rs"]
+mod tests;
