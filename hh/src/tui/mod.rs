@@ -10,8 +10,8 @@
 //! - `view`: drawing, one module per screen.
 //!
 //! This module is the run loop, the only code that touches the terminal, the disk and the
-//! agent link: it draws, waits at most [`TICK`] for a key, drains the agent channel without
-//! waiting, and performs the [`Effect`]s the state asks for.
+//! agent link: it draws (when something changed, or every [`CLOCK`]), waits at most [`TICK`] for a key,
+//! drains the agent channel without waiting, and performs the [`Effect`]s the state asks for.
 //!
 //! Prompt latency (from an `ApprovalPending` event read off the socket to the end of the draw
 //! that shows it) is logged at info level as `approval prompt drawn` with `latency_ms`, and
@@ -54,9 +54,12 @@ use crate::{
     rules::{Rule, store},
 };
 
-/// The longest the loop waits for a key before it looks at the agent channel again: the bound
-/// on how late a prompt can be drawn (the target is 100 ms).
-const TICK: Duration = Duration::from_millis(25);
+/// The longest the loop waits for a key before it looks at the agent channel again: with the
+/// draw, the bound on how late a prompt appears (the target is 100 ms).
+const TICK: Duration = Duration::from_millis(10);
+
+/// Without keys or messages, the screen is still redrawn this often (remaining times, uptimes).
+const CLOCK: Duration = Duration::from_millis(500);
 
 /// Runs the TUI until the user quits (or SIGTERM).
 pub fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -109,17 +112,26 @@ fn event_loop(
     from_agent: &Receiver<FromAgent>,
     env: &Env,
 ) -> anyhow::Result<()> {
+    let mut last_draw: Option<Instant> = None;
     loop {
-        app.now_ms = now_ms();
-        terminal.draw(|frame| view::render(app, frame))?;
-        for (id, latency) in app.approvals.frame_drawn(Instant::now()) {
-            tracing::info!(id, latency_ms = latency.as_millis() as u64, "approval prompt drawn");
+        if last_draw.is_none_or(|at| at.elapsed() >= CLOCK) {
+            app.now_ms = now_ms();
+            terminal.draw(|frame| view::render(app, frame))?;
+            last_draw = Some(Instant::now());
+            for (id, latency) in app.approvals.frame_drawn(Instant::now()) {
+                tracing::info!(id, latency_ms = latency.as_millis() as u64, "approval prompt drawn");
+            }
         }
         if app.quit || terminal::terminate_requested() {
             return Ok(());
         }
-        if event::poll(TICK)? {
-            // Resize needs nothing but the redraw at the top of the loop.
+        // Anything that happens below forces a redraw on the next turn.
+        if terminal::wait_for_input(TICK)? == terminal::Input::HungUp {
+            return Ok(());
+        }
+        // Zero timeout: takes keys crossterm already buffered and resizes (a signal) as well.
+        while event::poll(Duration::ZERO)? {
+            last_draw = None;
             if let TermEvent::Key(key) = event::read()?
                 && let Some(effect) = app.on_key(key)
             {
@@ -128,7 +140,10 @@ fn event_loop(
         }
         loop {
             match from_agent.try_recv() {
-                Ok(message) => app.on_agent(message),
+                Ok(message) => {
+                    last_draw = None;
+                    app.on_agent(message);
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => anyhow::bail!("the agent link stopped"),
             }

@@ -66,3 +66,47 @@ pub fn suspend<T>(terminal: &mut DefaultTerminal, run: impl FnOnce() -> T) -> io
     terminal.clear()?;
     Ok(result)
 }
+
+/// What waiting on the terminal gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Bytes to read (or nothing yet): ask crossterm, without waiting.
+    Check,
+    /// The terminal went away (the pane or SSH connection closed).
+    HungUp,
+}
+
+/// Waits up to `timeout` for the terminal on stdin to have input.
+///
+/// Why not `crossterm::event::poll(timeout)` alone: on a hung-up terminal its reader loops on
+/// a read that fails forever (crossterm 0.29 `event/source/unix/mio.rs` leaves the inner loop
+/// only on `WouldBlock`), so hh would spin at 100% CPU instead of exiting. Checking `POLLHUP`
+/// here first catches the hangup before crossterm reads.
+pub fn wait_for_input(timeout: std::time::Duration) -> io::Result<Input> {
+    // SAFETY: isatty only inspects the descriptor.
+    if unsafe { libc::isatty(libc::STDIN_FILENO) } != 1 {
+        // crossterm then reads /dev/tty, which hh does not hold: let crossterm wait.
+        std::thread::sleep(timeout);
+        return Ok(Input::Check);
+    }
+    let mut fd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, its count, a finite timeout.
+    let ready = unsafe { libc::poll(&mut fd, 1, millis) };
+    if ready < 0 {
+        let error = io::Error::last_os_error();
+        return if error.kind() == io::ErrorKind::Interrupted {
+            Ok(Input::Check)
+        } else {
+            Err(error)
+        };
+    }
+    if fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Ok(Input::HungUp);
+    }
+    Ok(Input::Check)
+}
