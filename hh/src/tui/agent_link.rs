@@ -6,7 +6,7 @@
 //! the outcome later as a [`FromAgent::Reply`].
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::mpsc::Sender,
     time::{Duration, Instant},
 };
@@ -73,7 +73,7 @@ impl AgentLink {
 }
 
 /// One request on a fresh connection.
-async fn call(socket: &PathBuf, request: &ClientRequest) -> Result<Reply, String> {
+async fn call(socket: &Path, request: &ClientRequest) -> Result<Reply, String> {
     let mut client = Client::connect(socket).await.map_err(|e| e.to_string())?;
     client.call(request).await.map_err(|e| e.to_string())
 }
@@ -86,7 +86,10 @@ async fn subscribe(socket: PathBuf, to_ui: Sender<FromAgent>) {
             Ok(()) => return,
             Err(error) => error,
         };
-        if to_ui.send(FromAgent::Unreachable(error.to_string())).is_err() {
+        if to_ui
+            .send(FromAgent::Unreachable(error.to_string()))
+            .is_err()
+        {
             return;
         }
         tokio::time::sleep(RETRY).await;
@@ -94,7 +97,7 @@ async fn subscribe(socket: PathBuf, to_ui: Sender<FromAgent>) {
 }
 
 /// Returns `Ok` only when the UI is gone.
-async fn subscribe_once(socket: &PathBuf, to_ui: &Sender<FromAgent>) -> Result<(), ClientError> {
+async fn subscribe_once(socket: &Path, to_ui: &Sender<FromAgent>) -> Result<(), ClientError> {
     let hello = match Client::connect(socket)
         .await?
         .call(&ClientRequest::Hello {})
@@ -107,7 +110,10 @@ async fn subscribe_once(socket: &PathBuf, to_ui: &Sender<FromAgent>) -> Result<(
     if to_ui.send(FromAgent::Connected(hello)).is_err() {
         return Ok(());
     }
-    for request in [ClientRequest::ListApprovals {}, ClientRequest::ListSessions {}] {
+    for request in [
+        ClientRequest::ListApprovals {},
+        ClientRequest::ListSessions {},
+    ] {
         let result = call(socket, &request).await;
         if to_ui.send(FromAgent::Reply { request, result }).is_err() {
             return Ok(());

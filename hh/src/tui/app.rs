@@ -64,7 +64,8 @@ pub enum AgentStatus {
 /// The manager's config as the TUI found it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConfigState {
-    Loaded(Config),
+    /// Boxed: a config is large beside the other states.
+    Loaded(Box<Config>),
     /// No file at the path: the first-run screen offers to create it.
     Missing,
     /// The file does not load; the text is the loader's error (file, line, key).
@@ -76,7 +77,10 @@ pub enum ConfigState {
 pub enum Effect {
     Send(ClientRequest),
     /// `StartSession` with the passthrough variables the loop reads from its environment.
-    StartSession { workspace: String, template: String },
+    StartSession {
+        workspace: String,
+        template: String,
+    },
     /// Hand the terminal to `hh shell ID` until it exits.
     Attach(String),
     /// Write the starter config (what `hh init` writes) at the config path.
@@ -110,12 +114,25 @@ pub enum InputFor {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mode {
     Normal,
-    Editor { editor: RuleEditor, target: EditorFor },
-    Input { input: InputFor, text: String },
+    Editor {
+        editor: RuleEditor,
+        target: EditorFor,
+    },
+    Input {
+        input: InputFor,
+        text: String,
+    },
     /// New session: pick a workspace, then a template.
-    PickWorkspace { selected: usize },
-    PickTemplate { workspace: String, selected: usize },
-    ConfirmRemove { name: String },
+    PickWorkspace {
+        selected: usize,
+    },
+    PickTemplate {
+        workspace: String,
+        selected: usize,
+    },
+    ConfirmRemove {
+        name: String,
+    },
     /// Keys and what they do.
     Help,
 }
@@ -165,16 +182,16 @@ impl App {
 
     pub fn loaded_config(&self) -> Option<&Config> {
         match &self.config {
-            ConfigState::Loaded(config) => Some(config),
+            ConfigState::Loaded(config) => Some(config.as_ref()),
             _ => None,
         }
     }
 
     pub fn set_config(&mut self, config: ConfigState) {
         self.config = config;
-        let (workspaces, templates) = self.loaded_config().map_or((0, 0), |c| {
-            (c.workspaces.len(), c.container_profiles.len())
-        });
+        let (workspaces, templates) = self
+            .loaded_config()
+            .map_or((0, 0), |c| (c.workspaces.len(), c.container_profiles.len()));
         self.workspace_selected = self.workspace_selected.min(workspaces.saturating_sub(1));
         self.template_selected = self.template_selected.min(templates.saturating_sub(1));
     }
@@ -285,9 +302,9 @@ impl App {
                 selected,
             } => self.on_key_pick_template(key, workspace, selected),
             Mode::ConfirmRemove { name } => match key.code {
-                KeyCode::Char('y') => Some(Effect::ChangeWorkspaces(WorkspaceChange::Remove {
-                    name,
-                })),
+                KeyCode::Char('y') => {
+                    Some(Effect::ChangeWorkspaces(WorkspaceChange::Remove { name }))
+                }
                 _ => None,
             },
         }
@@ -380,7 +397,10 @@ impl App {
         match self.screen {
             Screen::Sessions => {
                 step(&mut self.session_selected, self.sessions.len());
-                let selected = self.sessions.get(self.session_selected).map(|s| s.id.clone());
+                let selected = self
+                    .sessions
+                    .get(self.session_selected)
+                    .map(|s| s.id.clone());
                 match (key.code, selected) {
                     (KeyCode::Char('n'), _) => match self.loaded_config() {
                         Some(config) if !config.workspaces.is_empty() => {

@@ -30,7 +30,7 @@ fn app() -> App {
     let config = parse(CONFIG, Path::new("c.toml"), &env).unwrap();
     App::new(
         PathBuf::from("c.toml"),
-        ConfigState::Loaded(config),
+        ConfigState::Loaded(Box::new(config)),
         PathBuf::from("/run/hh/agent.sock"),
         0,
     )
@@ -76,7 +76,10 @@ fn answer(id: u64, answer: Answer) -> Option<Effect> {
 fn single_keys_answer_the_selected_prompt_once() {
     let mut app = app();
     hold(&mut app, pending(7, "a.test", 443));
-    assert_eq!(press(&mut app, KeyCode::Char('a')), answer(7, Answer::AllowOnce));
+    assert_eq!(
+        press(&mut app, KeyCode::Char('a')),
+        answer(7, Answer::AllowOnce)
+    );
     // While the answer is on its way, a second key sends nothing.
     assert_eq!(press(&mut app, KeyCode::Char('d')), None);
     app.on_agent(FromAgent::Reply {
@@ -88,7 +91,10 @@ fn single_keys_answer_the_selected_prompt_once() {
     });
     assert!(app.approvals.is_empty());
     hold(&mut app, pending(8, "b.test", 443));
-    assert_eq!(press(&mut app, KeyCode::Char('d')), answer(8, Answer::DenyOnce));
+    assert_eq!(
+        press(&mut app, KeyCode::Char('d')),
+        answer(8, Answer::DenyOnce)
+    );
 }
 
 #[test]
@@ -131,7 +137,10 @@ fn a_refused_answer_keeps_the_prompt_with_the_reason_and_can_be_answered_again()
     });
     let prompt = app.approvals.selected().unwrap();
     assert_eq!(prompt.error.as_deref(), Some("no such request"));
-    assert_eq!(press(&mut app, KeyCode::Char('d')), answer(7, Answer::DenyOnce));
+    assert_eq!(
+        press(&mut app, KeyCode::Char('d')),
+        answer(7, Answer::DenyOnce)
+    );
 }
 
 #[test]
@@ -157,7 +166,10 @@ fn brackets_move_between_queued_prompts() {
     hold(&mut app, pending(1, "a.test", 443));
     hold(&mut app, pending(2, "b.test", 443));
     press(&mut app, KeyCode::Char(']'));
-    assert_eq!(press(&mut app, KeyCode::Char('a')), answer(2, Answer::AllowOnce));
+    assert_eq!(
+        press(&mut app, KeyCode::Char('a')),
+        answer(2, Answer::AllowOnce)
+    );
 }
 
 #[test]
@@ -204,7 +216,10 @@ fn sessions_stop_and_attach_the_selected_one() {
         press(&mut app, KeyCode::Char('s')),
         Some(Effect::Send(ClientRequest::StopSession { id: "s2".into() }))
     );
-    assert_eq!(press(&mut app, KeyCode::Enter), Some(Effect::Attach("s2".into())));
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        Some(Effect::Attach("s2".into()))
+    );
     app.on_agent(FromAgent::Event {
         event: Event::SessionEnded {
             id: "s2".into(),
@@ -213,7 +228,10 @@ fn sessions_stop_and_attach_the_selected_one() {
         received: std::time::Instant::now(),
     });
     assert_eq!(app.sessions.len(), 1);
-    assert_eq!(press(&mut app, KeyCode::Enter), Some(Effect::Attach("s1".into())));
+    assert_eq!(
+        press(&mut app, KeyCode::Enter),
+        Some(Effect::Attach("s1".into()))
+    );
 }
 
 #[test]
@@ -306,5 +324,8 @@ fn quit_works_from_the_main_screen_and_ctrl_c_from_anywhere() {
 fn first_run_creates_the_config_with_c() {
     let mut app = app();
     app.config = ConfigState::Missing;
-    assert_eq!(press(&mut app, KeyCode::Char('c')), Some(Effect::CreateConfig));
+    assert_eq!(
+        press(&mut app, KeyCode::Char('c')),
+        Some(Effect::CreateConfig)
+    );
 }

@@ -100,7 +100,7 @@ fn load_config(path: &Path, env: &Env) -> ConfigState {
         return ConfigState::Missing;
     }
     match config::load(path, env) {
-        Ok(config) => ConfigState::Loaded(config),
+        Ok(config) => ConfigState::Loaded(Box::new(config)),
         Err(error) => ConfigState::Invalid(error.to_string()),
     }
 }
@@ -116,10 +116,17 @@ fn event_loop(
     loop {
         if last_draw.is_none_or(|at| at.elapsed() >= CLOCK) {
             app.now_ms = now_ms();
+            let started = Instant::now();
             terminal.draw(|frame| view::render(app, frame))?;
-            last_draw = Some(Instant::now());
-            for (id, latency) in app.approvals.frame_drawn(Instant::now()) {
-                tracing::info!(id, latency_ms = latency.as_millis() as u64, "approval prompt drawn");
+            let drawn = Instant::now();
+            last_draw = Some(drawn);
+            for (id, latency) in app.approvals.frame_drawn(drawn) {
+                tracing::info!(
+                    id,
+                    latency_ms = latency.as_millis() as u64,
+                    draw_ms = (drawn - started).as_millis() as u64,
+                    "approval prompt drawn"
+                );
             }
         }
         if app.quit || terminal::terminate_requested() {
@@ -152,7 +159,13 @@ fn event_loop(
 }
 
 /// Does what the state asked for and tells it how it went.
-fn perform(effect: Effect, terminal: &mut DefaultTerminal, app: &mut App, link: &AgentLink, env: &Env) {
+fn perform(
+    effect: Effect,
+    terminal: &mut DefaultTerminal,
+    app: &mut App,
+    link: &AgentLink,
+    env: &Env,
+) {
     match effect {
         Effect::Send(request) => link.send(request),
         Effect::StartSession {
@@ -212,7 +225,7 @@ fn perform(effect: Effect, terminal: &mut DefaultTerminal, app: &mut App, link: 
         Effect::ChangeWorkspaces(change) => {
             match workspace_edit::apply(&app.config_path, &change, env) {
                 Ok(config) => {
-                    app.set_config(ConfigState::Loaded(config));
+                    app.set_config(ConfigState::Loaded(Box::new(config)));
                     app.status = Some(match change {
                         workspace_edit::WorkspaceChange::Add { name, .. } => {
                             format!("added workspace {name}")

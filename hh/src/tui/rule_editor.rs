@@ -260,7 +260,12 @@ mod tests {
         let some = |s: &str| Some(s.to_string());
         assert_eq!(
             path_choices(Some("/repos/a/b?x=1")),
-            [None, some("/repos/a/b"), some("/repos/a/*"), some("/repos/*")]
+            [
+                None,
+                some("/repos/a/b"),
+                some("/repos/a/*"),
+                some("/repos/*")
+            ]
         );
         assert_eq!(path_choices(Some("/")), [None, some("/")]);
         assert_eq!(path_choices(None), [None]);
@@ -281,8 +286,7 @@ mod tests {
 
     #[test]
     fn choices_give_the_exact_canonical_rule_text() {
-        let mut editor =
-            RuleEditor::new(get("api.example.com", "/v1/x/y"), Action::Allow, None);
+        let mut editor = RuleEditor::new(get("api.example.com", "/v1/x/y"), Action::Allow, None);
         assert_eq!(editor.rule().text.as_deref(), Ok("domain=api.example.com"));
         editor.cycle_domain();
         editor.cycle_path();
@@ -298,21 +302,34 @@ mod tests {
 
     #[test]
     fn an_allow_rule_without_port_does_not_cover_a_non_web_port() {
-        let mut editor = RuleEditor::new(target("db.internal.test", 5432, None, None), Action::Allow, None);
-        assert_eq!(editor.rule().text.as_deref(), Ok("domain=db.internal.test port=5432"));
+        let mut editor = RuleEditor::new(
+            target("db.internal.test", 5432, None, None),
+            Action::Allow,
+            None,
+        );
+        assert_eq!(
+            editor.rule().text.as_deref(),
+            Ok("domain=db.internal.test port=5432")
+        );
         assert!(editor.rule().covers);
         editor.toggle_port();
         assert_eq!(editor.rule().text.as_deref(), Ok("domain=db.internal.test"));
         assert!(!editor.rule().covers);
         editor.toggle_action();
-        assert!(editor.rule().covers, "a deny rule without port denies every port");
+        assert!(
+            editor.rule().covers,
+            "a deny rule without port denies every port"
+        );
     }
 
     #[test]
     fn paths_with_separators_are_encoded_so_they_parse_back() {
         let mut editor = RuleEditor::new(get("a.test", "/a b,c"), Action::Allow, None);
         editor.cycle_path();
-        assert_eq!(editor.rule().text.as_deref(), Ok("domain=a.test path=/a%20b%2Cc"));
+        assert_eq!(
+            editor.rule().text.as_deref(),
+            Ok("domain=a.test path=/a%20b%2Cc")
+        );
         assert!(editor.rule().covers);
     }
 

@@ -62,7 +62,10 @@ pub fn suspend<T>(terminal: &mut DefaultTerminal, run: impl FnOnce() -> T) -> io
     let result = run();
     // try_init would install a second panic hook; only the modes are set again.
     ratatui::crossterm::terminal::enable_raw_mode()?;
-    ratatui::crossterm::execute!(io::stdout(), ratatui::crossterm::terminal::EnterAlternateScreen)?;
+    ratatui::crossterm::execute!(
+        io::stdout(),
+        ratatui::crossterm::terminal::EnterAlternateScreen
+    )?;
     terminal.clear()?;
     Ok(result)
 }

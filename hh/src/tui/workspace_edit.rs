@@ -36,10 +36,11 @@ pub enum EditError {
 }
 
 fn parse(text: &str, file: &Path) -> Result<DocumentMut, EditError> {
-    text.parse().map_err(|e: toml_edit::TomlError| EditError::Toml {
-        file: file.into(),
-        message: e.message().trim().into(),
-    })
+    text.parse()
+        .map_err(|e: toml_edit::TomlError| EditError::Toml {
+            file: file.into(),
+            message: e.message().trim().into(),
+        })
 }
 
 fn workspaces<'a>(
@@ -129,9 +130,14 @@ mod tests {
         let file = Path::new("harness-hat.toml");
         let text = add(STARTER_CONFIG, file, "proj", "~/src/proj").unwrap();
         assert!(text.starts_with(STARTER_CONFIG.trim_end()));
-        assert!(text.ends_with("[[workspaces]]\nname = \"proj\"\ncanonical_path = \"~/src/proj\"\n"));
+        assert!(
+            text.ends_with("[[workspaces]]\nname = \"proj\"\ncanonical_path = \"~/src/proj\"\n")
+        );
         let config = config::load::parse(&text, file, &env()).unwrap();
-        assert_eq!(config.workspaces[0].canonical_path, Path::new("/home/u/src/proj"));
+        assert_eq!(
+            config.workspaces[0].canonical_path,
+            Path::new("/home/u/src/proj")
+        );
     }
 
     #[test]

@@ -61,7 +61,11 @@ pub fn render_prompt(app: &App, frame: &mut Frame, area: Rect) {
                 approval.waiting,
                 seconds_left(approval.deadline_ms, app.now_ms)
             )),
-            Span::raw(if prompt.answering { "  (answer sent…)" } else { "" }),
+            Span::raw(if prompt.answering {
+                "  (answer sent…)"
+            } else {
+                ""
+            }),
         ]),
     ];
     if let Some(error) = &prompt.error {
@@ -141,9 +145,10 @@ pub fn render_queue(app: &App, frame: &mut Frame, area: Rect) {
             Constraint::Length(6),
         ],
     )
-    .header(Row::new(["SESSION", "METHOD", "TARGET", "WAITING", "LEFT"]).style(
-        Style::new().add_modifier(Modifier::BOLD),
-    ))
+    .header(
+        Row::new(["SESSION", "METHOD", "TARGET", "WAITING", "LEFT"])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+    )
     .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
     .highlight_symbol("> ")
     .block(

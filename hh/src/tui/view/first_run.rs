@@ -15,7 +15,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let lines = vec![
         Line::styled("Welcome to hh.", bold),
         Line::raw(""),
-        Line::raw(format!("There is no config at {} yet.", app.config_path.display())),
+        Line::raw(format!(
+            "There is no config at {} yet.",
+            app.config_path.display()
+        )),
         Line::from(vec![
             Span::raw("Press "),
             Span::styled("c", bold),

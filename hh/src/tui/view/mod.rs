@@ -54,11 +54,19 @@ pub fn render(app: &App, frame: &mut Frame) {
 }
 
 fn render_tabs(app: &App, frame: &mut Frame, area: Rect) {
-    let mut spans = vec![Span::styled(" hh ", Style::new().add_modifier(Modifier::BOLD))];
+    let mut spans = vec![Span::styled(
+        " hh ",
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
     for (i, screen) in Screen::ALL.iter().enumerate() {
         let mut title = format!("{} {} ", i + 1, screen.title());
         if *screen == Screen::Approvals && !app.approvals.is_empty() {
-            title = format!("{} {} ({}) ", i + 1, screen.title(), app.approvals.prompts().len());
+            title = format!(
+                "{} {} ({}) ",
+                i + 1,
+                screen.title(),
+                app.approvals.prompts().len()
+            );
         }
         let style = if *screen == app.screen {
             Style::new().add_modifier(Modifier::REVERSED)
@@ -95,7 +103,8 @@ fn render_body(app: &App, frame: &mut Frame, area: Rect) {
     match (&app.config, needs_config) {
         (ConfigState::Missing, _) => return first_run::render(app, frame, area),
         (ConfigState::Invalid(error), true) => {
-            let text = format!("The config does not load:\n\n{error}\n\nFix the file and start hh again.");
+            let text =
+                format!("The config does not load:\n\n{error}\n\nFix the file and start hh again.");
             frame.render_widget(
                 Paragraph::new(text)
                     .wrap(Wrap { trim: false })
@@ -134,7 +143,9 @@ fn render_agent_banner(app: &App, error: &str, frame: &mut Frame, area: Rect) {
             Span::styled("sudo hh agent", Style::new().add_modifier(Modifier::BOLD)),
             Span::raw("   (or enable its systemd unit)"),
         ]),
-        Line::raw("No eBPF here (Docker Desktop, macOS)? `hh doctor` says if TUN fallback mode applies."),
+        Line::raw(
+            "No eBPF here (Docker Desktop, macOS)? `hh doctor` says if TUN fallback mode applies.",
+        ),
         Line::styled(
             format!("Retrying every second.{detail}"),
             Style::new().add_modifier(Modifier::DIM),
@@ -154,7 +165,9 @@ fn help_line(app: &App) -> String {
         (Mode::Normal, _) if app.config == ConfigState::Missing => "c create config",
         (Mode::Normal, Screen::Sessions) => "n new  s stop  Enter attach  ↑↓ select",
         (Mode::Normal, Screen::Approvals) => "↑↓ select prompt",
-        (Mode::Normal, Screen::Activity) => "f session filter  v decision filter  Enter rule from denied",
+        (Mode::Normal, Screen::Activity) => {
+            "f session filter  v decision filter  Enter rule from denied"
+        }
         (Mode::Normal, Screen::Workspaces) => "n add  x remove  ↑↓ select",
         (Mode::Normal, Screen::Templates) => "↑↓ select",
         (Mode::Editor { .. }, _) => {

@@ -154,7 +154,11 @@ fn picker(frame: &mut Frame, title: &str, names: Vec<String>, selected: usize) {
         .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
         .block(Block::bordered().title(title.to_string()));
     frame.render_widget(Clear, area);
-    frame.render_stateful_widget(list, area, &mut ListState::default().with_selected(Some(selected)));
+    frame.render_stateful_widget(
+        list,
+        area,
+        &mut ListState::default().with_selected(Some(selected)),
+    );
 }
 
 fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'_>>, width: u16, height: u16) {
@@ -170,5 +174,8 @@ fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'_>>, width: u16, heigh
 
 /// A `width`×`height` box in the middle of `area`, shrunk to fit.
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
-    area.centered(Constraint::Length(width.min(area.width)), Constraint::Length(height.min(area.height)))
+    area.centered(
+        Constraint::Length(width.min(area.width)),
+        Constraint::Length(height.min(area.height)),
+    )
 }

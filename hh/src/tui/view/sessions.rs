@@ -52,7 +52,15 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     )
     .header(
         Row::new([
-            "ID", "WORKSPACE", "TEMPLATE", "STATE", "UP", "CPU", "MEMORY", "ALLOW", "DENY",
+            "ID",
+            "WORKSPACE",
+            "TEMPLATE",
+            "STATE",
+            "UP",
+            "CPU",
+            "MEMORY",
+            "ALLOW",
+            "DENY",
         ])
         .style(Style::new().add_modifier(Modifier::BOLD)),
     )

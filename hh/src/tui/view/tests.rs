@@ -13,8 +13,7 @@ use ratatui::{
 use super::render;
 use crate::{
     api::protocol::{
-        AgentHello, ClientRequest, DecisionEvent, Event, PendingApproval, SessionInfo,
-        SessionState,
+        AgentHello, ClientRequest, DecisionEvent, Event, PendingApproval, SessionInfo, SessionState,
     },
     config::{Env, load::parse},
     tui::{
@@ -51,11 +50,15 @@ fn app() -> App {
         home: Some("/home/u".into()),
         xdg_config_home: None,
     };
-    let config = parse(CONFIG, Path::new("/home/u/.config/harness-hat/harness-hat.toml"), &env)
-        .unwrap();
+    let config = parse(
+        CONFIG,
+        Path::new("/home/u/.config/harness-hat/harness-hat.toml"),
+        &env,
+    )
+    .unwrap();
     let mut app = App::new(
         PathBuf::from("/home/u/.config/harness-hat/harness-hat.toml"),
-        ConfigState::Loaded(config),
+        ConfigState::Loaded(Box::new(config)),
         PathBuf::from("/run/hh/agent.sock"),
         NOW_MS,
     );
@@ -186,7 +189,10 @@ fn sessions_screen_lists_running_sessions() {
     app.on_agent(FromAgent::Reply {
         request: ClientRequest::ListSessions {},
         result: Ok(crate::api::protocol::Reply::Sessions {
-            sessions: vec![session("s1", "shop", "default"), session("s2", "blog", "rust")],
+            sessions: vec![
+                session("s1", "shop", "default"),
+                session("s2", "blog", "rust"),
+            ],
         }),
     });
     key(&mut app, KeyCode::Down);
@@ -249,7 +255,10 @@ fn new_session_picks_a_template_after_a_workspace() {
 #[test]
 fn one_pending_request_shows_as_a_prompt_on_any_screen() {
     let mut app = app();
-    event(&mut app, Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 3, 28)));
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 3, 28)),
+    );
     assert_screen(
         &app,
         r#"
@@ -279,9 +288,18 @@ n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
 fn several_pending_requests_queue_with_their_remaining_time() {
     let mut app = app();
     app.screen = Screen::Approvals;
-    event(&mut app, Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 1, 28)));
-    event(&mut app, Event::ApprovalPending(pending(8, "cdn.example.test", "/lib.js", 2, 12)));
-    event(&mut app, Event::ApprovalPending(pending(9, "pypi.org", "/simple/", 1, 55)));
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 1, 28)),
+    );
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(8, "cdn.example.test", "/lib.js", 2, 12)),
+    );
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(9, "pypi.org", "/simple/", 1, 55)),
+    );
     assert_screen(
         &app,
         r#"
@@ -310,7 +328,10 @@ fn several_pending_requests_queue_with_their_remaining_time() {
 #[test]
 fn the_rule_editor_shows_the_widened_rule_and_its_file() {
     let mut app = app();
-    event(&mut app, Event::ApprovalPending(pending(7, "api.example.test", "/v1/items/4", 1, 28)));
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(7, "api.example.test", "/v1/items/4", 1, 28)),
+    );
     key(&mut app, KeyCode::Char('A'));
     key(&mut app, KeyCode::Char('h'));
     key(&mut app, KeyCode::Char('/'));
@@ -343,7 +364,10 @@ h host  p port  / path  m method  t allow/deny  Enter write  Esc cancel
 #[test]
 fn an_answer_the_agent_refused_stays_with_its_reason() {
     let mut app = app();
-    event(&mut app, Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 1, 28)));
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 1, 28)),
+    );
     key(&mut app, KeyCode::Char('A'));
     key(&mut app, KeyCode::Enter);
     app.on_agent(FromAgent::Reply {
@@ -382,9 +406,18 @@ n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
 fn activity_screen_filters_decisions() {
     let mut app = app();
     app.screen = Screen::Activity;
-    event(&mut app, Event::Decision(decision(1, "s1", "static.crates.io", "/x.crate", "allow")));
-    event(&mut app, Event::Decision(decision(2, "s1", "evil.test", "/exfil", "deny")));
-    event(&mut app, Event::Decision(decision(3, "s2", "pypi.org", "/simple/", "deny")));
+    event(
+        &mut app,
+        Event::Decision(decision(1, "s1", "static.crates.io", "/x.crate", "allow")),
+    );
+    event(
+        &mut app,
+        Event::Decision(decision(2, "s1", "evil.test", "/exfil", "deny")),
+    );
+    event(
+        &mut app,
+        Event::Decision(decision(3, "s2", "pypi.org", "/simple/", "deny")),
+    );
     key(&mut app, KeyCode::Char('v'));
     key(&mut app, KeyCode::Char('v'));
     key(&mut app, KeyCode::Char('f'));
