@@ -146,3 +146,138 @@ async fn poll_sessions(socket: PathBuf, to_ui: Sender<FromAgent>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use tokio::sync::broadcast;
+
+    use super::*;
+    use crate::api::{
+        protocol::{Answer, PendingApproval},
+        server::{self, Peer, Service},
+    };
+
+    /// An agent that knows no sessions, holds nothing, and refuses every answer.
+    struct FakeAgent {
+        events: broadcast::Sender<Event>,
+    }
+
+    impl Service for FakeAgent {
+        async fn handle(&self, _peer: Peer, request: ClientRequest) -> Reply {
+            match request {
+                ClientRequest::Hello {} => Reply::Hello(AgentHello {
+                    version: "test".into(),
+                    peer_uid: 0,
+                    mode: "agent".into(),
+                }),
+                ClientRequest::ListSessions {} => Reply::Sessions { sessions: vec![] },
+                ClientRequest::ListApprovals {} => Reply::Approvals { pending: vec![] },
+                _ => Reply::Error {
+                    message: "refused by the fake agent".into(),
+                },
+            }
+        }
+
+        fn events(&self) -> broadcast::Receiver<Event> {
+            self.events.subscribe()
+        }
+
+        fn may_see(&self, _peer: &Peer, _event: &Event) -> bool {
+            true
+        }
+    }
+
+    /// The next message that `wanted` accepts, skipping the others (session polls).
+    fn next_matching(
+        from_agent: &std::sync::mpsc::Receiver<FromAgent>,
+        wanted: impl Fn(&FromAgent) -> bool,
+    ) -> FromAgent {
+        loop {
+            let message = from_agent
+                .recv_timeout(Duration::from_secs(5))
+                .expect("the link said nothing for 5 s");
+            if wanted(&message) {
+                return message;
+            }
+        }
+    }
+
+    #[test]
+    fn the_link_reports_connection_events_and_refusals_over_the_real_socket() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let (events, _) = broadcast::channel(16);
+        let agent = Arc::new(FakeAgent {
+            events: events.clone(),
+        });
+        let listener = runtime.block_on(async { server::bind(&socket, None).unwrap() });
+        runtime.spawn(server::serve(listener, agent));
+
+        let (to_ui, from_agent) = std::sync::mpsc::channel();
+        let link = AgentLink::start(runtime.handle(), socket, to_ui);
+        let connected = next_matching(&from_agent, |m| matches!(m, FromAgent::Connected(_)));
+        assert!(matches!(connected, FromAgent::Connected(hello) if hello.version == "test"));
+
+        let approval = PendingApproval {
+            id: 1,
+            session: "s1".into(),
+            method: None,
+            host: "db.test".into(),
+            path: None,
+            port: 5432,
+            waiting: 1,
+            deadline_ms: 0,
+            rules_file: "/w/harness-rules.toml".into(),
+            suggested_rule: "domain=db.test port=5432".into(),
+        };
+        events
+            .send(Event::ApprovalPending(approval.clone()))
+            .unwrap();
+        let event = next_matching(&from_agent, |m| matches!(m, FromAgent::Event { .. }));
+        assert!(
+            matches!(event, FromAgent::Event { event: Event::ApprovalPending(a), .. } if a == approval)
+        );
+
+        link.send(ClientRequest::Answer {
+            id: 1,
+            answer: Answer::AllowOnce,
+        });
+        let reply = next_matching(&from_agent, |m| {
+            matches!(
+                m,
+                FromAgent::Reply {
+                    request: ClientRequest::Answer { .. },
+                    ..
+                }
+            )
+        });
+        assert!(
+            matches!(&reply, FromAgent::Reply { result: Err(e), .. } if e == "refused by the fake agent"),
+            "{reply:?}"
+        );
+    }
+
+    #[test]
+    fn an_absent_agent_is_reported_as_unreachable() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (to_ui, from_agent) = std::sync::mpsc::channel();
+        let _link = AgentLink::start(runtime.handle(), dir.path().join("none.sock"), to_ui);
+        let message = next_matching(&from_agent, |m| matches!(m, FromAgent::Unreachable(_)));
+        assert!(
+            matches!(&message, FromAgent::Unreachable(e) if e.contains("sudo hh agent")),
+            "{message:?}"
+        );
+    }
+}
