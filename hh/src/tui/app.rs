@@ -11,10 +11,11 @@ use super::{
     agent_link::FromAgent,
     approval_queue::ApprovalQueue,
     rule_editor::{RuleEditor, RuleTarget},
+    session_table::SessionTable,
     workspace_edit::{WorkspaceChange, default_name},
 };
 use crate::{
-    api::protocol::{AgentHello, Answer, ClientRequest, Event, Reply, SessionInfo},
+    api::protocol::{AgentHello, Answer, ClientRequest, Event, Reply},
     config::Config,
     rules::Action,
 };
@@ -146,8 +147,7 @@ pub struct App {
     pub agent: AgentStatus,
     pub screen: Screen,
     pub mode: Mode,
-    pub sessions: Vec<SessionInfo>,
-    pub session_selected: usize,
+    pub sessions: SessionTable,
     pub approvals: ApprovalQueue,
     pub activity: ActivityLog,
     pub workspace_selected: usize,
@@ -168,8 +168,7 @@ impl App {
             agent: AgentStatus::Connecting,
             screen: Screen::Sessions,
             mode: Mode::Normal,
-            sessions: Vec::new(),
-            session_selected: 0,
+            sessions: SessionTable::default(),
             approvals: ApprovalQueue::default(),
             activity: ActivityLog::default(),
             workspace_selected: 0,
@@ -215,15 +214,9 @@ impl App {
                 self.status = Some(format!("request {id}: {outcome}"));
             }
             Event::Decision(decision) => self.activity.push(decision),
-            Event::SessionStarted(session) => {
-                self.sessions.retain(|s| s.id != session.id);
-                self.sessions.push(session);
-            }
+            Event::SessionStarted(session) => self.sessions.started(session),
             Event::SessionEnded { id, reason } => {
-                self.sessions.retain(|s| s.id != id);
-                self.session_selected = self
-                    .session_selected
-                    .min(self.sessions.len().saturating_sub(1));
+                self.sessions.ended(&id);
                 self.status = Some(format!("session {id} ended: {reason}"));
             }
         }
@@ -232,10 +225,7 @@ impl App {
     fn on_reply(&mut self, request: ClientRequest, result: Result<Reply, String>) {
         match (request, result) {
             (ClientRequest::ListSessions {}, Ok(Reply::Sessions { sessions })) => {
-                self.sessions = sessions;
-                self.session_selected = self
-                    .session_selected
-                    .min(self.sessions.len().saturating_sub(1));
+                self.sessions.replace(sessions, self.now_ms);
             }
             (ClientRequest::ListApprovals {}, Ok(Reply::Approvals { pending })) => {
                 self.approvals.replace(pending);
@@ -256,8 +246,7 @@ impl App {
                     "started session {} ({} / {})",
                     session.id, start.workspace, start.template
                 ));
-                self.sessions.retain(|s| s.id != session.id);
-                self.sessions.push(session);
+                self.sessions.started(session);
             }
             (ClientRequest::StopSession { id }, Ok(_)) => {
                 self.status = Some(format!("stopping session {id}"));
@@ -396,11 +385,12 @@ impl App {
         };
         match self.screen {
             Screen::Sessions => {
-                step(&mut self.session_selected, self.sessions.len());
-                let selected = self
-                    .sessions
-                    .get(self.session_selected)
-                    .map(|s| s.id.clone());
+                if down {
+                    self.sessions.select_next();
+                } else if up {
+                    self.sessions.select_previous();
+                }
+                let selected = self.sessions.selected().map(|s| s.id.clone());
                 match (key.code, selected) {
                     (KeyCode::Char('n'), _) => match self.loaded_config() {
                         Some(config) if !config.workspaces.is_empty() => {
@@ -471,19 +461,15 @@ impl App {
             self.status = Some("that request was allowed; pick a denied one".into());
             return;
         }
-        let workspace = self
-            .sessions
-            .iter()
-            .find(|s| s.id == decision.session)
-            .map(|s| s.workspace.clone());
-        let rules_file = workspace.as_deref().and_then(|name| {
+        let workspace = self.sessions.workspace_of(&decision.session);
+        let rules_file = workspace.and_then(|name| {
             self.loaded_config()
                 .and_then(|c| c.workspace(name))
                 .map(|w| w.rules_file())
         });
         let Some(rules_file) = rules_file else {
             self.status = Some(format!(
-                "session {} is not running or its workspace is not in the config: no rules file to write to",
+                "the workspace of session {} is unknown or not in the config: no rules file to write to",
                 decision.session
             ));
             return;
@@ -530,6 +516,12 @@ impl App {
                             Action::Deny => Answer::DenyForever { rule },
                         };
                         self.answer(id, answer)
+                    }
+                    // No agent judges this rule: one that would not cover the request is
+                    // not written.
+                    EditorFor::Decision { .. } if !rule.covers => {
+                        self.mode = Mode::Editor { editor, target };
+                        None
                     }
                     EditorFor::Decision { rules_file } => Some(Effect::AppendRule {
                         file: rules_file,

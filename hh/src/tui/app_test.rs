@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
 use crate::{
-    api::protocol::{DecisionEvent, PendingApproval, SessionState},
+    api::protocol::{DecisionEvent, PendingApproval, SessionInfo, SessionState},
     config::{Env, load::parse},
 };
 
@@ -227,7 +227,7 @@ fn sessions_stop_and_attach_the_selected_one() {
         },
         received: std::time::Instant::now(),
     });
-    assert_eq!(app.sessions.len(), 1);
+    assert_eq!(app.sessions.sessions().len(), 1);
     assert_eq!(
         press(&mut app, KeyCode::Enter),
         Some(Effect::Attach("s1".into()))
@@ -263,9 +263,10 @@ fn workspaces_are_added_with_path_then_name_and_removed_after_confirmation() {
 }
 
 #[test]
-fn a_denied_activity_line_becomes_an_allow_rule_in_its_workspace_file() {
+fn a_denied_activity_line_becomes_an_allow_rule_in_its_workspace_file_even_after_the_session_ended()
+{
     let mut app = app();
-    app.sessions.push(SessionInfo {
+    app.sessions.started(SessionInfo {
         id: "s1".into(),
         name: "s1".into(),
         workspace: "shop".into(),
@@ -279,6 +280,7 @@ fn a_denied_activity_line_becomes_an_allow_rule_in_its_workspace_file() {
         allowed: 0,
         denied: 1,
     });
+    app.sessions.ended("s1");
     app.on_agent(FromAgent::Event {
         event: Event::Decision(DecisionEvent {
             time_ms: 0,
@@ -328,4 +330,52 @@ fn first_run_creates_the_config_with_c() {
         press(&mut app, KeyCode::Char('c')),
         Some(Effect::CreateConfig)
     );
+}
+
+#[test]
+fn an_activity_rule_that_would_not_cover_its_request_is_not_written() {
+    let mut app = app();
+    app.on_agent(FromAgent::Reply {
+        request: ClientRequest::ListSessions {},
+        result: Ok(Reply::Sessions {
+            sessions: vec![SessionInfo {
+                id: "s1".into(),
+                name: "s1".into(),
+                workspace: "shop".into(),
+                template: "default".into(),
+                owner_uid: 1000,
+                container_id: String::new(),
+                started_at: 0,
+                state: SessionState::Running,
+                memory_bytes: None,
+                cpu_usec: None,
+                allowed: 0,
+                denied: 1,
+            }],
+        }),
+    });
+    app.on_agent(FromAgent::Event {
+        event: Event::Decision(DecisionEvent {
+            time_ms: 0,
+            session: "s1".into(),
+            method: None,
+            host: "db.test".into(),
+            path: None,
+            port: 5432,
+            decision: "deny".into(),
+            rule: None,
+        }),
+        received: std::time::Instant::now(),
+    });
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Enter);
+    // Without `port`, an allow rule admits only 80 and 443.
+    press(&mut app, KeyCode::Char('p'));
+    assert_eq!(press(&mut app, KeyCode::Enter), None);
+    assert!(matches!(app.mode, Mode::Editor { .. }));
+    press(&mut app, KeyCode::Char('p'));
+    assert!(matches!(
+        press(&mut app, KeyCode::Enter),
+        Some(Effect::AppendRule { rule, .. }) if rule == "domain=db.test port=5432"
+    ));
 }

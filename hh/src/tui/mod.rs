@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`app`]: the state and its pure update (keys and agent messages in, effects out).
-//! - [`approval_queue`], [`activity_log`]: the held requests and the live decisions.
+//! - [`approval_queue`], [`activity_log`], [`session_table`]: the held requests, the live
+//!   decisions, the sessions.
 //! - [`rule_editor`]: the "forever" rule choices and the exact rule text they give.
 //! - [`workspace_edit`]: adding and removing workspaces in the config, comments kept.
 //! - [`agent_link`]: background tasks that talk to the agent and feed one channel.
@@ -23,6 +24,7 @@ pub mod agent_link;
 pub mod app;
 pub mod approval_queue;
 pub mod rule_editor;
+pub mod session_table;
 pub mod terminal;
 pub mod view;
 pub mod workspace_edit;
@@ -145,6 +147,7 @@ fn event_loop(
                 perform(effect, terminal, app, link, env);
             }
         }
+        app.now_ms = now_ms();
         loop {
             match from_agent.try_recv() {
                 Ok(message) => {

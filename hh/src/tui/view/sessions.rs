@@ -13,7 +13,7 @@ use crate::{api::protocol::SessionState, tui::app::App};
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let now = app.now_ms / 1000;
-    let rows = app.sessions.iter().map(|session| {
+    let rows = app.sessions.sessions().iter().map(|session| {
         let state = match session.state {
             SessionState::Starting => "starting",
             SessionState::Running => "running",
@@ -25,16 +25,21 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             session.template.clone(),
             state.to_string(),
             format::duration(now.saturating_sub(session.started_at)),
-            session.cpu_usec.map_or("-".into(), format::cpu),
+            // The share since the last listing when known, else the CPU time so far.
+            match app.sessions.cpu_percent(&session.id) {
+                Some(percent) => format!("{percent:.0}%"),
+                None => session.cpu_usec.map_or("-".into(), format::cpu),
+            },
             session.memory_bytes.map_or("-".into(), format::bytes),
             session.allowed.to_string(),
             session.denied.to_string(),
         ])
     });
-    let title = if app.sessions.is_empty() {
+    let count = app.sessions.sessions().len();
+    let title = if count == 0 {
         " Sessions: none running; n starts one ".to_string()
     } else {
-        format!(" Sessions ({}) ", app.sessions.len())
+        format!(" Sessions ({count}) ")
     };
     let table = Table::new(
         rows,
@@ -67,6 +72,6 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
     .highlight_symbol("> ")
     .block(Block::bordered().title(title));
-    let selected = (!app.sessions.is_empty()).then_some(app.session_selected);
+    let selected = (count > 0).then_some(app.sessions.selected_index());
     frame.render_stateful_widget(table, area, &mut TableState::new().with_selected(selected));
 }

@@ -503,3 +503,29 @@ fn templates_screen_lists_profiles_with_limits_and_allowlist() {
 "#,
     );
 }
+
+#[test]
+fn tiny_terminals_draw_without_panicking() {
+    let mut app = app();
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 1, 28)),
+    );
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(8, "cdn.example.test", "/lib.js", 2, 12)),
+    );
+    for (width, height) in [(1, 1), (10, 3), (20, 5), (40, 10)] {
+        for screen in Screen::ALL {
+            app.screen = screen;
+            for editor_open in [false, true] {
+                let mut app = app.clone();
+                if editor_open {
+                    key(&mut app, KeyCode::Char('A'));
+                }
+                let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+                terminal.draw(|frame| render(&app, frame)).unwrap();
+            }
+        }
+    }
+}
