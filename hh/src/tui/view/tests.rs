@@ -529,3 +529,4 @@ fn tiny_terminals_draw_without_panicking() {
         }
     }
 }
+
