@@ -16,7 +16,8 @@ pub const EXIT_ERROR: u8 = 3;
 #[command(
     name = "hh",
     version,
-    about = "Run coding agents in sessions whose network hh enforces"
+    about = "Run coding agents in sessions whose network hh enforces",
+    after_help = "Without a command, hh opens the terminal UI (agent socket: $HH_AGENT_SOCKET, default /run/hh/agent.sock)."
 )]
 pub struct Cli {
     /// The manager's config file (default: $XDG_CONFIG_HOME/harness-hat/harness-hat.toml).

@@ -199,7 +199,21 @@ impl App {
     pub fn on_agent(&mut self, message: FromAgent) {
         match message {
             FromAgent::Connected(hello) => self.agent = AgentStatus::Connected(hello),
-            FromAgent::Unreachable(error) => self.agent = AgentStatus::Unreachable(error),
+            FromAgent::Unreachable(error) => {
+                // Without an agent nothing can be answered, and an agent that went away denied
+                // what it held; a new one's pending list comes on reconnect.
+                self.approvals.replace(Vec::new());
+                if matches!(
+                    self.mode,
+                    Mode::Editor {
+                        target: EditorFor::Prompt { .. },
+                        ..
+                    }
+                ) {
+                    self.mode = Mode::Normal;
+                }
+                self.agent = AgentStatus::Unreachable(error);
+            }
             FromAgent::Event { event, received } => self.on_event(event, Some(received)),
             FromAgent::Reply { request, result } => self.on_reply(request, result),
         }
@@ -243,7 +257,7 @@ impl App {
             }
             (ClientRequest::StartSession(start), Ok(Reply::Session(session))) => {
                 self.status = Some(format!(
-                    "started session {} ({} / {})",
+                    "started session {} ({} / {}); Enter on it attaches",
                     session.id, start.workspace, start.template
                 ));
                 self.sessions.started(session);

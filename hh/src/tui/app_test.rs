@@ -379,3 +379,14 @@ fn an_activity_rule_that_would_not_cover_its_request_is_not_written() {
         Some(Effect::AppendRule { rule, .. }) if rule == "domain=db.test port=5432"
     ));
 }
+
+#[test]
+fn losing_the_agent_drops_its_prompts_and_their_editor() {
+    let mut app = app();
+    hold(&mut app, pending(7, "a.test", 443));
+    press(&mut app, KeyCode::Char('A'));
+    app.on_agent(FromAgent::Unreachable("gone".into()));
+    assert!(app.approvals.is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(press(&mut app, KeyCode::Char('a')), None);
+}

@@ -529,4 +529,3 @@ fn tiny_terminals_draw_without_panicking() {
         }
     }
 }
-
