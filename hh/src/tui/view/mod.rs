@@ -168,6 +168,9 @@ fn help_line(app: &App) -> String {
         (Mode::Normal, Screen::Activity) => {
             "f session filter  v decision filter  Enter rule from denied"
         }
+        (Mode::Normal, Screen::Workspaces | Screen::Templates) if app.loaded_config().is_none() => {
+            "fix the config file, then start hh again"
+        }
         (Mode::Normal, Screen::Workspaces) => "n add  x remove  ↑↓ select",
         (Mode::Normal, Screen::Templates) => "↑↓ select",
         (Mode::Editor { .. }, _) => {

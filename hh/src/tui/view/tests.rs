@@ -529,3 +529,97 @@ fn tiny_terminals_draw_without_panicking() {
         }
     }
 }
+
+#[test]
+fn help_lists_every_key() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('?'));
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Sessions: none running; n starts one ────────────────────────────────────────┐
+│ID┌ Keys ──────────────────────────────────────────────────────────────────┐Y │
+│  │Anywhere   Tab/Shift-Tab or 1-5 switch screens, q or Ctrl-C quits       │  │
+│  │Prompt     a allow once, d deny once, A allow forever…, D deny forever… │  │
+│  │           [ and ] pick another held request                            │  │
+│  │Editor     h host/*.parent, p port, / path, m method, t allow/deny,     │  │
+│  │           Enter writes the rule, Esc goes back                         │  │
+│  │Sessions   n new (workspace, template), s stop, Enter attach (hh shell) │  │
+│  │Activity   f session filter, v decision filter, Enter rule from denied  │  │
+│  │Workspaces n add, x remove                                              │  │
+│  │First run  c writes the starter config                                  │  │
+│  │                                                                        │  │
+│  │The agent decides; the rule shown is the exact text written.            │  │
+│  │Agent 0.1.0 (agent mode) at /run/hh/agent.sock                          │  │
+│  └────────────────────────────────────────────────────────────────────────┘  │
+└──────────────────────────────────────────────────────────────────────────────┘
+any key closes
+"#,
+    );
+}
+
+#[test]
+fn adding_a_workspace_asks_for_its_directory() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('4'));
+    key(&mut app, KeyCode::Char('n'));
+    for c in "~/src/new".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Workspaces in /home/u/.config/harness-hat/harness-hat.toml ──────────────────┐
+│  NAME             PATH (rules: PATH/harness-rules.toml)                      │
+│> shop             /home/u/src/shop                                           │
+│  blog             /home/u/src/blog                                           │
+│                                                                              │
+│                                                                              │
+│         ┌ Add workspace ───────────────────────────────────────────┐         │
+│         │Directory (absolute or ~/…):                              │         │
+│         │> ~/src/new_                                              │         │
+│         └──────────────────────────────────────────────────────────┘         │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+type  Enter ok  Esc cancel
+"#,
+    );
+}
+
+#[test]
+fn a_config_that_does_not_load_says_where() {
+    let mut app = app();
+    app.screen = Screen::Workspaces;
+    app.config = ConfigState::Invalid(
+        "/home/u/.config/harness-hat/harness-hat.toml:3:1: `workspaces[0].canonical_path`: `/etc/x` is under /etc, which hh never hands to a session".into(),
+    );
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Config ──────────────────────────────────────────────────────────────────────┐
+│The config does not load:                                                     │
+│                                                                              │
+│/home/u/.config/harness-hat/harness-hat.toml:3:1:                             │
+│`workspaces[0].canonical_path`: `/etc/x` is under /etc, which hh never hands  │
+│to a session                                                                  │
+│                                                                              │
+│Fix the file and start hh again.                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+fix the config file, then start hh again  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
