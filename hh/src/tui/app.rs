@@ -49,8 +49,10 @@ impl Screen {
         }
     }
 
-    fn index(self) -> usize {
-        Screen::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    /// The screen `by` tabs to the right, wrapping around.
+    fn step(self, by: usize) -> Screen {
+        let index = Screen::ALL.iter().position(|s| *s == self).unwrap_or(0);
+        Screen::ALL[(index + by) % Screen::ALL.len()]
     }
 }
 
@@ -321,8 +323,8 @@ impl App {
         match key.code {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('?') => self.mode = Mode::Help,
-            KeyCode::Tab => self.screen = Screen::ALL[(self.screen.index() + 1) % 5],
-            KeyCode::BackTab => self.screen = Screen::ALL[(self.screen.index() + 4) % 5],
+            KeyCode::Tab => self.screen = self.screen.step(1),
+            KeyCode::BackTab => self.screen = self.screen.step(Screen::ALL.len() - 1),
             KeyCode::Char(c @ '1'..='5') => {
                 self.screen = Screen::ALL[usize::from(c as u8 - b'1')];
             }
