@@ -16,6 +16,7 @@
 //! - [`rules`]: `harness-rules.toml`, the policy: grammar, canonical hosts and paths, decisions.
 //! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf).
 //! - [`tls`]: the installation CA and the per-host leaf certificates the proxy presents.
+//! - [`tui`]: `hh` with no arguments: the terminal UI, a client of the agent.
 
 pub mod agent;
 pub mod api;
@@ -31,3 +32,4 @@ pub mod proxy;
 pub mod rules;
 pub mod sys;
 pub mod tls;
+pub mod tui;

@@ -27,26 +27,32 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
         .as_deref()
         .or(config)
         .unwrap_or(Path::new("harness-hat.toml"));
-    if options.force {
-        write_atomically(path, STARTER_CONFIG.as_bytes())?;
-    } else {
-        // create_new: an existing file (or symlink) is never touched, even in a race.
-        let mut file = match OpenOptions::new().write(true).create_new(true).open(path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                bail!(
-                    "{} already exists; pass --force to replace it",
-                    path.display()
-                )
-            }
-            Err(error) => {
-                return Err(error).with_context(|| format!("could not create {}", path.display()));
-            }
-        };
-        file.write_all(STARTER_CONFIG.as_bytes())
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("could not write {}", path.display()))?;
-    }
+    write_starter(path, options.force)?;
     println!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the starter config at `path`; without `force`, an existing file is an error. The
+/// TUI's first-run screen writes it through here too.
+pub fn write_starter(path: &Path, force: bool) -> anyhow::Result<()> {
+    if force {
+        write_atomically(path, STARTER_CONFIG.as_bytes())?;
+        return Ok(());
+    }
+    // create_new: an existing file (or symlink) is never touched, even in a race.
+    let mut file = match OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            bail!(
+                "{} already exists; pass --force to replace it",
+                path.display()
+            )
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("could not create {}", path.display()));
+        }
+    };
+    file.write_all(STARTER_CONFIG.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("could not write {}", path.display()))
 }

@@ -4,7 +4,7 @@ mod agent;
 mod approvals;
 mod doctor;
 mod image;
-mod init;
+pub(crate) mod init;
 mod proxy;
 mod rules;
 mod session;
@@ -26,15 +26,17 @@ pub const EXIT_ERROR: u8 = 3;
 #[command(
     name = "hh",
     version,
-    about = "Run coding agents in sessions whose network hh enforces"
+    about = "Run coding agents in sessions whose network hh enforces",
+    after_help = "Without a command, hh opens the terminal UI (agent socket: $HH_AGENT_SOCKET, default /run/hh/agent.sock)."
 )]
 pub struct Cli {
     /// The manager's config file (default: $XDG_CONFIG_HOME/harness-hat/harness-hat.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Without a subcommand, `hh` opens the terminal UI.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,8 +63,12 @@ pub enum Command {
 
 /// Runs the parsed command line; the exit code is the command's verdict.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Some(command) = cli.command else {
+        init_tui_logging();
+        return crate::tui::run(cli.config.as_deref());
+    };
     init_logging();
-    match cli.command {
+    match command {
         Command::Doctor(options) => doctor::run(&options),
         Command::Init(options) => init::run(&options, cli.config.as_deref()),
         Command::Rules(options) => rules::run(&options, cli.config.as_deref()),
@@ -95,6 +101,28 @@ pub(crate) fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// The TUI owns the terminal: logs go to `$HH_LOG_FILE` (appended) when set, else nowhere.
+/// `HH_LOG` filters them as for the subcommands (e.g. `HH_LOG=hh=info` for prompt latency).
+fn init_tui_logging() {
+    let Some(path) = std::env::var_os("HH_LOG_FILE") else {
+        return;
+    };
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hh=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
 }
 
 /// Logs go to stderr, filtered by `HH_LOG` (e.g. `HH_LOG=hh=debug`); quiet by default.

@@ -116,8 +116,14 @@ pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
         file: path.into(),
         source,
     })?;
-    let config = parse(&text, path, env)?;
-    check_workspace_paths(&config, &text, path, env)?;
+    check(&text, path, env)
+}
+
+/// Every check [`load`] makes, on text not yet written to `path` (the TUI validates an edit
+/// before it replaces the file).
+pub fn check(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigError> {
+    let config = parse(text, path, env)?;
+    check_workspace_paths(&config, text, path, env)?;
     Ok(config)
 }
 

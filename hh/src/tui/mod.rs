@@ -1,0 +1,257 @@
+//! `hh` with no arguments: the terminal UI, a client of the agent.
+//!
+//! # Layout
+//! - [`app`]: the state and its pure update (keys and agent messages in, effects out).
+//! - [`approval_queue`], [`activity_log`], [`session_table`]: the held requests, the live
+//!   decisions, the sessions.
+//! - [`rule_editor`]: the "forever" rule choices and the exact rule text they give.
+//! - [`workspace_edit`]: adding and removing workspaces in the config, comments kept.
+//! - [`agent_link`]: background tasks that talk to the agent and feed one channel.
+//! - [`terminal`]: enter, restore (panic, SIGTERM), hand the terminal to `hh shell`.
+//! - `view`: drawing, one module per screen.
+//!
+//! This module is the run loop, the only code that touches the terminal, the disk and the
+//! agent link: it draws (when something changed, or every [`CLOCK`]), waits at most [`TICK`] for a key,
+//! drains the agent channel without waiting, and performs the [`Effect`]s the state asks for.
+//!
+//! Prompt latency (from an `ApprovalPending` event read off the socket to the end of the draw
+//! that shows it) is logged at info level as `approval prompt drawn` with `latency_ms`, and
+//! shown at the bottom of the Approvals screen. Logs go to `$HH_LOG_FILE` when set (the
+//! terminal is the TUI's).
+
+pub mod activity_log;
+pub mod agent_link;
+pub mod app;
+pub mod approval_queue;
+pub mod rule_editor;
+pub mod session_table;
+pub mod terminal;
+pub mod view;
+pub mod workspace_edit;
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::{Command, ExitCode},
+    sync::mpsc::{Receiver, TryRecvError},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use ratatui::{
+    DefaultTerminal,
+    crossterm::event::{self, Event as TermEvent},
+};
+
+use self::{
+    agent_link::{AgentLink, FromAgent},
+    app::{App, ConfigState, Effect},
+};
+use crate::{
+    api::{
+        client::socket_path,
+        protocol::{ClientRequest, StartSession},
+    },
+    config::{self, Env},
+    rules::{Rule, store},
+};
+
+/// The longest the loop waits for a key before it looks at the agent channel again: with the
+/// draw, the bound on how late a prompt appears (the target is 100 ms).
+const TICK: Duration = Duration::from_millis(10);
+
+/// Without keys or messages, the screen is still redrawn this often (remaining times, uptimes).
+const CLOCK: Duration = Duration::from_millis(500);
+
+/// Runs the TUI until the user quits (or SIGTERM).
+pub fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let env = Env::from_process();
+    let config_path = match config_path {
+        Some(path) => path.to_path_buf(),
+        None => env
+            .default_config_path()
+            .ok_or(config::ConfigError::NoDefaultPath)?,
+    };
+    let config = load_config(&config_path, &env);
+    let socket = socket_path();
+    // Two workers: the agent link's tasks are light; the UI thread is this one.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (to_ui, from_agent) = std::sync::mpsc::channel();
+    let link = AgentLink::start(runtime.handle(), socket.clone(), to_ui);
+    let mut app = App::new(config_path, config, socket, now_ms());
+
+    let mut terminal = terminal::enter().context("cannot set up the terminal")?;
+    let result = event_loop(&mut terminal, &mut app, &link, &from_agent, &env);
+    terminal::restore();
+    runtime.shutdown_background();
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn load_config(path: &Path, env: &Env) -> ConfigState {
+    if !path.exists() {
+        return ConfigState::Missing;
+    }
+    match config::load(path, env) {
+        Ok(config) => ConfigState::Loaded(Box::new(config)),
+        Err(error) => ConfigState::Invalid(error.to_string()),
+    }
+}
+
+fn event_loop(
+    terminal: &mut DefaultTerminal,
+    app: &mut App,
+    link: &AgentLink,
+    from_agent: &Receiver<FromAgent>,
+    env: &Env,
+) -> anyhow::Result<()> {
+    let mut last_draw: Option<Instant> = None;
+    loop {
+        if last_draw.is_none_or(|at| at.elapsed() >= CLOCK) {
+            app.now_ms = now_ms();
+            let started = Instant::now();
+            terminal.draw(|frame| view::render(app, frame))?;
+            let drawn = Instant::now();
+            last_draw = Some(drawn);
+            for (id, latency) in app.approvals.frame_drawn(drawn) {
+                tracing::info!(
+                    id,
+                    latency_ms = latency.as_millis() as u64,
+                    draw_ms = (drawn - started).as_millis() as u64,
+                    "approval prompt drawn"
+                );
+            }
+        }
+        if app.quit || terminal::terminate_requested() {
+            return Ok(());
+        }
+        // Anything that happens below forces a redraw on the next turn.
+        if terminal::wait_for_input(TICK)? == terminal::Input::HungUp {
+            return Ok(());
+        }
+        // Zero timeout: takes keys crossterm already buffered and resizes (a signal) as well.
+        while event::poll(Duration::ZERO)? {
+            last_draw = None;
+            if let TermEvent::Key(key) = event::read()?
+                && let Some(effect) = app.on_key(key)
+            {
+                perform(effect, terminal, app, link, env);
+            }
+        }
+        app.now_ms = now_ms();
+        loop {
+            match from_agent.try_recv() {
+                Ok(message) => {
+                    last_draw = None;
+                    app.on_agent(message);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => anyhow::bail!("the agent link stopped"),
+            }
+        }
+    }
+}
+
+/// Does what the state asked for and tells it how it went.
+fn perform(
+    effect: Effect,
+    terminal: &mut DefaultTerminal,
+    app: &mut App,
+    link: &AgentLink,
+    env: &Env,
+) {
+    match effect {
+        Effect::Send(request) => link.send(request),
+        Effect::StartSession {
+            workspace,
+            template,
+        } => {
+            // The session gets the user's own values of the passthrough names, never the agent's.
+            let names = app
+                .loaded_config()
+                .map(|c| c.defaults.containers.env_passthrough.clone())
+                .unwrap_or_default();
+            let env: BTreeMap<String, String> = names
+                .into_iter()
+                .filter_map(|name| std::env::var(&name).ok().map(|value| (name, value)))
+                .collect();
+            link.send(ClientRequest::StartSession(StartSession {
+                workspace,
+                template,
+                name: None,
+                command: Vec::new(),
+                env,
+            }));
+        }
+        Effect::Attach(id) => {
+            let config_path = app.config_path.clone();
+            let outcome = terminal::suspend(terminal, || {
+                let exe = std::env::current_exe()?;
+                Command::new(exe)
+                    .arg("--config")
+                    .arg(&config_path)
+                    .arg("shell")
+                    .arg(&id)
+                    .status()
+            });
+            app.status = Some(match outcome {
+                Ok(Ok(status)) => format!("left session {id} ({status})"),
+                Ok(Err(error)) => format!("could not run `hh shell {id}`: {error}"),
+                Err(error) => format!("terminal: {error}"),
+            });
+        }
+        Effect::CreateConfig => {
+            let path = app.config_path.clone();
+            let written = path
+                .parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .with_context(|| format!("could not create the folder of {}", path.display()))
+                .and_then(|()| crate::cli::init::write_starter(&path, false));
+            match written {
+                Ok(()) => {
+                    app.set_config(load_config(&path, env));
+                    app.status = Some(format!("wrote {}", path.display()));
+                }
+                Err(error) => app.status = Some(format!("{error:#}")),
+            }
+        }
+        Effect::ChangeWorkspaces(change) => {
+            match workspace_edit::apply(&app.config_path, &change, env) {
+                Ok(config) => {
+                    app.set_config(ConfigState::Loaded(Box::new(config)));
+                    app.status = Some(match change {
+                        workspace_edit::WorkspaceChange::Add { name, .. } => {
+                            format!("added workspace {name}")
+                        }
+                        workspace_edit::WorkspaceChange::Remove { name } => {
+                            format!("removed workspace {name}")
+                        }
+                    });
+                }
+                Err(error) => app.status = Some(error.to_string()),
+            }
+        }
+        Effect::AppendRule { file, action, rule } => {
+            let outcome = Rule::parse(&rule)
+                .map_err(|e| format!("rule `{rule}`: {e}"))
+                .and_then(|parsed| {
+                    store::append_rule(&file, action, &parsed).map_err(|e| e.to_string())
+                });
+            app.status = Some(match outcome {
+                Ok(true) => format!("added {action} `{rule}` to {}", file.display()),
+                Ok(false) => format!("already there: {action} `{rule}` in {}", file.display()),
+                Err(error) => error,
+            });
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The modal popups over the screen: the rule editor, text fields, the workspace and template
+//! pickers, the remove confirmation and the key help.
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Rect},
+    style::{Color, Modifier, Style},
+    text::{Line, Span},
+    widgets::{Block, Clear, List, ListItem, ListState, Paragraph, Wrap},
+};
+
+use crate::{
+    rules::Action,
+    tui::{
+        app::{AgentStatus, App, EditorFor, InputFor, Mode},
+        rule_editor::RuleEditor,
+    },
+};
+
+pub fn render(app: &App, frame: &mut Frame) {
+    match &app.mode {
+        Mode::Normal => {}
+        Mode::Editor { editor, target } => render_editor(editor, target, frame),
+        Mode::Input { input, text } => {
+            let (title, label) = match input {
+                InputFor::WorkspacePath => (" Add workspace ", "Directory (absolute or ~/…):"),
+                InputFor::WorkspaceName { .. } => (" Add workspace ", "Name:"),
+            };
+            let lines = vec![Line::raw(label), Line::raw(format!("> {text}_"))];
+            popup(frame, title, lines, 60, 4);
+        }
+        Mode::PickWorkspace { selected } => {
+            let names = app
+                .loaded_config()
+                .map(|c| c.workspaces.iter().map(|w| w.name.clone()).collect())
+                .unwrap_or_default();
+            picker(frame, " New session: workspace ", names, *selected);
+        }
+        Mode::PickTemplate {
+            workspace,
+            selected,
+        } => {
+            let names = app
+                .loaded_config()
+                .map(|c| c.container_profiles.keys().cloned().collect())
+                .unwrap_or_default();
+            let title = format!(" New session of {workspace}: template ");
+            picker(frame, &title, names, *selected);
+        }
+        Mode::ConfirmRemove { name } => {
+            let lines = vec![
+                Line::raw(format!("Remove workspace `{name}` from the config?")),
+                Line::raw("Its directory and rules file stay. y removes, any other key keeps it."),
+            ];
+            popup(frame, " Remove workspace ", lines, 74, 4);
+        }
+        Mode::Help => {
+            let mut lines: Vec<Line> = HELP.iter().map(|line| Line::raw(*line)).collect();
+            lines.push(Line::raw(match &app.agent {
+                AgentStatus::Connected(hello) => format!(
+                    "Agent {} ({} mode) at {}",
+                    hello.version,
+                    hello.mode,
+                    app.socket.display()
+                ),
+                _ => format!("No agent at {} yet", app.socket.display()),
+            }));
+            let height = lines.len() as u16 + 2;
+            popup(frame, " Keys ", lines, 74, height);
+        }
+    }
+}
+
+const HELP: [&str; 11] = [
+    "Anywhere   Tab/Shift-Tab or 1-5 switch screens, q or Ctrl-C quits",
+    "Prompt     a allow once, d deny once, A allow forever…, D deny forever…",
+    "           [ and ] pick another held request",
+    "Editor     h host/*.parent, p port, / path, m method, t allow/deny,",
+    "           Enter writes the rule, Esc goes back",
+    "Sessions   n new (workspace, template), s stop, Enter attach (hh shell)",
+    "Activity   f session filter, v decision filter, Enter rule from denied",
+    "Workspaces n add, x remove",
+    "First run  c writes the starter config",
+    "",
+    "The agent decides; the rule shown is the exact text written.",
+];
+
+fn render_editor(editor: &RuleEditor, target: &EditorFor, frame: &mut Frame) {
+    let action = editor.action();
+    let title = match (target, action) {
+        (EditorFor::Prompt { .. }, Action::Allow) => " Allow forever ",
+        (EditorFor::Prompt { .. }, Action::Deny) => " Deny forever ",
+        (EditorFor::Decision { .. }, Action::Allow) => " New allow rule ",
+        (EditorFor::Decision { .. }, Action::Deny) => " New deny rule ",
+    };
+    let file = match target {
+        EditorFor::Prompt { rules_file, .. } => rules_file.clone(),
+        EditorFor::Decision { rules_file } => rules_file.display().to_string(),
+    };
+    let request = editor.target();
+    let rule = editor.rule();
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let mut lines = vec![
+        Line::raw(format!(
+            "Request: {} {}:{}{}",
+            request.method.as_deref().unwrap_or("TCP"),
+            request.host,
+            request.port,
+            request.path.as_deref().unwrap_or("")
+        )),
+        Line::raw(""),
+    ];
+    match &rule.text {
+        Ok(text) => lines.push(Line::from(vec![
+            Span::raw("Rule:    "),
+            Span::styled(text.clone(), bold.fg(Color::Cyan)),
+            Span::raw(if editor.is_suggested() {
+                "  (suggested)"
+            } else {
+                ""
+            }),
+        ])),
+        Err(error) => lines.push(Line::styled(
+            format!("Rule:    {error}"),
+            Style::new().fg(Color::Red),
+        )),
+    }
+    lines.push(Line::raw(format!(
+        "Into:    {file}  [network] {}",
+        action.list_name()
+    )));
+    lines.push(if rule.covers {
+        Line::styled("✓ covers this request", Style::new().fg(Color::Green))
+    } else {
+        Line::styled(
+            "✗ does not cover this request: the agent would refuse it",
+            Style::new().fg(Color::Red),
+        )
+    });
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "h host  p port  / path  m method  t allow/deny  Enter write  Esc back",
+        Style::new().fg(Color::Cyan),
+    ));
+    let height = lines.len() as u16 + 2;
+    popup(frame, title, lines, 76, height);
+}
+
+fn picker(frame: &mut Frame, title: &str, names: Vec<String>, selected: usize) {
+    let area = centered(frame.area(), 50, names.len() as u16 + 2);
+    let items: Vec<ListItem> = names.into_iter().map(ListItem::new).collect();
+    let list = List::new(items)
+        .highlight_symbol("> ")
+        .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .block(Block::bordered().title(title.to_string()));
+    frame.render_widget(Clear, area);
+    frame.render_stateful_widget(
+        list,
+        area,
+        &mut ListState::default().with_selected(Some(selected)),
+    );
+}
+
+fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'_>>, width: u16, height: u16) {
+    let area = centered(frame.area(), width, height);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(title.to_string())),
+        area,
+    );
+}
+
+/// A `width`×`height` box in the middle of `area`, shrunk to fit.
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    area.centered(
+        Constraint::Length(width.min(area.width)),
+        Constraint::Length(height.min(area.height)),
+    )
+}

@@ -1,0 +1,625 @@
+//! Whole-screen snapshots with ratatui's `TestBackend`: every screen, and the approval prompt
+//! in each state. The expected text is kept here, line by line (trailing spaces trimmed), so a
+//! change to a screen shows in the diff as the screen itself.
+
+use std::path::{Path, PathBuf};
+
+use ratatui::{
+    Terminal,
+    backend::TestBackend,
+    crossterm::event::{KeyCode, KeyEvent, KeyModifiers},
+};
+
+use super::render;
+use crate::{
+    api::protocol::{
+        AgentHello, ClientRequest, DecisionEvent, Event, PendingApproval, SessionInfo, SessionState,
+    },
+    config::{Env, load::parse},
+    tui::{
+        agent_link::FromAgent,
+        app::{AgentStatus, App, ConfigState, Screen},
+    },
+};
+
+/// 2023-11-14 22:13:20 UTC: a fixed clock for uptimes and remaining times.
+const NOW_MS: u64 = 1_700_000_000_000;
+
+const CONFIG: &str = r#"
+version = 1
+docker_dir = "/home/u/.config/harness-hat/docker"
+[container_profiles.default]
+image = "default"
+memory = "6g"
+cpus = "3"
+[container_profiles.rust]
+image = "rust"
+memory = "8g"
+cpus = 4
+starter_network_allowlist = ["domain=crates.io,*.crates.io"]
+[[workspaces]]
+name = "shop"
+canonical_path = "/home/u/src/shop"
+[[workspaces]]
+name = "blog"
+canonical_path = "/home/u/src/blog"
+"#;
+
+fn app() -> App {
+    let env = Env {
+        home: Some("/home/u".into()),
+        xdg_config_home: None,
+    };
+    let config = parse(
+        CONFIG,
+        Path::new("/home/u/.config/harness-hat/harness-hat.toml"),
+        &env,
+    )
+    .unwrap();
+    let mut app = App::new(
+        PathBuf::from("/home/u/.config/harness-hat/harness-hat.toml"),
+        ConfigState::Loaded(Box::new(config)),
+        PathBuf::from("/run/hh/agent.sock"),
+        NOW_MS,
+    );
+    app.agent = AgentStatus::Connected(AgentHello {
+        version: "0.1.0".into(),
+        peer_uid: 1000,
+        mode: "agent".into(),
+    });
+    app
+}
+
+fn session(id: &str, workspace: &str, template: &str) -> SessionInfo {
+    SessionInfo {
+        id: id.into(),
+        name: id.into(),
+        workspace: workspace.into(),
+        template: template.into(),
+        owner_uid: 1000,
+        container_id: "c0ffee".into(),
+        started_at: NOW_MS / 1000 - 307,
+        state: SessionState::Running,
+        memory_bytes: Some(512 << 20),
+        cpu_usec: Some(12_300_000),
+        allowed: 41,
+        denied: 2,
+    }
+}
+
+fn pending(id: u64, host: &str, path: &str, waiting: u32, seconds_left: u64) -> PendingApproval {
+    PendingApproval {
+        id,
+        session: "s1".into(),
+        method: Some("GET".into()),
+        host: host.into(),
+        path: Some(path.into()),
+        port: 443,
+        waiting,
+        deadline_ms: NOW_MS + seconds_left * 1000,
+        rules_file: "/home/u/src/shop/harness-rules.toml".into(),
+        suggested_rule: format!("domain={host}"),
+    }
+}
+
+fn event(app: &mut App, event: Event) {
+    app.on_agent(FromAgent::Event {
+        event,
+        received: std::time::Instant::now(),
+    });
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn decision(seconds: u64, session: &str, host: &str, path: &str, verdict: &str) -> DecisionEvent {
+    DecisionEvent {
+        time_ms: NOW_MS - 60_000 + seconds * 1000,
+        session: session.into(),
+        method: Some("GET".into()),
+        host: host.into(),
+        path: Some(path.into()),
+        port: 443,
+        decision: verdict.into(),
+        rule: (verdict == "allow").then(|| "domain=*.crates.io".to_string()),
+    }
+}
+
+/// The screen as text, trailing spaces trimmed.
+fn draw(app: &App) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(80, 18)).unwrap();
+    terminal.draw(|frame| render(app, frame)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let width = buffer.area.width as usize;
+    buffer
+        .content
+        .chunks(width)
+        .map(|row| {
+            let line: String = row.iter().map(|cell| cell.symbol()).collect();
+            line.trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[track_caller]
+fn assert_screen(app: &App, expected: &str) {
+    let actual = draw(app);
+    let expected = expected.strip_prefix('\n').unwrap_or(expected).trim_end();
+    assert!(
+        actual == expected,
+        "screen differs; actual:\n{actual}\n\nexpected:\n{expected}\n"
+    );
+}
+
+#[test]
+fn first_run_offers_the_starter_config_and_says_how_to_start_the_agent() {
+    let mut app = app();
+    app.config = ConfigState::Missing;
+    app.agent = AgentStatus::Unreachable("no hh agent answers at /run/hh/agent.sock".into());
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: down
+┌ Agent ───────────────────────────────────────────────────────────────────────┐
+│No hh agent answers at /run/hh/agent.sock.                                    │
+│Start it with:  sudo hh agent   (or enable its systemd unit)                  │
+│No eBPF here (Docker Desktop, macOS)? `hh doctor` says if TUN fallback mode   │
+│applies.                                                                      │
+│Retrying every second.                                                        │
+└──────────────────────────────────────────────────────────────────────────────┘
+┌ First run ───────────────────────────────────────────────────────────────────┐
+│Welcome to hh.                                                                │
+│                                                                              │
+│There is no config at /home/u/.config/harness-hat/harness-hat.toml yet.       │
+│Press c to create it with the commented starter (the file `hh init` writes),  │
+│then add a workspace on the Workspaces screen (4).                            │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+c create config  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
+
+#[test]
+fn sessions_screen_lists_running_sessions() {
+    let mut app = app();
+    app.on_agent(FromAgent::Reply {
+        request: ClientRequest::ListSessions {},
+        result: Ok(crate::api::protocol::Reply::Sessions {
+            sessions: vec![
+                session("s1", "shop", "default"),
+                session("s2", "blog", "rust"),
+            ],
+        }),
+    });
+    key(&mut app, KeyCode::Down);
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Sessions (2) ────────────────────────────────────────────────────────────────┐
+│  ID       WORKSPACE      TEMPLATE  STATE    UP     CPU    MEMORY  ALLOW DENY │
+│  s1       shop           default   running  5m07s  12.3s  512.0M  41    2    │
+│> s2       blog           rust      running  5m07s  12.3s  512.0M  41    2    │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
+
+#[test]
+fn new_session_picks_a_template_after_a_workspace() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('n'));
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Down);
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Sessions: none running; n starts one ────────────────────────────────────────┐
+│ID       WORKSPACE        TEMPLATE  STATE    UP     CPU    MEMORY  ALLOW DENY │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│              ┌ New session of shop: template ─────────────────┐              │
+│              │  default                                       │              │
+│              │> rust                                          │              │
+│              └────────────────────────────────────────────────┘              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+↑↓ select  Enter ok  Esc cancel
+"#,
+    );
+}
+
+#[test]
+fn one_pending_request_shows_as_a_prompt_on_any_screen() {
+    let mut app = app();
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 3, 28)),
+    );
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals (1) 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Sessions: none running; n starts one ────────────────────────────────────────┐
+│ID       WORKSPACE        TEMPLATE  STATE    UP     CPU    MEMORY  ALLOW DENY │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+┌ Request held 1 of 1 ─────────────────────────────────────────────────────────┐
+│session s1  method GET  host api.example.test  port 443                       │
+│path /v1/items  waiting 3  denied in 28s                                      │
+│a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+└──────────────────────────────────────────────────────────────────────────────┘
+n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
+
+#[test]
+fn several_pending_requests_queue_with_their_remaining_time() {
+    let mut app = app();
+    app.screen = Screen::Approvals;
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 1, 28)),
+    );
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(8, "cdn.example.test", "/lib.js", 2, 12)),
+    );
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(9, "pypi.org", "/simple/", 1, 55)),
+    );
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals (3) 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Held requests (soonest timeout first) ───────────────────────────────────────┐
+│  SESSION    METHOD  TARGET                                     WAITING LEFT  │
+│  s1         GET     cdn.example.test:443/lib.js                2       12s   │
+│> s1         GET     api.example.test:443/v1/items              1       28s   │
+│  s1         GET     pypi.org:443/simple/                       1       55s   │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+┌ Request held 2 of 3 ─────────────────────────────────────────────────────────┐
+│session s1  method GET  host api.example.test  port 443                       │
+│path /v1/items  waiting 1  denied in 28s                                      │
+│  next 1: s1 GET cdn.example.test:443/lib.js (2 waiting, 12s left)            │
+│  next 3: s1 GET pypi.org:443/simple/ (1 waiting, 55s left)                   │
+│a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+└──────────────────────────────────────────────────────────────────────────────┘
+↑↓ select prompt  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
+
+#[test]
+fn the_rule_editor_shows_the_widened_rule_and_its_file() {
+    let mut app = app();
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(7, "api.example.test", "/v1/items/4", 1, 28)),
+    );
+    key(&mut app, KeyCode::Char('A'));
+    key(&mut app, KeyCode::Char('h'));
+    key(&mut app, KeyCode::Char('/'));
+    key(&mut app, KeyCode::Char('/'));
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals (1) 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Sessions: none running; n starts one ────────────────────────────────────────┐
+│ID       WORKSPACE        TEMPLATE  STATE    UP     CPU    MEMORY  ALLOW DENY │
+│                                                                              │
+│                                                                              │
+│ ┌ Allow forever ───────────────────────────────────────────────────────────┐ │
+│ │Request: GET api.example.test:443/v1/items/4                              │ │
+│ │                                                                          │ │
+│ │Rule:    domain=*.example.test path=/v1/items/*                           │ │
+│ │Into:    /home/u/src/shop/harness-rules.toml  [network] allowlist         │ │
+│ │✓ covers this request                                                     │ │
+└─│                                                                          │─┘
+┌ │h host  p port  / path  m method  t allow/deny  Enter write  Esc back     │─┐
+│s└──────────────────────────────────────────────────────────────────────────┘ │
+│path /v1/items/4  waiting 1  denied in 28s                                    │
+│a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+└──────────────────────────────────────────────────────────────────────────────┘
+h host  p port  / path  m method  t allow/deny  Enter write  Esc cancel
+"#,
+    );
+}
+
+#[test]
+fn an_answer_the_agent_refused_stays_with_its_reason() {
+    let mut app = app();
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 1, 28)),
+    );
+    key(&mut app, KeyCode::Char('A'));
+    key(&mut app, KeyCode::Enter);
+    app.on_agent(FromAgent::Reply {
+        request: ClientRequest::Answer {
+            id: 7,
+            answer: crate::api::protocol::Answer::AllowForever { rule: None },
+        },
+        result: Err("the rule `domain=x.test` does not cover GET api.example.test".into()),
+    });
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals (1) 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Sessions: none running; n starts one ────────────────────────────────────────┐
+│ID       WORKSPACE        TEMPLATE  STATE    UP     CPU    MEMORY  ALLOW DENY │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+┌ Request held 1 of 1 ─────────────────────────────────────────────────────────┐
+│session s1  method GET  host api.example.test  port 443                       │
+│path /v1/items  waiting 1  denied in 28s                                      │
+│agent refused: the rule `domain=x.test` does not cover GET api.example.test   │
+│a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+└──────────────────────────────────────────────────────────────────────────────┘
+n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
+
+#[test]
+fn activity_screen_filters_decisions() {
+    let mut app = app();
+    app.screen = Screen::Activity;
+    event(
+        &mut app,
+        Event::Decision(decision(1, "s1", "static.crates.io", "/x.crate", "allow")),
+    );
+    event(
+        &mut app,
+        Event::Decision(decision(2, "s1", "evil.test", "/exfil", "deny")),
+    );
+    event(
+        &mut app,
+        Event::Decision(decision(3, "s2", "pypi.org", "/simple/", "deny")),
+    );
+    key(&mut app, KeyCode::Char('v'));
+    key(&mut app, KeyCode::Char('v'));
+    key(&mut app, KeyCode::Char('f'));
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Activity: session s1 · decision deny ────────────────────────────────────────┐
+│  TIME     SESSION        METHOD TARGET                 RULE                  │
+│> 22:12:22 s1       deny  GET    evil.test:443/exfil    -                     │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+f session filter  v decision filter  Enter rule from denied  Tab/1-5 screens  ?
+"#,
+    );
+}
+
+#[test]
+fn workspaces_screen_lists_the_config_workspaces() {
+    let mut app = app();
+    app.screen = Screen::Workspaces;
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Workspaces in /home/u/.config/harness-hat/harness-hat.toml ──────────────────┐
+│  NAME             PATH (rules: PATH/harness-rules.toml)                      │
+│> shop             /home/u/src/shop                                           │
+│  blog             /home/u/src/blog                                           │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+n add  x remove  ↑↓ select  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
+
+#[test]
+fn templates_screen_lists_profiles_with_limits_and_allowlist() {
+    let mut app = app();
+    app.screen = Screen::Templates;
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Templates (stems under /home/u/.config/harness-hat/docker) ──────────────────┐
+│  NAME       STEM       MEMORY  CPUS  STARTER ALLOWLIST                       │
+│> default    default    6.0G    3     -                                       │
+│  rust       rust       8.0G    4     domain=crates.io,*.crates.io            │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+↑↓ select  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
+
+#[test]
+fn tiny_terminals_draw_without_panicking() {
+    let mut app = app();
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(7, "api.example.test", "/v1/items", 1, 28)),
+    );
+    event(
+        &mut app,
+        Event::ApprovalPending(pending(8, "cdn.example.test", "/lib.js", 2, 12)),
+    );
+    for (width, height) in [(1, 1), (10, 3), (20, 5), (40, 10)] {
+        for screen in Screen::ALL {
+            app.screen = screen;
+            for editor_open in [false, true] {
+                let mut app = app.clone();
+                if editor_open {
+                    key(&mut app, KeyCode::Char('A'));
+                }
+                let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+                terminal.draw(|frame| render(&app, frame)).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_key() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('?'));
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Sessions: none running; n starts one ────────────────────────────────────────┐
+│ID┌ Keys ──────────────────────────────────────────────────────────────────┐Y │
+│  │Anywhere   Tab/Shift-Tab or 1-5 switch screens, q or Ctrl-C quits       │  │
+│  │Prompt     a allow once, d deny once, A allow forever…, D deny forever… │  │
+│  │           [ and ] pick another held request                            │  │
+│  │Editor     h host/*.parent, p port, / path, m method, t allow/deny,     │  │
+│  │           Enter writes the rule, Esc goes back                         │  │
+│  │Sessions   n new (workspace, template), s stop, Enter attach (hh shell) │  │
+│  │Activity   f session filter, v decision filter, Enter rule from denied  │  │
+│  │Workspaces n add, x remove                                              │  │
+│  │First run  c writes the starter config                                  │  │
+│  │                                                                        │  │
+│  │The agent decides; the rule shown is the exact text written.            │  │
+│  │Agent 0.1.0 (agent mode) at /run/hh/agent.sock                          │  │
+│  └────────────────────────────────────────────────────────────────────────┘  │
+└──────────────────────────────────────────────────────────────────────────────┘
+any key closes
+"#,
+    );
+}
+
+#[test]
+fn adding_a_workspace_asks_for_its_directory() {
+    let mut app = app();
+    key(&mut app, KeyCode::Char('4'));
+    key(&mut app, KeyCode::Char('n'));
+    for c in "~/src/new".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Workspaces in /home/u/.config/harness-hat/harness-hat.toml ──────────────────┐
+│  NAME             PATH (rules: PATH/harness-rules.toml)                      │
+│> shop             /home/u/src/shop                                           │
+│  blog             /home/u/src/blog                                           │
+│                                                                              │
+│                                                                              │
+│         ┌ Add workspace ───────────────────────────────────────────┐         │
+│         │Directory (absolute or ~/…):                              │         │
+│         │> ~/src/new_                                              │         │
+│         └──────────────────────────────────────────────────────────┘         │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+type  Enter ok  Esc cancel
+"#,
+    );
+}
+
+#[test]
+fn a_config_that_does_not_load_says_where() {
+    let mut app = app();
+    app.screen = Screen::Workspaces;
+    app.config = ConfigState::Invalid(
+        "/home/u/.config/harness-hat/harness-hat.toml:3:1: `workspaces[0].canonical_path`: `/etc/x` is under /etc, which hh never hands to a session".into(),
+    );
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Config ──────────────────────────────────────────────────────────────────────┐
+│The config does not load:                                                     │
+│                                                                              │
+│/home/u/.config/harness-hat/harness-hat.toml:3:1:                             │
+│`workspaces[0].canonical_path`: `/etc/x` is under /etc, which hh never hands  │
+│to a session                                                                  │
+│                                                                              │
+│Fix the file and start hh again.                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+fix the config file, then start hh again  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
