@@ -141,11 +141,27 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
         &[
             "sh",
             "-c",
-            "echo from-session > /workspace/made-inside && cat /workspace/harness-rules.toml",
+            "echo from-session > /workspace/made-inside && cat /workspace/.hh/harness-rules.toml",
         ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("this comment must survive"));
+    // ... except its rules: a session may read but never write, replace or move its policy.
+    for attack in [
+        "echo 'allowlist = [\"domain=*\"]' >> /workspace/.hh/harness-rules.toml",
+        "rm -f /workspace/.hh/harness-rules.toml",
+        "echo x > /workspace/.hh/new-rules.toml",
+        "mv /workspace/.hh /workspace/moved",
+        "rm -rf /workspace/.hh",
+    ] {
+        let (code, out) = world.shell(&id, &["sh", "-c", attack]);
+        assert_ne!(code, 0, "`{attack}` succeeded: {out}");
+    }
+    let rules = std::fs::read_to_string(world.workspace.join(".hh/harness-rules.toml")).unwrap();
+    assert!(
+        rules.contains("this comment must survive") && !rules.contains("domain=*"),
+        "{rules}"
+    );
     assert_eq!(
         std::fs::read_to_string(world.workspace.join("made-inside")).unwrap(),
         "from-session\n"
@@ -156,6 +172,11 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
         &["sh", "-c", "echo passed=$HH_TEST_PASSED; echo path=$PATH"],
     );
     assert!(out.contains("passed=from-the-client"), "{out}");
+    let (_, out) = world.shell(&id, &["sh", "-c", "echo not=$HH_TEST_NOT_PASSED"]);
+    assert!(
+        out.contains("not=\n") || out.trim_end().ends_with("not="),
+        "{out}"
+    );
 
     // Limits, read back from the session's cgroup.
     let relative = PathBuf::from(&world.group).join(&id);
@@ -370,7 +391,7 @@ fn an_unknown_host_waits_for_an_answer_and_allow_forever_writes_the_rule() {
         body.contains("upstream saw GET /asked host=unknown.test"),
         "{body}"
     );
-    let rules = std::fs::read_to_string(world.workspace.join("harness-rules.toml")).unwrap();
+    let rules = std::fs::read_to_string(world.workspace.join(".hh/harness-rules.toml")).unwrap();
     assert!(rules.contains("this comment must survive"), "{rules}");
     assert!(rules.contains("domain=unknown.test"), "{rules}");
     // The next request is decided by the saved rule: no prompt.

@@ -74,9 +74,9 @@ impl World {
             "bypass.test",
         ]);
         let workspace = dir.path().join("workspace");
-        std::fs::create_dir(&workspace).unwrap();
+        std::fs::create_dir_all(workspace.join(".hh")).unwrap();
         std::fs::write(
-            workspace.join("harness-rules.toml"),
+            workspace.join(".hh/harness-rules.toml"),
             rules(upstream.tls_port),
         )
         .unwrap();
@@ -180,9 +180,13 @@ canonical_path = "{workspace}"
         Agent { child }
     }
 
+    /// Runs `hh` as the user would: this world's config and agent socket.
     pub fn hh(&self, args: &[&str]) -> Output {
         hh().env("HH_AGENT_SOCKET", &self.socket)
             .env("HH_TEST_PASSED", "from-the-client")
+            .env("HH_TEST_NOT_PASSED", "secret")
+            .arg("--config")
+            .arg(&self.config)
             .args(args)
             .output()
             .unwrap()

@@ -43,8 +43,12 @@ impl Identity {
     /// The groups of process `pid` (its `Groups:` line) plus `gid`.
     pub fn of_process(uid: u32, gid: u32, pid: Option<i32>) -> Identity {
         let mut groups = vec![gid];
-        if let Some(status) =
-            pid.and_then(|pid| fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        // The pid was the peer's at connect time; it may have exited and its number been
+        // reused. Its groups count only while its real and effective ids are still the peer's.
+        let status = pid.and_then(|pid| fs::read_to_string(format!("/proc/{pid}/status")).ok());
+        if let Some(status) = status
+            && ids_are(&status, "Uid:", uid)
+            && ids_are(&status, "Gid:", gid)
             && let Some(line) = status.lines().find_map(|line| line.strip_prefix("Groups:"))
         {
             groups.extend(
@@ -54,6 +58,18 @@ impl Identity {
         }
         Identity { uid, groups }
     }
+}
+
+/// Whether every id on the `key` line of a `/proc/PID/status` (real, effective, saved, fs) is
+/// `id`.
+fn ids_are(status: &str, key: &str, id: u32) -> bool {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .is_some_and(|ids| {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            !ids.is_empty() && ids.iter().all(|value| value.parse() == Ok(id))
+        })
 }
 
 /// Checks that `identity` could read `path` (and list it, when a directory), and that it is no

@@ -22,7 +22,10 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use subtle::ConstantTimeEq as _;
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, Semaphore},
+};
 
 /// One session's control state.
 pub struct ControlState {
@@ -33,15 +36,25 @@ pub struct ControlState {
     pub kill: Notify,
 }
 
+/// The most control connections one session holds open at once; past it, new ones wait in
+/// the listen backlog (a session must not exhaust the agent's descriptors through here).
+const MAX_CONNECTIONS: usize = 16;
+
 /// Serves until the listener fails.
 pub async fn serve(listener: TcpListener, state: Arc<ControlState>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |request| {
                 let state = Arc::clone(&state);
                 async move { Ok::<_, Infallible>(handle(&state, &request)) }

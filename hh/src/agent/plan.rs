@@ -16,11 +16,13 @@ use super::{
 use crate::{
     api::protocol::StartSession,
     config::{Config, schema::MountMode},
-    rules::PolicySources,
+    rules::{PolicySources, RULES_DIR_NAME},
 };
 
 /// Where the agent's session files (init, killme, CA) appear in every container.
 pub const SESSION_FILES_MOUNT: &str = "/opt/hh";
+/// Under a session's own directory: the per-session copies of `seed = true` mounts.
+pub const SEEDS_DIR: &str = "seeds";
 /// Where the workspace appears.
 pub const WORKSPACE_MOUNT: &str = "/workspace";
 
@@ -50,6 +52,11 @@ pub enum PlanError {
     BadName(String),
     #[error("{0}")]
     Access(#[from] AccessError),
+    #[error(
+        "{mount} would be writable in the session and contains {protected}: a session may not \
+         write hh's config or rules (mount it read-only, or move the workspace)"
+    )]
+    ExposesRules { mount: PathBuf, protected: PathBuf },
     #[error("mount {path}: a path with `:` or `,` cannot be handed to Docker unambiguously")]
     AmbiguousPath { path: PathBuf },
 }
@@ -127,11 +134,30 @@ pub fn plan(
     };
 
     let workspace_dir = check_mountable(&workspace.canonical_path, identity)?;
+    // What no session may write: the config, the global rules, and every workspace's rules
+    // directory (its own is mounted read-only over its read-write workspace below).
+    let own_rules_dir = workspace_dir.join(RULES_DIR_NAME);
+    let mut protected = vec![
+        config.manager.global_rules_file.clone(),
+        PathBuf::from(context.config_source),
+    ];
+    protected.extend(config.workspaces.iter().map(|w| w.rules_dir()));
+    let protected: Vec<PathBuf> = protected
+        .iter()
+        .map(|path| std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+        .filter(|path| *path != own_rules_dir)
+        .collect();
+    refuse_exposing(&workspace_dir, &protected)?;
     let mut binds = vec![
         bind(
             &workspace_dir,
             Path::new(WORKSPACE_MOUNT),
             MountMode::ReadWrite,
+        )?,
+        bind(
+            &own_rules_dir,
+            &Path::new(WORKSPACE_MOUNT).join(RULES_DIR_NAME),
+            MountMode::ReadOnly,
         )?,
         bind(
             context.session_files,
@@ -148,8 +174,20 @@ pub fn plan(
         .chain(&profile.mounts);
     for mount in mounts {
         let source = check_mountable(&mount.host, identity)?;
+        if mount.mode == MountMode::ReadWrite && !mount.seed {
+            refuse_exposing(&source, &protected)?;
+            if own_rules_dir.starts_with(&source) {
+                return Err(PlanError::ExposesRules {
+                    mount: source,
+                    protected: own_rules_dir,
+                });
+            }
+        }
         if mount.seed {
-            let copy = context.session_dir.join(format!("seed-{}", seeds.len()));
+            let copy = context
+                .session_dir
+                .join(SEEDS_DIR)
+                .join(seeds.len().to_string());
             binds.push(bind(&copy, &mount.container, mount.mode)?);
             seeds.push(Seed { source, copy });
         } else {
@@ -255,6 +293,17 @@ pub fn policy_sources(
         )),
     };
     Ok((policy, rules_file))
+}
+
+/// Refuses a read-write mount of `source` that contains (or is) one of `protected`.
+fn refuse_exposing(source: &Path, protected: &[PathBuf]) -> Result<(), PlanError> {
+    match protected.iter().find(|path| path.starts_with(source)) {
+        Some(path) => Err(PlanError::ExposesRules {
+            mount: source.to_path_buf(),
+            protected: path.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A Docker bind spec; refuses paths Docker would split wrongly.
@@ -381,7 +430,11 @@ canonical_path = "{}"
         let c = &plan.container;
         let workspace = dir.path().canonicalize().unwrap();
         assert_eq!(c.binds[0], format!("{}:/workspace", workspace.display()));
-        assert!(c.binds[1].ends_with(":/opt/hh:ro"));
+        assert_eq!(
+            c.binds[1],
+            format!("{}/.hh:/workspace/.hh:ro", workspace.display())
+        );
+        assert!(c.binds[2].ends_with(":/opt/hh:ro"));
         assert_eq!(c.memory_bytes, Some(512 * 1024 * 1024));
         assert_eq!(c.nano_cpus, Some(1_500_000_000));
         assert!(c.env.contains(&"TERM=xterm".to_owned()));
@@ -402,7 +455,7 @@ canonical_path = "{}"
         assert_eq!(c.image, "hh-test");
         assert_eq!(c.cgroup_parent, "/hh/0123456789ab");
         assert_eq!(plan.name, format!("{}-012345", slug("demo")));
-        assert_eq!(plan.rules_file, dir.path().join("harness-rules.toml"));
+        assert_eq!(plan.rules_file, dir.path().join(".hh/harness-rules.toml"));
     }
 
     #[test]
@@ -456,5 +509,32 @@ canonical_path = "{}"
             "{}:/home/x/.gitconfig",
             plan.seeds[0].copy.display()
         )));
+    }
+
+    #[test]
+    fn a_writable_mount_exposing_hh_config_or_rules_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = dir.path().join("ws");
+        std::fs::create_dir(&workspace).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".config")).unwrap();
+        let extra = format!(
+            "[[container_profiles.test.mounts]]\nhost = \"{}\"\ncontainer = \"/home/x\"\nmode = \"rw\"\n",
+            home.display()
+        );
+        let mut config = config(&workspace, &extra);
+        config.manager.global_rules_file = home.join(".config/harness-rules.toml");
+        let error = plan(&config, &request(), &root(), 0, &context(dir.path())).unwrap_err();
+        assert!(matches!(error, PlanError::ExposesRules { .. }), "{error}");
+        // Read-only, the same mount is fine: reading rules gives nothing away.
+        let extra = extra.replace("\"rw\"", "\"ro\"");
+        let mut config_ro = self::config(&workspace, &extra);
+        config_ro.manager.global_rules_file = home.join(".config/harness-rules.toml");
+        assert!(plan(&config_ro, &request(), &root(), 0, &context(dir.path())).is_ok());
+        // A workspace that holds them is refused as well (it is mounted read-write).
+        let mut around = self::config(dir.path(), "");
+        around.manager.global_rules_file = home.join(".config/harness-rules.toml");
+        let error = plan(&around, &request(), &root(), 0, &context(dir.path())).unwrap_err();
+        assert!(matches!(error, PlanError::ExposesRules { .. }), "{error}");
     }
 }

@@ -7,7 +7,7 @@ use tokio::sync::broadcast;
 
 use super::{Agent, session};
 use crate::api::{
-    protocol::{AgentHello, ClientRequest, Event, Reply},
+    protocol::{AgentHello, Answer, ClientRequest, Event, Reply},
     server::{Peer, Service},
 };
 
@@ -75,13 +75,25 @@ async fn handle(agent: &Arc<Agent>, peer: Peer, request: ClientRequest) -> Reply
                 .collect(),
         },
         ClientRequest::Answer { id, answer } => {
-            let owned = agent.approvals.pending().iter().any(|pending| {
+            let pending = agent.approvals.pending().into_iter().find(|pending| {
                 pending.id == id && session_owned_by(agent, &peer, &pending.session)
             });
-            if !owned {
+            let Some(pending) = pending else {
                 // Someone else's prompt looks exactly like no prompt.
                 return Reply::Error {
                     message: format!("no pending approval {id} of yours (see `hh approvals`)"),
+                };
+            };
+            let forever = matches!(
+                answer,
+                Answer::AllowForever { .. } | Answer::DenyForever { .. }
+            );
+            if forever && !may_write_rules(&peer, &pending.rules_file) {
+                return Reply::Error {
+                    message: format!(
+                        "only the owner of {} (or root) may answer \"forever\"; answer once instead",
+                        pending.rules_file
+                    ),
                 };
             }
             match agent.approvals.answer(id, answer) {
@@ -105,6 +117,18 @@ fn no_such_session(id: &str) -> Reply {
 
 fn owns(peer: &Peer, owner: u32) -> bool {
     peer.is_root() || peer.uid == owner
+}
+
+/// Whether `peer` may have the agent append to `rules_file`: root, or the owner of the
+/// directory it lives in (a user with a session on someone else's readable workspace may not
+/// change that workspace's rules for good).
+fn may_write_rules(peer: &Peer, rules_file: &str) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    peer.is_root()
+        || std::path::Path::new(rules_file)
+            .parent()
+            .and_then(|dir| std::fs::metadata(dir).ok())
+            .is_some_and(|meta| meta.uid() == peer.uid)
 }
 
 /// Whether `peer` may see and answer what session `id` holds.

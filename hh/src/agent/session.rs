@@ -180,10 +180,10 @@ async fn build(
         .with_context(|| format!("cannot create {}", session_dir.display()))?;
     // Entered (not listed) by the session's user, for its seed copies.
     std::fs::set_permissions(&session_dir, std::fs::Permissions::from_mode(0o711))?;
-    for seed in &plan.seeds {
-        copy_seed(&seed.source, &seed.copy, plan.owner_uid, gid)
-            .with_context(|| format!("cannot copy {} for the session", seed.source.display()))?;
+    if let Some(rules_dir) = plan.rules_file.parent() {
+        ensure_rules_dir(rules_dir)?;
     }
+    copy_seeds(plan, &session_dir, gid).await?;
 
     // Enforcement first: the cgroup exists and the programs are attached (and pinned) before
     // any process of the session does.
@@ -558,25 +558,76 @@ fn unix_now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// Copies a file or directory tree for one session, owned by the session's user. Symlinks are
-/// copied as links (never followed: a link inside a seeded tree must not pull in other files).
-fn copy_seed(source: &Path, copy: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-    let meta = std::fs::symlink_metadata(source)?;
-    if meta.file_type().is_symlink() {
-        std::os::unix::fs::symlink(std::fs::read_link(source)?, copy)?;
-        return std::os::unix::fs::lchown(copy, Some(uid), Some(gid));
-    }
-    if meta.is_dir() {
-        std::fs::create_dir(copy)?;
-        for entry in std::fs::read_dir(source)? {
-            let entry = entry?;
-            copy_seed(&entry.path(), &copy.join(entry.file_name()), uid, gid)?;
+/// The workspace's rules directory, mounted read-only into the session: it must be a real
+/// directory (never a symlink, which a session could have aimed elsewhere), so it is created
+/// when missing, owned like the workspace.
+fn ensure_rules_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => bail!(
+            "{} is not a directory; hh keeps the workspace's rules there and will not follow it",
+            dir.display()
+        ),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+            if let Some(owner) = dir
+                .parent()
+                .and_then(|parent| std::fs::metadata(parent).ok())
+            {
+                use std::os::unix::fs::MetadataExt as _;
+                std::os::unix::fs::lchown(dir, Some(owner.uid()), Some(owner.gid()))?;
+            }
+            Ok(())
         }
-    } else {
-        std::fs::copy(source, copy)?;
+        Err(error) => Err(error).with_context(|| format!("cannot inspect {}", dir.display())),
     }
-    std::fs::set_permissions(copy, meta.permissions())?;
-    chown(copy, Some(uid), Some(gid))
+}
+
+/// How long copying one session's seeds may take.
+const SEED_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Makes the per-session copies of `seed = true` mounts. The copy runs as the session's user
+/// (never as root): it reads only what that user may read, whatever links, devices or FIFOs the
+/// tree holds, and `cp -P` copies symlinks as links instead of following them.
+async fn copy_seeds(plan: &SessionPlan, session_dir: &Path, gid: u32) -> anyhow::Result<()> {
+    let Some(first) = plan.seeds.first() else {
+        return Ok(());
+    };
+    let seeds_dir = first.copy.parent().unwrap_or(session_dir);
+    std::fs::create_dir(seeds_dir)
+        .with_context(|| format!("cannot create {}", seeds_dir.display()))?;
+    std::fs::set_permissions(seeds_dir, std::fs::Permissions::from_mode(0o700))?;
+    chown(seeds_dir, Some(plan.owner_uid), Some(gid))?;
+    for seed in &plan.seeds {
+        let copying = tokio::process::Command::new("cp")
+            .args(["-R", "-P", "--preserve=mode,timestamps", "--"])
+            .arg(&seed.source)
+            .arg(&seed.copy)
+            .uid(plan.owner_uid)
+            .gid(gid)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(SEED_TIMEOUT, copying)
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "copying {} took longer than {SEED_TIMEOUT:?}",
+                    seed.source.display()
+                )
+            })?
+            .context("cannot run cp")?;
+        if !output.status.success() {
+            bail!(
+                "cannot copy {} for the session: {}",
+                seed.source.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `set_nonblocking` for the three socket types bound in a session's namespace.

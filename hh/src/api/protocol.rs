@@ -40,6 +40,21 @@ pub enum ClientRequest {
     Subscribe {},
 }
 
+impl ClientRequest {
+    /// The request's name, for logs (never its contents).
+    pub fn op(&self) -> &'static str {
+        match self {
+            ClientRequest::Hello {} => "hello",
+            ClientRequest::StartSession(_) => "start_session",
+            ClientRequest::ListSessions {} => "list_sessions",
+            ClientRequest::StopSession { .. } => "stop_session",
+            ClientRequest::ListApprovals {} => "list_approvals",
+            ClientRequest::Answer { .. } => "answer",
+            ClientRequest::Subscribe {} => "subscribe",
+        }
+    }
+}
+
 /// What a session is made of; names refer to the agent's config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,7 @@ use std::{
     fs,
     future::Future,
     io,
-    os::unix::fs::{FileTypeExt as _, PermissionsExt as _},
+    os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, PermissionsExt as _},
     path::Path,
     sync::Arc,
     time::Duration,
@@ -74,8 +74,15 @@ pub fn bind(path: &Path, gid: Option<u32>) -> Result<UnixListener, BindError> {
     };
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
+        && !parent.exists()
     {
-        fs::create_dir_all(parent).map_err(io_error)?;
+        // Explicitly 0755 whatever the umask (the agent's is 077): clients must reach the socket.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(io_error)?;
+        fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).map_err(io_error)?;
     }
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path).map_err(io_error)?,
@@ -154,7 +161,8 @@ async fn serve_client<S: Service>(stream: UnixStream, service: Arc<S>) -> io::Re
             write_line(&mut write, &Reply::Ok).await?;
             return stream_events(&mut write, &*service, peer).await;
         }
-        tracing::debug!(uid = peer.uid, ?request, "agent socket request");
+        // The operation only: a request may carry the client's environment values.
+        tracing::debug!(uid = peer.uid, op = request.op(), "agent socket request");
         let reply = service.handle(peer, request).await;
         write_line(&mut write, &reply).await?;
     }

@@ -62,6 +62,7 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
     if unsafe { libc::geteuid() } != 0 {
         bail!("hh agent needs root (cgroups, eBPF, network namespaces): run `sudo hh agent`");
     }
+    raise_open_files_limit();
     // Nothing the agent creates is for others unless it says so (socket, state, logs).
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(0o077) };
@@ -122,4 +123,24 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     agent.stop_all().await;
     let _ = std::fs::remove_file(&socket);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the soft limit on open files to the hard one: every session holds listeners and
+/// up to hundreds of proxied connections, and the common default soft limit (1024) would let
+/// a few busy sessions starve every other one of descriptors.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid, initialized struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("cannot raise the open-files limit");
+            }
+        }
+    }
 }

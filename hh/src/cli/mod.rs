@@ -74,7 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules(options) => rules::run(&options, cli.config.as_deref()),
         Command::Proxy(options) => proxy::run(&options),
         Command::Agent(options) => agent::run(&options, cli.config.as_deref()),
-        Command::Session(options) => session::run(&options),
+        Command::Session(options) => session::run(&options, cli.config.as_deref()),
         Command::Shell(options) => shell::run(&options),
         Command::Image(options) => image::run(&options, cli.config.as_deref()),
         Command::Approvals(options) => approvals::run(&options),

@@ -45,9 +45,9 @@ struct StartOptions {
     command: Vec<String>,
 }
 
-pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
+pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     match &options.command {
-        SessionCommand::Start(start) => run_start(start),
+        SessionCommand::Start(start) => run_start(start, config),
         SessionCommand::List { json } => {
             let sessions = list()?;
             let mut out = std::io::stdout().lock();
@@ -65,8 +65,8 @@ pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_start(options: &StartOptions) -> anyhow::Result<ExitCode> {
-    let config_names = passthrough_env();
+fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let config_names = passthrough_env(config);
     let request = StartSession {
         workspace: options.workspace.clone(),
         template: options.template.clone(),
@@ -95,10 +95,19 @@ fn run_start(options: &StartOptions) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// The client's environment, offered to the agent, which keeps only the config's
-/// `env_passthrough` names.
-fn passthrough_env() -> BTreeMap<String, String> {
-    std::env::vars().collect()
+/// The client's values for the config's `env_passthrough` names (the agent keeps only those
+/// too); nothing else of the client's environment leaves this process.
+fn passthrough_env(config: Option<&std::path::Path>) -> BTreeMap<String, String> {
+    let Ok((config, _)) = super::load_config(config) else {
+        return BTreeMap::new();
+    };
+    config
+        .defaults
+        .containers
+        .env_passthrough
+        .iter()
+        .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
+        .collect()
 }
 
 /// The caller's sessions.

@@ -23,7 +23,7 @@ use super::{
     location::{KeySpans, line_column},
     schema::{CONFIG_VERSION, Config, Mount, Workspace},
 };
-use crate::rules::{DomainPattern, RULES_FILE_NAME, Rule, RuleError};
+use crate::rules::{DomainPattern, RULES_DIR_NAME, RULES_FILE_NAME, Rule, RuleError};
 
 /// The config file name, under `$XDG_CONFIG_HOME/harness-hat/`.
 pub const CONFIG_FILE_NAME: &str = "harness-hat.toml";
@@ -492,9 +492,14 @@ impl Config {
 }
 
 impl Workspace {
-    /// The workspace's own rules file.
+    /// The workspace's own rules file, `CANONICAL_PATH/.hh/harness-rules.toml`.
     pub fn rules_file(&self) -> PathBuf {
-        self.canonical_path.join(RULES_FILE_NAME)
+        self.rules_dir().join(RULES_FILE_NAME)
+    }
+
+    /// The directory of the rules file, mounted read-only into the workspace's sessions.
+    pub fn rules_dir(&self) -> PathBuf {
+        self.canonical_path.join(RULES_DIR_NAME)
     }
 }
 
@@ -616,7 +621,7 @@ canonical_path = "~/src/hh"
         assert_eq!(workspace.canonical_path, Path::new("/home/u/src/hh"));
         assert_eq!(
             workspace.rules_file(),
-            Path::new("/home/u/src/hh/harness-rules.toml")
+            Path::new("/home/u/src/hh/.hh/harness-rules.toml")
         );
     }
 

@@ -68,7 +68,8 @@ env = {}
 # env = { CARGO_TERM_COLOR = "always" }
 
 # Workspaces: a name and the directory handed to the session. Its network rules live in
-# CANONICAL_PATH/harness-rules.toml. Paths under ~/.ssh, ~/.gnupg and /etc are refused.
+# CANONICAL_PATH/.hh/harness-rules.toml, read-only inside sessions. Paths under ~/.ssh,
+# ~/.gnupg and /etc are refused.
 # [[workspaces]]
 # name = "my-project"
 # canonical_path = "~/src/my-project"

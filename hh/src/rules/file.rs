@@ -24,6 +24,11 @@ use crate::config::location::{KeySpans, line_column};
 /// The file name of a workspace's rules.
 pub const RULES_FILE_NAME: &str = "harness-rules.toml";
 
+/// The directory of a workspace that holds its rules. A session mounts its workspace
+/// read-write but this directory read-only: a session must never write its own policy (and
+/// the directory, unlike a single file, stays read-only across the atomic replace of a write).
+pub const RULES_DIR_NAME: &str = ".hh";
+
 /// The only file format version so far.
 pub const RULES_VERSION: i64 = 1;
 

@@ -35,7 +35,9 @@ pub mod policy;
 pub mod store;
 
 pub use canonical::{HttpTarget, Method, MethodError, NormPath, PathError, Request, UrlError};
-pub use file::{RULES_FILE_NAME, RulesFile, RulesFileError, RulesFileErrorKind, WrittenRule};
+pub use file::{
+    RULES_DIR_NAME, RULES_FILE_NAME, RulesFile, RulesFileError, RulesFileErrorKind, WrittenRule,
+};
 pub use grammar::{Action, DomainPattern, PathPattern, Rule, RuleError, RuleErrorKind, WEB_PORTS};
 pub use host::{Host, HostError};
 pub use policy::{Decision, Layer, LayerRules, Policy, RuleOrigin, Verdict};

@@ -56,7 +56,7 @@ fn pending(id: u64, host: &str, port: u16) -> PendingApproval {
         port,
         waiting: 1,
         deadline_ms: 60_000 + id,
-        rules_file: "/home/u/src/shop/harness-rules.toml".into(),
+        rules_file: "/home/u/src/shop/.hh/harness-rules.toml".into(),
         suggested_rule: format!("domain={host}"),
     }
 }
@@ -302,7 +302,7 @@ fn a_denied_activity_line_becomes_an_allow_rule_in_its_workspace_file_even_after
     assert_eq!(
         press(&mut app, KeyCode::Enter),
         Some(Effect::AppendRule {
-            file: PathBuf::from("/home/u/src/shop/harness-rules.toml"),
+            file: PathBuf::from("/home/u/src/shop/.hh/harness-rules.toml"),
             action: Action::Allow,
             rule: "domain=pypi.org path=/simple/*".into(),
         })

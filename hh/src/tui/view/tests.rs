@@ -97,7 +97,7 @@ fn pending(id: u64, host: &str, path: &str, waiting: u32, seconds_left: u64) -> 
         port: 443,
         waiting,
         deadline_ms: NOW_MS + seconds_left * 1000,
-        rules_file: "/home/u/src/shop/harness-rules.toml".into(),
+        rules_file: "/home/u/src/shop/.hh/harness-rules.toml".into(),
         suggested_rule: format!("domain={host}"),
     }
 }
@@ -348,7 +348,7 @@ fn the_rule_editor_shows_the_widened_rule_and_its_file() {
 │ │Request: GET api.example.test:443/v1/items/4                              │ │
 │ │                                                                          │ │
 │ │Rule:    domain=*.example.test path=/v1/items/*                           │ │
-│ │Into:    /home/u/src/shop/harness-rules.toml  [network] allowlist         │ │
+│ │Into:    /home/u/src/shop/.hh/harness-rules.toml  [network] allowlist     │ │
 │ │✓ covers this request                                                     │ │
 └─│                                                                          │─┘
 ┌ │h host  p port  / path  m method  t allow/deny  Enter write  Esc back     │─┐
@@ -455,7 +455,7 @@ fn workspaces_screen_lists_the_config_workspaces() {
         r#"
  hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
 ┌ Workspaces in /home/u/.config/harness-hat/harness-hat.toml ──────────────────┐
-│  NAME             PATH (rules: PATH/harness-rules.toml)                      │
+│  NAME             PATH (rules: PATH/.hh/harness-rules.toml)                  │
 │> shop             /home/u/src/shop                                           │
 │  blog             /home/u/src/blog                                           │
 │                                                                              │
@@ -572,7 +572,7 @@ fn adding_a_workspace_asks_for_its_directory() {
         r#"
  hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
 ┌ Workspaces in /home/u/.config/harness-hat/harness-hat.toml ──────────────────┐
-│  NAME             PATH (rules: PATH/harness-rules.toml)                      │
+│  NAME             PATH (rules: PATH/.hh/harness-rules.toml)                  │
 │> shop             /home/u/src/shop                                           │
 │  blog             /home/u/src/blog                                           │
 │                                                                              │
