@@ -193,8 +193,9 @@ fn add_appends_to_the_workspace_file_and_check_sees_every_layer() {
     fs::create_dir(&workspace).unwrap();
     let config = write_config(home.path(), &workspace);
     let config = config.to_str().unwrap();
+    fs::create_dir(workspace.join(".hh")).unwrap();
     fs::write(
-        workspace.join("harness-rules.toml"),
+        workspace.join(".hh/harness-rules.toml"),
         "# Project rules.\nversion = 1\n",
     )
     .unwrap();
@@ -260,7 +261,7 @@ fn add_appends_to_the_workspace_file_and_check_sees_every_layer() {
         Some(1)
     );
 
-    let text = fs::read_to_string(workspace.join("harness-rules.toml")).unwrap();
+    let text = fs::read_to_string(workspace.join(".hh/harness-rules.toml")).unwrap();
     assert_eq!(
         text,
         "# Project rules.\nversion = 1\n\n[network]\nallowlist = [\"domain=a.com\", \"domain=b.com port=22\"]\ndenylist = [\"domain=a.com path=/admin/*\"]\n"

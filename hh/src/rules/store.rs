@@ -180,6 +180,7 @@ impl Lock {
 /// Appends `rule` to the `action` list of the rules file at `path` (created if missing), under
 /// the sidecar lock, atomically. Returns false when an equal rule was already there.
 pub fn append_rule(path: &Path, action: Action, rule: &Rule) -> Result<bool, StoreError> {
+    create_rules_dir(path)?;
     let _lock = Lock::acquire(&lock_path(path))?;
     let text = read_nofollow(path)?.unwrap_or_default();
     let Some(new_text) = append_to_text(&text, path, action, rule)? else {
@@ -249,6 +250,30 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 }
 
 /// When running as root, gives `file` to `owner` (uid, gid).
+/// A workspace's first rule creates its rules directory (`.hh/`): one level only (a missing
+/// workspace stays an error), owned like the directory above it when root makes it.
+fn create_rules_dir(path: &Path) -> Result<(), StoreError> {
+    let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if fs::symlink_metadata(dir).is_ok() {
+        return Ok(());
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(error) => return Err(io_error(dir, "create")(error)),
+    }
+    let owner = dir
+        .parent()
+        .and_then(|parent| fs::metadata(parent).ok())
+        .map(|meta| (meta.uid(), meta.gid()));
+    if let Ok(handle) = File::open(dir) {
+        let _ = chown_if_root(&handle, owner);
+    }
+    Ok(())
+}
+
 fn chown_if_root(file: &File, owner: Option<(u32, u32)>) -> io::Result<()> {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -428,6 +453,23 @@ impl WatchedPolicy {
 mod tests {
     use super::*;
     use crate::rules::{Request, Verdict};
+
+    #[test]
+    fn the_first_rule_of_a_workspace_creates_its_rules_directory_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let rule = Rule::parse("domain=a.com").unwrap();
+        let path = dir.path().join(".hh").join("harness-rules.toml");
+        assert!(append_rule(&path, Action::Allow, &rule).unwrap());
+        assert!(fs::read_to_string(&path).unwrap().contains("domain=a.com"));
+        // One level only: a workspace that does not exist is not made up.
+        let missing = dir
+            .path()
+            .join("gone")
+            .join(".hh")
+            .join("harness-rules.toml");
+        assert!(append_rule(&missing, Action::Allow, &rule).is_err());
+        assert!(!dir.path().join("gone").exists());
+    }
 
     fn verdict(policy: &Policy, url: &str) -> Verdict {
         policy
