@@ -81,7 +81,7 @@ fn since_epoch() -> u64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; any other argument is a filter nobody needs here.
+    // Arguments (`cargo bench` passes `--bench`) are ignored. Start the shared clock.
     let _ = since_epoch();
     let dir = tempfile::tempdir().expect("temp dir");
     let upstream = start_upstream();
