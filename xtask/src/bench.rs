@@ -1,8 +1,8 @@
 //! `cargo xtask bench TARGET`: run one benchmark suite and print its table.
 //!
-//! Targets: `rules` (decision time against rule count, indexed vs naive) and `enforce` (the
-//! eBPF redirect's cost per connection, against direct). Others (proxy) join as variants of
-//! [`Target`].
+//! Targets: `rules` (decision time against rule count, indexed vs naive), `enforce` (the
+//! eBPF redirect's cost per connection, against direct) and `proxy` (`hh proxy` against direct
+//! HTTPS and against mitmproxy, which it installs with pip into `target/bench-venv` first).
 
 use std::path::Path;
 
@@ -25,6 +25,8 @@ enum Target {
     Enforce,
     /// Session start to a ready shell against a plain `docker run` (needs root and Docker).
     Session,
+    /// `hh proxy` against direct HTTPS and mitmproxy: latency, req/s, download, SSE, memory.
+    Proxy,
 }
 
 pub fn run(workspace: &Path, options: &Options) -> Result<()> {
@@ -38,18 +40,44 @@ pub fn run(workspace: &Path, options: &Options) -> Result<()> {
             print_rules_table(&workspace.join("target/criterion/decide"))
         }
         // These benches print their own tables (harnesses of their own, not criterion).
-        Target::Enforce | Target::Session => {
-            let name = match options.target {
-                Target::Enforce => "enforce",
-                _ => "session",
-            };
-            exec::run(
-                std::process::Command::new("cargo")
-                    .current_dir(workspace)
-                    .args(["bench", "-p", "hh", "--bench", name]),
-            )
+        Target::Enforce => bench_harness(workspace, "enforce"),
+        Target::Session => bench_harness(workspace, "session"),
+        Target::Proxy => {
+            // Best effort: without mitmproxy the bench still runs and its table says so.
+            if let Err(error) = install_mitmproxy(workspace) {
+                eprintln!("xtask: mitmproxy unavailable, benchmarking without it: {error:#}");
+            }
+            bench_harness(workspace, "proxy")
         }
     }
+}
+
+/// Runs one of hh's self-reporting bench harnesses.
+fn bench_harness(workspace: &Path, name: &str) -> Result<()> {
+    exec::run(
+        std::process::Command::new("cargo")
+            .current_dir(workspace)
+            .args(["bench", "-p", "hh", "--bench", name]),
+    )
+}
+
+/// `python3 -m venv target/bench-venv` and `pip install mitmproxy` into it, unless its
+/// `mitmdump` is already there (the bench looks for it at that path).
+fn install_mitmproxy(workspace: &Path) -> Result<()> {
+    let venv = workspace.join("target/bench-venv");
+    if venv.join("bin/mitmdump").exists() {
+        return Ok(());
+    }
+    exec::run(
+        std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv),
+    )?;
+    exec::run(std::process::Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "mitmproxy",
+    ]))
 }
 
 /// Reads criterion's estimates and prints a Markdown table: mean time per decision.

@@ -26,7 +26,7 @@ enum Verb {
     Image(image::Options),
     /// The whole test suite, as CI runs it: setup, build, fmt, clippy, tests.
     Test(test::Options),
-    /// Run a benchmark suite (`rules`) and print its table.
+    /// Run a benchmark suite (`rules`, `enforce`, `proxy`) and print its table.
     Bench(bench::Options),
 }
 
