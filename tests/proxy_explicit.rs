@@ -547,6 +547,41 @@ fn each_request_in_one_tunnel_is_decided_on_its_own() {
 }
 
 #[test]
+fn allowed_requests_in_one_tunnel_share_one_upstream_connection_and_each_is_decided() {
+    let proxy = start_proxy();
+    let tls = proxy.upstream.tls_port;
+    let output = Command::new("curl")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args(["-sS", "--http1.1", "--max-time", "20", "--proxy"])
+        .arg(format!("http://{}", proxy.addr))
+        .arg("--cacert")
+        .arg(proxy.state.join("ca.pem"))
+        .args(["-w", "[%{http_code}]\n"])
+        .arg(format!("https://allowed.test:{tls}/ok/one"))
+        .arg(format!("https://allowed.test:{tls}/secret/between"))
+        .arg(format!("https://allowed.test:{tls}/ok/two"))
+        .arg(format!("https://allowed.test:{tls}/ok/three"))
+        .output()
+        .expect("curl runs");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for path in ["/ok/one", "/ok/two", "/ok/three"] {
+        assert!(
+            stdout.contains(&format!("upstream saw GET {path}")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("[403]"),
+        "the denied request in between: {stdout}"
+    );
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 3);
+    // Kept between requests: one upstream handshake for the whole tunnel.
+    assert_eq!(proxy.upstream.tls_connections.load(Ordering::SeqCst), 1);
+    assert_eq!(audit_lines_eventually(&proxy.state, 4).len(), 4);
+}
+
+#[test]
 fn a_response_streams_back_before_the_upstream_has_finished_it() {
     let proxy = start_proxy();
     let http = proxy.upstream.http_port;

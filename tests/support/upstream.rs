@@ -23,6 +23,8 @@ pub struct Upstream {
     pub tls_port: u16,
     pub http_port: u16,
     pub hits: Arc<AtomicUsize>,
+    /// TLS connections accepted on the TLS port.
+    pub tls_connections: Arc<AtomicUsize>,
     /// Lets a `/ok/stream` response send its second part.
     pub release: Arc<tokio::sync::Notify>,
     pub ca_pem: String,
@@ -65,6 +67,8 @@ pub fn start_upstream_offering(names: &[&str], alpn: &[&[u8]]) -> Upstream {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
 
     let hits = Arc::new(AtomicUsize::new(0));
+    let tls_connections = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::clone(&tls_connections);
     let release = Arc::new(tokio::sync::Notify::new());
     let (ports_tx, ports_rx) = std::sync::mpsc::channel();
     let counter = Arc::clone(&hits);
@@ -94,6 +98,7 @@ pub fn start_upstream_offering(names: &[&str], alpn: &[&[u8]]) -> Upstream {
             });
             loop {
                 let (stream, _) = tls_listener.accept().await.unwrap();
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let acceptor = acceptor.clone();
                 let (counter, gate) = (Arc::clone(&counter), Arc::clone(&gate));
                 tokio::spawn(async move {
@@ -114,6 +119,7 @@ pub fn start_upstream_offering(names: &[&str], alpn: &[&[u8]]) -> Upstream {
         tls_port,
         http_port,
         hits,
+        tls_connections,
         release,
         ca_pem: ca_cert.pem(),
     }

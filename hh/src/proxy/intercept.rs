@@ -7,8 +7,11 @@
 //! - Each request's `Host` and `:authority` (when given) must name the same host (and port, when
 //!   they give one): otherwise `421`. On HTTP/2 this is checked per stream, so a connection
 //!   reused for a second authority gets `421` for that stream.
-//! - An allowed request goes upstream over a fresh TLS connection to the proxy-resolved,
-//!   SSRF-checked address, the certificate verified for the name; bodies stream both ways.
+//! - An allowed request goes upstream over TLS to the proxy-resolved, SSRF-checked address, the
+//!   certificate verified for the name; bodies stream both ways. The tunnel keeps that upstream
+//!   connection for its next requests (its host and port never change, and every request is
+//!   still decided on its own): a keep-alive client pays one upstream handshake, not one per
+//!   request. A WebSocket upgrade always gets a connection of its own.
 //!
 //! ALPN: the client is offered `h2` and `http/1.1`; the upstream connection, dialed only after
 //! the request passed policy, is offered both too, and each request is carried in whichever
@@ -91,10 +94,12 @@ pub async fn serve_tunnel(proxy: Arc<Proxy>, client: TcpStream, host: Host, port
     };
     let (idle, max_head) = (proxy.idle_timeout, proxy.limits.max_head_bytes);
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let kept = KeptUpstream::default();
     let service = service_fn(move |request| {
         let proxy = Arc::clone(&proxy);
         let host = host.clone();
-        async move { Ok::<_, Infallible>(handle(&proxy, &host, port, request).await) }
+        let kept = kept.clone();
+        async move { Ok::<_, Infallible>(handle(&proxy, &host, port, &kept, request).await) }
     });
     let served = if h2 {
         let activity = Activity::new();
@@ -137,6 +142,7 @@ async fn handle(
     proxy: &Proxy,
     host: &Host,
     port: u16,
+    kept: &KeptUpstream,
     request: HttpRequest<Incoming>,
 ) -> Response<ProxyBody> {
     if request.method() == hyper::Method::CONNECT {
@@ -170,7 +176,7 @@ async fn handle(
         );
     }
     let named = ruling.grants_dial(host);
-    match forward(proxy, host, port, named, request, ticket).await {
+    match forward(proxy, host, port, named, kept, request, ticket).await {
         Ok(response) => response,
         Err(Failure::Dial(error @ DialError::Refused { .. })) => text(
             StatusCode::FORBIDDEN,
@@ -200,29 +206,39 @@ async fn forward(
     host: &Host,
     port: u16,
     named_by_rule: bool,
+    kept: &KeptUpstream,
     mut request: HttpRequest<Incoming>,
     mut ticket: Ticket,
 ) -> Result<Response<ProxyBody>, Failure> {
     let websocket = is_websocket_upgrade(&request);
-    let offer = if websocket {
-        Offer::Http1
-    } else {
-        Offer::H2OrHttp1
-    };
-    let tls = match proxy
-        .upstream
-        .dial_tls(host, port, named_by_rule, offer)
-        .await
-    {
-        Ok(tls) => tls,
-        Err(error) => {
-            if let DialError::Refused { refused, .. } = &error {
-                ticket.refused(&refused.to_string());
-            }
-            return Err(Failure::Dial(error));
+    // A kept connection when one is free, else a new one (kept afterwards unless it carries a
+    // WebSocket, which takes the connection over).
+    let reused = if websocket { None } else { kept.take() };
+    let mut sender = match reused {
+        Some(sender) => sender,
+        None => {
+            let offer = if websocket {
+                Offer::Http1
+            } else {
+                Offer::H2OrHttp1
+            };
+            let tls = match proxy
+                .upstream
+                .dial_tls(host, port, named_by_rule, offer)
+                .await
+            {
+                Ok(tls) => tls,
+                Err(error) => {
+                    if let DialError::Refused { refused, .. } = &error {
+                        ticket.refused(&refused.to_string());
+                    }
+                    return Err(Failure::Dial(error));
+                }
+            };
+            UpstreamSender::handshake(tls).await?
         }
     };
-    let upstream_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let upstream_h2 = matches!(sender, UpstreamSender::H2(_));
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     let body = Metered::new(body, Arc::clone(&ticket.up), proxy.idle_timeout, None);
@@ -261,17 +277,12 @@ async fn forward(
         }
     }
     let request = HttpRequest::from_parts(parts, body);
-    let io = TokioIo::new(tls);
-    let exchange = async {
-        if upstream_h2 {
-            send_h2(io, request).await
-        } else {
-            send_http1(io, request).await
-        }
-    };
-    let response = tokio::time::timeout(proxy.idle_timeout, exchange)
+    let response = tokio::time::timeout(proxy.idle_timeout, sender.send(request))
         .await
         .map_err(|_| Failure::Timeout)??;
+    if !websocket {
+        kept.put(sender);
+    }
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         return match client_upgrade {
             Some(client_upgrade) => Ok(switch_protocols(proxy, response, client_upgrade, ticket)),
@@ -288,36 +299,118 @@ async fn forward(
 }
 
 type UpstreamIo = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+type UpstreamBody = Metered<Incoming>;
 
-/// One request on a new HTTP/2 connection; the connection is driven on its own task.
-async fn send_h2(
-    io: UpstreamIo,
-    request: HttpRequest<Metered<Incoming>>,
-) -> Result<Response<Incoming>, hyper::Error> {
-    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .handshake(io)
-        .await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "upstream h2 connection ended with an error");
-        }
-    });
-    sender.send_request(request).await
+/// One upstream connection's request side, in the version its ALPN chose. Its connection is
+/// driven on a task of its own and closes when the last sender is dropped.
+enum UpstreamSender {
+    H1(hyper::client::conn::http1::SendRequest<UpstreamBody>),
+    H2(hyper::client::conn::http2::SendRequest<UpstreamBody>),
 }
 
-/// One request on a new HTTP/1.1 connection, which may switch protocols (WebSocket).
-async fn send_http1(
-    io: UpstreamIo,
-    request: HttpRequest<Metered<Incoming>>,
-) -> Result<Response<Incoming>, hyper::Error> {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.with_upgrades().await {
-            tracing::debug!(%error, "upstream connection ended with an error");
+impl UpstreamSender {
+    async fn handshake(
+        tls: tokio_rustls::client::TlsStream<TcpStream>,
+    ) -> Result<UpstreamSender, hyper::Error> {
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io: UpstreamIo = TokioIo::new(tls);
+        if h2 {
+            let (sender, connection) =
+                hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .handshake(io)
+                    .await?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "upstream h2 connection ended with an error");
+                }
+            });
+            Ok(UpstreamSender::H2(sender))
+        } else {
+            // HTTP/1.1, which may switch protocols (WebSocket).
+            let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.with_upgrades().await {
+                    tracing::debug!(%error, "upstream connection ended with an error");
+                }
+            });
+            Ok(UpstreamSender::H1(sender))
         }
-    });
-    sender.send_request(request).await
+    }
+
+    /// Sends one request once the connection can take it.
+    async fn send(
+        &mut self,
+        request: HttpRequest<UpstreamBody>,
+    ) -> Result<Response<Incoming>, hyper::Error> {
+        match self {
+            UpstreamSender::H1(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await
+            }
+            UpstreamSender::H2(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            UpstreamSender::H1(sender) => sender.is_closed(),
+            UpstreamSender::H2(sender) => sender.is_closed(),
+        }
+    }
+
+    /// Whether a new request could go on this connection now (HTTP/1.1: the last exchange is
+    /// over; either: the connection is still open).
+    fn is_free(&self) -> bool {
+        match self {
+            UpstreamSender::H1(sender) => sender.is_ready(),
+            UpstreamSender::H2(sender) => sender.is_ready(),
+        }
+    }
+}
+
+/// The upstream connection a tunnel keeps between requests. A request takes it (so two
+/// concurrent requests never share an HTTP/1.1 connection) and puts it back once its response
+/// head arrived; a request that finds it taken, busy or closed dials its own.
+#[derive(Clone, Default)]
+struct KeptUpstream(Arc<std::sync::Mutex<Option<UpstreamSender>>>);
+
+impl KeptUpstream {
+    fn take(&self) -> Option<UpstreamSender> {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let sender = slot.take()?;
+        match &sender {
+            // An HTTP/2 connection carries many streams: leave a clone for the others.
+            UpstreamSender::H2(h2) if h2.is_ready() => {
+                *slot = Some(UpstreamSender::H2(h2.clone()));
+                Some(sender)
+            }
+            _ if sender.is_free() => Some(sender),
+            // Closed: gone for good.
+            _ if sender.is_closed() => None,
+            // Still busy with a response body: keep it for later, dial anew rather than wait.
+            _ => {
+                *slot = Some(sender);
+                None
+            }
+        }
+    }
+
+    fn put(&self, sender: UpstreamSender) {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slot.is_none() {
+            *slot = Some(sender);
+        }
+    }
 }
 
 /// An HTTP/1.1 request asking to switch to WebSocket (RFC 6455 §4.1).
