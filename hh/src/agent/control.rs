@@ -22,10 +22,7 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use subtle::ConstantTimeEq as _;
-use tokio::{
-    net::TcpListener,
-    sync::{Notify, Semaphore},
-};
+use tokio::{net::TcpListener, sync::Notify};
 
 /// One session's control state.
 pub struct ControlState {
@@ -42,19 +39,9 @@ const MAX_CONNECTIONS: usize = 16;
 
 /// Serves until the listener fails.
 pub async fn serve(listener: TcpListener, state: Arc<ControlState>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let slot = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
+    crate::sys::accept::serve_bounded(listener, MAX_CONNECTIONS, |stream, _| {
         let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let _slot = slot;
+        async move {
             let service = service_fn(move |request| {
                 let state = Arc::clone(&state);
                 async move { Ok::<_, Infallible>(handle(&state, &request)) }
@@ -64,8 +51,9 @@ pub async fn serve(listener: TcpListener, state: Arc<ControlState>) {
                 .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
-        });
-    }
+        }
+    })
+    .await;
 }
 
 fn handle(state: &ControlState, request: &Request<Incoming>) -> Response<Full<Bytes>> {

@@ -24,7 +24,6 @@ use std::{
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
 };
 
 use super::{
@@ -56,29 +55,16 @@ pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Accepts clients until the listener fails; each runs on its own task.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let slot = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let (client, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of descriptors or a client gone before accept: keep serving the others.
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    crate::sys::accept::serve_bounded(listener, MAX_CONNECTIONS, |client, peer| {
         let proxy = Arc::clone(&proxy);
-        tokio::spawn(async move {
+        async move {
             if let Err(error) = handle_client(proxy, client, peer).await {
                 tracing::debug!(%peer, %error, "client connection ended with an error");
             }
-            drop(slot);
-        });
-    }
+        }
+    })
+    .await;
+    Ok(())
 }
 
 /// Serves one explicit-proxy client: its first request head decides the way.

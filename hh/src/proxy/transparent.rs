@@ -25,7 +25,7 @@ use std::{
 
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{Notify, Semaphore},
+    sync::Notify,
 };
 
 use super::{
@@ -59,22 +59,9 @@ pub struct TransparentFront {
 
 /// Accepts the session's redirected connections until the listener fails.
 pub async fn serve(listener: TcpListener, front: Arc<TransparentFront>) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_SESSION_CONNECTIONS));
-    loop {
-        let slot = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let (client, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    crate::sys::accept::serve_bounded(listener, MAX_SESSION_CONNECTIONS, |client, peer| {
         let front = Arc::clone(&front);
-        tokio::spawn(async move {
+        async move {
             let _ = client.set_nodelay(true);
             let destination = match front.original_dst.take(&client, peer) {
                 Ok(destination) => destination,
@@ -90,9 +77,10 @@ pub async fn serve(listener: TcpListener, front: Arc<TransparentFront>) -> io::R
             if let Err(error) = served {
                 tracing::debug!(%peer, %error, "session connection ended with an error");
             }
-            drop(slot);
-        });
-    }
+        }
+    })
+    .await;
+    Ok(())
 }
 
 async fn redirected(

@@ -3,6 +3,7 @@
 //! Parsing is pure and unit-tested here; each function that touches the kernel is small and says
 //! which file or syscall it used in its error.
 
+pub mod accept;
 pub mod bpf;
 pub mod bpffs;
 pub mod cgroup;
