@@ -591,7 +591,12 @@ mod tests {
     #[tokio::test]
     async fn a_forever_rule_that_cannot_be_saved_denies_and_says_why() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("missing-dir").join("rules.toml");
+        // Two levels missing: a rules file creates its own directory, never a missing workspace.
+        let file = dir
+            .path()
+            .join("missing-dir")
+            .join(".hh")
+            .join("rules.toml");
         let engine = engine_with(&[], &[], file, Duration::from_secs(10));
         let request = get("https://b.test/x");
         let (ruling, _) = tokio::join!(
