@@ -148,8 +148,7 @@ fn may_see(agent: &Agent, peer: &Peer, event: &Event) -> bool {
         Event::Decision(decision) => &decision.session,
         Event::SessionStarted(info) => return info.owner_uid == peer.uid,
         Event::SessionEnded { owner_uid, .. } => return *owner_uid == peer.uid,
-        // Carries no session; its prompt was only shown to those who saw it pending.
-        Event::ApprovalResolved { .. } => return true,
+        Event::ApprovalResolved { session, .. } => session,
     };
     agent
         .sessions()

@@ -149,17 +149,21 @@ pub async fn start(
                 error = format!("{error:#}"),
                 "session start failed; cleaning up"
             );
-            // The container may exist already; it carries the session's label.
-            let containers = agent
-                .docker
-                .sessions(&agent.settings.cgroup_group)
-                .await
-                .unwrap_or_default();
-            let container = containers
-                .iter()
-                .find(|found| found.labels.get(label::SESSION) == Some(&id))
-                .map(|found| found.id.as_str());
-            teardown(agent, &id, &placement, container).await;
+            // The container may exist already; it carries the session's label. When Docker
+            // cannot say, the session's programs stay attached (fail closed) and the next
+            // agent start clears what is left.
+            match agent.docker.sessions(&agent.settings.cgroup_group).await {
+                Ok(containers) => {
+                    let container = containers
+                        .iter()
+                        .find(|found| found.labels.get(label::SESSION) == Some(&id))
+                        .map(|found| found.id.as_str());
+                    teardown(agent, &id, &placement, container).await;
+                }
+                Err(list_error) => {
+                    tracing::error!(id, %list_error, "cannot tell whether the failed session's container exists; leaving its programs attached");
+                }
+            }
             Err(error)
         }
     }
@@ -393,7 +397,10 @@ async fn teardown(agent: &Arc<Agent>, id: &str, placement: &Placement, container
     if let Some(container) = container
         && let Err(error) = agent.docker.remove(container).await
     {
-        tracing::warn!(id, %error, "cannot remove the session's container");
+        // Its processes may still run: keep the programs attached (cut off, never open); the
+        // next agent start finds the container by its label and tries again.
+        tracing::error!(id, %error, "cannot remove the session's container; its programs stay attached");
+        return;
     }
     let pins = agent.pins_dir(id);
     if pins.exists()

@@ -180,6 +180,8 @@ pub enum Event {
     ApprovalResolved {
         id: u64,
         outcome: String,
+        /// The session that held it (who may hear of it).
+        session: String,
     },
     /// One audit decision.
     Decision(DecisionEvent),

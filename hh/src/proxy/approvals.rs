@@ -130,11 +130,15 @@ impl State {
         label: String,
     ) -> Option<Outcome> {
         let prompt = self.prompts.remove(&id)?;
+        let _ = events.send(Event::ApprovalResolved {
+            id,
+            outcome: label,
+            session: prompt.question.session.clone(),
+        });
         self.by_key.remove(&Key {
             session: prompt.question.session,
             request: prompt.question.request,
         });
-        let _ = events.send(Event::ApprovalResolved { id, outcome: label });
         // No receiver left is fine: the last waiter may be going away at this moment.
         let _ = prompt.outcome.send(Some(outcome.clone()));
         Some(outcome)
@@ -470,7 +474,8 @@ mod tests {
         assert_eq!(waiting, [1, 2]);
         assert!(seen.contains(&Event::ApprovalResolved {
             id: pending[0].id,
-            outcome: "allow once".into()
+            outcome: "allow once".into(),
+            session: pending[0].session.clone(),
         }));
     }
 

@@ -115,6 +115,7 @@ mod tests {
         let event = Event::ApprovalResolved {
             id: 1,
             outcome: "timed out".into(),
+            session: "standalone".into(),
         };
         for (uid, allowed) in [(0, true), (1000, true), (1001, false)] {
             let reply = service

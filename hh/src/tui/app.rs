@@ -224,7 +224,7 @@ impl App {
     fn on_event(&mut self, event: Event, received: Option<std::time::Instant>) {
         match event {
             Event::ApprovalPending(approval) => self.approvals.insert(approval, received),
-            Event::ApprovalResolved { id, outcome } => {
+            Event::ApprovalResolved { id, outcome, .. } => {
                 self.approvals.remove(id);
                 self.close_editor_for(id);
                 self.status = Some(format!("request {id}: {outcome}"));

@@ -152,6 +152,7 @@ fn a_resolved_prompt_closes_its_editor() {
         event: Event::ApprovalResolved {
             id: 7,
             outcome: "timed out".into(),
+            session: "s1".into(),
         },
         received: std::time::Instant::now(),
     });
