@@ -168,8 +168,9 @@ async fn serve_client<S: Service>(stream: UnixStream, service: Arc<S>) -> io::Re
     }
 }
 
-/// Writes the peer's events until it goes away. A subscriber too slow to keep up is told how
-/// many events it missed rather than holding the agent back.
+/// Writes the peer's events until it goes away. A subscriber too slow to keep up is
+/// disconnected rather than holding the agent back or silently missing a prompt: a client
+/// subscribes again and re-lists what is pending (the TUI does so on its own).
 async fn stream_events<S: Service>(
     write: &mut (impl tokio::io::AsyncWrite + Unpin),
     service: &S,
@@ -184,7 +185,8 @@ async fn stream_events<S: Service>(
                 }
             }
             Err(RecvError::Lagged(missed)) => {
-                tracing::warn!(uid = peer.uid, missed, "subscriber lagged");
+                tracing::warn!(uid = peer.uid, missed, "subscriber lagged; disconnecting it");
+                return Ok(());
             }
             Err(RecvError::Closed) => return Ok(()),
         }
