@@ -80,7 +80,7 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     );
     assert!(out.contains("status=403"), "{out}");
     // A literal address that no rule names is not reachable either (SSRF guard, and no rule).
-    let (code, _) = world.shell(&id, &["curl", "-sS", "-m", "5", "http://10.1.2.3:8080/"]);
+    let (code, _) = world.shell(&id, &["curl", "-sS", "-m", "5", "http://203.0.113.7:8080/"]);
     assert_ne!(code, 0);
 
     // A bypass_proxy host is spliced, not intercepted: the session sees the upstream's own

@@ -185,7 +185,11 @@ async fn stream_events<S: Service>(
                 }
             }
             Err(RecvError::Lagged(missed)) => {
-                tracing::warn!(uid = peer.uid, missed, "subscriber lagged; disconnecting it");
+                tracing::warn!(
+                    uid = peer.uid,
+                    missed,
+                    "subscriber lagged; disconnecting it"
+                );
                 return Ok(());
             }
             Err(RecvError::Closed) => return Ok(()),
