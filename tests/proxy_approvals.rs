@@ -8,10 +8,9 @@
 mod support;
 
 use std::{
-    io::{BufRead as _, BufReader},
     net::SocketAddr,
     path::PathBuf,
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Output},
     sync::atomic::Ordering,
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -75,21 +74,8 @@ fn start_proxy(ask_timeout_secs: u32) -> Proxy {
     for name in NAMES {
         command.arg("--resolve").arg(format!("{name}=127.0.0.1"));
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("hh proxy starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("hh proxy printed `{line}` instead of its address"))
-        .parse()
-        .unwrap();
+    let (child, addr) = support::spawn_announcing(&mut command, "listening on ");
+    let addr = addr.parse().unwrap();
     Proxy {
         child,
         addr,

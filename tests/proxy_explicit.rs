@@ -8,10 +8,10 @@
 mod support;
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream as StdTcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
@@ -90,21 +90,8 @@ fn start_proxy_for(upstream: Upstream, dial_grant: bool, extra: &[&str]) -> Prox
     for (name, ip) in RESOLVE {
         command.arg("--resolve").arg(format!("{name}={ip}"));
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("hh proxy starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("hh proxy printed `{line}` instead of its address"))
-        .parse()
-        .unwrap();
+    let (child, addr) = support::spawn_announcing(&mut command, "listening on ");
+    let addr = addr.parse().unwrap();
     Proxy {
         child,
         addr,

@@ -29,9 +29,11 @@
 //!
 //! Prints Markdown tables and the targets, met or not.
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 use std::{
     convert::Infallible,
-    io::{BufRead as _, BufReader},
     net::{SocketAddr, TcpListener as StdTcpListener},
     path::{Path, PathBuf},
     pin::Pin,
@@ -50,10 +52,7 @@ use hyper::{
     service::service_fn,
 };
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, pem::PemObject as _,
-};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
@@ -201,32 +200,8 @@ struct Upstream {
 
 /// HTTPS on 127.0.0.1 for `bench.test` and `*.bench.test`, on a thread (and runtime) of its own.
 fn start_upstream() -> Upstream {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Distinct names: with rcgen's default for both, OpenSSL (mitmproxy) takes the leaf, whose
-    // subject would equal its issuer, for a self-signed certificate and refuses it.
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "hh bench upstream CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params =
-        CertificateParams::new(vec![NAME.to_owned(), format!("*.{NAME}")]).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, NAME);
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let names = [NAME.to_owned(), format!("*.{NAME}")];
+    let (config, ca_pem) = support::upstream::test_server_config(&names, &[b"http/1.1"]);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = StdTcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -255,10 +230,7 @@ fn start_upstream() -> Upstream {
             }
         });
     });
-    Upstream {
-        port,
-        ca_pem: ca_cert.pem(),
-    }
+    Upstream { port, ca_pem }
 }
 
 type AnyBody = http_body_util::Either<Full<Bytes>, http_body_util::Either<Zeros, Events>>;
@@ -385,21 +357,8 @@ impl HhProxy {
         for name in extra_names {
             command.arg("--resolve").arg(format!("{name}=127.0.0.1"));
         }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("hh proxy starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("hh proxy printed `{line}` instead of its address"))
-            .parse()
-            .unwrap();
+        let (child, addr) = support::spawn_announcing(&mut command, "listening on ");
+        let addr = addr.parse().unwrap();
         HhProxy {
             child,
             addr,

@@ -5,7 +5,10 @@ pub mod kernel;
 pub mod session_world;
 pub mod upstream;
 
-use std::process::{Command, Output};
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Child, Command, Output, Stdio},
+};
 
 /// The `hh` binary cargo built for this test run.
 pub fn hh() -> Command {
@@ -35,4 +38,25 @@ pub fn require_root(test: &str) -> bool {
     );
     eprintln!("skipping {test}: needs root (eBPF, cgroups); CI runs it as root");
     false
+}
+
+/// Spawns `command` (stdout piped, stderr inherited) and reads its first stdout line, which
+/// must start with `announcement` (`listening on `, `hh agent: listening on `); returns the
+/// child and the rest of that line.
+pub fn spawn_announcing(command: &mut Command, announcement: &str) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the command starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let rest = line
+        .trim()
+        .strip_prefix(announcement)
+        .unwrap_or_else(|| panic!("expected `{announcement}…`, the command printed `{line}`"))
+        .to_owned();
+    (child, rest)
 }

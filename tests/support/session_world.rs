@@ -2,9 +2,8 @@
 //! agent end-to-end tests and the session benchmark stand on.
 
 use std::{
-    io::{BufRead as _, BufReader},
     path::PathBuf,
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Output},
     time::{Duration, Instant},
 };
 
@@ -164,19 +163,8 @@ canonical_path = "{workspace}"
         ] {
             command.args(["--resolve", &format!("{name}=127.0.0.1")]);
         }
-        let mut child = command
-            .env("HH_LOG", "hh=info")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("hh agent: listening"),
-            "agent said: {line:?}"
-        );
+        command.env("HH_LOG", "hh=info");
+        let (child, _socket) = super::spawn_announcing(&mut command, "hh agent: listening on ");
         Agent { child }
     }
 

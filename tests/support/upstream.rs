@@ -37,33 +37,8 @@ pub fn start_upstream(names: &[&str]) -> Upstream {
 
 /// [`start_upstream`] whose TLS port offers only `alpn` (e.g. `http/1.1` alone).
 pub fn start_upstream_offering(names: &[&str], alpn: &[&[u8]]) -> Upstream {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Distinct names: with rcgen's default name on both, OpenSSL clients (curl) take the leaf
-    // for a self-signed certificate.
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "hh test upstream CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
     let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params = CertificateParams::new(names.clone()).unwrap();
-    leaf_params.distinguished_name.push(
-        DnType::CommonName,
-        names.first().cloned().unwrap_or_default(),
-    );
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    let (config, ca_pem) = test_server_config(&names, alpn);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
 
     let hits = Arc::new(AtomicUsize::new(0));
@@ -121,7 +96,7 @@ pub fn start_upstream_offering(names: &[&str], alpn: &[&[u8]]) -> Upstream {
         hits,
         tls_connections,
         release,
-        ca_pem: ca_cert.pem(),
+        ca_pem,
     }
 }
 
@@ -241,4 +216,36 @@ where
     let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
         .serve_connection(TokioIo::new(stream), upstream_service(hits, release))
         .await;
+}
+
+/// A TLS server configuration for `names` (the first is also the leaf's common name), signed
+/// by a fresh test CA, offering `alpn`; and that CA's certificate (PEM) for clients to trust.
+pub fn test_server_config(names: &[String], alpn: &[&[u8]]) -> (rustls::ServerConfig, String) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: with rcgen's default name on both, OpenSSL clients (curl, mitmproxy) take
+    // the leaf for a self-signed certificate.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "hh test upstream CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params = CertificateParams::new(names.to_vec()).unwrap();
+    leaf_params.distinguished_name.push(
+        DnType::CommonName,
+        names.first().cloned().unwrap_or_default(),
+    );
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    (config, ca_cert.pem())
 }
