@@ -72,6 +72,8 @@ const DOWNLOAD_ROUNDS: usize = 3;
 const SSE_EVENTS: usize = 100;
 const SSE_ROUNDS: usize = 5;
 const IDLE_CONNECTIONS: usize = 1_000;
+/// hh's default `--upstream-keep` and a second more.
+const KEPT_UPSTREAM_GONE: Duration = Duration::from_secs(11);
 
 /// The clock both the upstream (stamping events) and the client (reading them) use.
 fn since_epoch() -> u64 {
@@ -94,40 +96,25 @@ fn main() {
                 .collect()
         })
         .collect();
+    if std::env::var_os(RSS_ONLY).is_some() {
+        return rss_only(dir.path(), &upstream, &upstream_ca);
+    }
     let hh = HhProxy::start(dir.path(), upstream.port, &upstream_ca, uncached.concat());
     let mitm = Mitmproxy::start(dir.path(), &upstream_ca);
     if let Err(why) = &mitm {
         eprintln!("mitmproxy: {why}");
     }
 
-    let mut roots = rustls::RootCertStore::empty();
-    for pem in [
-        Some(upstream_ca.clone()),
-        Some(hh.ca.clone()),
-        mitm.as_ref().ok().map(|m| m.ca.clone()),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        for cert in CertificateDer::pem_file_iter(&pem).expect("read a CA") {
-            roots
-                .add(cert.expect("a CA certificate"))
-                .expect("a usable root");
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    // Every new connection pays a full handshake, as a fresh `curl` or agent process would.
-    config.resumption = rustls::client::Resumption::disabled();
-    let client = Client {
-        tls: TlsConnector::from(Arc::new(config)),
-        port: upstream.port,
-    };
+    let client = Client::new(
+        upstream.port,
+        [
+            Some(upstream_ca.clone()),
+            Some(hh.ca.clone()),
+            mitm.as_ref().ok().map(|m| m.ca.clone()),
+        ]
+        .into_iter()
+        .flatten(),
+    );
 
     let direct = Route::Direct(SocketAddr::from(([127, 0, 0, 1], upstream.port)));
     let via_hh = Route::Proxy {
@@ -188,6 +175,31 @@ fn main() {
     let fresh_rss = runtime.block_on(rss_at_idle(&client, &via_fresh, fresh_hh.child.id()));
     report.rss.insert(0, ("hh, fresh process", fresh_rss));
     report.print(mitm.as_ref().err().map(String::as_str), started.elapsed());
+}
+
+/// Set (to anything): measure only a fresh process's resident memory, the quick loop for work
+/// on the proxy's per-connection memory.
+const RSS_ONLY: &str = "HH_BENCH_PROXY_RSS_ONLY";
+
+fn rss_only(dir: &Path, upstream: &Upstream, upstream_ca: &Path) {
+    let hh = HhProxy::start(dir, upstream.port, upstream_ca, Vec::new());
+    let client = Client::new(upstream.port, [upstream_ca.to_owned(), hh.ca.clone()]);
+    let route = Route::Proxy {
+        addr: hh.addr,
+        connect_host: NAME.to_owned(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let rss = runtime.block_on(rss_at_idle(&client, &route, hh.child.id()));
+    println!(
+        "hh, fresh process: {:.1} MB before, {:.1} MB with {IDLE_CONNECTIONS} tunnels 1 s after \
+         their request, {:.1} MB once their upstream connections are closed",
+        rss.before_kib as f64 / 1024.0,
+        rss.with_kib as f64 / 1024.0,
+        rss.idle_kib as f64 / 1024.0
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -465,6 +477,31 @@ struct Client {
 type Sender = SendRequest<Empty<Bytes>>;
 
 impl Client {
+    /// A client of the upstream on `port` trusting the CAs in `cas` (PEM files).
+    fn new(port: u16, cas: impl IntoIterator<Item = PathBuf>) -> Client {
+        let mut roots = rustls::RootCertStore::empty();
+        for pem in cas {
+            for cert in CertificateDer::pem_file_iter(&pem).expect("read a CA") {
+                roots
+                    .add(cert.expect("a CA certificate"))
+                    .expect("a usable root");
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Every new connection pays a full handshake, as a fresh `curl` or agent process would.
+        config.resumption = rustls::client::Resumption::disabled();
+        Client {
+            tls: TlsConnector::from(Arc::new(config)),
+            port,
+        }
+    }
+
     /// A kept-alive HTTP/1.1 connection to `name` by `route`: TCP, CONNECT when proxied, TLS.
     async fn open(&self, route: &Route, name: &str) -> Sender {
         let stream = match route {
@@ -774,7 +811,10 @@ async fn sse(client: &Client, direct: &Route, via_hh: &Route) -> Sse {
 /// The proxy's VmRSS (KiB) before, and with [`IDLE_CONNECTIONS`] idle kept-alive tunnels open.
 struct Rss {
     before_kib: u64,
+    /// One second after the last tunnel served its request.
     with_kib: u64,
+    /// After [`KEPT_UPSTREAM_GONE`] more: hh has closed the tunnels' unused upstream connections.
+    idle_kib: u64,
 }
 
 async fn rss_at_idle(client: &Client, route: &Route, pid: u32) -> Rss {
@@ -798,12 +838,16 @@ async fn rss_at_idle(client: &Client, route: &Route, pid: u32) -> Rss {
     let senders = opening.join_all().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let with_kib = vm_rss_kib(pid);
+    // hh closes a tunnel's unused upstream connection after `--upstream-keep` (10 s by default).
+    tokio::time::sleep(KEPT_UPSTREAM_GONE).await;
+    let idle_kib = vm_rss_kib(pid);
     drop(senders);
     // Let the proxy see the closes before anything else runs.
     tokio::time::sleep(Duration::from_millis(500)).await;
     Rss {
         before_kib,
         with_kib,
+        idle_kib,
     }
 }
 

@@ -38,7 +38,7 @@ use crate::{
     enforce::ebpf::unpin_session,
     proxy::{
         decision::{DecisionEngine, EngineSetup},
-        explicit::{IDLE_TIMEOUT, Proxy},
+        explicit::{IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
         http1::Limits,
         transparent::{self, TransparentFront},
         upstream::Upstream,
@@ -298,6 +298,7 @@ async fn serve(
         leaves: LeafCache::new(Arc::clone(&agent.ca), DEFAULT_CAPACITY),
         limits: Limits::default(),
         idle_timeout: IDLE_TIMEOUT,
+        upstream_keep: UPSTREAM_KEEP,
     });
     let names = Arc::new(SyntheticAddresses::default());
     let canary = Arc::new(Notify::new());

@@ -27,7 +27,7 @@ use crate::{
         approvals::{self, Approvals},
         approvals_api::ApprovalsService,
         decision::{DecisionEngine, EngineSetup, PolicyFn, RulesWrittenFn},
-        explicit::{self, IDLE_TIMEOUT, Proxy},
+        explicit::{self, IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
         http1::Limits,
         ssrf::{DialGrants, IpCidr},
         upstream::Upstream,
@@ -77,6 +77,14 @@ pub struct Options {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub idle_timeout: u64,
+    /// How long a tunnel keeps an unused upstream connection open for its next request.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = UPSTREAM_KEEP.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub upstream_keep: u64,
     /// Serve approvals on this unix socket (for `hh approvals` with HH_AGENT_SOCKET=PATH).
     #[arg(long = "api-socket", value_name = "PATH")]
     pub api_socket: Option<PathBuf>,
@@ -144,6 +152,7 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
         leaves: LeafCache::new(Arc::new(ca), DEFAULT_CAPACITY),
         limits: Limits::default(),
         idle_timeout: Duration::from_secs(options.idle_timeout),
+        upstream_keep: Duration::from_secs(options.upstream_keep),
     });
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await

@@ -33,7 +33,10 @@ use super::approvals::{Approvals, Outcome, Question, suggested_rule};
 use crate::{
     api::protocol::{DecisionEvent, Event},
     audit::{self, AuditLog, AuditRecord},
-    rules::{Action, Host, Layer, Policy, Request, Rule, Verdict, policy::RuleOrigin, store},
+    rules::{
+        Action, Host, Layer, Method, NormPath, Policy, Request, Rule, Verdict, policy::RuleOrigin,
+        store,
+    },
 };
 
 /// Where the current policy comes from: a file watcher, or a fixed policy.
@@ -265,6 +268,23 @@ impl DecisionEngine {
             .filter(|ruling| !ruling.allowed)?;
         drop(self.ticket(request, &ruling, Instant::now()));
         Some(ruling)
+    }
+
+    /// Whether a rule already allows plain requests to `host:port` (a `GET /` stands for
+    /// them): then connecting to that upstream before the tunnel's first request is decided
+    /// tells it nothing a moment's wait would not. Hosts that would be asked about, that only
+    /// some paths or methods are allowed on, or that a deny covers, are not admitted. Not
+    /// audited: it decides no request.
+    pub fn admits_host(&self, host: &Host, port: u16) -> bool {
+        let Ok(path) = NormPath::parse("/") else {
+            return false;
+        };
+        let Ok(get) = Method::parse("GET") else {
+            return false;
+        };
+        let plain = Request::http(get, host.clone(), port, path);
+        self.consult(&plain, false)
+            .is_some_and(|ruling| ruling.allowed)
     }
 
     /// The one call to the current policy: `None` means no rule matched (ask).

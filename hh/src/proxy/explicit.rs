@@ -48,7 +48,14 @@ pub struct Proxy {
     pub leaves: LeafCache,
     pub limits: Limits,
     pub idle_timeout: Duration,
+    /// How long a tunnel keeps an unused upstream connection for its next request.
+    pub upstream_keep: Duration,
 }
+
+/// The default of [`Proxy::upstream_keep`]: a burst of requests reuses one upstream connection,
+/// while a tunnel left idle soon costs only its client side. (Clients' own keep-alive is often
+/// shorter: Node's is 4 s.)
+pub const UPSTREAM_KEEP: Duration = Duration::from_secs(10);
 
 /// The most client connections served at once; past it, new ones wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -90,6 +97,8 @@ pub(super) async fn handle_client(
             )
             .await;
         }
+        // The head's buffer is done with; a tunnel may live for hours.
+        drop(buf);
         return connect(proxy, client, &head).await;
     }
     let scheme = head.target.get(..7);
@@ -123,15 +132,16 @@ async fn read_head(
                 return Ok(None);
             }
         }
-        let mut chunk = [0u8; 4096];
-        let read = match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
+        // Straight into the buffer's spare room: a chunk array here would sit in every
+        // connection's task for as long as the connection lives.
+        buf.reserve(4096);
+        let read = match tokio::time::timeout_at(deadline, client.read_buf(&mut buf)).await {
             Ok(read) => read?,
             Err(_) => return Ok(None),
         };
         if read == 0 {
             return Ok(None);
         }
-        buf.extend_from_slice(&chunk[..read]);
     }
 }
 
@@ -360,7 +370,9 @@ async fn respond(client: &mut TcpStream, status: u16, reason: &str, body: &str) 
     client.shutdown().await?;
     // Lingering close: closing with unread input sends a reset, which can destroy the answer
     // before the client reads it (an oversized head). Drain a bounded amount first.
-    let mut scratch = [0u8; 8192];
+    // On the heap: an array here would enlarge every connection's task by its size, for the
+    // connection's whole life, not just while a refusal is written.
+    let mut scratch = vec![0u8; 8192];
     let drain = async {
         let mut left: usize = 256 * 1024;
         while left > 0 {

@@ -9,21 +9,21 @@
 //!   reused for a second authority gets `421` for that stream.
 //! - An allowed request goes upstream over TLS to the proxy-resolved, SSRF-checked address, the
 //!   certificate verified for the name; bodies stream both ways. The tunnel keeps that upstream
-//!   connection for its next requests (its host and port never change, and every request is
-//!   still decided on its own): a keep-alive client pays one upstream handshake, not one per
-//!   request. A WebSocket upgrade always gets a connection of its own.
+//!   connection for its next requests while they come ([`super::kept_upstream`]). A WebSocket
+//!   upgrade always gets a connection of its own.
 //!
-//! ALPN: the client is offered `h2` and `http/1.1`; the upstream connection, dialed only after
-//! the request passed policy, is offered both too, and each request is carried in whichever
-//! version each side chose (hyper frames it again). The upstream cannot be asked first: that
-//! would connect to a host before any rule allowed it.
+//! ALPN: the client is offered `h2` and `http/1.1`; the upstream connection is offered both too,
+//! and each request is carried in whichever version each side chose (hyper frames it again).
+//! The upstream is not asked before the client is answered: the client's handshake does not
+//! wait for the upstream's, and a host no rule admits yet must not be contacted before its
+//! request is decided.
 //!
 //! A WebSocket upgrade (HTTP/1.1 `Upgrade: websocket`) is decided like any request; only when
 //! allowed is it sent upstream (over `http/1.1`) with its `Upgrade`, and on the upstream's `101`
 //! the two connections are spliced. Other upgrades are hop-by-hop and stripped, so the upstream
 //! answers as to a plain request.
 
-use std::{convert::Infallible, pin::Pin, sync::Arc};
+use std::{convert::Infallible, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
@@ -44,6 +44,7 @@ use super::{
     explicit::Proxy,
     http1::{END_TO_END, HOP_BY_HOP},
     idle::{Activity, serve_until_idle},
+    kept_upstream::{KeptUpstream, UpstreamSender},
     relay::splice,
     upstream::{DialError, Offer},
 };
@@ -54,85 +55,144 @@ pub type ProxyBody = Either<Metered<Incoming>, Full<Bytes>>;
 
 /// Terminates TLS on `client` for `host` and serves its requests until the client leaves.
 pub async fn serve_tunnel(proxy: Arc<Proxy>, client: TcpStream, host: Host, port: u16) {
+    let kept = KeptUpstream::new(proxy.upstream_keep);
+    // Boxed: the handshake's state (an acceptor and a whole TLS connection in the making) is
+    // needed until it ends, not for the tunnel's life.
+    let Some(tls) = Box::pin(accept_client(&proxy, client, &host, port, &kept)).await else {
+        return;
+    };
+    let (idle, max_head) = (proxy.idle_timeout, proxy.limits.max_head_bytes);
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let service = service_fn(move |request| {
+        let proxy = Arc::clone(&proxy);
+        let host = host.clone();
+        let kept = kept.clone();
+        // Boxed: hyper reserves room for one request's future in every connection for as long
+        // as the connection lives, and this one is large; boxed, an idle tunnel holds a pointer.
+        Box::pin(
+            async move { Ok::<_, Infallible>(handle(&proxy, &host, port, &kept, request).await) },
+        )
+    });
+    // Each version's connection future is boxed on its own, so a tunnel's memory is that of the
+    // version it speaks, not of the larger of the two.
+    let served = if h2 {
+        Box::pin(serve_h2(tls, service, idle, max_head)).await
+    } else {
+        Box::pin(serve_http1(tls, service, idle, max_head)).await
+    };
+    if let Err(error) = served {
+        tracing::debug!(%error, "tunnel connection ended with an error");
+    }
+}
+
+type ClientTls = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The client's TLS, terminated with a leaf for `host`; `None` (logged) when the client sent no
+/// ClientHello in time, named another host, or the handshake failed.
+///
+/// Once the ClientHello named the right host, an upstream that a rule already admits is dialed
+/// while the client's handshake runs ([`KeptUpstream::dial_ahead`]): a new connection then waits
+/// for one handshake, not two in a row.
+async fn accept_client(
+    proxy: &Arc<Proxy>,
+    client: TcpStream,
+    host: &Host,
+    port: u16,
+    kept: &KeptUpstream,
+) -> Option<ClientTls> {
     let accepting = LazyConfigAcceptor::new(Acceptor::default(), client);
     let start = match tokio::time::timeout(proxy.idle_timeout, accepting).await {
         Ok(Ok(start)) => start,
         Ok(Err(error)) => {
             tracing::debug!(%host, %error, "no TLS ClientHello in the tunnel");
-            return;
+            return None;
         }
-        Err(_) => return,
+        Err(_) => return None,
     };
     if let Some(sni) = start.client_hello().server_name() {
-        let same = Host::parse(sni).is_ok_and(|sni| sni == host);
+        let same = Host::parse(sni).is_ok_and(|sni| sni == *host);
         if !same {
             tracing::warn!(%host, sni, "SNI differs from the CONNECT host; closing the tunnel");
-            return;
+            return None;
         }
     }
-    let config = match proxy.leaves.get(&host).await {
+    // IP literals are left to the first request: whether the SSRF guard lets one through
+    // depends on the rule that allows that request.
+    if host.is_name() && proxy.engine.admits_host(host, port) {
+        kept.dial_ahead(Arc::clone(proxy), host.clone(), port);
+    }
+    let config = match proxy.leaves.get(host).await {
         Ok(key) => proxy.leaves.server_config_for(key, &[b"h2", b"http/1.1"]),
         Err(error) => {
             tracing::error!(%host, %error, "cannot issue a leaf certificate");
-            return;
+            return None;
         }
     };
     let config = match config {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(%host, %error, "cannot build the TLS server configuration");
-            return;
+            return None;
         }
     };
-    let tls = match tokio::time::timeout(proxy.idle_timeout, start.into_stream(config)).await {
-        Ok(Ok(tls)) => tls,
+    match tokio::time::timeout(proxy.idle_timeout, start.into_stream(config)).await {
+        Ok(Ok(tls)) => Some(tls),
         Ok(Err(error)) => {
             tracing::debug!(%host, %error, "TLS handshake with the client failed");
-            return;
+            None
         }
-        Err(_) => return,
-    };
-    let (idle, max_head) = (proxy.idle_timeout, proxy.limits.max_head_bytes);
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let kept = KeptUpstream::default();
-    let service = service_fn(move |request| {
-        let proxy = Arc::clone(&proxy);
-        let host = host.clone();
-        let kept = kept.clone();
-        async move { Ok::<_, Infallible>(handle(&proxy, &host, port, &kept, request).await) }
-    });
-    let served = if h2 {
-        let activity = Activity::new();
-        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(MAX_STREAMS)
-            .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
-            .serve_connection(TokioIo::new(activity.watch(tls)), service);
-        let shutdown = |connection: Pin<&mut _>| {
-            hyper::server::conn::http2::Connection::graceful_shutdown(connection);
-        };
-        match serve_until_idle(connection, shutdown, &activity, idle).await {
-            Some(served) => served,
-            None => {
-                tracing::debug!("idle HTTP/2 connection did not close in time; dropped");
-                Ok(())
-            }
-        }
-    } else {
-        hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            // Bounds both the wait for the next request on a kept-alive connection and a slow
-            // head.
-            .header_read_timeout(idle)
-            // hyper refuses a buffer under 8 KiB.
-            .max_buf_size(max_head.max(8192))
-            .serve_connection(TokioIo::new(tls), service)
-            .with_upgrades()
-            .await
-    };
-    if let Err(error) = served {
-        tracing::debug!(%error, "tunnel connection ended with an error");
+        Err(_) => None,
     }
+}
+
+async fn serve_h2<S>(
+    tls: ClientTls,
+    service: S,
+    idle: Duration,
+    max_head: usize,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = ProxyBody>,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let activity = Activity::new();
+    let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
+        .serve_connection(TokioIo::new(activity.watch(tls)), service);
+    let shutdown = |connection: Pin<&mut _>| {
+        hyper::server::conn::http2::Connection::graceful_shutdown(connection);
+    };
+    match serve_until_idle(connection, shutdown, &activity, idle).await {
+        Some(served) => served,
+        None => {
+            tracing::debug!("idle HTTP/2 connection did not close in time; dropped");
+            Ok(())
+        }
+    }
+}
+
+async fn serve_http1<S>(
+    tls: ClientTls,
+    service: S,
+    idle: Duration,
+    max_head: usize,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = ProxyBody>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        // Bounds both the wait for the next request on a kept-alive connection and a slow head.
+        .header_read_timeout(idle)
+        // hyper refuses a buffer under 8 KiB.
+        .max_buf_size(max_head.max(8192))
+        .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades()
+        .await
 }
 
 /// The most HTTP/2 streams one client connection may have open at once.
@@ -213,7 +273,7 @@ async fn forward(
     let websocket = is_websocket_upgrade(&request);
     // A kept connection when one is free, else a new one (kept afterwards unless it carries a
     // WebSocket, which takes the connection over).
-    let reused = if websocket { None } else { kept.take() };
+    let reused = if websocket { None } else { kept.take().await };
     let mut sender = match reused {
         Some(sender) => sender,
         None => {
@@ -296,121 +356,6 @@ async fn forward(
     let down = Arc::clone(&ticket.down);
     let body = Metered::new(body, down, proxy.idle_timeout, Some(ticket));
     Ok(Response::from_parts(parts, Either::Left(body)))
-}
-
-type UpstreamIo = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
-type UpstreamBody = Metered<Incoming>;
-
-/// One upstream connection's request side, in the version its ALPN chose. Its connection is
-/// driven on a task of its own and closes when the last sender is dropped.
-enum UpstreamSender {
-    H1(hyper::client::conn::http1::SendRequest<UpstreamBody>),
-    H2(hyper::client::conn::http2::SendRequest<UpstreamBody>),
-}
-
-impl UpstreamSender {
-    async fn handshake(
-        tls: tokio_rustls::client::TlsStream<TcpStream>,
-    ) -> Result<UpstreamSender, hyper::Error> {
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let io: UpstreamIo = TokioIo::new(tls);
-        if h2 {
-            let (sender, connection) =
-                hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-                    .timer(TokioTimer::new())
-                    .handshake(io)
-                    .await?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "upstream h2 connection ended with an error");
-                }
-            });
-            Ok(UpstreamSender::H2(sender))
-        } else {
-            // HTTP/1.1, which may switch protocols (WebSocket).
-            let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.with_upgrades().await {
-                    tracing::debug!(%error, "upstream connection ended with an error");
-                }
-            });
-            Ok(UpstreamSender::H1(sender))
-        }
-    }
-
-    /// Sends one request once the connection can take it.
-    async fn send(
-        &mut self,
-        request: HttpRequest<UpstreamBody>,
-    ) -> Result<Response<Incoming>, hyper::Error> {
-        match self {
-            UpstreamSender::H1(sender) => {
-                sender.ready().await?;
-                sender.send_request(request).await
-            }
-            UpstreamSender::H2(sender) => {
-                sender.ready().await?;
-                sender.send_request(request).await
-            }
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        match self {
-            UpstreamSender::H1(sender) => sender.is_closed(),
-            UpstreamSender::H2(sender) => sender.is_closed(),
-        }
-    }
-
-    /// Whether a new request could go on this connection now (HTTP/1.1: the last exchange is
-    /// over; either: the connection is still open).
-    fn is_free(&self) -> bool {
-        match self {
-            UpstreamSender::H1(sender) => sender.is_ready(),
-            UpstreamSender::H2(sender) => sender.is_ready(),
-        }
-    }
-}
-
-/// The upstream connection a tunnel keeps between requests. A request takes it (so two
-/// concurrent requests never share an HTTP/1.1 connection) and puts it back once its response
-/// head arrived; a request that finds it taken, busy or closed dials its own.
-#[derive(Clone, Default)]
-struct KeptUpstream(Arc<std::sync::Mutex<Option<UpstreamSender>>>);
-
-impl KeptUpstream {
-    fn take(&self) -> Option<UpstreamSender> {
-        let mut slot = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let sender = slot.take()?;
-        match &sender {
-            // An HTTP/2 connection carries many streams: leave a clone for the others.
-            UpstreamSender::H2(h2) if h2.is_ready() => {
-                *slot = Some(UpstreamSender::H2(h2.clone()));
-                Some(sender)
-            }
-            _ if sender.is_free() => Some(sender),
-            // Closed: gone for good.
-            _ if sender.is_closed() => None,
-            // Still busy with a response body: keep it for later, dial anew rather than wait.
-            _ => {
-                *slot = Some(sender);
-                None
-            }
-        }
-    }
-
-    fn put(&self, sender: UpstreamSender) {
-        let mut slot = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if slot.is_none() {
-            *slot = Some(sender);
-        }
-    }
 }
 
 /// An HTTP/1.1 request asking to switch to WebSocket (RFC 6455 §4.1).

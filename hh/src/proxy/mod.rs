@@ -8,6 +8,7 @@
 //! - [`explicit`]: the explicit-proxy front door (`hh proxy`): CONNECT and absolute-form.
 //! - [`intercept`]: TLS termination inside a tunnel and per-request decisions there.
 //! - [`upstream`]: resolve, SSRF-check and dial upstreams; verify their certificates.
+//! - [`kept_upstream`]: the upstream connection a tunnel keeps for its requests.
 //! - [`relay`]: copying bytes between sockets with an idle bound.
 //! - [`idle`]: an idle bound for connections hyper drives (HTTP/2 to the client).
 //! - [`body`]: HTTP bodies streamed through, counted, with an idle bound.
@@ -21,6 +22,7 @@ pub mod explicit;
 pub mod http1;
 pub mod idle;
 pub mod intercept;
+pub mod kept_upstream;
 pub mod relay;
 pub mod ssrf;
 pub mod transparent;

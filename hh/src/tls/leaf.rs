@@ -24,6 +24,7 @@ use rcgen::{
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::NoServerSessionStorage;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use tokio::sync::watch;
 
@@ -188,6 +189,12 @@ impl LeafCache {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(SingleCertAndKey::from(key)));
         config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        // No resumption: a configuration lives as long as its one connection, so a session stored
+        // in it could never be resumed, and rustls's default store reserves room for 256 sessions
+        // (tens of KB) in every configuration, i.e. in every tunnel. No tickets either: they would
+        // name sessions nobody keeps.
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
         Ok(Arc::new(config))
     }
 }
