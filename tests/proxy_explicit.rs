@@ -19,8 +19,9 @@ use std::{
 use support::upstream::{Upstream, start_upstream, start_upstream_offering};
 
 /// Every name a test uses, and the addresses `--resolve` pins them to.
-const RESOLVE: [(&str, &str); 7] = [
+const RESOLVE: [(&str, &str); 8] = [
     ("allowed.test", "127.0.0.1"),
+    ("ahead.test", "127.0.0.1"),
     ("mixed.test", "127.0.0.1"),
     ("loop.test", "127.0.0.1"),
     ("denied.test", "127.0.0.1"),
@@ -68,7 +69,7 @@ fn start_proxy_for(upstream: Upstream, dial_grant: bool, extra: &[&str]) -> Prox
              allowlist = [\"domain=allowed.test path=/ok/* port={tls},{http}\", \
              \"domain=meta.test port={tls},{http}\", \"domain=raw.test port={http}\", \
              \"domain=127.0.0.1 path=/named/* port={http}\", \"domain=loop.test port={http}\", \
-             \"domain=mixed.test port={http}\"]\n\
+             \"domain=mixed.test port={http}\", \"domain=ahead.test port={tls}\"]\n\
              denylist = [\"domain=denied.test\", \"domain=allowed.test path=/secret/*\", \
              \"domain=mixed.test path=/secret/*\"]\n"
         ),
@@ -566,6 +567,91 @@ fn allowed_requests_in_one_tunnel_share_one_upstream_connection_and_each_is_deci
     // Kept between requests: one upstream handshake for the whole tunnel.
     assert_eq!(proxy.upstream.tls_connections.load(Ordering::SeqCst), 1);
     assert_eq!(audit_lines_eventually(&proxy.state, 4).len(), 4);
+}
+
+#[test]
+fn an_unused_kept_upstream_connection_closes_and_the_tunnel_dials_anew() {
+    let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
+    let proxy = start_proxy_for(start_upstream(&names), true, &["--upstream-keep", "1"]);
+    let tls = proxy.upstream.tls_port;
+    // One tunnel, two requests three seconds apart (`--rate 20/m`), past the one-second keep.
+    let output = Command::new("curl")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args([
+            "-sS",
+            "--http1.1",
+            "--rate",
+            "20/m",
+            "--max-time",
+            "20",
+            "--proxy",
+        ])
+        .arg(format!("http://{}", proxy.addr))
+        .arg("--cacert")
+        .arg(proxy.state.join("ca.pem"))
+        .args(["-w", "[%{http_code} %{num_connects}]\n"])
+        .arg(format!("https://allowed.test:{tls}/ok/one"))
+        .arg(format!("https://allowed.test:{tls}/ok/two"))
+        .output()
+        .expect("curl runs");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("upstream saw GET /ok/one"), "{stdout}");
+    assert!(stdout.contains("upstream saw GET /ok/two"), "{stdout}");
+    // The client kept its tunnel (no new connection for the second request)…
+    assert!(stdout.contains("[200 0]"), "{stdout}");
+    // …while the proxy closed the upstream connection it no longer used, and dialed a new one.
+    assert_eq!(proxy.upstream.tls_connections.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn only_a_host_a_rule_admits_is_dialed_before_the_first_request() {
+    let proxy = start_proxy();
+    let tls = proxy.upstream.tls_port;
+    let dialed = || proxy.upstream.tls_connections.load(Ordering::SeqCst);
+    // Path-limited (allowed.test allows /ok/* only) and unknown (would be asked) hosts: no
+    // upstream connection until a request is decided.
+    let _limited = handshaken_tunnel(&proxy, "allowed.test");
+    let _unknown = handshaken_tunnel(&proxy, "unknown.test");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(dialed(), 0, "dialed before any request was decided");
+    // A host whose plain requests a rule allows: dialed while the client's handshake ran.
+    let mut ahead = handshaken_tunnel(&proxy, "ahead.test");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dialed() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        dialed(),
+        1,
+        "no upstream connection before the first request"
+    );
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+    // The first request goes on that connection.
+    write!(
+        ahead,
+        "GET /first HTTP/1.1\r\nHost: ahead.test:{tls}\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("upstream saw GET /first") {
+        let read = ahead.read(&mut chunk).expect("a response");
+        assert!(read > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..read]);
+    }
+    assert_eq!(dialed(), 1);
+}
+
+/// [`tunnel`] with its TLS handshake done and no request sent: what curl cannot be asked to do.
+fn handshaken_tunnel(proxy: &Proxy, host: &str) -> TlsClient {
+    let mut tls = tunnel(proxy, host, host);
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .expect("TLS with hh's leaf");
+    }
+    tls
 }
 
 #[test]
