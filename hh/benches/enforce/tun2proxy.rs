@@ -22,7 +22,7 @@
 //! read the whole reply, which it learns from the kernel ([`SockDiag`]): one query or a few,
 //! each a netlink round trip of a few µs, counted in this case's time. That leaves a window of
 //! about one in 10,000: a byte that lands while tun2proxy's `read` is still inside the kernel
-//! is copied by that same read and lost. The client counts such connections.
+//! is copied by that same read and lost. The client counts such connections as lost.
 
 use std::{
     io::{Read as _, Write as _},
@@ -125,13 +125,14 @@ impl Baseline {
     /// Starts tun2proxy as the seed did (its log to a file) and waits until it has routed the
     /// redirected cases' address into its TUN device.
     ///
-    /// Two flags the seed did not pass, both for one tun2proxy 0.8.7 (ipstack 1.0.1) bug: on
-    /// the client's RST it marks the connection closed but wakes none of its tasks, so the
-    /// session lingers until `--tcp-timeout` (600 s). With the seed's defaults, the 201st
-    /// RST-closed connection within 10 minutes is dropped (`--max-sessions` 200), and a new
-    /// connection that reuses a lingering session's ports loses its SYN (1 s retransmit).
-    /// A 1 s timeout and a cap above the bench's connection count keep that out of the
-    /// measurement; no connection here idles anywhere near 1 s.
+    /// Two flags the seed did not pass, for a tun2proxy 0.8.7 (ipstack 1.0.1) bug: on the
+    /// client's RST it marks the connection closed but wakes none of its tasks, so the session
+    /// and its socket to the proxy linger until `--tcp-timeout` (600 s). With the seed's
+    /// `--max-sessions` 200, the 201st RST-closed connection within 10 minutes is dropped (the
+    /// bench makes 10,700), and thousands of lingering sessions make new connections lose SYNs
+    /// (1 s to the retransmit each; 10 to 20 per run here, none with a 1 s timeout). A 1 s
+    /// `--tcp-timeout` reaps them; no connection here idles that long unless the machine is
+    /// starved, and then tun2proxy resets it and the client counts it as lost.
     fn start_tun2proxy(&self) {
         let command = format!(
             "exec {BINARY_IN_CONTAINER} --setup --tun {TUN} --proxy http://hh:bench@{STAND_IN} \
