@@ -16,7 +16,7 @@ use hh::{
     sys::{cgroup, mountinfo},
 };
 use serde_json::{Value, json};
-use support::{kernel::serve_session, require_root};
+use support::{docker, kernel::serve_session, require_root};
 
 const PORTS: Ports = Ports {
     proxy: 15001,
@@ -42,19 +42,6 @@ impl Drop for Container {
             }
         }
     }
-}
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs");
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 fn docker_ready() -> bool {

@@ -11,12 +11,12 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use support::session_world::{World, build_test_stem};
+use support::{
+    docker,
+    session_world::{TEST_IMAGE, World, build_test_stem},
+};
 
 const ROUNDS: usize = 9;
 
@@ -42,7 +42,7 @@ fn main() {
             "-d",
             "--network",
             "none",
-            "hh-test",
+            TEST_IMAGE,
             "sleep",
             "infinity",
         ]);
@@ -74,16 +74,6 @@ fn stop(world: &World, id: &str) {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 fn median(times: &mut [Duration]) -> Duration {

@@ -29,7 +29,8 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-fn run(command: &mut Command) {
+/// Runs `command` to completion; panics with its stderr when it fails.
+pub fn run(command: &mut Command) {
     let output = command.output().expect("command runs");
     assert!(
         output.status.success(),

@@ -40,6 +40,20 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
+/// Runs `docker ARGS`; panics with its stderr when it fails, else returns its trimmed stdout.
+pub fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 /// Spawns `command` (stdout piped, stderr inherited) and reads its first stdout line, which
 /// must start with `announcement` (`listening on `, `hh agent: listening on `); returns the
 /// child and the rest of that line.

@@ -10,6 +10,8 @@ use std::{
 use super::{hh, upstream};
 
 pub const BASE_IMAGE: &str = "hh-test-base";
+/// The `test` stem [`build_test_stem`] builds on [`BASE_IMAGE`].
+pub const TEST_IMAGE: &str = "hh-test";
 
 /// Builds the `test` stem on the local base (no registry); repeated builds are cached by Docker.
 pub fn build_test_stem() -> bool {

@@ -1,14 +1,20 @@
 //! `cargo xtask bench TARGET`: run one benchmark suite and print its table.
 //!
 //! Targets: `rules` (decision time against rule count, indexed vs naive), `enforce` (the
-//! eBPF redirect's cost per connection, against direct) and `proxy` (`hh proxy` against direct
-//! HTTPS and against mitmproxy, which it installs with pip into `target/bench-venv` first).
+//! eBPF redirect's cost per connection, against direct and against the seed's tun2proxy +
+//! iptables container, for which it starts Docker, builds the test image and installs tun2proxy
+//! with cargo into `target/bench-tools` first) and `proxy` (`hh proxy` against direct HTTPS and
+//! against mitmproxy, which it installs with pip into `target/bench-venv` first).
 
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use crate::exec;
+use crate::{exec, image, setup};
+
+/// The tun2proxy release the seed-design baseline runs (the seed used 0.7; 0.8.7 is the newest
+/// that builds with this toolchain).
+const TUN2PROXY_VERSION: &str = "0.8.7";
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -21,7 +27,7 @@ pub struct Options {
 enum Target {
     /// Rule decisions at 10 to 10,000 rules, the compiled index against a linear scan.
     Rules,
-    /// Connect cost through the eBPF redirect against direct connects (needs root).
+    /// Connect cost through the eBPF redirect against direct connects and tun2proxy (needs root).
     Enforce,
     /// Session start to a ready shell against a plain `docker run` (needs root and Docker).
     Session,
@@ -40,7 +46,13 @@ pub fn run(workspace: &Path, options: &Options) -> Result<()> {
             print_rules_table(&workspace.join("target/criterion/decide"))
         }
         // These benches print their own tables (harnesses of their own, not criterion).
-        Target::Enforce => bench_harness(workspace, "enforce"),
+        Target::Enforce => {
+            // Best effort: without the baseline the eBPF cases still run and the bench says so.
+            if let Err(error) = prepare_tun2proxy_baseline(workspace) {
+                eprintln!("xtask: no tun2proxy baseline, benchmarking without it: {error:#}");
+            }
+            bench_harness(workspace, "enforce")
+        }
         Target::Session => bench_harness(workspace, "session"),
         Target::Proxy => {
             // Best effort: without mitmproxy the bench still runs and its table says so.
@@ -78,6 +90,35 @@ fn install_mitmproxy(workspace: &Path) -> Result<()> {
         "--quiet",
         "mitmproxy",
     ]))
+}
+
+/// What the seed-design baseline needs: a Docker engine, the local test base image (the bench
+/// builds the `test` stem on it) and tun2proxy.
+fn prepare_tun2proxy_baseline(workspace: &Path) -> Result<()> {
+    setup::ensure_docker()?;
+    image::run(workspace, &image::Options::default())?;
+    install_tun2proxy(workspace)
+}
+
+/// `cargo install tun2proxy` into `target/bench-tools`, unless its binary is already there
+/// (the bench looks for it at that path).
+fn install_tun2proxy(workspace: &Path) -> Result<()> {
+    let root = workspace.join("target/bench-tools");
+    if root.join("bin/tun2proxy-bin").exists() {
+        return Ok(());
+    }
+    exec::run(
+        std::process::Command::new("cargo")
+            .args([
+                "install",
+                "tun2proxy",
+                "--locked",
+                "--version",
+                TUN2PROXY_VERSION,
+            ])
+            .args(["--bin", "tun2proxy-bin", "--root"])
+            .arg(&root),
+    )
 }
 
 /// Reads criterion's estimates and prints a Markdown table: mean time per decision.

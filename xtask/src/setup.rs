@@ -192,6 +192,18 @@ fn install_bpf_linker() -> Result<()> {
     )
 }
 
+/// Starts the Docker engine unless it answers already: for verbs that need an engine but not
+/// the rest of setup (`cargo xtask bench enforce`).
+pub fn ensure_docker() -> Result<()> {
+    if docker_answers() {
+        return Ok(());
+    }
+    if !has_program("dockerd") {
+        bail!("no Docker engine is installed (`cargo xtask setup` installs {DOCKER_PACKAGE})");
+    }
+    start_docker()
+}
+
 fn docker_answers() -> bool {
     exec::succeeds(Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]))
 }

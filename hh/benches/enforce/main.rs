@@ -7,14 +7,21 @@
 //! - direct: the client is outside the session cgroup and dials 127.0.0.1:PROXY itself;
 //! - skip path: inside the cgroup, dialing 127.0.0.1:PROXY (connect4 runs, rewrites nothing);
 //! - redirected: inside the cgroup, dialing 203.0.113.10:80 (connect4 rewrites, sock_ops keys
-//!   the original destination, the proxy takes it).
+//!   the original destination, the proxy takes it);
+//! - the seed design (tun2proxy + iptables inside a container, [`tun2proxy`]): the client joins
+//!   the container's namespace and dials 203.0.113.10:80, which is routed into tun2proxy's TUN
+//!   device and from there through a stand-in HTTP proxy. Left out, saying why, when Docker, the
+//!   test image or the tun2proxy binary is missing.
 //!
 //! Needs root. Prints a Markdown table with medians and ratios, then the map entry counts left
 //! after every connection closed (target: 0).
 
+mod sock_diag;
+mod tun2proxy;
+
 use std::{
     fs::File,
-    io::{Read as _, Write as _},
+    io::{ErrorKind, Read as _, Write as _},
     net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream},
     os::fd::AsRawFd as _,
     path::PathBuf,
@@ -28,14 +35,10 @@ use hh::{
     sys,
 };
 
-#[path = "../../tests/support/kernel.rs"]
-#[allow(
-    dead_code,
-    reason = "the benchmark needs the fixtures, not the test servers"
-)]
-mod kernel;
+#[path = "../../../tests/support/mod.rs"]
+mod support;
 
-use kernel::{Cgroup, NetNs};
+use support::kernel::{Cgroup, NetNs};
 
 const PORTS: Ports = Ports {
     proxy: 15001,
@@ -46,6 +49,30 @@ const PER_ROUND: usize = 1_500;
 const WARMUP: usize = 200;
 /// Set in the client process: `NETNS_PATH CGROUP_DIR|- HOST PORT COUNT`.
 const CHILD_ENV: &str = "HH_BENCH_ENFORCE_CLIENT";
+/// The stand-in proxy, bound in the session's namespace.
+const PROXY: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORTS.proxy);
+/// No connection takes this long unless a case is broken (a lost reply); then the client says so
+/// instead of hanging the bench.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+const REDIRECTED: &str = "in session, redirected";
+const TUN2PROXY: &str = "seed design: tun2proxy + iptables (container)";
+
+/// One way to connect: from which namespace (and cgroup, if any), to which address in a round.
+struct Case {
+    name: &'static str,
+    netns: PathBuf,
+    cgroup: Option<PathBuf>,
+    target: fn(usize) -> SocketAddrV4,
+}
+
+/// What a redirected client dials in `round` (0 is the warm-up): TEST-NET-3, never routed
+/// anywhere real. A new address each round keeps every 4-tuple new to tun2proxy, whose stack
+/// drops the SYN of a connection that reuses the ports of an earlier RST-closed one (see
+/// [`tun2proxy`]); the hh case dials the same addresses.
+fn destination(round: usize) -> SocketAddrV4 {
+    let host = u8::try_from(10 + round).expect("a few rounds");
+    SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, host), 80)
+}
 
 fn main() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
@@ -79,29 +106,44 @@ fn main() {
         }
     });
 
-    let cases: [(&str, bool, &str, u16); 3] = [
-        (
-            "direct (outside the session)",
-            false,
-            "127.0.0.1",
-            PORTS.proxy,
-        ),
-        (
-            "in session, loopback (skip path)",
-            true,
-            "127.0.0.1",
-            PORTS.proxy,
-        ),
-        ("in session, redirected", true, "203.0.113.10", 80),
+    let in_session = |name, target| Case {
+        name,
+        netns: netns.netns.path(),
+        cgroup: Some(netns.cgroup.path.clone()),
+        target,
+    };
+    let mut cases = vec![
+        Case {
+            name: "direct (outside the session)",
+            netns: netns.netns.path(),
+            cgroup: None,
+            target: |_| PROXY,
+        },
+        in_session("in session, loopback (skip path)", |_| PROXY),
+        in_session(REDIRECTED, destination),
     ];
-    for (_, in_cgroup, host, port) in cases {
-        run_client(&netns, in_cgroup, host, port, WARMUP);
+    // The container goes on drop, so also when a client's assertion panics below.
+    let seed = tun2proxy::Baseline::start()
+        .inspect_err(|why| eprintln!("bench enforce: no tun2proxy baseline: {why}"))
+        .ok();
+    if let Some(seed) = &seed {
+        cases.push(Case {
+            name: TUN2PROXY,
+            netns: seed.netns(),
+            cgroup: None,
+            target: destination,
+        });
+    }
+    for case in &cases {
+        run_client(case, 0, WARMUP);
     }
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
-    for _ in 0..ROUNDS {
-        for (index, (_, in_cgroup, host, port)) in cases.iter().enumerate() {
-            let elapsed = run_client(&netns, *in_cgroup, host, *port, PER_ROUND);
-            samples[index].push(elapsed.as_nanos() as f64 / PER_ROUND as f64 / 1_000.0);
+    let mut lost = vec![0; cases.len()];
+    for round in 1..=ROUNDS {
+        for (index, case) in cases.iter().enumerate() {
+            let run = run_client(case, round, PER_ROUND);
+            samples[index].push(run.elapsed.as_nanos() as f64 / PER_ROUND as f64 / 1_000.0);
+            lost[index] += run.lost;
         }
     }
     let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
@@ -110,13 +152,37 @@ fn main() {
     );
     println!("| case | µs per connection (median) | range | connections/s | rate vs direct |");
     println!("|---|---:|---:|---:|---:|");
-    for (index, (name, ..)) in cases.iter().enumerate() {
+    for (index, case) in cases.iter().enumerate() {
         let (low, high) = range(&samples[index]);
         println!(
-            "| {name} | {:.1} | {low:.1}–{high:.1} | {:.0} | {:.2}× |",
+            "| {} | {:.1} | {low:.1}–{high:.1} | {:.0} | {:.2}× |",
+            case.name,
             medians[index],
             1e6 / medians[index],
             medians[0] / medians[index]
+        );
+    }
+    let median_of = |name| {
+        let index = cases.iter().position(|case| case.name == name)?;
+        Some(medians[index])
+    };
+    if let (Some(hh), Some(seed)) = (median_of(REDIRECTED), median_of(TUN2PROXY)) {
+        println!(
+            "\nhh redirected vs tun2proxy: {:.1}× (target ≥ 3×)",
+            seed / hh
+        );
+    }
+    for (case, lost) in cases.iter().zip(lost).filter(|(_, lost)| *lost > 0) {
+        println!(
+            "{}: {lost} of {} connections ended without the byte (target 0)",
+            case.name,
+            ROUNDS * PER_ROUND
+        );
+    }
+    if let Some(seed) = &seed {
+        println!(
+            "tun2proxy's container retransmitted {} SYNs (each stalls a connection 1 s; target 0)",
+            seed.syn_retransmits()
         );
     }
     // Every client closed; give the last FIN/RST callbacks a moment.
@@ -150,16 +216,25 @@ struct Fixture {
     cgroup: Cgroup,
 }
 
-/// Runs `count` connections from a fresh client process; returns the time it measured.
-fn run_client(fixture: &Fixture, in_cgroup: bool, host: &str, port: u16, count: usize) -> Duration {
-    let cgroup = if in_cgroup {
-        fixture.cgroup.path.display().to_string()
-    } else {
-        "-".into()
-    };
+/// What one client process measured.
+struct Run {
+    elapsed: Duration,
+    /// Connections that ended (EOF or reset) without the byte.
+    lost: usize,
+}
+
+/// Runs `count` connections of `case` in `round` from a fresh client process.
+fn run_client(case: &Case, round: usize, count: usize) -> Run {
+    let cgroup = case
+        .cgroup
+        .as_deref()
+        .map_or_else(|| "-".into(), |path| path.display().to_string());
+    let target = (case.target)(round);
     let spec = format!(
-        "{} {cgroup} {host} {port} {count}",
-        fixture.netns.path().display()
+        "{} {cgroup} {} {} {count}",
+        case.netns.display(),
+        target.ip(),
+        target.port()
     );
     let output = Command::new(std::env::current_exe().expect("own path"))
         .env(CHILD_ENV, spec)
@@ -167,14 +242,19 @@ fn run_client(fixture: &Fixture, in_cgroup: bool, host: &str, port: u16, count: 
         .expect("client runs");
     assert!(
         output.status.success(),
-        "client failed: {}",
+        "client failed ({}): {}",
+        case.name,
         String::from_utf8_lossy(&output.stderr)
     );
-    let nanos: u64 = String::from_utf8_lossy(&output.stdout)
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (nanos, lost) = stdout
         .trim()
-        .parse()
-        .expect("client prints nanoseconds");
-    Duration::from_nanos(nanos)
+        .split_once(' ')
+        .expect("client prints `NANOSECONDS LOST`");
+    Run {
+        elapsed: Duration::from_nanos(nanos.parse().expect("nanoseconds")),
+        lost: lost.parse().expect("lost count"),
+    }
 }
 
 /// The client process: join the namespace (and the cgroup), then time the loop.
@@ -194,11 +274,25 @@ fn client(spec: &str) {
     }
     let target = SocketAddrV4::new(host.parse().expect("host"), port.parse().expect("port"));
     let count: usize = count.parse().expect("count");
+    let mut lost = 0;
     let started = Instant::now();
-    for _ in 0..count {
+    for index in 0..count {
         let mut stream = TcpStream::connect(target).expect("connect");
+        stream
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .expect("SO_RCVTIMEO");
         let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).expect("reply");
+        // EOF or a reset instead of the byte: counted, not fatal (tun2proxy loses one now and
+        // then, see `tun2proxy.rs`); a timeout or another error is a broken case.
+        match stream.read(&mut byte) {
+            Ok(0) => lost += 1,
+            Ok(_) => {}
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => lost += 1,
+            Err(error) => panic!(
+                "connection {index} from {:?}: no reply: {error}",
+                stream.local_addr()
+            ),
+        }
         // RST on close: no TIME_WAIT, so thousands of rounds do not exhaust ports.
         let linger = libc::linger {
             l_onoff: 1,
@@ -216,5 +310,5 @@ fn client(spec: &str) {
         };
         assert_eq!(rc, 0, "SO_LINGER");
     }
-    print!("{}", started.elapsed().as_nanos());
+    print!("{} {lost}", started.elapsed().as_nanos());
 }
