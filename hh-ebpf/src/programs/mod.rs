@@ -7,6 +7,8 @@
 //!   session's proxy listener, and its original destination recorded for the proxy.
 //! - UDP to port 53 anywhere goes to the session's DNS stub; other UDP off loopback is refused.
 //! - Native IPv6 off loopback, raw IP sockets, and other protocols are refused.
+//! - Optionally (off by default), a redirected connection's bytes skip TCP between client and
+//!   proxy: `sk_msg` on a sockhash hands them to the peer socket directly ([`splice`]).
 
 mod addr;
 mod connect4;
@@ -18,6 +20,7 @@ mod sendmsg;
 mod sk_msg;
 mod sock_create;
 mod sock_ops;
+mod splice;
 
 /// What a `cgroup/*` program returns to let the operation proceed.
 const ALLOW: i32 = 1;
