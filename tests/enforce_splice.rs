@@ -48,10 +48,15 @@ enum Listener {
 }
 
 fn session(programs: &mut Programs, reply_seed: u64) -> Session {
-    session_with(programs, reply_seed, Listener::InSession)
+    session_with(programs, reply_seed, Listener::InSession, FIRST_READ_DELAY)
 }
 
-fn session_with(programs: &mut Programs, reply_seed: u64, listener: Listener) -> Session {
+fn session_with(
+    programs: &mut Programs,
+    reply_seed: u64,
+    listener: Listener,
+    first_read_delay: Duration,
+) -> Session {
     let netns = NetNs::new();
     let cgroup = Cgroup::new();
     let links = programs.attach(&cgroup.path).expect("attach");
@@ -61,7 +66,7 @@ fn session_with(programs: &mut Programs, reply_seed: u64, listener: Listener) ->
         Listener::NamespaceOnly => bind_in(&netns.path(), move || TcpListener::bind(addr)),
     }
     .expect("open the proxy listener in the session's namespace");
-    let outcomes = serve_frames(listener, reply_seed, FIRST_READ_DELAY);
+    let outcomes = serve_frames(listener, reply_seed, first_read_delay);
     Session {
         netns,
         cgroup,
@@ -174,7 +179,12 @@ fn clients_whose_proxy_end_is_not_in_the_sockhash_stay_on_tcp() {
     let mut programs = Programs::load_splicing(PORTS, Splice::On).expect("load");
     // The session's sock_ops never sees sockets of a listener outside its cgroup: each
     // client's first send finds no peer, and the client keeps to TCP for good.
-    let session = session_with(&mut programs, 100, Listener::NamespaceOnly);
+    let session = session_with(
+        &mut programs,
+        100,
+        Listener::NamespaceOnly,
+        FIRST_READ_DELAY,
+    );
     run_exchanges(&session, 100);
     let stats = programs.stats().unwrap();
     assert_eq!((stats.spliced, stats.splice_declined), (0, 3));

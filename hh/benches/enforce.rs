@@ -34,6 +34,8 @@ use hh::{
     reason = "the benchmark needs the fixtures, not the test servers"
 )]
 mod kernel;
+#[path = "enforce/splice.rs"]
+mod splice;
 
 use kernel::{Cgroup, NetNs};
 
@@ -50,6 +52,9 @@ const CHILD_ENV: &str = "HH_BENCH_ENFORCE_CLIENT";
 fn main() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         return client(&spec);
+    }
+    if let Ok(spec) = std::env::var(splice::CHILD_ENV) {
+        return splice::client(&spec);
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -130,6 +135,7 @@ fn main() {
         programs.connecting_len().expect("connecting map"),
         stats.established
     );
+    splice::run(PORTS);
 }
 
 fn median(samples: &mut [f64]) -> f64 {

@@ -185,11 +185,17 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     (0..len as u64).map(|i| ((seed + i) % 251) as u8).collect()
 }
 
+/// The reply length that asks [`serve_frames`] to stop reading for [`STALL_FOR`] and then
+/// close: a proxy stalled (say, on an approval prompt) while its client keeps sending.
+pub const STALL: u32 = u32::MAX;
+pub const STALL_FOR: Duration = Duration::from_secs(3);
+
 /// The stand-in proxy of the splice test and bench: on each accepted connection, after
 /// `first_read_delay` (so the client's first bytes wait for it), it reads request frames
 /// (request and reply length as big-endian u32s, then the request bytes, checked against
-/// [`pattern`]) and answers each with the reply bytes of round + `reply_seed`. Each
-/// connection's outcome, rounds served or what went wrong, arrives on the returned channel.
+/// [`pattern`]) and answers each with the reply bytes of round + `reply_seed` (or [`STALL`]s).
+/// Each connection's outcome, rounds served or what went wrong, arrives on the returned
+/// channel.
 pub fn serve_frames(
     listener: TcpListener,
     reply_seed: u64,
@@ -216,8 +222,13 @@ fn serve_connection(mut stream: TcpStream, reply_seed: u64) -> Result<u64, Strin
             Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(round),
             Err(error) => return Err(format!("round {round}: header: {error}")),
         }
-        let [request, reply] = [&header[..4], &header[4..]]
-            .map(|half| u32::from_be_bytes(half.try_into().unwrap()) as usize);
+        let [request, reply] =
+            [&header[..4], &header[4..]].map(|half| u32::from_be_bytes(half.try_into().unwrap()));
+        if reply == STALL {
+            std::thread::sleep(STALL_FOR);
+            return Ok(round);
+        }
+        let (request, reply) = (request as usize, reply as usize);
         let mut bytes = vec![0u8; request];
         stream
             .read_exact(&mut bytes)
