@@ -109,7 +109,19 @@ pub mod stat {
 /// end is in (its `connect` can return before the kernel processed the handshake's last ACK),
 /// so a client's bytes are spliced only if its *first* send already finds the proxy end; the
 /// decision is made once, under the client's socket lock, and kept in [`map::SPLICE_STATE`]
-/// ([`NEW`] → [`SPLICED`] or [`DECLINED`]).
+/// ([`NEW`] → [`SPLICED`] or [`DECLINED`]). A client whose SYN carried data (TCP Fast Open)
+/// is declined at ACTIVE_ESTABLISHED.
+///
+/// Known gap (one reason splicing stays off): bytes of a `send` that *began before* the
+/// connection was established (a second thread's blocking `send` during `connect`, or
+/// `TCP_FASTOPEN_CONNECT` without a cookie) are queued by plain `tcp_sendmsg` after the socket
+/// entered the map, so `sk_msg` never sees them; a later send could then be spliced ahead of
+/// them. Closing it needs TCP's `write_seq` in `sk_msg` (`bpf_skc_to_tcp_sock` with the field
+/// offset from the kernel's BTF), which aya-ebpf 0.2 offers no CO-RE for.
+///
+/// The other reason: a spliced message is charged to the receiving socket without a
+/// per-socket bound (`bpf_tcp_ingress`), so a client is no longer slowed down by a proxy that
+/// does not read. `docs/benchmarks.md` has the numbers.
 pub mod splice {
     /// The client end has sent nothing since it entered the sockhash.
     pub const NEW: u32 = 0;

@@ -127,7 +127,7 @@ pub fn route_msg(ctx: &SkMsgContext) -> u32 {
         md.local_port,
         md.remote_port,
     );
-    if key.local_port == HH_PROXY_PORT.load() {
+    if md.local_ip4 == LOOPBACK4 && key.local_port == HH_PROXY_PORT.load() {
         // The proxy end: its peer was in the map before it could send (see the module doc).
         let _ = redirect_to_peer(ctx, &key);
         return SK_PASS;
