@@ -14,7 +14,7 @@ use std::{
 };
 
 use hh::{
-    enforce::ebpf::{Ports, Programs, SessionLinks, Splice, SpliceEntries},
+    enforce::ebpf::{LoadOptions, Ports, Programs, SessionLinks, Splice, SpliceEntries},
     sys::netns::{bind_in, listen_in_cgroup},
 };
 use serde_json::{Value, json};
@@ -26,6 +26,11 @@ use support::{
 const PORTS: Ports = Ports {
     proxy: 15001,
     dns: 15053,
+};
+const SPLICING: LoadOptions = LoadOptions {
+    splice: Splice::On,
+    log: None,
+    maps_dir: None,
 };
 /// Long enough that the client's first request is queued before the proxy reads.
 const FIRST_READ_DELAY: Duration = Duration::from_millis(50);
@@ -138,7 +143,7 @@ fn spliced_bytes_arrive_whole_and_in_order_both_ways_and_leave_no_entries() {
     if !require_root("spliced_bytes_arrive_whole_and_in_order…") {
         return;
     }
-    let mut programs = Programs::load_splicing(PORTS, Splice::On).expect("load");
+    let mut programs = Programs::load_with(PORTS, &SPLICING).expect("load");
     let session = session(&mut programs, 100);
     run_exchanges(&session, 100);
     let stats = programs.stats().unwrap();
@@ -155,7 +160,7 @@ fn two_sessions_with_the_same_addresses_splice_only_to_their_own_proxy() {
     if !require_root("two_sessions_with_the_same_addresses_splice…") {
         return;
     }
-    let mut programs = Programs::load_splicing(PORTS, Splice::On).expect("load");
+    let mut programs = Programs::load_with(PORTS, &SPLICING).expect("load");
     // Same proxy address and (likely) the same client ports in both namespaces: only the
     // namespace cookie in the key keeps them apart. Each proxy answers with its own bytes.
     let mut a = session(&mut programs, 100);
@@ -176,7 +181,7 @@ fn clients_whose_proxy_end_is_not_in_the_sockhash_stay_on_tcp() {
     if !require_root("clients_whose_proxy_end_is_not_in_the_sockhash_stay_on_tcp") {
         return;
     }
-    let mut programs = Programs::load_splicing(PORTS, Splice::On).expect("load");
+    let mut programs = Programs::load_with(PORTS, &SPLICING).expect("load");
     // The session's sock_ops never sees sockets of a listener outside its cgroup: each
     // client's first send finds no peer, and the client keeps to TCP for good.
     let session = session_with(

@@ -1,5 +1,10 @@
 //! One module per hook. The programs only record, rewrite or refuse; the proxy decides.
 //!
+//! Refusals (and a full map) are also logged with aya-log, at `info` (`warn` for the map).
+//! The loader sets aya-log's level to "off" unless hh's log filter asks for the `hh::ebpf`
+//! target (`hh::enforce::kernel_log`): the verifier then sees a constant and drops the logging
+//! code, so by default it costs nothing.
+//!
 //! What a session may do on the network, as the kernel enforces it:
 //! - TCP to its own loopback (127.0.0.0/8, `::1`) is untouched: local dev servers keep working,
 //!   and a client that dials the proxy listener directly is an explicit-proxy client.

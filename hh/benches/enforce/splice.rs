@@ -25,7 +25,7 @@ use std::{
 };
 
 use hh::{
-    enforce::ebpf::{Ports, Programs, SessionLinks, Splice},
+    enforce::ebpf::{LoadOptions, Ports, Programs, SessionLinks, Splice},
     sys::netns::listen_in_cgroup,
 };
 
@@ -55,7 +55,11 @@ struct Side {
 
 impl Side {
     fn new(ports: Ports, splice: Splice) -> Self {
-        let mut programs = Programs::load_splicing(ports, splice).expect("load programs");
+        let options = LoadOptions {
+            splice,
+            ..LoadOptions::default()
+        };
+        let mut programs = Programs::load_with(ports, &options).expect("load programs");
         let netns = NetNs::new();
         let cgroup = Cgroup::new();
         let links = programs.attach(&cgroup.path).expect("attach");

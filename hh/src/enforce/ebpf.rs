@@ -23,6 +23,7 @@ use aya::{
         links::{FdLink, LinkError, PinnedLink},
     },
 };
+use aya_log::EbpfLogger;
 use hh_common::{ConnKey, Ipv4Dest, SockKey, SocketCookie, global, map, program, stat};
 
 use super::original_dst::OriginalDst;
@@ -86,6 +87,8 @@ pub enum EbpfError {
         #[source]
         source: std::io::Error,
     },
+    #[error("reading the programs' log records")]
+    KernelLog(#[source] aya_log::Error),
     #[error("cgroup {path}")]
     Cgroup {
         path: PathBuf,
@@ -111,6 +114,18 @@ pub enum Splice {
     #[default]
     Off,
     On,
+}
+
+/// What is chosen when the object is loaded (each is a load-time constant of the programs).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub splice: Splice,
+    /// The most verbose level the programs log at (`super::kernel_log`); `None`: nothing.
+    pub log: Option<log::Level>,
+    /// Pins every map under this directory (on bpffs) and reuses those already pinned there:
+    /// an agent restarted after a crash reads the very maps the still-attached programs of its
+    /// sessions write.
+    pub maps_dir: Option<PathBuf>,
 }
 
 /// Every program of the embedded object, verified and loaded (not yet attached).
@@ -147,30 +162,30 @@ impl Programs {
     /// Parses the embedded object with `ports` set, creates its maps and loads every program.
     /// The maps live as long as this value (and whatever links use them).
     pub fn load(ports: Ports) -> Result<Self, EbpfError> {
-        Self::load_with(ports, Splice::Off, None)
+        Self::load_with(ports, &LoadOptions::default())
     }
 
-    /// Like [`Programs::load`], with client↔proxy splicing chosen; [`Splice::On`] also attaches
-    /// `sk_msg` to the sockhash.
-    pub fn load_splicing(ports: Ports, splice: Splice) -> Result<Self, EbpfError> {
-        Self::load_with(ports, splice, None)
-    }
-
-    /// Like [`Programs::load`], but every map is pinned under `maps_dir` (on bpffs) and reused
-    /// from there when already pinned: an agent restarted after a crash reads the very maps the
-    /// still-attached programs of its sessions write.
+    /// Like [`Programs::load`], with the maps pinned under `maps_dir` ([`LoadOptions::maps_dir`]).
     pub fn load_pinned(ports: Ports, maps_dir: &Path) -> Result<Self, EbpfError> {
-        Self::load_with(ports, Splice::Off, Some(maps_dir))
+        let options = LoadOptions {
+            maps_dir: Some(maps_dir.to_path_buf()),
+            ..LoadOptions::default()
+        };
+        Self::load_with(ports, &options)
     }
 
-    fn load_with(ports: Ports, splice: Splice, maps_dir: Option<&Path>) -> Result<Self, EbpfError> {
-        let splice_flag = u8::from(splice == Splice::On);
+    /// Like [`Programs::load`], with `options`; [`Splice::On`] also attaches `sk_msg` to the
+    /// sockhash.
+    pub fn load_with(ports: Ports, options: &LoadOptions) -> Result<Self, EbpfError> {
+        let splice = u8::from(options.splice == Splice::On);
+        let log_level = super::kernel_log::level_global(options.log);
         let mut loader = EbpfLoader::new();
         loader
             .override_global(global::PROXY_PORT, &ports.proxy, true)
             .override_global(global::DNS_PORT, &ports.dns, true)
-            .override_global(global::SPLICE, &splice_flag, true);
-        if let Some(dir) = maps_dir {
+            .override_global(global::SPLICE, &splice, true)
+            .override_global(aya_log::LEVEL, &log_level, true);
+        if let Some(dir) = &options.maps_dir {
             for name in [
                 map::SOCKETS,
                 map::SPLICE_STATE,
@@ -200,7 +215,7 @@ impl Programs {
         }
         loaded.sort();
         let mut programs = Self { ebpf, loaded };
-        if splice == Splice::On {
+        if options.splice == Splice::On {
             programs.attach_sk_msg()?;
         }
         Ok(programs)
@@ -234,6 +249,13 @@ impl Programs {
         attach_as!(CgroupSock, program::SOCK_CREATE);
         attach_as!(SockOps, program::SOCK_OPS);
         Ok(links)
+    }
+
+    /// Starts reading the programs' log records into `logger` (once; later calls fail). They
+    /// write none unless loaded with [`LoadOptions::log`]. The caller flushes the returned
+    /// reader when it is readable (`super::kernel_log::forward`).
+    pub fn kernel_log<L: log::Log>(&mut self, logger: L) -> Result<EbpfLogger<L>, EbpfError> {
+        EbpfLogger::init_with_logger(&mut self.ebpf, logger).map_err(EbpfError::KernelLog)
     }
 
     /// Hands the original-destination map to the proxy (once; later calls fail).
