@@ -4,15 +4,17 @@
 
 use std::{
     fs::File,
-    io::Write as _,
-    net::{TcpListener, UdpSocket},
+    io::{Read as _, Write as _},
+    net::{TcpListener, TcpStream, UdpSocket},
     os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     path::{Path, PathBuf},
     process::Command,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
+        mpsc,
     },
+    time::Duration,
 };
 
 use hh::{enforce::original_dst::OriginalDst, sys};
@@ -176,4 +178,92 @@ pub fn client(netns: &NetNs, cgroup: Option<&Path>, ops: &Value) -> Vec<Value> {
             String::from_utf8_lossy(&output.stdout)
         )
     })
+}
+
+/// `len` frame bytes for round `seed`: a byte sequence that differs from round to round and
+/// within a frame, so any reordering, loss or duplication shows (netclient.py makes the same).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    (0..len as u64).map(|i| ((seed + i) % 251) as u8).collect()
+}
+
+/// The reply length that asks [`serve_frames`] to stop reading for [`STALL_FOR`] and then
+/// close: a proxy stalled (say, on an approval prompt) while its client keeps sending.
+pub const STALL: u32 = u32::MAX;
+pub const STALL_FOR: Duration = Duration::from_secs(3);
+
+/// The stand-in proxy of the splice test and bench: on each accepted connection, after
+/// `first_read_delay` (so the client's first bytes wait for it), it reads request frames
+/// (request and reply length as big-endian u32s, then the request bytes, checked against
+/// [`pattern`]) and answers each with the reply bytes of round + `reply_seed` (or [`STALL`]s).
+/// Each connection's outcome, rounds served or what went wrong, arrives on the returned
+/// channel.
+pub fn serve_frames(
+    listener: TcpListener,
+    reply_seed: u64,
+    first_read_delay: Duration,
+) -> mpsc::Receiver<Result<u64, String>> {
+    let (sender, outcomes) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(first_read_delay);
+                let _ = sender.send(serve_connection(stream, reply_seed));
+            });
+        }
+    });
+    outcomes
+}
+
+fn serve_connection(mut stream: TcpStream, reply_seed: u64) -> Result<u64, String> {
+    for round in 0.. {
+        let mut header = [0u8; 8];
+        match stream.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(round),
+            Err(error) => return Err(format!("round {round}: header: {error}")),
+        }
+        let [request, reply] =
+            [&header[..4], &header[4..]].map(|half| u32::from_be_bytes(half.try_into().unwrap()));
+        if reply == STALL {
+            std::thread::sleep(STALL_FOR);
+            return Ok(round);
+        }
+        let (request, reply) = (request as usize, reply as usize);
+        let mut bytes = vec![0u8; request];
+        stream
+            .read_exact(&mut bytes)
+            .map_err(|error| format!("round {round}: request: {error}"))?;
+        if bytes != pattern(request, round) {
+            return Err(format!("round {round}: request bytes out of order"));
+        }
+        stream
+            .write_all(&pattern(reply, round + reply_seed))
+            .map_err(|error| format!("round {round}: reply: {error}"))?;
+    }
+    unreachable!("the loop ends by returning")
+}
+
+/// One round with [`serve_frames`] from a client: sends the request, reads and checks the
+/// reply.
+pub fn request_frame(
+    stream: &mut TcpStream,
+    round: u64,
+    request: usize,
+    reply: usize,
+    reply_seed: u64,
+) -> std::io::Result<()> {
+    let mut frame = Vec::with_capacity(8 + request);
+    frame.extend_from_slice(&(request as u32).to_be_bytes());
+    frame.extend_from_slice(&(reply as u32).to_be_bytes());
+    frame.extend_from_slice(&pattern(request, round));
+    stream.write_all(&frame)?;
+    let mut bytes = vec![0u8; reply];
+    stream.read_exact(&mut bytes)?;
+    if bytes != pattern(reply, round + reply_seed) {
+        return Err(std::io::Error::other(format!(
+            "round {round}: reply bytes out of order"
+        )));
+    }
+    Ok(())
 }

@@ -6,9 +6,48 @@ Every operation has a short timeout, so a bug can only make a test fail, never h
 """
 import json
 import socket
+import struct
 import sys
 
 TIMEOUT = 3.0
+# Frame payloads of the `exchange` op, as tests/support/kernel.rs `pattern` makes them.
+PATTERN = bytes(i % 251 for i in range(65536 + 251))
+
+
+def pattern(length, seed):
+    return PATTERN[seed % 251:seed % 251 + length]
+
+
+def recv_exact(s, length):
+    data = bytearray()
+    while len(data) < length:
+        chunk = s.recv(length - len(data))
+        if not chunk:
+            raise ConnectionError("the proxy closed mid-frame")
+        data += chunk
+    return bytes(data)
+
+
+def exchange(op):
+    """Request/response rounds with the stand-in proxy of kernel.rs `serve_frames`: each request
+    is a header (request and reply length, big-endian u32s) and then the request bytes, each
+    reply the reply bytes. `pipeline` requests go out before their replies are read; the header
+    and the payload are separate sends. Every byte of every reply is checked."""
+    rounds, pipeline, seed = op["rounds"], op.get("pipeline", 1), op["reply_seed"]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(TIMEOUT)
+        s.connect((op["host"], op["port"]))
+        done = 0
+        while done < len(rounds):
+            batch = rounds[done:done + pipeline]
+            for index, (request, reply) in enumerate(batch, done):
+                s.sendall(struct.pack(">II", request, reply))
+                s.sendall(pattern(request, index))
+            for index, (request, reply) in enumerate(batch, done):
+                if recv_exact(s, reply) != pattern(reply, index + seed):
+                    return {"ok": False, "errno": -2, "error": f"reply {index} out of order"}
+            done += len(batch)
+    return {"ok": True, "rounds": done}
 
 
 def family(op):
@@ -50,6 +89,8 @@ def run(op):
                     s.connect((op["host"], op["port"]))
                     s.recv(200)
             return {"ok": True}
+        if kind == "exchange":
+            return exchange(op)
         return {"ok": False, "errno": -1, "error": "unknown op " + kind}
     except OSError as error:
         return {"ok": False, "errno": error.errno, "error": str(error)}

@@ -2,6 +2,7 @@
 //! only (never connect4), so v4-mapped destinations are routed here exactly as connect4 would.
 
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
+use aya_log_ebpf::info;
 use hh_common::stat;
 
 use super::{
@@ -22,6 +23,11 @@ pub fn hh_connect6(ctx: SockAddrContext) -> i32 {
     let Some(addr) = mapped4(words) else {
         // Refusing is EPERM at once, so Happy Eyeballs falls back to IPv4 without waiting.
         count(stat::REFUSED_IPV6);
+        info!(
+            &ctx,
+            "refused an IPv6 connect to port {}",
+            u16::from_be(port_be(sock_addr))
+        );
         return REFUSE;
     };
     if is_loopback4(addr) {

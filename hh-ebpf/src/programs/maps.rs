@@ -4,9 +4,9 @@
 use aya_ebpf::{
     Global,
     macros::map,
-    maps::{LruHashMap, PerCpuArray, SockHash},
+    maps::{HashMap, LruHashMap, PerCpuArray, SockHash},
 };
-use hh_common::{ConnKey, Ipv4Dest, SocketCookie, stat};
+use hh_common::{ConnKey, Ipv4Dest, SockKey, SocketCookie, stat};
 
 /// Port of each session's proxy listener (host order); set at load.
 #[unsafe(no_mangle)]
@@ -16,9 +16,19 @@ pub static HH_PROXY_PORT: Global<u16> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static HH_DNS_PORT: Global<u16> = Global::new(0);
 
-/// Established client sockets of sessions, for `sk_msg` splicing.
-#[map(name = "HH_SOCKETS")]
-pub static HH_SOCKETS: SockHash<SocketCookie> = SockHash::with_max_entries(65_536, 0);
+/// 1 when client↔proxy bytes are spliced (`hh_common::splice`); set at load.
+#[unsafe(no_mangle)]
+pub static HH_SPLICE: Global<u8> = Global::new(0);
+
+/// Both ends of spliced connections (`hh_common::map::SOCKETS`).
+#[map(name = "HH_SPLICE_SOCKETS")]
+pub static HH_SPLICE_SOCKETS: SockHash<SockKey> = SockHash::with_max_entries(65_536, 0);
+
+/// Client ends' splice decisions (`hh_common::splice`). A plain hash, not LRU: an evicted
+/// decision would be remade mid-connection, which is exactly the reordering it prevents. A
+/// full map only means new connections are not spliced.
+#[map(name = "HH_SPLICE_STATE")]
+pub static HH_SPLICE_STATE: HashMap<SockKey, u32> = HashMap::with_max_entries(65_536, 0);
 
 #[map(name = "HH_CONNECTING")]
 pub static HH_CONNECTING: LruHashMap<SocketCookie, Ipv4Dest> =

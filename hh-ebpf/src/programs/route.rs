@@ -2,6 +2,7 @@
 //! loopback (connect4 directly, connect6 for a v4-mapped one, sendmsg4 for a datagram).
 
 use aya_ebpf::{bindings::bpf_sock_addr, programs::SockAddrContext};
+use aya_log_ebpf::{info, warn};
 use hh_common::{Ipv4Dest, stat};
 
 use super::{
@@ -27,6 +28,7 @@ pub fn route(
                 .insert(&socket_cookie(ctx), &original, 0)
                 .is_err()
             {
+                warn!(ctx, "refused a TCP connect: the connecting map is full");
                 return REFUSE;
             }
             rewrite(sock_addr, HH_PROXY_PORT.load());
@@ -34,8 +36,9 @@ pub fn route(
             ALLOW
         }
         IPPROTO_UDP => dns_or_refuse(ctx, sock_addr, original, rewrite),
-        _ => {
+        protocol => {
             count(stat::REFUSED_PROTOCOL);
+            info!(ctx, "refused a connect of IP protocol {}", protocol);
             REFUSE
         }
     }
@@ -52,6 +55,12 @@ pub fn dns_or_refuse(
 ) -> i32 {
     if port_be(sock_addr) != DNS_PORT_BE {
         count(stat::REFUSED_UDP);
+        info!(
+            ctx,
+            "refused UDP to {:i}:{}",
+            u32::from_be_bytes(original.addr),
+            u16::from_be_bytes(original.port)
+        );
         return REFUSE;
     }
     if HH_DNS_RESOLVER

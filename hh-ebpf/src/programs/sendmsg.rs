@@ -4,6 +4,7 @@
 //! sendmsg6 only ever judges native IPv6.
 
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
+use aya_log_ebpf::info;
 use hh_common::stat;
 
 use super::{
@@ -28,10 +29,15 @@ pub fn hh_sendmsg4(ctx: SockAddrContext) -> i32 {
 #[cgroup_sock_addr(sendmsg6)]
 pub fn hh_sendmsg6(ctx: SockAddrContext) -> i32 {
     // SAFETY: the kernel hands a valid `bpf_sock_addr` to every cgroup_sock_addr program.
-    let words = unsafe { (*ctx.sock_addr).user_ip6 };
-    if is_loopback6(words) {
+    let sock_addr = unsafe { &*ctx.sock_addr };
+    if is_loopback6(sock_addr.user_ip6) {
         return ALLOW;
     }
     count(stat::REFUSED_IPV6);
+    info!(
+        &ctx,
+        "refused IPv6 UDP to port {}",
+        u16::from_be(port_be(sock_addr))
+    );
     REFUSE
 }

@@ -1,9 +1,10 @@
-//! `sk_msg` on [`super::maps::HH_SOCKETS`].
+//! `sk_msg` on the splice sockhash: runs on every send of a socket in it (see [`super::splice`]).
 
-use aya_ebpf::{bindings::sk_action::SK_PASS, macros::sk_msg, programs::SkMsgContext};
+use aya_ebpf::{macros::sk_msg, programs::SkMsgContext};
+
+use super::splice::route_msg;
 
 #[sk_msg]
-pub fn hh_sk_msg(_ctx: SkMsgContext) -> u32 {
-    // Splicing client↔proxy bytes stays off until a benchmark shows it pays (DESIGN.md).
-    SK_PASS
+pub fn hh_sk_msg(ctx: SkMsgContext) -> u32 {
+    route_msg(&ctx)
 }

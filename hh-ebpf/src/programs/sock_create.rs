@@ -5,6 +5,7 @@
 //! runs without CAP_NET_RAW.
 
 use aya_ebpf::{macros::cgroup_sock, programs::SockContext};
+use aya_log_ebpf::info;
 use hh_common::stat;
 
 use super::{ALLOW, REFUSE, SOCK_RAW, maps::count};
@@ -15,6 +16,7 @@ pub fn hh_sock_create(ctx: SockContext) -> i32 {
     let kind = unsafe { (*ctx.sock).type_ };
     if kind == SOCK_RAW {
         count(stat::REFUSED_SOCKET);
+        info!(&ctx, "refused a raw IP socket");
         return REFUSE;
     }
     ALLOW

@@ -17,6 +17,7 @@
 //! after every connection closed (target: 0).
 
 mod sock_diag;
+mod splice;
 mod tun2proxy;
 
 use std::{
@@ -77,6 +78,9 @@ fn destination(round: usize) -> SocketAddrV4 {
 fn main() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         return client(&spec);
+    }
+    if let Ok(spec) = std::env::var(splice::CHILD_ENV) {
+        return splice::client(&spec);
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -196,6 +200,7 @@ fn main() {
         programs.connecting_len().expect("connecting map"),
         stats.established
     );
+    splice::run(PORTS);
 }
 
 fn median(samples: &mut [f64]) -> f64 {

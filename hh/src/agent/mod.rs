@@ -44,7 +44,8 @@ use crate::{
     api::protocol::Event,
     config::Config,
     enforce::{
-        ebpf::{Ports, Programs},
+        ebpf::{LoadOptions, Ports, Programs},
+        kernel_log,
         original_dst::OriginalDst,
     },
     proxy::{
@@ -119,8 +120,18 @@ impl Agent {
             proxy: settings.config.defaults.proxy.proxy_port,
             dns: DNS_PORT,
         };
+        let log = kernel_log::wanted_level();
+        let options = LoadOptions {
+            log,
+            maps_dir: Some(maps_dir),
+            ..LoadOptions::default()
+        };
         let mut programs =
-            Programs::load_pinned(ports, &maps_dir).context("cannot load the eBPF programs")?;
+            Programs::load_with(ports, &options).context("cannot load the eBPF programs")?;
+        if log.is_some() {
+            let logger = programs.kernel_log(kernel_log::TracingLog)?;
+            kernel_log::forward(logger).context("cannot read the programs' log records")?;
+        }
         let original_dst = Arc::new(programs.original_dst()?);
         let ca = CertificateAuthority::load_or_create(&settings.state_dir.join("ca"))
             .context("cannot load or create the session CA")?;

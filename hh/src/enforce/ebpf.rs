@@ -5,6 +5,9 @@
 //! script refuses a missing or stale one), so the programs a binary loads are always the ones it
 //! was built with. Programs are loaded once; each session's cgroup gets its own links, which
 //! detach when [`SessionLinks`] drops.
+//!
+//! Splicing client↔proxy bytes with `sk_msg` ([`Splice`], `hh_common::splice`) is chosen at
+//! load and off by default: `docs/benchmarks.md` ("Enforcement") has the numbers that decided.
 
 use std::{
     fs::File,
@@ -20,7 +23,8 @@ use aya::{
         links::{FdLink, LinkError, PinnedLink},
     },
 };
-use hh_common::{ConnKey, Ipv4Dest, SocketCookie, global, map, program, stat};
+use aya_log::EbpfLogger;
+use hh_common::{ConnKey, Ipv4Dest, SockKey, SocketCookie, global, map, program, stat};
 
 use super::original_dst::OriginalDst;
 
@@ -77,6 +81,14 @@ pub enum EbpfError {
         #[source]
         source: std::io::Error,
     },
+    #[error("duplicating the descriptor of map `{name}`")]
+    MapFd {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the programs' log records")]
+    KernelLog(#[source] aya_log::Error),
     #[error("cgroup {path}")]
     Cgroup {
         path: PathBuf,
@@ -90,6 +102,30 @@ pub enum EbpfError {
 pub struct Ports {
     pub proxy: u16,
     pub dns: u16,
+}
+
+/// Whether a redirected connection's bytes skip TCP between client and proxy: `sk_msg` on a
+/// sockhash hands each message to the peer socket directly (`hh_common::splice`). It needs
+/// the session's proxy listener in the session's cgroup (`sys::netns::listen_in_cgroup`), so
+/// that `sock_ops` sees the accepted end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Splice {
+    /// Every byte goes by TCP; `sk_msg` is not attached.
+    #[default]
+    Off,
+    On,
+}
+
+/// What is chosen when the object is loaded (each is a load-time constant of the programs).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub splice: Splice,
+    /// The most verbose level the programs log at (`super::kernel_log`); `None`: nothing.
+    pub log: Option<log::Level>,
+    /// Pins every map under this directory (on bpffs) and reuses those already pinned there:
+    /// an agent restarted after a crash reads the very maps the still-attached programs of its
+    /// sessions write.
+    pub maps_dir: Option<PathBuf>,
 }
 
 /// Every program of the embedded object, verified and loaded (not yet attached).
@@ -109,30 +145,50 @@ pub struct Stats {
     pub refused_socket: u64,
     pub refused_protocol: u64,
     pub established: u64,
+    pub spliced: u64,
+    pub splice_declined: u64,
+}
+
+/// Entries of the splice maps (for leak checks: both are 0 once every connection closed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpliceEntries {
+    /// Sockets in the sockhash.
+    pub sockets: usize,
+    /// Client decisions.
+    pub states: usize,
 }
 
 impl Programs {
     /// Parses the embedded object with `ports` set, creates its maps and loads every program.
     /// The maps live as long as this value (and whatever links use them).
     pub fn load(ports: Ports) -> Result<Self, EbpfError> {
-        Self::load_with(ports, None)
+        Self::load_with(ports, &LoadOptions::default())
     }
 
-    /// Like [`Programs::load`], but every map is pinned under `maps_dir` (on bpffs) and reused
-    /// from there when already pinned: an agent restarted after a crash reads the very maps the
-    /// still-attached programs of its sessions write.
+    /// Like [`Programs::load`], with the maps pinned under `maps_dir` ([`LoadOptions::maps_dir`]).
     pub fn load_pinned(ports: Ports, maps_dir: &Path) -> Result<Self, EbpfError> {
-        Self::load_with(ports, Some(maps_dir))
+        let options = LoadOptions {
+            maps_dir: Some(maps_dir.to_path_buf()),
+            ..LoadOptions::default()
+        };
+        Self::load_with(ports, &options)
     }
 
-    fn load_with(ports: Ports, maps_dir: Option<&Path>) -> Result<Self, EbpfError> {
+    /// Like [`Programs::load`], with `options`; [`Splice::On`] also attaches `sk_msg` to the
+    /// sockhash.
+    pub fn load_with(ports: Ports, options: &LoadOptions) -> Result<Self, EbpfError> {
+        let splice = u8::from(options.splice == Splice::On);
+        let log_level = super::kernel_log::level_global(options.log);
         let mut loader = EbpfLoader::new();
         loader
             .override_global(global::PROXY_PORT, &ports.proxy, true)
-            .override_global(global::DNS_PORT, &ports.dns, true);
-        if let Some(dir) = maps_dir {
+            .override_global(global::DNS_PORT, &ports.dns, true)
+            .override_global(global::SPLICE, &splice, true)
+            .override_global(aya_log::LEVEL, &log_level, true);
+        if let Some(dir) = &options.maps_dir {
             for name in [
                 map::SOCKETS,
+                map::SPLICE_STATE,
                 map::CONNECTING,
                 map::ORIGINAL_DST,
                 map::DNS_RESOLVER,
@@ -158,7 +214,11 @@ impl Programs {
             loaded.push((name.to_owned(), format!("{:?}", prog.prog_type())));
         }
         loaded.sort();
-        Ok(Self { ebpf, loaded })
+        let mut programs = Self { ebpf, loaded };
+        if options.splice == Splice::On {
+            programs.attach_sk_msg()?;
+        }
+        Ok(programs)
     }
 
     /// Attaches every enforcement program to the cgroup directory `cgroup`. Call it before any
@@ -189,6 +249,13 @@ impl Programs {
         attach_as!(CgroupSock, program::SOCK_CREATE);
         attach_as!(SockOps, program::SOCK_OPS);
         Ok(links)
+    }
+
+    /// Starts reading the programs' log records into `logger` (once; later calls fail). They
+    /// write none unless loaded with [`LoadOptions::log`]. The caller flushes the returned
+    /// reader when it is readable (`super::kernel_log::forward`).
+    pub fn kernel_log<L: log::Log>(&mut self, logger: L) -> Result<EbpfLogger<L>, EbpfError> {
+        EbpfLogger::init_with_logger(&mut self.ebpf, logger).map_err(EbpfError::KernelLog)
     }
 
     /// Hands the original-destination map to the proxy (once; later calls fail).
@@ -242,23 +309,65 @@ impl Programs {
             refused_socket: read(stat::REFUSED_SOCKET)?,
             refused_protocol: read(stat::REFUSED_PROTOCOL)?,
             established: read(stat::ESTABLISHED)?,
+            spliced: read(stat::SPLICED)?,
+            splice_declined: read(stat::SPLICE_DECLINED)?,
+        })
+    }
+
+    /// How many entries the splice maps hold.
+    pub fn splice_entries(&self) -> Result<SpliceEntries, EbpfError> {
+        let sockets = self
+            .ebpf
+            .map(map::SOCKETS)
+            .ok_or(EbpfError::MissingMap(map::SOCKETS))?;
+        let sockets: SockHash<_, SockKey> =
+            SockHash::try_from(sockets).map_err(|source| EbpfError::Map {
+                name: map::SOCKETS,
+                source,
+            })?;
+        let states = self
+            .ebpf
+            .map(map::SPLICE_STATE)
+            .ok_or(EbpfError::MissingMap(map::SPLICE_STATE))?;
+        let states: HashMap<_, SockKey, u32> =
+            HashMap::try_from(states).map_err(|source| EbpfError::Map {
+                name: map::SPLICE_STATE,
+                source,
+            })?;
+        Ok(SpliceEntries {
+            sockets: sockets.keys().count(),
+            states: states.keys().count(),
         })
     }
 
     /// Attaches `sk_msg` to the sockets sockhash, proving the kernel supports sockmap + sk_msg.
+    /// (With splicing off nothing enters the sockhash, so the program never runs.)
     pub fn probe_sk_msg(&mut self) -> Result<(), EbpfError> {
+        self.attach_sk_msg()
+    }
+
+    /// Attaches `sk_msg` to the sockhash, for as long as the map lives.
+    fn attach_sk_msg(&mut self) -> Result<(), EbpfError> {
         let sockets = self
             .ebpf
-            .take_map(map::SOCKETS)
+            .map(map::SOCKETS)
             .ok_or(EbpfError::MissingMap(map::SOCKETS))?;
-        let sockets: SockHash<_, SocketCookie> =
+        let sockets: SockHash<_, SockKey> =
             SockHash::try_from(sockets).map_err(|source| EbpfError::Map {
+                name: map::SOCKETS,
+                source,
+            })?;
+        // A descriptor of our own: the program borrows `self` mutably below.
+        let fd = sockets
+            .fd()
+            .try_clone()
+            .map_err(|source| EbpfError::MapFd {
                 name: map::SOCKETS,
                 source,
             })?;
         let sk_msg: &mut SkMsg = self.program(program::SK_MSG)?;
         sk_msg
-            .attach(sockets.fd())
+            .attach(&fd)
             .map_err(|source| program_error(program::SK_MSG, source))?;
         Ok(())
     }

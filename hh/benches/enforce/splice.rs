@@ -1,0 +1,265 @@
+//! The `sk_msg` splice (`hh_common::splice`) against plain TCP, for issue #7's decision: two
+//! sessions side by side, one loaded with splicing off and one with it on, each with the
+//! stand-in proxy of the splice test (`tests/support/kernel.rs` `serve_frames`) listening in
+//! the session (namespace and cgroup, as the splice needs). A client process in the session
+//! dials 203.0.113.10:80 (redirected) and times:
+//! - keep-alive: one connection, `EXCHANGES` sequential request/response rounds of 64 B each
+//!   way (and 16 KiB each way, for regressions with larger messages); p50 and p99 per round;
+//! - connect + one 1-byte round + close (RST): the splice adds sockhash inserts and a psock
+//!   per socket, so a slower connection rate counts against it;
+//! - flow control: how much a client can queue against a proxy that stopped reading (TCP
+//!   bounds it by the socket buffers; a spliced message is charged to the receiving socket
+//!   without any per-socket bound, `bpf_tcp_ingress` in net/ipv4/tcp_bpf.c).
+//!
+//! Rounds alternate off/on so machine noise hits both alike; the table shows the medians over
+//! rounds and on/off ratios, then what the splice maps still hold (target: nothing).
+
+use std::{
+    fs::File,
+    io::{ErrorKind, Write as _},
+    net::{Ipv4Addr, SocketAddrV4, TcpStream},
+    os::fd::AsRawFd as _,
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use hh::{
+    enforce::ebpf::{LoadOptions, Ports, Programs, SessionLinks, Splice},
+    sys::netns::listen_in_cgroup,
+};
+
+use crate::support::kernel::{Cgroup, NetNs, STALL, STALL_FOR, request_frame, serve_frames};
+
+/// Set in the client process: `MODE NETNS_PATH CGROUP_DIR COUNT REQUEST REPLY`.
+pub const CHILD_ENV: &str = "HH_BENCH_SPLICE_CLIENT";
+const ROUNDS: usize = 11;
+const EXCHANGES: usize = 3_000;
+const LARGE_EXCHANGES: usize = 1_000;
+const CONNECTIONS: usize = 1_000;
+const WARMUP: usize = 200;
+/// The most a flooding client sends (the splice's queue would otherwise grow to the host's
+/// TCP memory limit).
+const FLOOD_LIMIT: usize = 64 << 20;
+/// Where the client dials: any non-loopback address is redirected to the session proxy.
+const TARGET: &str = "203.0.113.10:80";
+
+/// One session with the programs loaded one way.
+struct Side {
+    splice: Splice,
+    programs: Programs,
+    netns: NetNs,
+    cgroup: Cgroup,
+    _links: SessionLinks,
+}
+
+impl Side {
+    fn new(ports: Ports, splice: Splice) -> Self {
+        let options = LoadOptions {
+            splice,
+            ..LoadOptions::default()
+        };
+        let mut programs = Programs::load_with(ports, &options).expect("load programs");
+        let netns = NetNs::new();
+        let cgroup = Cgroup::new();
+        let links = programs.attach(&cgroup.path).expect("attach");
+        let listener = listen_in_cgroup(
+            &netns.path(),
+            &cgroup.path,
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, ports.proxy),
+        )
+        .expect("open the proxy listener in the session");
+        // The client checks every byte and fails on a wrong one: outcomes are not needed.
+        drop(serve_frames(listener, 1, Duration::ZERO));
+        Self {
+            splice,
+            programs,
+            netns,
+            cgroup,
+            _links: links,
+        }
+    }
+
+    /// Runs a client process in this session; returns the numbers it printed.
+    fn client(&self, mode: &str, count: usize, request: usize, reply: usize) -> Vec<f64> {
+        let spec = format!(
+            "{mode} {} {} {count} {request} {reply}",
+            self.netns.path().display(),
+            self.cgroup.path.display()
+        );
+        let output = Command::new(std::env::current_exe().expect("own path"))
+            .env(CHILD_ENV, spec)
+            .output()
+            .expect("client runs");
+        assert!(
+            output.status.success(),
+            "client failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .map(|number| number.parse().expect("the client prints numbers"))
+            .collect()
+    }
+}
+
+/// One measured quantity: per round, off and on.
+struct Series {
+    name: &'static str,
+    off: Vec<f64>,
+    on: Vec<f64>,
+}
+
+pub fn run(ports: Ports) {
+    let sides = [Side::new(ports, Splice::Off), Side::new(ports, Splice::On)];
+    let mut series: Vec<Series> = [
+        "keep-alive 64 B, p50 µs per round",
+        "keep-alive 64 B, p99 µs per round",
+        "keep-alive 16 KiB, p50 µs per round",
+        "keep-alive 16 KiB, p99 µs per round",
+        "connect + 1-byte round + close, µs per connection",
+        "MiB a client queues against a stalled proxy",
+    ]
+    .into_iter()
+    .map(|name| Series {
+        name,
+        off: Vec::new(),
+        on: Vec::new(),
+    })
+    .collect();
+    for side in &sides {
+        side.client("keepalive", WARMUP, 64, 64);
+        side.client("connect", WARMUP, 1, 1);
+    }
+    for _ in 0..ROUNDS {
+        for side in &sides {
+            let small = side.client("keepalive", EXCHANGES, 64, 64);
+            let large = side.client("keepalive", LARGE_EXCHANGES, 16_384, 16_384);
+            let connect = side.client("connect", CONNECTIONS, 1, 1);
+            let flood = side.client("flood", FLOOD_LIMIT, 0, 0);
+            let values = [small[0], small[1], large[0], large[1], connect[0], flood[0]];
+            for (series, value) in series.iter_mut().zip(values) {
+                match side.splice {
+                    Splice::Off => series.off.push(value),
+                    Splice::On => series.on.push(value),
+                }
+            }
+        }
+    }
+    println!(
+        "\nsk_msg splice, {ROUNDS} interleaved rounds ({EXCHANGES} × 64 B, {LARGE_EXCHANGES} × \
+         16 KiB, {CONNECTIONS} connections per round), medians over rounds\n"
+    );
+    println!("| measure | splice off | splice on | on / off |");
+    println!("|---|---:|---:|---:|");
+    for series in &mut series {
+        let (off, on) = (median(&mut series.off), median(&mut series.on));
+        println!("| {} | {off:.1} | {on:.1} | {:.2} |", series.name, on / off);
+    }
+    // The stalled proxies close last; then every socket of the session is gone.
+    std::thread::sleep(STALL_FOR + Duration::from_millis(200));
+    let on = &sides[1].programs;
+    let stats = on.stats().expect("stats");
+    println!(
+        "\nsplice on: {} connections spliced, {} declined; left in the splice maps: {:?} \
+         (target: none)",
+        stats.spliced,
+        stats.splice_declined,
+        on.splice_entries().expect("splice maps")
+    );
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// The client process: joins the session, runs the mode, prints its numbers.
+pub fn client(spec: &str) {
+    let fields: Vec<&str> = spec.split(' ').collect();
+    let [mode, netns, cgroup, count, request, reply] = fields[..] else {
+        panic!("bad client spec `{spec}`");
+    };
+    join(netns, cgroup);
+    let [count, request, reply] =
+        [count, request, reply].map(|field| field.parse::<usize>().expect("a number"));
+    match mode {
+        "keepalive" => {
+            let mut stream = TcpStream::connect(TARGET).expect("connect");
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+            let mut micros: Vec<f64> = (0..count as u64)
+                .map(|round| {
+                    let started = Instant::now();
+                    request_frame(&mut stream, round, request, reply, 1).expect("round");
+                    started.elapsed().as_nanos() as f64 / 1_000.0
+                })
+                .collect();
+            micros.sort_by(f64::total_cmp);
+            let percentile = |p: usize| micros[(micros.len() * p / 100).min(micros.len() - 1)];
+            print!("{} {}", percentile(50), percentile(99));
+        }
+        "connect" => {
+            let started = Instant::now();
+            for _ in 0..count {
+                let mut stream = TcpStream::connect(TARGET).expect("connect");
+                request_frame(&mut stream, 0, request, reply, 1).expect("round");
+                close_with_rst(stream);
+            }
+            print!(
+                "{}",
+                started.elapsed().as_nanos() as f64 / count as f64 / 1_000.0
+            );
+        }
+        "flood" => {
+            let mut stream = TcpStream::connect(TARGET).expect("connect");
+            let mut header = [0u8; 8];
+            header[4..].copy_from_slice(&STALL.to_be_bytes());
+            stream.write_all(&header).expect("stall request");
+            // Until one write blocks for a second: the proxy is not reading.
+            stream
+                .set_write_timeout(Some(Duration::from_secs(1)))
+                .expect("SO_SNDTIMEO");
+            let chunk = vec![0u8; 64 << 10];
+            let mut sent = 0;
+            while sent < count {
+                match stream.write(&chunk) {
+                    Ok(written) => sent += written,
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                    Err(error) => panic!("flood: {error}"),
+                }
+            }
+            print!("{}", sent as f64 / (1 << 20) as f64);
+            close_with_rst(stream);
+        }
+        other => panic!("unknown client mode `{other}`"),
+    }
+}
+
+fn join(netns: &str, cgroup: &str) {
+    let namespace = File::open(netns).expect("open netns");
+    // SAFETY: setns on a namespace file we hold; this process has one thread here.
+    assert_eq!(
+        unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNET) },
+        0
+    );
+    std::fs::write(PathBuf::from(cgroup).join("cgroup.procs"), "0").expect("join cgroup");
+}
+
+/// Closes with RST (SO_LINGER 0): no TIME_WAIT, so thousands of rounds do not exhaust ports.
+fn close_with_rst(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid `linger` of the size passed, on a socket we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+}
