@@ -195,6 +195,10 @@ fn allow_forever_releases_the_held_request_saves_the_rule_and_the_next_request_i
         format!("domain=unknown.test port={port}")
     );
     assert_eq!(prompt["rules_file"], proxy.rules.display().to_string());
+    assert_eq!(
+        prompt["layer"], "workspace",
+        "the layer that decides once answered forever"
+    );
     assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
 
     let id = prompt["id"].to_string();

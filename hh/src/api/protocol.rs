@@ -149,6 +149,9 @@ pub struct PendingApproval {
     pub deadline_ms: u64,
     /// The rules file an answer "forever" is appended to.
     pub rules_file: String,
+    /// The rules layer of that file (`workspace`), which decides the request once it is answered
+    /// forever; no rule of any layer decides it now.
+    pub layer: String,
     /// The rule "forever" would append unless the answer names another (the narrowest one).
     pub suggested_rule: String,
 }

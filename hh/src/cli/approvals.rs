@@ -214,6 +214,7 @@ mod tests {
             waiting: 2,
             deadline_ms: 10_500,
             rules_file: "rules.toml".into(),
+            layer: "workspace".into(),
             suggested_rule: format!("domain=a.test port={port}"),
         };
         let text = table(

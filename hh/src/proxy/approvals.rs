@@ -47,6 +47,8 @@ pub struct Question {
     pub opaque: bool,
     /// The rules file an answer "forever" is appended to.
     pub rules_file: PathBuf,
+    /// The layer that file belongs to: the one that decides the request once answered forever.
+    pub rules_layer: Layer,
 }
 
 /// What became of a question.
@@ -357,6 +359,7 @@ fn pending_approval(id: u64, question: &Question, timeout: Duration) -> PendingA
         waiting: 1,
         deadline_ms,
         rules_file: question.rules_file.display().to_string(),
+        layer: question.rules_layer.to_string(),
         suggested_rule: suggested_rule(request).to_string(),
     }
 }
@@ -379,7 +382,10 @@ fn covering_rule(question: &Question, action: Action, text: &str) -> Result<Rule
         text: text.into(),
         error,
     })?;
-    let mut layer = LayerRules::new(Layer::Workspace, question.rules_file.display().to_string());
+    let mut layer = LayerRules::new(
+        question.rules_layer,
+        question.rules_file.display().to_string(),
+    );
     layer.push(action, rule.clone(), text);
     let policy = Policy::new(vec![layer]);
     let verdict = if question.opaque {
@@ -414,6 +420,7 @@ mod tests {
             request: Request::from_url(method, url).unwrap(),
             opaque: false,
             rules_file: PathBuf::from("rules.toml"),
+            rules_layer: Layer::Workspace,
         }
     }
 

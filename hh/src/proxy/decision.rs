@@ -130,6 +130,10 @@ enum PersistError {
     Lost { file: String },
 }
 
+/// The layer of [`EngineSetup::rules_file`], where answers "forever" go: a person's answer is
+/// their workspace's policy (the agent's workspace rules, `hh proxy`'s first `--rules` file).
+const FOREVER_LAYER: Layer = Layer::Workspace;
+
 /// What a [`DecisionEngine`] is made of.
 pub struct EngineSetup {
     /// The hh session every request of this engine belongs to (`standalone` for `hh proxy`).
@@ -200,6 +204,7 @@ impl DecisionEngine {
             request: request.clone(),
             opaque,
             rules_file: self.rules_file.clone(),
+            rules_layer: FOREVER_LAYER,
         };
         match self.approvals.ask(question).await {
             Outcome::Once(action) => Ruling::asked(action == Action::Allow, Asked::Once),

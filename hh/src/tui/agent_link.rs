@@ -235,6 +235,7 @@ mod tests {
             waiting: 1,
             deadline_ms: 0,
             rules_file: "/w/harness-rules.toml".into(),
+            layer: "workspace".into(),
             suggested_rule: "domain=db.test port=5432".into(),
         };
         events

@@ -57,6 +57,7 @@ fn pending(id: u64, host: &str, port: u16) -> PendingApproval {
         waiting: 1,
         deadline_ms: 60_000 + id,
         rules_file: "/home/u/src/shop/.hh/harness-rules.toml".into(),
+        layer: "workspace".into(),
         suggested_rule: format!("domain={host}"),
     }
 }

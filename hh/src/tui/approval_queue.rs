@@ -154,6 +154,7 @@ mod tests {
             waiting: 1,
             deadline_ms,
             rules_file: "/w/harness-rules.toml".into(),
+            layer: "workspace".into(),
             suggested_rule: "domain=example.test".into(),
         }
     }

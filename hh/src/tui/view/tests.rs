@@ -98,6 +98,7 @@ fn pending(id: u64, host: &str, path: &str, waiting: u32, seconds_left: u64) -> 
         waiting,
         deadline_ms: NOW_MS + seconds_left * 1000,
         rules_file: "/home/u/src/shop/.hh/harness-rules.toml".into(),
+        layer: "workspace".into(),
         suggested_rule: format!("domain={host}"),
     }
 }
