@@ -1,11 +1,17 @@
 //! What a client may ask the agent to mount: only paths that user could read themselves, and
 //! never a container runtime's socket (whoever holds it owns the host).
 //!
-//! The agent runs as root, so the kernel would let it read anything; these checks stand in for
-//! the user's own permissions, from the mode bits along the canonical path.
+//! The agent runs as root, so the kernel would let it read anything. The check is therefore
+//! the kernel's own, made with the user's credentials: a short-lived thread takes on the user's
+//! filesystem uid, gid and groups (credentials are per thread at the syscall level; the
+//! switch drops the thread's DAC-overriding capabilities) and asks `faccessat`. Mode bits, POSIX
+//! ACLs (which can deny a user what the mode bits grant), every directory on the way and any
+//! LSM all count, as they would for the user.
 
 use std::{
+    ffi::CString,
     fs,
+    os::unix::ffi::OsStrExt as _,
     os::unix::fs::{FileTypeExt as _, MetadataExt as _},
     path::{Path, PathBuf},
 };
@@ -35,6 +41,8 @@ pub enum AccessError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub uid: u32,
+    /// The primary group.
+    pub gid: u32,
     /// Primary and supplementary groups.
     pub groups: Vec<u32>,
 }
@@ -56,7 +64,7 @@ impl Identity {
                     .filter_map(|g| g.parse::<u32>().ok()),
             );
         }
-        Identity { uid, groups }
+        Identity { uid, gid, groups }
     }
 }
 
@@ -100,39 +108,72 @@ pub fn check_mountable(path: &Path, identity: &Identity) -> Result<PathBuf, Acce
     if identity.uid == 0 {
         return Ok(canonical);
     }
-    // Every directory above must let the user through (x); the path itself must be readable,
-    // and listable when it is a directory.
-    let mut ancestors: Vec<&Path> = canonical.ancestors().skip(1).collect();
-    ancestors.reverse();
-    for dir in ancestors {
-        let meta = fs::metadata(dir).map_err(|error| unreadable(error.to_string()))?;
-        if !permits(&meta, identity, 0o1) {
-            return Err(unreadable(format!(
-                "uid {} may not enter {}",
-                identity.uid,
-                dir.display()
-            )));
-        }
+    // The path itself must be readable, and listable when it is a directory; the kernel also
+    // checks that every directory above lets the user through.
+    let wanted = if meta.is_dir() {
+        libc::R_OK | libc::X_OK
+    } else {
+        libc::R_OK
+    };
+    match access_as(&canonical, identity, wanted) {
+        Ok(()) => Ok(canonical),
+        Err(error) => Err(unreadable(format!(
+            "uid {} may not read it: {error}",
+            identity.uid
+        ))),
     }
-    let wanted = if meta.is_dir() { 0o5 } else { 0o4 };
-    if !permits(&meta, identity, wanted) {
-        return Err(unreadable(format!("uid {} may not read it", identity.uid)));
-    }
-    Ok(canonical)
 }
 
-/// Whether the mode bits grant `identity` every bit of `wanted` (an `rwx` triple, 0o7 max),
-/// picking the owner, group or other class as the kernel does.
-fn permits(meta: &fs::Metadata, identity: &Identity, wanted: u32) -> bool {
-    let mode = meta.mode();
-    let class = if meta.uid() == identity.uid {
-        mode >> 6
-    } else if identity.groups.contains(&meta.gid()) {
-        mode >> 3
-    } else {
-        mode
+/// `faccessat(path, wanted)` as `identity` would see it, on a thread of its own that takes on
+/// the identity's filesystem credentials and then ends (so no other thread ever runs with them,
+/// and none is left holding them).
+fn access_as(path: &Path, identity: &Identity, wanted: i32) -> std::io::Result<()> {
+    let path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let identity = identity.clone();
+    std::thread::spawn(move || {
+        become_for_files(&identity)?;
+        // SAFETY: a NUL-terminated path; AT_EACCESS makes the kernel use this thread's current
+        // (filesystem) credentials rather than its real ids.
+        let rc =
+            unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), wanted, libc::AT_EACCESS) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the access check panicked")))
+}
+
+/// Gives the calling thread `identity`'s groups, filesystem gid and filesystem uid, by the raw
+/// system calls: they change this thread only (glibc's wrappers would change every thread of
+/// the agent). Fails, rather than checking as root, when the kernel did not take them.
+fn become_for_files(identity: &Identity) -> std::io::Result<()> {
+    let groups: Vec<libc::gid_t> = identity.groups.clone();
+    // SAFETY: a valid array of `groups.len()` gids.
+    let rc = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // setfsgid/setfsuid return the previous id and report no error: ask again with an id that
+    // cannot be set (-1) to read back the one in force.
+    // SAFETY: these calls take an id and have no memory effects.
+    let (gid, uid) = unsafe {
+        libc::syscall(libc::SYS_setfsgid, identity.gid);
+        let gid = libc::syscall(libc::SYS_setfsgid, u32::MAX);
+        libc::syscall(libc::SYS_setfsuid, identity.uid);
+        let uid = libc::syscall(libc::SYS_setfsuid, u32::MAX);
+        (gid, uid)
     };
-    class & wanted == wanted
+    if gid != i64::from(identity.gid) || uid != i64::from(identity.uid) {
+        return Err(std::io::Error::other(format!(
+            "cannot take on uid {} gid {} for the check",
+            identity.uid, identity.gid
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -141,15 +182,102 @@ mod tests {
 
     use super::*;
 
+    /// The checks take on another user's credentials, which needs root (the agent is root).
+    /// Outside CI a non-root run skips them and says so; in CI (root) they always run.
+    fn as_root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        assert!(
+            root || std::env::var_os("CI").is_none(),
+            "CI runs the agent's access checks as root"
+        );
+        if !root {
+            eprintln!("skipped: checking as another user needs root");
+        }
+        root
+    }
+
+    /// Sets `path`'s POSIX access ACL (the `system.posix_acl_access` xattr, in the kernel's
+    /// format: version 2, then tag/perm/id entries in tag order) to the owner's mode bits plus
+    /// `user` with `perm`, the owning group and others with `rest`.
+    fn set_acl(path: &Path, user: u32, perm: u16, rest: u16) {
+        const USER_OBJ: u16 = 0x01;
+        const USER: u16 = 0x02;
+        const GROUP_OBJ: u16 = 0x04;
+        const MASK: u16 = 0x10;
+        const OTHER: u16 = 0x20;
+        const UNDEFINED_ID: u32 = u32::MAX;
+        let mut xattr = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in [
+            (USER_OBJ, 7, UNDEFINED_ID),
+            (USER, perm, user),
+            (GROUP_OBJ, rest, UNDEFINED_ID),
+            (MASK, 7, UNDEFINED_ID),
+            (OTHER, rest, UNDEFINED_ID),
+        ] {
+            xattr.extend_from_slice(&tag.to_le_bytes());
+            xattr.extend_from_slice(&perm.to_le_bytes());
+            xattr.extend_from_slice(&id.to_le_bytes());
+        }
+        let path = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated name and path; `xattr` is valid for its length.
+        let rc = unsafe {
+            libc::setxattr(
+                path.as_ptr(),
+                c"system.posix_acl_access".as_ptr(),
+                xattr.as_ptr().cast(),
+                xattr.len(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
+    }
+
+    #[test]
+    fn an_acl_denying_the_user_wins_over_open_mode_bits() {
+        if !as_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let shut = dir.path().join("shut");
+        fs::create_dir(&shut).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        // Others may read it by the mode bits; the ACL names nobody and gives them nothing.
+        set_acl(&shut, 65534, 0, 5);
+        let error = check_mountable(&shut, &nobody()).unwrap_err();
+        assert!(matches!(error, AccessError::Unreadable { .. }), "{error}");
+    }
+
+    #[test]
+    fn an_acl_granting_the_user_counts_despite_closed_mode_bits() {
+        if !as_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        // Closed to group and others, open to nobody by name.
+        set_acl(&shared, 65534, 5, 0);
+        assert_eq!(
+            check_mountable(&shared, &nobody()).unwrap(),
+            shared.canonicalize().unwrap()
+        );
+    }
+
     fn nobody() -> Identity {
         Identity {
             uid: 65534,
+            gid: 65534,
             groups: vec![65534],
         }
     }
 
     #[test]
     fn a_private_directory_is_not_mountable_by_another_user() {
+        if !as_root() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let private = dir.path().join("private");
         fs::create_dir(&private).unwrap();
@@ -166,6 +294,9 @@ mod tests {
 
     #[test]
     fn a_closed_parent_hides_an_open_child() {
+        if !as_root() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let child = dir.path().join("child");
         fs::create_dir(&child).unwrap();
@@ -176,6 +307,9 @@ mod tests {
 
     #[test]
     fn group_bits_count_for_a_member() {
+        if !as_root() {
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         fs::write(&file, "x").unwrap();
@@ -184,6 +318,7 @@ mod tests {
         let gid = fs::metadata(&file).unwrap().gid();
         let member = Identity {
             uid: 65534,
+            gid,
             groups: vec![gid],
         };
         assert!(check_mountable(&file, &member).is_ok());
@@ -194,6 +329,7 @@ mod tests {
     fn a_directory_above_the_docker_socket_is_refused() {
         let root = Identity {
             uid: 0,
+            gid: 0,
             groups: vec![0],
         };
         if !Path::new("/var/run/docker.sock").exists() && !Path::new("/run/docker.sock").exists() {
@@ -220,6 +356,7 @@ mod tests {
         let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let root = Identity {
             uid: 0,
+            gid: 0,
             groups: vec![0],
         };
         assert!(matches!(

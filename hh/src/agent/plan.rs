@@ -412,6 +412,7 @@ canonical_path = "{}"
     fn root() -> Identity {
         Identity {
             uid: 0,
+            gid: 0,
             groups: vec![0],
         }
     }
