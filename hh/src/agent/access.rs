@@ -12,7 +12,7 @@ use std::{
     ffi::CString,
     fs,
     os::unix::ffi::OsStrExt as _,
-    os::unix::fs::{FileTypeExt as _, MetadataExt as _},
+    os::unix::fs::FileTypeExt as _,
     path::{Path, PathBuf},
 };
 
@@ -178,7 +178,7 @@ fn become_for_files(identity: &Identity) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 
     use super::*;
 
