@@ -4,7 +4,7 @@
 //! Every session container carries the labels below; they are how a restarted agent finds its
 //! sessions, and how nothing else's containers are ever touched.
 
-use std::{collections::HashMap, path::PathBuf};
+use std::{collections::HashMap, fs::File};
 
 use bollard::{
     Docker,
@@ -44,6 +44,12 @@ pub enum ContainerError {
     },
     #[error("container {id} is not running (it exited before the session was ready)")]
     NotRunning { id: String },
+    #[error("cannot open the network namespace of container {id}")]
+    Namespace {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Everything the container is made of; built and checked by [`super::plan`].
@@ -163,21 +169,38 @@ impl Engine {
             .find_map(|entry| entry.strip_prefix("PATH=").map(str::to_owned)))
     }
 
-    /// The network namespace of the container's first process.
-    pub async fn netns_path(&self, id: &str) -> Result<PathBuf, ContainerError> {
+    /// The network namespace of the container's first process, open. Docker names the process
+    /// by pid, and a pid is reused once its process exits, so Docker is asked again once the
+    /// namespace is open: only if the container still runs as that very pid is the namespace
+    /// its own (and not, say, the host's, which the session's listeners must never join).
+    pub async fn network_namespace(&self, id: &str) -> Result<File, ContainerError> {
+        let pid = self.running_pid(id).await?;
+        let namespace = File::open(format!("/proc/{pid}/ns/net")).map_err(|source| {
+            ContainerError::Namespace {
+                id: id.to_owned(),
+                source,
+            }
+        })?;
+        if self.running_pid(id).await? != pid {
+            return Err(ContainerError::NotRunning { id: id.to_owned() });
+        }
+        Ok(namespace)
+    }
+
+    /// The pid of the container's first process, while it runs.
+    async fn running_pid(&self, id: &str) -> Result<i64, ContainerError> {
         let inspected = self
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
             .map_err(api(format!("inspect {id}")))?;
-        let pid = inspected
+        inspected
             .state
             .as_ref()
             .filter(|state| state.running == Some(true))
             .and_then(|state| state.pid)
             .filter(|&pid| pid > 0)
-            .ok_or_else(|| ContainerError::NotRunning { id: id.to_owned() })?;
-        Ok(PathBuf::from(format!("/proc/{pid}/ns/net")))
+            .ok_or_else(|| ContainerError::NotRunning { id: id.to_owned() })
     }
 
     /// The container's environment as created (the agent keeps no session secrets on disk; a

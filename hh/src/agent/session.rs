@@ -253,13 +253,13 @@ async fn serve(
     token: &str,
 ) -> anyhow::Result<(Arc<Session>, Arc<Notify>)> {
     let id = info.id.clone();
-    let netns = agent.docker.netns_path(&info.container_id).await?;
+    let netns = agent.docker.network_namespace(&info.container_id).await?;
     let config = &agent.settings.config.defaults;
     let proxy_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.proxy);
     let control_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.control.server_port);
     let dns_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.dns);
     let (proxy_listener, control_listener, dns_socket) = tokio::task::spawn_blocking(move || {
-        netns::bind_in(&netns, move || {
+        netns::bind_in_namespace(netns, move || {
             let proxy = std::net::TcpListener::bind(proxy_addr)?;
             let control = std::net::TcpListener::bind(control_addr)?;
             let dns = std::net::UdpSocket::bind(dns_addr)?;

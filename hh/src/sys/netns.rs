@@ -22,7 +22,16 @@ where
     T: Send + 'static,
     F: FnOnce() -> std::io::Result<T> + Send + 'static,
 {
-    let namespace = File::open(netns)?;
+    bind_in_namespace(File::open(netns)?, bind)
+}
+
+/// [`bind_in`] for a namespace file already open (held open, it stays the same namespace
+/// whatever happens to the process it was found through).
+pub fn bind_in_namespace<T, F>(namespace: File, bind: F) -> std::io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> std::io::Result<T> + Send + 'static,
+{
     std::thread::Builder::new()
         .name("hh-netns-bind".into())
         .spawn(move || {
