@@ -149,6 +149,24 @@ fn raw_exchange(proxy: &Proxy, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// One curl for all of `urls` (so it reuses one tunnel when they share a host), with `extra`
+/// flags; each transfer's output ends with `[STATUS NEW_CONNECTIONS]`.
+fn curl_in_one_tunnel(proxy: &Proxy, extra: &[&str], urls: &[String]) -> String {
+    let output = Command::new("curl")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args(["-sS", "--max-time", "20", "--proxy"])
+        .arg(format!("http://{}", proxy.addr))
+        .arg("--cacert")
+        .arg(proxy.state.join("ca.pem"))
+        .args(["-w", "[%{http_code} %{num_connects}]\n"])
+        .args(extra)
+        .args(urls)
+        .output()
+        .expect("curl runs");
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// The audit lines once there are `count` of them: a line is written when its exchange is over,
 /// which may be just after the client has its answer.
 fn audit_lines_eventually(state: &Path, count: usize) -> Vec<serde_json::Value> {
@@ -512,19 +530,14 @@ fn each_request_in_one_tunnel_is_decided_on_its_own() {
     let proxy = start_proxy();
     let tls = proxy.upstream.tls_port;
     // One curl, two URLs on the same host: curl reuses the tunnel for the second.
-    let output = Command::new("curl")
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .args(["-sS", "--max-time", "20", "--proxy"])
-        .arg(format!("http://{}", proxy.addr))
-        .arg("--cacert")
-        .arg(proxy.state.join("ca.pem"))
-        .args(["-w", "[%{http_code} %{num_connects}]\n"])
-        .arg(format!("https://allowed.test:{tls}/ok/first"))
-        .arg(format!("https://allowed.test:{tls}/secret/second"))
-        .output()
-        .expect("curl runs");
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = curl_in_one_tunnel(
+        &proxy,
+        &[],
+        &[
+            format!("https://allowed.test:{tls}/ok/first"),
+            format!("https://allowed.test:{tls}/secret/second"),
+        ],
+    );
     assert!(stdout.contains("upstream saw GET /ok/first"), "{stdout}");
     assert!(stdout.contains("[200 1]"), "{stdout}");
     assert!(stdout.contains("denylist[1]"), "{stdout}");
@@ -538,21 +551,16 @@ fn each_request_in_one_tunnel_is_decided_on_its_own() {
 fn allowed_requests_in_one_tunnel_share_one_upstream_connection_and_each_is_decided() {
     let proxy = start_proxy();
     let tls = proxy.upstream.tls_port;
-    let output = Command::new("curl")
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .args(["-sS", "--http1.1", "--max-time", "20", "--proxy"])
-        .arg(format!("http://{}", proxy.addr))
-        .arg("--cacert")
-        .arg(proxy.state.join("ca.pem"))
-        .args(["-w", "[%{http_code}]\n"])
-        .arg(format!("https://allowed.test:{tls}/ok/one"))
-        .arg(format!("https://allowed.test:{tls}/secret/between"))
-        .arg(format!("https://allowed.test:{tls}/ok/two"))
-        .arg(format!("https://allowed.test:{tls}/ok/three"))
-        .output()
-        .expect("curl runs");
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = curl_in_one_tunnel(
+        &proxy,
+        &["--http1.1"],
+        &[
+            format!("https://allowed.test:{tls}/ok/one"),
+            format!("https://allowed.test:{tls}/secret/between"),
+            format!("https://allowed.test:{tls}/ok/two"),
+            format!("https://allowed.test:{tls}/ok/three"),
+        ],
+    );
     for path in ["/ok/one", "/ok/two", "/ok/three"] {
         assert!(
             stdout.contains(&format!("upstream saw GET {path}")),
@@ -560,7 +568,7 @@ fn allowed_requests_in_one_tunnel_share_one_upstream_connection_and_each_is_deci
         );
     }
     assert!(
-        stdout.contains("[403]"),
+        stdout.contains("[403 0]"),
         "the denied request in between: {stdout}"
     );
     assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 3);
@@ -575,27 +583,14 @@ fn an_unused_kept_upstream_connection_closes_and_the_tunnel_dials_anew() {
     let proxy = start_proxy_for(start_upstream(&names), true, &["--upstream-keep", "1"]);
     let tls = proxy.upstream.tls_port;
     // One tunnel, two requests three seconds apart (`--rate 20/m`), past the one-second keep.
-    let output = Command::new("curl")
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .args([
-            "-sS",
-            "--http1.1",
-            "--rate",
-            "20/m",
-            "--max-time",
-            "20",
-            "--proxy",
-        ])
-        .arg(format!("http://{}", proxy.addr))
-        .arg("--cacert")
-        .arg(proxy.state.join("ca.pem"))
-        .args(["-w", "[%{http_code} %{num_connects}]\n"])
-        .arg(format!("https://allowed.test:{tls}/ok/one"))
-        .arg(format!("https://allowed.test:{tls}/ok/two"))
-        .output()
-        .expect("curl runs");
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = curl_in_one_tunnel(
+        &proxy,
+        &["--http1.1", "--rate", "20/m"],
+        &[
+            format!("https://allowed.test:{tls}/ok/one"),
+            format!("https://allowed.test:{tls}/ok/two"),
+        ],
+    );
     assert!(stdout.contains("upstream saw GET /ok/one"), "{stdout}");
     assert!(stdout.contains("upstream saw GET /ok/two"), "{stdout}");
     // The client kept its tunnel (no new connection for the second request)…

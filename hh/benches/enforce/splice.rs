@@ -29,7 +29,10 @@ use hh::{
     sys::netns::listen_in_cgroup,
 };
 
-use crate::support::kernel::{Cgroup, NetNs, STALL, STALL_FOR, request_frame, serve_frames};
+use crate::{
+    close_with_rst,
+    support::kernel::{Cgroup, NetNs, STALL, STALL_FOR, request_frame, serve_frames},
+};
 
 /// Set in the client process: `MODE NETNS_PATH CGROUP_DIR COUNT REQUEST REPLY`.
 pub const CHILD_ENV: &str = "HH_BENCH_SPLICE_CLIENT";
@@ -243,23 +246,4 @@ fn join(netns: &str, cgroup: &str) {
         0
     );
     std::fs::write(PathBuf::from(cgroup).join("cgroup.procs"), "0").expect("join cgroup");
-}
-
-/// Closes with RST (SO_LINGER 0): no TIME_WAIT, so thousands of rounds do not exhaust ports.
-fn close_with_rst(stream: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid `linger` of the size passed, on a socket we own.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER");
 }

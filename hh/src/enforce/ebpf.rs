@@ -316,15 +316,7 @@ impl Programs {
 
     /// How many entries the splice maps hold.
     pub fn splice_entries(&self) -> Result<SpliceEntries, EbpfError> {
-        let sockets = self
-            .ebpf
-            .map(map::SOCKETS)
-            .ok_or(EbpfError::MissingMap(map::SOCKETS))?;
-        let sockets: SockHash<_, SockKey> =
-            SockHash::try_from(sockets).map_err(|source| EbpfError::Map {
-                name: map::SOCKETS,
-                source,
-            })?;
+        let sockets = self.sockets()?;
         let states = self
             .ebpf
             .map(map::SPLICE_STATE)
@@ -340,6 +332,18 @@ impl Programs {
         })
     }
 
+    /// The sockhash splicing puts both ends of a connection in.
+    fn sockets(&self) -> Result<SockHash<&aya::maps::MapData, SockKey>, EbpfError> {
+        let sockets = self
+            .ebpf
+            .map(map::SOCKETS)
+            .ok_or(EbpfError::MissingMap(map::SOCKETS))?;
+        SockHash::try_from(sockets).map_err(|source| EbpfError::Map {
+            name: map::SOCKETS,
+            source,
+        })
+    }
+
     /// Attaches `sk_msg` to the sockets sockhash, proving the kernel supports sockmap + sk_msg.
     /// (With splicing off nothing enters the sockhash, so the program never runs.)
     pub fn probe_sk_msg(&mut self) -> Result<(), EbpfError> {
@@ -348,15 +352,7 @@ impl Programs {
 
     /// Attaches `sk_msg` to the sockhash, for as long as the map lives.
     fn attach_sk_msg(&mut self) -> Result<(), EbpfError> {
-        let sockets = self
-            .ebpf
-            .map(map::SOCKETS)
-            .ok_or(EbpfError::MissingMap(map::SOCKETS))?;
-        let sockets: SockHash<_, SockKey> =
-            SockHash::try_from(sockets).map_err(|source| EbpfError::Map {
-                name: map::SOCKETS,
-                source,
-            })?;
+        let sockets = self.sockets()?;
         // A descriptor of our own: the program borrows `self` mutably below.
         let fd = sockets
             .fd()
