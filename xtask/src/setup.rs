@@ -30,6 +30,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "mmdebstrap",
         "builds the local test base image without a registry",
     ),
+    (
+        "make",
+        "builds jemalloc, hh's allocator (its -sys crate runs configure and make)",
+    ),
     ("iproute2", "network namespaces for the enforcement tests"),
     ("curl", "a real HTTP client for the proxy tests"),
     (
