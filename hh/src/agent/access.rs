@@ -133,10 +133,21 @@ fn access_as(path: &Path, identity: &Identity, wanted: i32) -> std::io::Result<(
     let identity = identity.clone();
     std::thread::spawn(move || {
         become_for_files(&identity)?;
+        // The system call itself, not glibc's `faccessat`: where the kernel lacks faccessat2,
+        // glibc would answer AT_EACCESS from the mode bits and the effective uid (root here),
+        // which is the very check this replaces. Without faccessat2 (Linux < 5.8) this fails
+        // (ENOSYS), and the mount is refused.
         // SAFETY: a NUL-terminated path; AT_EACCESS makes the kernel use this thread's current
         // (filesystem) credentials rather than its real ids.
-        let rc =
-            unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), wanted, libc::AT_EACCESS) };
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_faccessat2,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                wanted,
+                libc::AT_EACCESS,
+            )
+        };
         if rc == 0 {
             Ok(())
         } else {
