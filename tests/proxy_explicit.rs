@@ -69,7 +69,8 @@ fn start_proxy_for(upstream: Upstream, dial_grant: bool, extra: &[&str]) -> Prox
              allowlist = [\"domain=allowed.test path=/ok/* port={tls},{http}\", \
              \"domain=meta.test port={tls},{http}\", \"domain=raw.test port={http}\", \
              \"domain=127.0.0.1 path=/named/* port={http}\", \"domain=loop.test port={http}\", \
-             \"domain=mixed.test port={http}\", \"domain=ahead.test port={tls}\"]\n\
+             \"domain=mixed.test port={http}\", \"domain=ahead.test port={tls}\", \
+             \"domain=127.0.0.1 path=/named/* port={tls}\", \"domain=* path=/any/* port={tls}\"]\n\
              denylist = [\"domain=denied.test\", \"domain=allowed.test path=/secret/*\", \
              \"domain=mixed.test path=/secret/*\"]\n"
         ),
@@ -597,6 +598,27 @@ fn an_unused_kept_upstream_connection_closes_and_the_tunnel_dials_anew() {
     assert!(stdout.contains("[200 0]"), "{stdout}");
     // …while the proxy closed the upstream connection it no longer used, and dialed a new one.
     assert_eq!(proxy.upstream.tls_connections.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_kept_connection_a_rule_granted_is_not_used_by_a_request_whose_rule_grants_nothing() {
+    // No --dial-grant: only a rule naming 127.0.0.1 lets the proxy dial it.
+    let proxy = start_proxy_for(start_upstream(&["127.0.0.1"]), false, &[]);
+    let tls = proxy.upstream.tls_port;
+    let stdout = curl_in_one_tunnel(
+        &proxy,
+        &["--http1.1"],
+        &[
+            format!("https://127.0.0.1:{tls}/named/one"),
+            format!("https://127.0.0.1:{tls}/any/two"),
+        ],
+    );
+    assert!(stdout.contains("upstream saw GET /named/one"), "{stdout}");
+    // The same tunnel, allowed by `domain=*`, which names no address: the loopback connection
+    // the first request's rule granted is not reused, and a fresh dial is refused.
+    assert!(!stdout.contains("upstream saw GET /any/two"), "{stdout}");
+    assert!(stdout.contains("refused to dial"), "{stdout}");
+    assert!(stdout.contains("[403 0]"), "{stdout}");
 }
 
 #[test]

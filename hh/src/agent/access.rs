@@ -3,10 +3,10 @@
 //!
 //! The agent runs as root, so the kernel would let it read anything. The check is therefore
 //! the kernel's own, made with the user's credentials: a short-lived thread takes on the user's
-//! filesystem uid, gid and groups (credentials are per thread at the syscall level; the
-//! switch drops the thread's DAC-overriding capabilities) and asks `faccessat`. Mode bits, POSIX
-//! ACLs (which can deny a user what the mode bits grant), every directory on the way and any
-//! LSM all count, as they would for the user.
+//! filesystem uid, gid and groups and gives up every capability (credentials are per thread
+//! at the syscall level), then asks `faccessat2`. Mode bits, POSIX ACLs (which can deny a user
+//! what the mode bits grant) and every directory on the way count, as they would for the user.
+//! (An LSM still judges by the agent's own label.)
 
 use std::{
     ffi::CString,
@@ -183,6 +183,53 @@ fn become_for_files(identity: &Identity) -> std::io::Result<()> {
             "cannot take on uid {} gid {} for the check",
             identity.uid, identity.gid
         )));
+    }
+    drop_capabilities()
+}
+
+/// Empties this thread's effective capabilities and checks that they are empty. The fsuid
+/// switch alone drops only the filesystem ones, and not at all under `SECURE_NO_SETUID_FIXUP`.
+fn drop_capabilities() -> std::io::Result<()> {
+    /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+    const VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: a version-3 header and the two data words that version takes; pid 0 is this
+    // thread.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for word in &mut data {
+        word.effective = 0;
+    }
+    // SAFETY: as above; lowering the effective set needs no privilege.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut check = [Data::default(); 2];
+    // SAFETY: as above.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, check.as_mut_ptr()) };
+    if rc != 0 || check.iter().any(|word| word.effective != 0) {
+        return Err(std::io::Error::other(
+            "cannot drop the capabilities for the check",
+        ));
     }
     Ok(())
 }

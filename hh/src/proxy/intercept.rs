@@ -273,7 +273,11 @@ async fn forward(
     let websocket = is_websocket_upgrade(&request);
     // A kept connection when one is free, else a new one (kept afterwards unless it carries a
     // WebSocket, which takes the connection over).
-    let reused = if websocket { None } else { kept.take().await };
+    let reused = if websocket {
+        None
+    } else {
+        kept.take(named_by_rule).await
+    };
     let mut sender = match reused {
         Some(sender) => sender,
         None => {
@@ -341,7 +345,7 @@ async fn forward(
         .await
         .map_err(|_| Failure::Timeout)??;
     if !websocket {
-        kept.put(sender);
+        kept.put(sender, named_by_rule);
     }
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         return match client_upgrade {

@@ -19,7 +19,7 @@ use std::{
 
 use hyper::{Request, Response, body::Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::{net::TcpStream, sync::watch, time::Instant};
+use tokio::{net::TcpStream, sync::watch, task::AbortHandle, time::Instant};
 
 use super::{body::Metered, explicit::Proxy, upstream::Offer};
 use crate::rules::Host;
@@ -110,12 +110,27 @@ pub struct KeptUpstream {
 
 struct Kept {
     sender: Option<UpstreamSender>,
+    /// The kept connection's address passed the SSRF guard only through the grant of the rule
+    /// that allowed its request ([`super::decision::Ruling::grants_dial`]): only requests whose
+    /// own rule grants it may use the connection.
+    dialed_by_grant: bool,
     /// When a request last took or returned the connection.
     used: Instant,
     /// Whether a task is waiting to close it once unused for `keep`.
     closer: bool,
     /// A dial started ahead of the first request: it changes (closes) when that dial ended.
     dialing: Option<watch::Receiver<()>>,
+    /// That dial's task, stopped when the tunnel ends first (a client opening and dropping
+    /// tunnels must not leave dials running beyond its connection limit).
+    dial_task: Option<AbortHandle>,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if let Some(task) = self.dial_task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl KeptUpstream {
@@ -124,9 +139,11 @@ impl KeptUpstream {
         KeptUpstream {
             slot: Arc::new(Mutex::new(Kept {
                 sender: None,
+                dialed_by_grant: false,
                 used: Instant::now(),
                 closer: false,
                 dialing: None,
+                dial_task: None,
             })),
             keep,
         }
@@ -139,29 +156,42 @@ impl KeptUpstream {
     /// when a rule admits the host ([`super::decision::DecisionEngine::admits_host`]).
     pub fn dial_ahead(&self, proxy: Arc<Proxy>, host: Host, port: u16) {
         let (done, waiting) = watch::channel(());
-        self.lock().dialing = Some(waiting);
-        let kept = self.clone();
-        tokio::spawn(async move {
+        let slot = Arc::downgrade(&self.slot);
+        let keep = self.keep;
+        let task = tokio::spawn(async move {
+            // Whatever becomes of the dial, `done` is dropped with this task, which wakes the
+            // request waiting in `take`.
+            let _done = done;
             let dialed = proxy
                 .upstream
                 .dial_tls(&host, port, false, Offer::H2OrHttp1)
                 .await;
-            match dialed {
-                Ok(tls) => match UpstreamSender::handshake(tls).await {
-                    Ok(sender) => kept.put(sender),
-                    Err(error) => tracing::debug!(%host, %error, "upstream dialed ahead failed"),
-                },
-                Err(error) => tracing::debug!(%host, %error, "upstream dialed ahead failed"),
+            let sender = match dialed {
+                Ok(tls) => UpstreamSender::handshake(tls).await.map_err(|error| {
+                    tracing::debug!(%host, %error, "upstream dialed ahead failed");
+                }),
+                Err(error) => {
+                    tracing::debug!(%host, %error, "upstream dialed ahead failed");
+                    Err(())
+                }
+            };
+            let Some(slot) = slot.upgrade() else { return };
+            let kept = KeptUpstream { slot, keep };
+            if let Ok(sender) = sender {
+                kept.put(sender, false);
             }
             kept.lock().dialing = None;
-            // Wakes the request waiting in `take`.
-            drop(done);
         });
+        let mut kept = self.lock();
+        kept.dialing = Some(waiting);
+        kept.dial_task = Some(task.abort_handle());
     }
 
     /// The kept connection when it is free (after the dial ahead, if one is under way);
-    /// `None`: dial a new one.
-    pub async fn take(&self) -> Option<UpstreamSender> {
+    /// `None`: dial a new one. `granted`: the request's rule grants dialing an address the SSRF
+    /// guard refuses ([`super::decision::Ruling::grants_dial`]); without it, a connection that
+    /// needed such a grant is not handed out.
+    pub async fn take(&self, granted: bool) -> Option<UpstreamSender> {
         let dialing = self.lock().dialing.clone();
         if let Some(mut dialing) = dialing {
             // Ends with an error once the dialing task dropped its end, which is all we wait for.
@@ -169,6 +199,9 @@ impl KeptUpstream {
         }
         let mut kept = self.lock();
         kept.used = Instant::now();
+        if kept.dialed_by_grant && !granted {
+            return None;
+        }
         let sender = kept.sender.take()?;
         match &sender {
             // An HTTP/2 connection carries many streams: leave a clone for the others.
@@ -188,11 +221,13 @@ impl KeptUpstream {
     }
 
     /// Keeps `sender` for the next request, unless another connection is kept already.
-    pub fn put(&self, sender: UpstreamSender) {
+    /// `dialed_by_grant`: its address passed the SSRF guard only by the request's rule.
+    pub fn put(&self, sender: UpstreamSender, dialed_by_grant: bool) {
         let mut kept = self.lock();
         kept.used = Instant::now();
         if kept.sender.is_none() {
             kept.sender = Some(sender);
+            kept.dialed_by_grant = dialed_by_grant;
         }
         if !kept.closer {
             kept.closer = true;

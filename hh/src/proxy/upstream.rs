@@ -146,14 +146,20 @@ impl Upstream {
         } else if let Some(ip) = self.fixed.get(host) {
             vec![*ip]
         } else {
-            tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .map_err(|source| DialError::Resolve {
-                    host: host.clone(),
-                    source,
-                })?
-                .map(|addr| addr.ip())
-                .collect()
+            // Bounded like the connect: the system resolver runs on the blocking pool, and a
+            // name whose servers never answer must not hold a thread there for long.
+            tokio::time::timeout(
+                self.connect_timeout,
+                tokio::net::lookup_host((host.as_str(), port)),
+            )
+            .await
+            .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut)))
+            .map_err(|source| DialError::Resolve {
+                host: host.clone(),
+                source,
+            })?
+            .map(|addr| addr.ip())
+            .collect()
         };
         let mut first_refusal = None;
         for ip in candidates {
