@@ -4,7 +4,15 @@
 //! Every session container carries the labels below; they are how a restarted agent finds its
 //! sessions, and how nothing else's containers are ever touched.
 
-use std::{collections::HashMap, fs::File};
+use std::{
+    collections::HashMap,
+    fs::File,
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _},
+        unix::fs::MetadataExt as _,
+    },
+    path::Path,
+};
 
 use bollard::{
     Docker,
@@ -170,17 +178,43 @@ impl Engine {
     }
 
     /// The network namespace of the container's first process, open. Docker names the process
-    /// by pid, and a pid is reused once its process exits, so Docker is asked again once the
-    /// namespace is open: only if the container still runs as that very pid is the namespace
-    /// its own (and not, say, the host's, which the session's listeners must never join).
-    pub async fn network_namespace(&self, id: &str) -> Result<File, ContainerError> {
+    /// by pid, and a pid is reused once its process exits; the namespace is therefore opened
+    /// through a `/proc/PID` directory handle (bound to one process: if it exits, opening
+    /// through the handle fails, whoever gets the pid next), and that same process must sit in
+    /// the session's cgroup (`session_cgroup`, relative to the cgroup v2 root) and must not share
+    /// the agent's own namespace. Docker is then asked again: the container must still run as
+    /// that pid. The session's listeners never join another namespace (the host's least).
+    pub async fn network_namespace(
+        &self,
+        id: &str,
+        session_cgroup: &Path,
+    ) -> Result<File, ContainerError> {
         let pid = self.running_pid(id).await?;
-        let namespace = File::open(format!("/proc/{pid}/ns/net")).map_err(|source| {
-            ContainerError::Namespace {
-                id: id.to_owned(),
-                source,
-            }
-        })?;
+        let refused = |reason: String| ContainerError::Namespace {
+            id: id.to_owned(),
+            source: std::io::Error::other(reason),
+        };
+        let io_error = |source| ContainerError::Namespace {
+            id: id.to_owned(),
+            source,
+        };
+        let process = File::open(format!("/proc/{pid}")).map_err(io_error)?;
+        let cgroup = std::io::read_to_string(open_at(&process, c"cgroup").map_err(io_error)?)
+            .map_err(io_error)?;
+        if !in_cgroup(&cgroup, session_cgroup) {
+            return Err(refused(format!(
+                "its process {pid} is not in the session's cgroup {}",
+                session_cgroup.display()
+            )));
+        }
+        let namespace = open_at(&process, c"ns/net").map_err(io_error)?;
+        let own = std::fs::metadata("/proc/self/ns/net").map_err(io_error)?;
+        let theirs = namespace.metadata().map_err(io_error)?;
+        if (own.dev(), own.ino()) == (theirs.dev(), theirs.ino()) {
+            return Err(refused(
+                "its process shares the agent's network namespace".into(),
+            ));
+        }
         if self.running_pid(id).await? != pid {
             return Err(ContainerError::NotRunning { id: id.to_owned() });
         }
@@ -279,4 +313,51 @@ impl Engine {
 fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> ContainerError {
     let what = what.into();
     move |source| ContainerError::Api { what, source }
+}
+
+/// Opens `name` relative to the directory `dir`, read-only (`ns/net` is one of procfs's own
+/// links, which must be followed to reach the namespace).
+fn open_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<File> {
+    // SAFETY: a valid directory descriptor and a NUL-terminated name; the returned descriptor is
+    // owned by the `File`.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Whether a `/proc/PID/cgroup` text puts the process in `cgroup` (a path relative to the
+/// cgroup v2 root) or below it: its unified-hierarchy line (`0::/PATH`).
+fn in_cgroup(proc_cgroup: &str, cgroup: &Path) -> bool {
+    let expected = Path::new("/").join(cgroup);
+    proc_cgroup
+        .lines()
+        .filter_map(|line| line.strip_prefix("0::"))
+        .any(|path| Path::new(path.trim_end()).starts_with(&expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unified_line_decides_which_cgroup_a_process_is_in() {
+        let hybrid = "12:memory:/hh/s1/docker-abc\n1:name=systemd:/hh/s1/abc\n0::/hh/s1/abc\n";
+        assert!(in_cgroup(hybrid, Path::new("hh/s1")));
+        // A prefix of a name is not a parent.
+        assert!(!in_cgroup(hybrid, Path::new("hh/s")));
+        assert!(!in_cgroup(hybrid, Path::new("hh/s2")));
+        // v1 lines alone say nothing about the hierarchy the programs are attached in.
+        assert!(!in_cgroup("12:memory:/hh/s1/abc\n", Path::new("hh/s1")));
+        let systemd = "0::/hh.slice/hh-s1.slice/docker-abc.scope\n";
+        assert!(in_cgroup(systemd, Path::new("hh.slice/hh-s1.slice")));
+    }
 }

@@ -253,7 +253,10 @@ async fn serve(
     token: &str,
 ) -> anyhow::Result<(Arc<Session>, Arc<Notify>)> {
     let id = info.id.clone();
-    let netns = agent.docker.network_namespace(&info.container_id).await?;
+    let netns = agent
+        .docker
+        .network_namespace(&info.container_id, &placement.relative)
+        .await?;
     let config = &agent.settings.config.defaults;
     let proxy_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.proxy);
     let control_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.control.server_port);
