@@ -129,7 +129,12 @@ pub async fn start(
         config_source: &config_source,
         image_path: image_path.as_deref(),
     };
-    let plan = plan::plan(config, &request, &identity, peer.gid, &context)?;
+    // Planning checks the requested paths on the filesystem as the user; a path on a FUSE
+    // mount the user serves can stall there. Off the async workers' duty meanwhile (the agent's
+    // runtime is multi-threaded), so every session's proxy keeps running.
+    let plan = tokio::task::block_in_place(|| {
+        plan::plan(config, &request, &identity, peer.gid, &context)
+    })?;
     tracing::info!(
         id,
         name = plan.name,
