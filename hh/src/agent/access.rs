@@ -12,7 +12,10 @@ use std::{
     ffi::CString,
     fs,
     os::unix::ffi::OsStrExt as _,
-    os::unix::fs::FileTypeExt as _,
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+        unix::fs::{FileTypeExt as _, MetadataExt as _},
+    },
     path::{Path, PathBuf},
 };
 
@@ -80,10 +83,34 @@ fn ids_are(status: &str, key: &str, id: u32) -> bool {
         })
 }
 
+/// What a check found mountable: the canonical path, which is what Docker is given, and the
+/// file it named when it was checked. Docker resolves the path again when it mounts, and a user
+/// who owns a directory on the way can swap it for a symlink in between; the mounted directory
+/// must therefore still be this file once the container runs ([`MountCheck`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mountable {
+    pub path: PathBuf,
+    pub file: FileId,
+}
+
+/// A file's identity: its device and inode numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// A mount the started container must show: at `container` (a path inside it), the file that
+/// was checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountCheck {
+    pub container: PathBuf,
+    pub file: FileId,
+}
+
 /// Checks that `identity` could read `path` (and list it, when a directory), and that it is no
-/// runtime socket nor above one. Returns the canonical path, which is what gets mounted (a
-/// symlink swapped later cannot redirect the mount).
-pub fn check_mountable(path: &Path, identity: &Identity) -> Result<PathBuf, AccessError> {
+/// runtime socket nor above one.
+pub fn check_mountable(path: &Path, identity: &Identity) -> Result<Mountable, AccessError> {
     let unreadable = |reason: String| AccessError::Unreadable {
         path: path.to_path_buf(),
         reason,
@@ -106,7 +133,14 @@ pub fn check_mountable(path: &Path, identity: &Identity) -> Result<PathBuf, Acce
         }
     }
     if identity.uid == 0 {
-        return Ok(canonical);
+        let file = FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        return Ok(Mountable {
+            path: canonical,
+            file,
+        });
     }
     // The path itself must be readable, and listable when it is a directory; the kernel also
     // checks that every directory above lets the user through.
@@ -116,7 +150,10 @@ pub fn check_mountable(path: &Path, identity: &Identity) -> Result<PathBuf, Acce
         libc::R_OK
     };
     match access_as(&canonical, identity, wanted) {
-        Ok(()) => Ok(canonical),
+        Ok(file) => Ok(Mountable {
+            path: canonical,
+            file,
+        }),
         Err(error) => Err(unreadable(format!(
             "uid {} may not read it: {error}",
             identity.uid
@@ -124,35 +161,53 @@ pub fn check_mountable(path: &Path, identity: &Identity) -> Result<PathBuf, Acce
     }
 }
 
-/// `faccessat(path, wanted)` as `identity` would see it, on a thread of its own that takes on
-/// the identity's filesystem credentials and then ends (so no other thread ever runs with them,
-/// and none is left holding them).
-fn access_as(path: &Path, identity: &Identity, wanted: i32) -> std::io::Result<()> {
+/// Whether `identity` may access `path` as `wanted` says, asked on a thread of its own that
+/// takes on the identity's filesystem credentials and then ends (so no other thread ever runs
+/// with them, and none is left holding them); and the identity of the file so checked.
+fn access_as(path: &Path, identity: &Identity, wanted: i32) -> std::io::Result<FileId> {
     let path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let identity = identity.clone();
     std::thread::spawn(move || {
         become_for_files(&identity)?;
+        // Opened as the user (so every directory on the way is checked as theirs), then checked
+        // and identified through the one descriptor: the answer and the identity are of the
+        // same file, whatever is renamed meanwhile.
+        // SAFETY: a NUL-terminated path; the descriptor is owned by the `OwnedFd`.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and nothing else owns it.
+        let file = unsafe { OwnedFd::from_raw_fd(fd) };
         // The system call itself, not glibc's `faccessat`: where the kernel lacks faccessat2,
         // glibc would answer AT_EACCESS from the mode bits and the effective uid (root here),
         // which is the very check this replaces. Without faccessat2 (Linux < 5.8) this fails
         // (ENOSYS), and the mount is refused.
-        // SAFETY: a NUL-terminated path; AT_EACCESS makes the kernel use this thread's current
-        // (filesystem) credentials rather than its real ids.
+        // SAFETY: an open descriptor and an empty NUL-terminated path; AT_EACCESS makes the
+        // kernel use this thread's current (filesystem) credentials rather than its real ids.
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_faccessat2,
-                libc::AT_FDCWD,
-                path.as_ptr(),
+                file.as_raw_fd(),
+                c"".as_ptr(),
                 wanted,
-                libc::AT_EACCESS,
+                libc::AT_EACCESS | libc::AT_EMPTY_PATH,
             )
         };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
         }
+        let meta = std::fs::File::from(file).metadata()?;
+        Ok(FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
     })
     .join()
     .unwrap_or_else(|_| Err(std::io::Error::other("the access check panicked")))
@@ -236,7 +291,7 @@ fn drop_capabilities() -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
 
@@ -318,7 +373,7 @@ mod tests {
         // Closed to group and others, open to nobody by name.
         set_acl(&shared, 65534, 5, 0);
         assert_eq!(
-            check_mountable(&shared, &nobody()).unwrap(),
+            check_mountable(&shared, &nobody()).unwrap().path,
             shared.canonicalize().unwrap()
         );
     }
@@ -345,7 +400,7 @@ mod tests {
         assert!(matches!(error, AccessError::Unreadable { .. }), "{error}");
         fs::set_permissions(&private, fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(
-            check_mountable(&private, &nobody()).unwrap(),
+            check_mountable(&private, &nobody()).unwrap().path,
             private.canonicalize().unwrap()
         );
     }

@@ -9,10 +9,12 @@ use std::{
     fs::File,
     os::{
         fd::{AsRawFd as _, FromRawFd as _},
-        unix::fs::MetadataExt as _,
+        unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
     },
     path::Path,
 };
+
+use crate::agent::access::{FileId, MountCheck};
 
 use bollard::{
     Docker,
@@ -71,6 +73,8 @@ pub struct ContainerPlan {
     pub env: Vec<String>,
     /// Docker bind specs `host:container[:ro]`, paths already checked.
     pub binds: Vec<String>,
+    /// The user's paths among them, and which file each must be once mounted.
+    pub mount_checks: Vec<MountCheck>,
     pub entrypoint: Vec<String>,
     pub command: Vec<String>,
     pub labels: HashMap<String, String>,
@@ -184,10 +188,14 @@ impl Engine {
     /// the session's cgroup (`session_cgroup`, relative to the cgroup v2 root) and must not share
     /// the agent's own namespace. Docker is then asked again: the container must still run as
     /// that pid. The session's listeners never join another namespace (the host's least).
+    ///
+    /// Through the same handle, each of `mounts` must show the file that was checked for it
+    /// (Docker resolved the path again when it mounted; see [`super::access::Mountable`]).
     pub async fn network_namespace(
         &self,
         id: &str,
         session_cgroup: &Path,
+        mounts: &[MountCheck],
     ) -> Result<File, ContainerError> {
         let pid = self.running_pid(id).await?;
         let refused = |reason: String| ContainerError::Namespace {
@@ -206,6 +214,24 @@ impl Engine {
                 "its process {pid} is not in the session's cgroup {}",
                 session_cgroup.display()
             )));
+        }
+        for mount in mounts {
+            let seen = file_at(
+                &process,
+                &Path::new("root").join(
+                    mount
+                        .container
+                        .strip_prefix("/")
+                        .unwrap_or(&mount.container),
+                ),
+            )
+            .map_err(io_error)?;
+            if seen != mount.file {
+                return Err(refused(format!(
+                    "{} is not the directory that was checked (replaced before Docker mounted it?)",
+                    mount.container.display()
+                )));
+            }
         }
         let namespace = open_at(&process, c"ns/net").map_err(io_error)?;
         let own = std::fs::metadata("/proc/self/ns/net").map_err(io_error)?;
@@ -334,6 +360,24 @@ fn open_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// The identity of the file at `path` relative to the directory `dir` (following links: the
+/// `root` of a `/proc/PID` directory leads into that process's root).
+fn file_at(dir: &File, path: &Path) -> std::io::Result<FileId> {
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: zeroes are a valid `stat`; it is only read after fstatat filled it.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid directory descriptor, a NUL-terminated path and a `stat` to fill.
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), path.as_ptr(), &raw mut stat, 0) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(FileId {
+        dev: stat.st_dev,
+        ino: stat.st_ino,
+    })
+}
+
 /// Whether a `/proc/PID/cgroup` text puts the process in `cgroup` (a path relative to the
 /// cgroup v2 root) or below it: its unified-hierarchy line (`0::/PATH`).
 fn in_cgroup(proc_cgroup: &str, cgroup: &Path) -> bool {
@@ -347,6 +391,27 @@ fn in_cgroup(proc_cgroup: &str, cgroup: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_replaced_after_its_check_is_seen_through_the_process_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = dir.path().join("workspace");
+        std::fs::create_dir(&workspace).unwrap();
+        let checked = std::fs::metadata(&workspace).unwrap();
+        let checked = FileId {
+            dev: checked.dev(),
+            ino: checked.ino(),
+        };
+        let process = File::open("/proc/self").unwrap();
+        let through_root = Path::new("root").join(workspace.strip_prefix("/").unwrap());
+        assert_eq!(file_at(&process, &through_root).unwrap(), checked);
+        // Swapped for a symlink to another directory, as a user owning the parent could.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::rename(&workspace, dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &workspace).unwrap();
+        assert_ne!(file_at(&process, &through_root).unwrap(), checked);
+    }
 
     #[test]
     fn the_unified_line_decides_which_cgroup_a_process_is_in() {

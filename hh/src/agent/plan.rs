@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::{
-    access::{AccessError, Identity, check_mountable},
+    access::{AccessError, Identity, MountCheck, check_mountable},
     container::{ContainerPlan, label},
 };
 use crate::{
@@ -133,7 +133,13 @@ pub fn plan(
         None => format!("{}-{}", slug(&workspace.name), &context.id[..6]),
     };
 
-    let workspace_dir = check_mountable(&workspace.canonical_path, identity)?;
+    let workspace_checked = check_mountable(&workspace.canonical_path, identity)?;
+    let workspace_dir = workspace_checked.path.clone();
+    // What the started container must show where the user's own paths are mounted.
+    let mut mount_checks = vec![MountCheck {
+        container: PathBuf::from(WORKSPACE_MOUNT),
+        file: workspace_checked.file,
+    }];
     // What no session may write: the config, the global rules, and every workspace's rules
     // directory (its own is mounted read-only over its read-write workspace below).
     let own_rules_dir = workspace_dir.join(RULES_DIR_NAME);
@@ -173,7 +179,8 @@ pub fn plan(
         .iter()
         .chain(&profile.mounts);
     for mount in mounts {
-        let source = check_mountable(&mount.host, identity)?;
+        let checked = check_mountable(&mount.host, identity)?;
+        let source = checked.path;
         if mount.mode == MountMode::ReadWrite && !mount.seed {
             refuse_exposing(&source, &protected)?;
             if own_rules_dir.starts_with(&source) {
@@ -192,6 +199,10 @@ pub fn plan(
             seeds.push(Seed { source, copy });
         } else {
             binds.push(bind(&source, &mount.container, mount.mode)?);
+            mount_checks.push(MountCheck {
+                container: mount.container.clone(),
+                file: checked.file,
+            });
         }
     }
 
@@ -239,6 +250,7 @@ pub fn plan(
         user: format!("{}:{gid}", identity.uid),
         env,
         binds,
+        mount_checks,
         entrypoint: vec![format!("{SESSION_FILES_MOUNT}/bin/hh-init")],
         command,
         labels,

@@ -21,7 +21,7 @@ use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
 
 use super::{
     Agent,
-    access::Identity,
+    access::{Identity, MountCheck},
     container::label,
     control::{self, ControlState},
     placement::Placement,
@@ -228,6 +228,7 @@ async fn build(
         agent,
         info,
         placement.clone(),
+        &plan.container.mount_checks,
         policy,
         &plan.rules_file,
         token,
@@ -249,10 +250,13 @@ async fn build(
 
 /// Opens the session's listeners inside its container's network namespace, starts serving
 /// them, registers the session and watches for its end. Returns the canary's notifier.
+/// `mount_checks`: what the container's mounts must be (checked when it was planned; empty for
+/// a session adopted after a restart, which was checked when it started).
 async fn serve(
     agent: &Arc<Agent>,
     info: SessionInfo,
     placement: Placement,
+    mount_checks: &[MountCheck],
     policy: WatchedPolicy,
     rules_file: &Path,
     token: &str,
@@ -260,7 +264,7 @@ async fn serve(
     let id = info.id.clone();
     let netns = agent
         .docker
-        .network_namespace(&info.container_id, &placement.relative)
+        .network_namespace(&info.container_id, &placement.relative, mount_checks)
         .await?;
     let config = &agent.settings.config.defaults;
     let proxy_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.proxy);
@@ -532,7 +536,8 @@ async fn adopt(
         denied: 0,
     };
     let policy = WatchedPolicy::load(policy).context("the session's rules do not load")?;
-    let (session, _canary) = serve(agent, info, placement, policy, &rules_file, &token).await?;
+    let (session, _canary) =
+        serve(agent, info, placement, &[], policy, &rules_file, &token).await?;
     session.control.ready.store(true, Ordering::Release);
     Ok(())
 }
