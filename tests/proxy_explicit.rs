@@ -110,16 +110,23 @@ struct Fetched {
     took: Duration,
 }
 
-fn curl(proxy: &Proxy, url: &str, extra: &[&str]) -> Fetched {
-    let started = Instant::now();
-    let output = Command::new("curl")
+/// curl through `proxy`, trusting its CA, writing out `write_out` after each transfer.
+fn curl_via(proxy: &Proxy, write_out: &str) -> Command {
+    let mut command = Command::new("curl");
+    command
         .env_remove("NO_PROXY")
         .env_remove("no_proxy")
         .args(["-sS", "--max-time", "20", "--proxy"])
         .arg(format!("http://{}", proxy.addr))
         .arg("--cacert")
         .arg(proxy.state.join("ca.pem"))
-        .args(["-w", "\n%{http_code}"])
+        .args(["-w", write_out]);
+    command
+}
+
+fn curl(proxy: &Proxy, url: &str, extra: &[&str]) -> Fetched {
+    let started = Instant::now();
+    let output = curl_via(proxy, "\n%{http_code}")
         .args(extra)
         .arg(url)
         .output()
@@ -153,14 +160,7 @@ fn raw_exchange(proxy: &Proxy, bytes: &[u8]) -> String {
 /// One curl for all of `urls` (so it reuses one tunnel when they share a host), with `extra`
 /// flags; each transfer's output ends with `[STATUS NEW_CONNECTIONS]`.
 fn curl_in_one_tunnel(proxy: &Proxy, extra: &[&str], urls: &[String]) -> String {
-    let output = Command::new("curl")
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .args(["-sS", "--max-time", "20", "--proxy"])
-        .arg(format!("http://{}", proxy.addr))
-        .arg("--cacert")
-        .arg(proxy.state.join("ca.pem"))
-        .args(["-w", "[%{http_code} %{num_connects}]\n"])
+    let output = curl_via(proxy, "[%{http_code} %{num_connects}]\n")
         .args(extra)
         .args(urls)
         .output()

@@ -241,17 +241,7 @@ fn run_client(case: &Case, round: usize, count: usize) -> Run {
         target.ip(),
         target.port()
     );
-    let output = Command::new(std::env::current_exe().expect("own path"))
-        .env(CHILD_ENV, spec)
-        .output()
-        .expect("client runs");
-    assert!(
-        output.status.success(),
-        "client failed ({}): {}",
-        case.name,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = run_client_process(CHILD_ENV, spec, case.name);
     let (nanos, lost) = stdout
         .trim()
         .split_once(' ')
@@ -320,4 +310,19 @@ fn close_with_rst(stream: TcpStream) {
         )
     };
     assert_eq!(rc, 0, "SO_LINGER");
+}
+
+/// Runs this bench's own executable as a client process (`env` set to `spec` tells it which);
+/// returns what it printed, and fails the bench with its stderr when it failed.
+fn run_client_process(env: &str, spec: String, what: &str) -> String {
+    let output = Command::new(std::env::current_exe().expect("own path"))
+        .env(env, spec)
+        .output()
+        .expect("client runs");
+    assert!(
+        output.status.success(),
+        "client failed ({what}): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -20,7 +20,6 @@ use std::{
     net::{Ipv4Addr, SocketAddrV4, TcpStream},
     os::fd::AsRawFd as _,
     path::PathBuf,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -30,7 +29,7 @@ use hh::{
 };
 
 use crate::{
-    close_with_rst,
+    close_with_rst, run_client_process,
     support::kernel::{Cgroup, NetNs, STALL, STALL_FOR, request_frame, serve_frames},
 };
 
@@ -90,16 +89,7 @@ impl Side {
             self.netns.path().display(),
             self.cgroup.path.display()
         );
-        let output = Command::new(std::env::current_exe().expect("own path"))
-            .env(CHILD_ENV, spec)
-            .output()
-            .expect("client runs");
-        assert!(
-            output.status.success(),
-            "client failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
+        run_client_process(CHILD_ENV, spec, mode)
             .split_whitespace()
             .map(|number| number.parse().expect("the client prints numbers"))
             .collect()
