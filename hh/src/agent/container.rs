@@ -4,17 +4,7 @@
 //! Every session container carries the labels below; they are how a restarted agent finds its
 //! sessions, and how nothing else's containers are ever touched.
 
-use std::{
-    collections::HashMap,
-    fs::File,
-    os::{
-        fd::{AsRawFd as _, FromRawFd as _},
-        unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
-    },
-    path::Path,
-};
-
-use crate::agent::access::{FileId, MountCheck};
+use std::{collections::HashMap, path::Path};
 
 use bollard::{
     Docker,
@@ -24,6 +14,8 @@ use bollard::{
         RemoveContainerOptions,
     },
 };
+
+use super::{access::MountCheck, session_process::SessionProcess};
 
 /// Label keys on every session container.
 pub mod label {
@@ -54,8 +46,8 @@ pub enum ContainerError {
     },
     #[error("container {id} is not running (it exited before the session was ready)")]
     NotRunning { id: String },
-    #[error("cannot open the network namespace of container {id}")]
-    Namespace {
+    #[error("container {id}'s first process")]
+    Process {
         id: String,
         #[source]
         source: std::io::Error,
@@ -181,70 +173,26 @@ impl Engine {
             .find_map(|entry| entry.strip_prefix("PATH=").map(str::to_owned)))
     }
 
-    /// The network namespace of the container's first process, open. Docker names the process
-    /// by pid, and a pid is reused once its process exits; the namespace is therefore opened
-    /// through a `/proc/PID` directory handle (bound to one process: if it exits, opening
-    /// through the handle fails, whoever gets the pid next), and that same process must sit in
-    /// the session's cgroup (`session_cgroup`, relative to the cgroup v2 root) and must not share
-    /// the agent's own namespace. Docker is then asked again: the container must still run as
-    /// that pid. The session's listeners never join another namespace (the host's least).
-    ///
-    /// Through the same handle, each of `mounts` must show the file that was checked for it
-    /// (Docker resolved the path again when it mounted; see [`super::access::Mountable`]).
-    pub async fn network_namespace(
+    /// The container's first process, held through a `/proc/PID` handle and found in the
+    /// session's cgroup (`session_cgroup`, relative to the cgroup v2 root). Docker names the
+    /// process by pid, and a pid is reused once its process exits: Docker is therefore asked
+    /// again once the handle is open, and the container must still run as that pid.
+    pub async fn session_process(
         &self,
         id: &str,
         session_cgroup: &Path,
-        mounts: &[MountCheck],
-    ) -> Result<File, ContainerError> {
+    ) -> Result<SessionProcess, ContainerError> {
         let pid = self.running_pid(id).await?;
-        let refused = |reason: String| ContainerError::Namespace {
-            id: id.to_owned(),
-            source: std::io::Error::other(reason),
-        };
-        let io_error = |source| ContainerError::Namespace {
-            id: id.to_owned(),
-            source,
-        };
-        let process = File::open(format!("/proc/{pid}")).map_err(io_error)?;
-        let cgroup = std::io::read_to_string(open_at(&process, c"cgroup").map_err(io_error)?)
-            .map_err(io_error)?;
-        if !in_cgroup(&cgroup, session_cgroup) {
-            return Err(refused(format!(
-                "its process {pid} is not in the session's cgroup {}",
-                session_cgroup.display()
-            )));
-        }
-        for mount in mounts {
-            let seen = file_at(
-                &process,
-                &Path::new("root").join(
-                    mount
-                        .container
-                        .strip_prefix("/")
-                        .unwrap_or(&mount.container),
-                ),
-            )
-            .map_err(io_error)?;
-            if seen != mount.file {
-                return Err(refused(format!(
-                    "{} is not the directory that was checked (replaced before Docker mounted it?)",
-                    mount.container.display()
-                )));
+        let process = SessionProcess::open(pid, session_cgroup).map_err(|source| {
+            ContainerError::Process {
+                id: id.to_owned(),
+                source,
             }
-        }
-        let namespace = open_at(&process, c"ns/net").map_err(io_error)?;
-        let own = std::fs::metadata("/proc/self/ns/net").map_err(io_error)?;
-        let theirs = namespace.metadata().map_err(io_error)?;
-        if (own.dev(), own.ino()) == (theirs.dev(), theirs.ino()) {
-            return Err(refused(
-                "its process shares the agent's network namespace".into(),
-            ));
-        }
+        })?;
         if self.running_pid(id).await? != pid {
             return Err(ContainerError::NotRunning { id: id.to_owned() });
         }
-        Ok(namespace)
+        Ok(process)
     }
 
     /// The pid of the container's first process, while it runs.
@@ -339,90 +287,4 @@ impl Engine {
 fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> ContainerError {
     let what = what.into();
     move |source| ContainerError::Api { what, source }
-}
-
-/// Opens `name` relative to the directory `dir`, read-only (`ns/net` is one of procfs's own
-/// links, which must be followed to reach the namespace).
-fn open_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<File> {
-    // SAFETY: a valid directory descriptor and a NUL-terminated name; the returned descriptor is
-    // owned by the `File`.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and nothing else owns it.
-    Ok(unsafe { File::from_raw_fd(fd) })
-}
-
-/// The identity of the file at `path` relative to the directory `dir` (following links: the
-/// `root` of a `/proc/PID` directory leads into that process's root).
-fn file_at(dir: &File, path: &Path) -> std::io::Result<FileId> {
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: zeroes are a valid `stat`; it is only read after fstatat filled it.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid directory descriptor, a NUL-terminated path and a `stat` to fill.
-    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), path.as_ptr(), &raw mut stat, 0) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(FileId {
-        dev: stat.st_dev,
-        ino: stat.st_ino,
-    })
-}
-
-/// Whether a `/proc/PID/cgroup` text puts the process in `cgroup` (a path relative to the
-/// cgroup v2 root) or below it: its unified-hierarchy line (`0::/PATH`).
-fn in_cgroup(proc_cgroup: &str, cgroup: &Path) -> bool {
-    let expected = Path::new("/").join(cgroup);
-    proc_cgroup
-        .lines()
-        .filter_map(|line| line.strip_prefix("0::"))
-        .any(|path| Path::new(path.trim_end()).starts_with(&expected))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_directory_replaced_after_its_check_is_seen_through_the_process_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let workspace = dir.path().join("workspace");
-        std::fs::create_dir(&workspace).unwrap();
-        let checked = std::fs::metadata(&workspace).unwrap();
-        let checked = FileId {
-            dev: checked.dev(),
-            ino: checked.ino(),
-        };
-        let process = File::open("/proc/self").unwrap();
-        let through_root = Path::new("root").join(workspace.strip_prefix("/").unwrap());
-        assert_eq!(file_at(&process, &through_root).unwrap(), checked);
-        // Swapped for a symlink to another directory, as a user owning the parent could.
-        let elsewhere = dir.path().join("elsewhere");
-        std::fs::create_dir(&elsewhere).unwrap();
-        std::fs::rename(&workspace, dir.path().join("moved")).unwrap();
-        std::os::unix::fs::symlink(&elsewhere, &workspace).unwrap();
-        assert_ne!(file_at(&process, &through_root).unwrap(), checked);
-    }
-
-    #[test]
-    fn the_unified_line_decides_which_cgroup_a_process_is_in() {
-        let hybrid = "12:memory:/hh/s1/docker-abc\n1:name=systemd:/hh/s1/abc\n0::/hh/s1/abc\n";
-        assert!(in_cgroup(hybrid, Path::new("hh/s1")));
-        // A prefix of a name is not a parent.
-        assert!(!in_cgroup(hybrid, Path::new("hh/s")));
-        assert!(!in_cgroup(hybrid, Path::new("hh/s2")));
-        // v1 lines alone say nothing about the hierarchy the programs are attached in.
-        assert!(!in_cgroup("12:memory:/hh/s1/abc\n", Path::new("hh/s1")));
-        let systemd = "0::/hh.slice/hh-s1.slice/docker-abc.scope\n";
-        assert!(in_cgroup(systemd, Path::new("hh.slice/hh-s1.slice")));
-    }
 }

@@ -14,6 +14,7 @@
 //! - [`session`]: one session's start, adoption after a restart, and teardown.
 //! - [`control`]: the in-session control server (`killme`, readiness).
 //! - [`session_files`]: hh-init, killme and the CA, mounted into every session.
+//! - [`session_process`]: a session container's first process, held by one handle.
 //! - [`service`]: the client API's requests, authorized by `SO_PEERCRED`.
 
 pub mod access;
@@ -24,6 +25,7 @@ pub mod plan;
 pub mod service;
 pub mod session;
 pub mod session_files;
+pub mod session_process;
 pub mod usage;
 
 use std::{

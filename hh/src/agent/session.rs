@@ -262,10 +262,16 @@ async fn serve(
     token: &str,
 ) -> anyhow::Result<(Arc<Session>, Arc<Notify>)> {
     let id = info.id.clone();
-    let netns = agent
+    let process = agent
         .docker
-        .network_namespace(&info.container_id, &placement.relative, mount_checks)
+        .session_process(&info.container_id, &placement.relative)
         .await?;
+    process
+        .verify_mounts(mount_checks)
+        .context("the container's mounts are not what was checked")?;
+    let netns = process
+        .network_namespace()
+        .context("cannot open the session's network namespace")?;
     let config = &agent.settings.config.defaults;
     let proxy_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.proxy);
     let control_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.control.server_port);
