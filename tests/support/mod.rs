@@ -4,6 +4,7 @@
 pub mod kernel;
 pub mod session_world;
 pub mod upstream;
+pub mod users;
 
 use std::{
     io::{BufRead as _, BufReader},
