@@ -46,6 +46,8 @@ pub enum ContainerError {
     },
     #[error("container {id} is not running (it exited before the session was ready)")]
     NotRunning { id: String },
+    #[error("hh's seccomp profile cannot be built: {0}")]
+    Seccomp(&'static super::seccomp::ProfileError),
     #[error("container {id}'s first process")]
     Process {
         id: String,
@@ -116,6 +118,9 @@ impl Engine {
     /// Creates and starts the container; returns its id. On a failed start the created
     /// container is removed again.
     pub async fn create_and_start(&self, plan: &ContainerPlan) -> Result<String, ContainerError> {
+        // hh's own profile (Docker's default, narrowed: see `seccomp`), given as its JSON text,
+        // as `docker run --security-opt seccomp=FILE` sends it.
+        let seccomp = super::seccomp::profile().map_err(ContainerError::Seccomp)?;
         let host_config = HostConfig {
             binds: Some(plan.binds.clone()),
             // Loopback only: whatever the programs do, nothing routes out (fail closed).
@@ -125,7 +130,10 @@ impl Engine {
             nano_cpus: plan.nano_cpus,
             pids_limit: Some(PIDS_LIMIT),
             cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            security_opt: Some(vec![
+                "no-new-privileges:true".into(),
+                format!("seccomp={seccomp}"),
+            ]),
             init: Some(false),
             ..HostConfig::default()
         };

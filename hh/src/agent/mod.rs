@@ -15,6 +15,7 @@
 //! - [`control`]: the in-session control server (`killme`, readiness).
 //! - [`session_files`]: hh-init, killme and the CA, mounted into every session.
 //! - [`session_process`]: a session container's first process, held by one handle.
+//! - [`seccomp`]: hh's seccomp profile for sessions (Docker's default, narrowed).
 //! - [`service`]: the client API's requests, authorized by `SO_PEERCRED`.
 
 pub mod access;
@@ -22,6 +23,7 @@ pub mod container;
 pub mod control;
 pub mod placement;
 pub mod plan;
+pub mod seccomp;
 pub mod service;
 pub mod session;
 pub mod session_files;

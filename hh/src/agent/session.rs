@@ -269,6 +269,9 @@ async fn serve(
     process
         .verify_mounts(mount_checks)
         .context("the container's mounts are not what was checked")?;
+    process
+        .verify_seccomp_filter()
+        .context("the session's container is not confined by hh's seccomp profile")?;
     let netns = process
         .network_namespace()
         .context("cannot open the session's network namespace")?;

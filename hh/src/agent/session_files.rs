@@ -1,11 +1,13 @@
 //! The files every session container gets read-only at `/opt/hh`: its init, `killme`, and the
 //! session CA (alone, and as a bundle with the host's roots).
 //!
-//! `hh-init` is the container's entrypoint. The container's network namespace exists only once
-//! the container starts, so the agent can open the session's listeners only then; init waits
-//! for the control listener, connects to the canary (which proves the session's connects are
-//! intercepted), and waits until the agent says the session is ready. Only then does it run
-//! the session's command: nothing of the session runs before enforcement is in place.
+//! `hh-init` is the container's entrypoint. It first checks that it runs under a seccomp filter
+//! (hh's profile, see [`super::seccomp`]) and stops when it does not. The container's network
+//! namespace exists only once the container starts, so the agent can open the session's listeners
+//! only then; init waits for the control listener, connects to the canary (which proves the
+//! session's connects are intercepted), and waits until the agent says the session is ready. Only
+//! then does it run the session's command: nothing of the session runs before enforcement is in
+//! place.
 
 use std::{
     fs,
@@ -27,11 +29,22 @@ const HOST_BUNDLES: &[&str] = &[
 fn init_script() -> String {
     let canary_ip = CANARY.ip();
     let canary_port = CANARY.port();
+    let filter_mode = super::seccomp::FILTER_MODE;
     format!(
         r#"#!/bin/bash
 # hh-init: the first process of an hh session. Waits until the agent has enforcement in place
 # and says the session is ready, then runs the session's command.
 set -u
+# A session runs under hh's seccomp profile (no AF_VSOCK, AF_ALG, … sockets, no io_uring). Without
+# a filter in force, stop before the canary: the agent never counts this session as enforced.
+seccomp=missing
+while IFS=$' \t' read -r key value; do
+    if [ "$key" = "Seccomp:" ]; then seccomp=$value; fi
+done </proc/self/status
+if [ "$seccomp" != {filter_mode} ]; then
+    echo "hh-init: this session is not confined by a seccomp filter (Seccomp: $seccomp); stopping" >&2
+    exit 1
+fi
 control=/dev/tcp/127.0.0.1/${{HH_CONTROL_PORT:?hh-init: HH_CONTROL_PORT is not set}}
 status() {{
     exec 3<>"$control" || return 1
@@ -141,6 +154,56 @@ mod tests {
                 .unwrap();
             assert!(checked.success(), "{script}");
         }
+    }
+
+    /// hh-init run for real (bash, on this host), with a control server that says "ready" at
+    /// once: outside a seccomp filter it must stop before it contacts anything.
+    #[test]
+    fn hh_init_stops_before_the_canary_when_no_seccomp_filter_is_in_force() {
+        let own = fs::read_to_string("/proc/self/status").unwrap();
+        assert_eq!(
+            super::super::seccomp::mode_in_status(&own),
+            Some("0"),
+            "this test needs a test process without a seccomp filter of its own"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("hh-init");
+        fs::write(&script, init_script()).unwrap();
+        let control = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = control.local_addr().unwrap().port();
+        control.set_nonblocking(true).unwrap();
+        let contacted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = std::sync::Arc::clone(&contacted);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = std::sync::Arc::clone(&done);
+        let server = std::thread::spawn(move || {
+            use std::io::Write as _;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match control.accept() {
+                    Ok((mut stream, _)) => {
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nready\n");
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        let output = std::process::Command::new("bash")
+            .arg(&script)
+            .args(["echo", "the session's command ran"])
+            .env("HH_CONTROL_PORT", port.to_string())
+            .output()
+            .unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        server.join().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("not confined by a seccomp filter (Seccomp: 0)"),
+            "{stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{:?}", output.stdout);
+        assert_eq!(contacted.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! A handle on `/proc/PID` is bound to one process: once it exits, opening anything through the
 //! handle fails, whoever gets the pid next. Everything the agent learns about a session's
 //! process goes through one handle, so it is all about the same process: that it sits in the
-//! session's cgroup, that its mounts are the directories that were checked, and its network
-//! namespace, where the session's listeners are opened (never the agent's own, the host's).
+//! session's cgroup, that its mounts are the directories that were checked, that it runs under a
+//! seccomp filter, and its network namespace, where the session's listeners are opened (never
+//! the agent's own, the host's).
 
 use std::{
     ffi::{CStr, CString},
@@ -57,6 +58,20 @@ impl SessionProcess {
             }
         }
         Ok(())
+    }
+
+    /// Checks that the process runs under a seccomp filter (`Seccomp: 2` in its `status`); the
+    /// error says what it runs under instead.
+    pub fn verify_seccomp_filter(&self) -> io::Result<()> {
+        let status = io::read_to_string(open_at(&self.dir, c"status")?)?;
+        match super::seccomp::mode_in_status(&status) {
+            Some(super::seccomp::FILTER_MODE) => Ok(()),
+            mode => Err(io::Error::other(format!(
+                "process {} runs without a seccomp filter (Seccomp: {}); hh's profile was not                  applied (a Docker daemon with seccomp disabled, or a runtime without it)",
+                self.pid,
+                mode.unwrap_or("missing")
+            ))),
+        }
     }
 
     /// The process's network namespace, open; refused when it is the agent's own.

@@ -12,10 +12,13 @@
 //! - [`relay`]: copying bytes between sockets with an idle bound.
 //! - [`idle`]: an idle bound for connections hyper drives (HTTP/2 to the client).
 //! - [`body`]: HTTP bodies streamed through, counted, with an idle bound.
+//! - [`client_hello`]: the bounded ClientHello parser (server name, ECH) for bypassed hosts.
+//! - [`bypass`]: whether a `bypass_proxy` connection's ClientHello may be spliced.
 
 pub mod approvals;
 pub mod approvals_api;
 pub mod body;
+pub mod bypass;
 pub mod client_hello;
 pub mod decision;
 pub mod explicit;

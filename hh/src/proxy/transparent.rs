@@ -9,7 +9,7 @@
 //! recorded destination and is served as an explicit-proxy client, under the same policy.
 //!
 //! Hosts in `bypass_proxy` are not intercepted: once the ClientHello's server name is checked
-//! against the destination's name, the connection is decided as an unparsed one and spliced to
+//! against the destination's name (and found to hide no other: [`bypass`]), the connection is decided as an unparsed one and spliced to
 //! the name's upstream ([`explicit::splice_opaque`]).
 //!
 //! One destination is special: [`CANARY`]. Before a session's shell starts, its init connects
@@ -20,7 +20,6 @@ use std::{
     io,
     net::{IpAddr, Ipv4Addr, SocketAddrV4},
     sync::Arc,
-    time::Duration,
 };
 
 use tokio::{
@@ -29,7 +28,7 @@ use tokio::{
 };
 
 use super::{
-    client_hello::{self, Hello},
+    bypass,
     explicit::{self, Proxy},
 };
 use crate::{
@@ -105,55 +104,19 @@ async fn redirected(
     explicit::tunnel(Arc::clone(&front.proxy), client, host, destination.port()).await
 }
 
-/// A `bypass_proxy` host: its ClientHello must name it (a bypassed name may not front for
-/// another), then the bytes go through unterminated.
+/// A `bypass_proxy` host: its ClientHello must name it and hide no other name (a bypassed
+/// name may not front for another: [`bypass`]), then the bytes go through unterminated.
 async fn bypass(
     front: &TransparentFront,
-    client: TcpStream,
+    mut client: TcpStream,
     host: Host,
     port: u16,
 ) -> io::Result<()> {
-    let named = match peek_server_name(&client, front.proxy.idle_timeout).await? {
-        Some(Some(name)) => Host::parse(&name).is_ok_and(|name| name == host),
-        Some(None) | None => false,
-    };
-    if !named {
-        tracing::warn!(%host, port, "bypassed host without a matching TLS server name; closing");
+    let idle = front.proxy.idle_timeout;
+    if !bypass::client_hello_names(&mut client, &host, idle).await? {
         return Ok(());
     }
     explicit::splice_opaque(&front.proxy, client, host, port).await
-}
-
-/// Peeks (without consuming) until the first TLS record is whole. `None`: not TLS, malformed,
-/// or not complete within `idle`. `Some(None)`: a ClientHello without a server name.
-async fn peek_server_name(
-    client: &TcpStream,
-    idle: Duration,
-) -> io::Result<Option<Option<String>>> {
-    let deadline = tokio::time::Instant::now() + idle;
-    let mut buf = vec![0u8; client_hello::MAX_RECORD];
-    let mut seen = 0;
-    loop {
-        let peeked = match tokio::time::timeout_at(deadline, client.peek(&mut buf)).await {
-            Ok(peeked) => peeked?,
-            Err(_) => return Ok(None),
-        };
-        match client_hello::parse(&buf[..peeked]) {
-            Hello::ServerName(name) => return Ok(Some(name)),
-            Hello::Malformed => return Ok(None),
-            Hello::Incomplete if peeked == 0 || peeked == buf.len() => return Ok(None),
-            Hello::Incomplete => {
-                // peek returns at once while bytes wait; pause until more may have arrived.
-                if peeked == seen {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                seen = peeked;
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(None);
-        }
-    }
 }
 
 /// The name a destination stands for: the stub's name for a synthetic address, else the
