@@ -37,7 +37,7 @@ use crate::{
     dns::{self, SyntheticAddresses},
     enforce::ebpf::unpin_session,
     proxy::{
-        decision::{DecisionEngine, EngineSetup},
+        decision::{DecisionEngine, EngineSetup, PolicyFn},
         explicit::{IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
         http1::Limits,
         transparent::{self, TransparentFront},
@@ -297,9 +297,10 @@ async fn serve(
     let workspace = info.workspace.clone();
     let policy = Arc::new(policy);
     let written = Arc::clone(&policy);
+    let current: PolicyFn = Arc::new(move || policy.current());
     let engine = DecisionEngine::new(EngineSetup {
         session: id.clone(),
-        policy: Arc::new(move || policy.current()),
+        policy: Arc::clone(&current),
         approvals: Arc::clone(&agent.approvals),
         rules_file: rules_file.to_path_buf(),
         rules_target: format!("--workspace {workspace}"),
@@ -312,7 +313,8 @@ async fn serve(
         agent.settings.dial_grants.clone(),
         Arc::clone(&agent.upstream_tls),
         Duration::from_secs(10),
-    );
+    )
+    .with_address_rules(current);
     let proxy = Arc::new(Proxy {
         engine,
         upstream,

@@ -132,7 +132,7 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
     let rules_file = options.rules[0].clone();
     let engine = DecisionEngine::new(EngineSetup {
         session: STANDALONE_SESSION.into(),
-        policy,
+        policy: Arc::clone(&policy),
         approvals,
         rules_target: format!("--rules {}", rules_file.display()),
         rules_file,
@@ -145,7 +145,8 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
         DialGrants::new(options.dial_grant.iter().copied()),
         tls,
         Duration::from_secs(10),
-    );
+    )
+    .with_address_rules(policy);
     let proxy = Arc::new(Proxy {
         engine,
         upstream,

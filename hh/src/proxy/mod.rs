@@ -1,6 +1,7 @@
 //! The MITM proxy: its building blocks and the explicit-proxy front door.
 //!
 //! - [`ssrf`]: the pure decision whether an address may be dialled.
+//! - [`host_addresses`]: this host's own addresses (refused by the guard), kept fresh.
 //! - [`http1`]: the pure strict HTTP/1.x request-head parser and hop-by-hop stripping.
 //! - [`approvals`]: requests held for a person's answer (shared prompts, bounded, timed out).
 //! - [`approvals_api`]: `hh proxy --api-socket`: approvals served to `hh approvals` and the TUI.
@@ -22,6 +23,7 @@ pub mod bypass;
 pub mod client_hello;
 pub mod decision;
 pub mod explicit;
+pub mod host_addresses;
 pub mod http1;
 pub mod idle;
 pub mod intercept;

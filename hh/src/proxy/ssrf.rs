@@ -1,13 +1,20 @@
 //! The SSRF guard: may the proxy dial this address?
 //!
-//! Owns one pure decision, [`check_dial_target`], made on the address the proxy resolved and is
-//! about to dial (never on one taken from the client, never re-resolved afterwards). It refuses every
-//! address that is not plainly a public unicast host — loopback, private, CGNAT, link-local, cloud
-//! metadata, unique-local, multicast, reserved, documentation — and looks *inside* the IPv6 forms that
-//! carry an IPv4 address (IPv4-mapped, IPv4-translated, IPv4-compatible, NAT64, 6to4, Teredo), so
-//! `::ffff:127.0.0.1` or `64:ff9b::a9fe:a9fe` is judged as the 127.0.0.1 or 169.254.169.254 it
-//! reaches. The only way past a refusal is a [`DialGrants`] entry: an address or CIDR that a rule
-//! names or that `localhost_forwards` grants. Resolving names and matching rules belong elsewhere.
+//! Owns one pure decision, [`check_dial_target_among`], made on the address the proxy resolved and
+//! is about to dial (never on one taken from the client, never re-resolved afterwards). It refuses
+//! every address that is not plainly a public unicast host — loopback, private, CGNAT, link-local,
+//! cloud metadata, unique-local, multicast, reserved, documentation — and looks *inside* the IPv6
+//! forms that carry an IPv4 address (IPv4-mapped, IPv4-translated, IPv4-compatible, NAT64, 6to4,
+//! Teredo), so `::ffff:127.0.0.1` or `64:ff9b::a9fe:a9fe` is judged as the 127.0.0.1 or
+//! 169.254.169.254 it reaches. The only way past a refusal is a [`DialGrants`] entry: an address or
+//! CIDR that a rule names or that `localhost_forwards` grants.
+//!
+//! It also refuses the host's own addresses (every address on the proxy host's interfaces, public
+//! ones too): a name resolving there reaches the host's own services, which no rule about a
+//! remote host means to open. A grant of a whole block does not let one of them through; only a
+//! grant of exactly that address does (loopback keeps its own reason and grants as before).
+//! [`check_dial_target`] reads the host's addresses ([`super::host_addresses`]); the pure core takes
+//! them as an argument. Resolving names and matching rules belong elsewhere.
 //!
 //! Ranges follow the IANA special-purpose registries:
 //! <https://www.iana.org/assignments/iana-ipv4-special-registry/> and
@@ -53,13 +60,17 @@ pub enum RefusalReason {
     /// Reserved, deprecated or unassigned space that no public host uses (`240.0.0.0/4`,
     /// IPv4-compatible `::a.b.c.d`, IETF protocol assignments, everything outside `2000::/3`, …).
     Reserved,
+    /// An address on one of the proxy host's own interfaces.
+    ThisHost,
+    /// A deny rule names the address (see [`RefusedAddress::rule`]).
+    DeniedByRule,
 }
 
 impl RefusalReason {
     fn describe(self) -> &'static str {
         match self {
             Self::Unspecified => "an unspecified (\"this network\") address",
-            Self::Loopback => "a loopback address",
+            Self::Loopback => "the loopback of the proxy's host (not the session's own)",
             Self::Private => "a private address",
             Self::Cgnat => "a carrier-grade NAT address",
             Self::LinkLocal => "a link-local address",
@@ -74,6 +85,8 @@ impl RefusalReason {
             Self::Teredo => "a Teredo address",
             Self::Discard => "a discard-only address",
             Self::Reserved => "a reserved address",
+            Self::ThisHost => "an address of the proxy's own host",
+            Self::DeniedByRule => "an address a deny rule names",
         }
     }
 }
@@ -124,14 +137,30 @@ pub struct RefusedAddress {
     pub addr: IpAddr,
     pub reason: RefusalReason,
     pub embedded: Option<(Embedding, Ipv4Addr)>,
+    /// For [`RefusalReason::DeniedByRule`]: the rule, as its origin prints it.
+    pub rule: Option<String>,
 }
 
 impl RefusedAddress {
+    /// `addr` is denied by `rule` (printed as the audit log and 403s show rules).
+    pub fn denied_by_rule(addr: IpAddr, rule: String) -> RefusedAddress {
+        RefusedAddress {
+            addr,
+            reason: RefusalReason::DeniedByRule,
+            embedded: None,
+            rule: Some(rule),
+        }
+    }
+
     fn explain(&self) -> String {
-        match self.embedded {
+        let mut text = match self.embedded {
             Some((how, v4)) => format!("{how} form of {v4}, {}", self.reason),
             None => self.reason.to_string(),
+        };
+        if let Some(rule) = &self.rule {
+            text.push_str(&format!(" ({rule})"));
         }
+        text
     }
 }
 
@@ -259,25 +288,51 @@ impl DialGrants {
     fn covers(&self, ip: IpAddr) -> bool {
         self.blocks.iter().any(|block| block.contains(ip))
     }
+
+    /// Whether one grant is exactly `ip` (a one-address block), not a wider block holding it.
+    fn names_exactly(&self, ip: IpAddr) -> bool {
+        self.blocks.contains(&IpCidr::host(ip))
+    }
 }
 
-/// Decides whether the proxy may dial `addr`.
-///
-/// A grant covering `addr` itself lets it through. For the IPv4-mapped and IPv4-translated forms,
-/// which reach the very same IPv4 host, a grant covering the embedded IPv4 address does too. NAT64,
-/// 6to4 and Teredo addresses are dialled through a translator or relay, so they are refused even when
-/// the IPv4 address they carry is public, unless a grant names the IPv6 address itself.
+/// [`check_dial_target_among`] with the host's addresses as they are now.
 pub fn check_dial_target(addr: IpAddr, grants: &DialGrants) -> Result<(), RefusedAddress> {
-    if grants.covers(addr) {
-        return Ok(());
-    }
+    check_dial_target_among(addr, grants, &super::host_addresses::current())
+}
+
+/// Decides whether the proxy may dial `addr`, on a host whose interfaces carry `host_addresses`.
+///
+/// An address of the host itself (not loopback, which is judged as such below) is refused unless
+/// a grant is exactly that address; the IPv4-mapped and IPv4-translated forms of one are refused
+/// alike. Otherwise a grant covering `addr` itself lets it through. For the IPv4-mapped and
+/// IPv4-translated forms, which reach the very same IPv4 host, a grant covering the embedded IPv4
+/// address does too. NAT64, 6to4 and Teredo addresses are dialled through a translator or relay, so
+/// they are refused even when the IPv4 address they carry is public, unless a grant names the IPv6
+/// address itself.
+pub fn check_dial_target_among(
+    addr: IpAddr,
+    grants: &DialGrants,
+    host_addresses: &[IpAddr],
+) -> Result<(), RefusedAddress> {
     let refuse = |reason, embedded| {
         Err(RefusedAddress {
             addr,
             reason,
             embedded,
+            rule: None,
         })
     };
+    let forms = std::iter::once((addr, None))
+        .chain(same_host_ipv4(addr).map(|(how, v4)| (IpAddr::V4(v4), Some((how, v4)))));
+    for (form, embedded) in forms {
+        let own = !form.is_loopback() && host_addresses.contains(&form);
+        if own && !(grants.names_exactly(addr) || grants.names_exactly(form)) {
+            return refuse(RefusalReason::ThisHost, embedded);
+        }
+    }
+    if grants.covers(addr) {
+        return Ok(());
+    }
     match addr {
         IpAddr::V4(v4) => match classify_v4(v4) {
             Some(reason) => refuse(reason, None),
@@ -301,6 +356,20 @@ pub fn check_dial_target(addr: IpAddr, grants: &DialGrants) -> Result<(), Refuse
                 }
             }
         },
+    }
+}
+
+/// The IPv4 address an IPv4-mapped or IPv4-translated `addr` reaches (the very same host).
+pub fn same_host_ipv4(addr: IpAddr) -> Option<(Embedding, Ipv4Addr)> {
+    let IpAddr::V6(v6) = addr else { return None };
+    let bits = v6.to_bits();
+    let v4 = Ipv4Addr::from_bits(bits as u32);
+    if prefix_eq(0xffff_u128 << 32, bits, 128, 96) {
+        Some((Embedding::Ipv4Mapped, v4))
+    } else if prefix_eq(0xffff_u128 << 48, bits, 128, 96) {
+        Some((Embedding::Ipv4Translated, v4))
+    } else {
+        None
     }
 }
 
@@ -444,8 +513,13 @@ mod tests {
         text.parse().expect("test address parses")
     }
 
+    /// The guard on a host with no address of its own beyond loopback.
+    fn check(addr: IpAddr, grants: &DialGrants) -> Result<(), RefusedAddress> {
+        check_dial_target_among(addr, grants, &[ip("127.0.0.1"), ip("::1")])
+    }
+
     fn verdict(text: &str) -> Result<(), RefusalReason> {
-        check_dial_target(ip(text), &DialGrants::none()).map_err(|refused| refused.reason)
+        check(ip(text), &DialGrants::none()).map_err(|refused| refused.reason)
     }
 
     #[test]
@@ -728,8 +802,8 @@ mod tests {
             ),
         ];
         for (addr, how, v4, reason) in cases {
-            let refused = check_dial_target(ip(addr), &DialGrants::none())
-                .expect_err(&format!("{addr} must be refused"));
+            let refused =
+                check(ip(addr), &DialGrants::none()).expect_err(&format!("{addr} must be refused"));
             assert_eq!(refused.reason, reason, "{addr}");
             assert_eq!(refused.embedded, Some((how, v4.parse().unwrap())), "{addr}");
         }
@@ -782,11 +856,7 @@ mod tests {
             ("::1", false),
         ];
         for (addr, allowed) in cases {
-            assert_eq!(
-                check_dial_target(ip(addr), &grants).is_ok(),
-                allowed,
-                "{addr}"
-            );
+            assert_eq!(check(ip(addr), &grants).is_ok(), allowed, "{addr}");
         }
     }
 
@@ -794,11 +864,11 @@ mod tests {
         #[test]
         fn mapped_and_translated_forms_are_judged_exactly_like_their_ipv4_address(bits: u32) {
             let v4 = Ipv4Addr::from_bits(bits);
-            let plain = check_dial_target(IpAddr::V4(v4), &DialGrants::none()).map_err(|r| r.reason);
+            let plain = check(IpAddr::V4(v4), &DialGrants::none()).map_err(|r| r.reason);
             let mapped = Ipv6Addr::from_bits(0xffff_u128 << 32 | u128::from(bits));
             let translated = Ipv6Addr::from_bits(0xffff_u128 << 48 | u128::from(bits));
             for form in [mapped, translated] {
-                let wrapped = check_dial_target(IpAddr::V6(form), &DialGrants::none()).map_err(|r| r.reason);
+                let wrapped = check(IpAddr::V6(form), &DialGrants::none()).map_err(|r| r.reason);
                 proptest::prop_assert_eq!(wrapped, plain, "{}", form);
             }
         }
@@ -809,7 +879,7 @@ mod tests {
             let six_to_four = Ipv6Addr::from_bits(0x2002_u128 << 112 | u128::from(bits) << 80);
             let teredo = Ipv6Addr::from_bits(0x2001_0000_u128 << 96 | u128::from(bits));
             for addr in [nat64, six_to_four, teredo] {
-                proptest::prop_assert!(check_dial_target(IpAddr::V6(addr), &DialGrants::none()).is_err(), "{}", addr);
+                proptest::prop_assert!(check(IpAddr::V6(addr), &DialGrants::none()).is_err(), "{}", addr);
             }
         }
     }
@@ -837,9 +907,58 @@ mod tests {
     }
 
     #[test]
+    fn the_hosts_own_addresses_are_refused_unless_granted_exactly() {
+        let own = [
+            ip("127.0.0.1"),
+            ip("10.77.0.1"),
+            ip("fd77::1"),
+            ip("198.51.7.7"),
+            ip("::1"),
+        ];
+        let among = |addr: &str, grants: &DialGrants| {
+            check_dial_target_among(ip(addr), grants, &own).map_err(|refused| refused.reason)
+        };
+        let none = DialGrants::none();
+        let blocks = DialGrants::new(
+            ["10.0.0.0/8", "fd77::/16", "198.51.0.0/16"].map(|b| b.parse().unwrap()),
+        );
+        let exact = DialGrants::new(["10.77.0.1", "fd77::1"].map(|b| b.parse().unwrap()));
+        let cases = [
+            // A public address of the host is refused although it is public.
+            ("198.51.7.7", &none, Err(R::ThisHost)),
+            ("::ffff:198.51.7.7", &none, Err(R::ThisHost)),
+            ("::ffff:0:198.51.7.7", &none, Err(R::ThisHost)),
+            ("198.51.7.8", &none, Ok(())),
+            // A block grant (a corporate range) does not open the host's own address in it ...
+            ("10.77.0.1", &blocks, Err(R::ThisHost)),
+            ("::ffff:10.77.0.1", &blocks, Err(R::ThisHost)),
+            ("fd77::1", &blocks, Err(R::ThisHost)),
+            ("198.51.7.7", &blocks, Err(R::ThisHost)),
+            ("10.77.0.2", &blocks, Ok(())),
+            ("fd77::2", &blocks, Ok(())),
+            // ... a grant of exactly that address does.
+            ("10.77.0.1", &exact, Ok(())),
+            ("::ffff:10.77.0.1", &exact, Ok(())),
+            ("fd77::1", &exact, Ok(())),
+            // Loopback keeps its own reason (and its grants).
+            ("127.0.0.1", &none, Err(R::Loopback)),
+            ("::1", &none, Err(R::Loopback)),
+            // Without a grant, a private address of the host is refused as the host's.
+            ("10.77.0.1", &none, Err(R::ThisHost)),
+        ];
+        for (addr, grants, expected) in cases {
+            assert_eq!(among(addr, grants), expected, "{addr} with {grants:?}");
+        }
+        let refused = check_dial_target_among(ip("10.77.0.1"), &blocks, &own).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "refusing to dial 10.77.0.1: an address of the proxy's own host"
+        );
+    }
+
+    #[test]
     fn the_refusal_message_names_the_address_and_the_embedded_one() {
-        let refused =
-            check_dial_target(ip("::ffff:169.254.169.254"), &DialGrants::none()).unwrap_err();
+        let refused = check(ip("::ffff:169.254.169.254"), &DialGrants::none()).unwrap_err();
         assert_eq!(
             refused.to_string(),
             "refusing to dial ::ffff:169.254.169.254: IPv4-mapped form of 169.254.169.254, a cloud metadata endpoint"

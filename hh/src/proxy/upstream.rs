@@ -5,6 +5,11 @@
 //! Names are resolved by the test resolver's fixed table (`--resolve NAME=IP`) when listed there,
 //! otherwise by the system resolver. The grants ([`DialGrants`]) come from `--dial-grant`; an
 //! IP literal that the allowing rule names exactly is dialed too (`named_by_rule`).
+//!
+//! Deny rules on IP literals hold here too ([`Upstream::with_address_rules`]): an address a deny
+//! rule names (`domain=10.0.0.5`, for its port) is never dialed for a name that resolves to it,
+//! whatever rule allowed the name, and neither are its IPv4-mapped forms. The request for the
+//! literal itself was already decided with every term of the rule.
 
 use std::{
     collections::HashMap,
@@ -21,7 +26,10 @@ use rustls::{
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-use super::ssrf::{DialGrants, RefusedAddress, check_dial_target};
+use super::{
+    decision::PolicyFn,
+    ssrf::{DialGrants, RefusedAddress, check_dial_target, same_host_ipv4},
+};
 use crate::rules::Host;
 
 /// Why an upstream could not be reached. [`DialError::Refused`] means no packet was sent.
@@ -84,6 +92,8 @@ pub struct Upstream {
     /// Offers `http/1.1` only.
     tls_http1: TlsConnector,
     connect_timeout: Duration,
+    /// The policy whose deny rules on IP literals hold at dial time.
+    address_rules: Option<PolicyFn>,
 }
 
 impl Upstream {
@@ -101,7 +111,24 @@ impl Upstream {
             tls: TlsConnector::from(tls),
             tls_http1: TlsConnector::from(Arc::new(http1)),
             connect_timeout,
+            address_rules: None,
         }
+    }
+
+    /// Consults `policy`'s deny rules for every address before it is dialed (see the module doc).
+    pub fn with_address_rules(mut self, policy: PolicyFn) -> Upstream {
+        self.address_rules = Some(policy);
+        self
+    }
+
+    /// The deny rule that names `ip` (or the IPv4 address an IPv4-mapped `ip` reaches) for
+    /// `port`, as its origin prints; the literal `host` itself is skipped (decided already).
+    fn denying_rule(&self, host: &Host, ip: IpAddr, port: u16) -> Option<String> {
+        let policy = (self.address_rules.as_ref()?)();
+        let forms = std::iter::once(ip).chain(same_host_ipv4(ip).map(|(_, v4)| IpAddr::V4(v4)));
+        forms
+            .filter(|form| host.ip() != Some(*form))
+            .find_map(|form| policy.deny_naming(form, port).map(ToString::to_string))
     }
 
     /// A client configuration trusting the webpki roots plus every certificate in `extra` (PEM
@@ -139,6 +166,12 @@ impl Upstream {
         named_by_rule: bool,
     ) -> Result<SocketAddr, DialError> {
         if let (Some(ip), true) = (host.ip(), named_by_rule) {
+            if let Some(rule) = self.denying_rule(host, ip, port) {
+                return Err(DialError::Refused {
+                    host: host.clone(),
+                    refused: RefusedAddress::denied_by_rule(ip, rule),
+                });
+            }
             return Ok(SocketAddr::new(ip, port));
         }
         let candidates: Vec<IpAddr> = if let Some(ip) = host.ip() {
@@ -163,6 +196,11 @@ impl Upstream {
         };
         let mut first_refusal = None;
         for ip in candidates {
+            // A deny rule on the address wins over any grant, as deny wins everywhere.
+            if let Some(rule) = self.denying_rule(host, ip, port) {
+                first_refusal.get_or_insert(RefusedAddress::denied_by_rule(ip, rule));
+                continue;
+            }
             match check_dial_target(ip, &self.grants) {
                 Ok(()) => return Ok(SocketAddr::new(ip, port)),
                 Err(refused) => {
@@ -264,6 +302,47 @@ mod tests {
         let host = Host::parse("local.test").unwrap();
         let addr = upstream.resolve_checked(&host, 8080, false).await.unwrap();
         assert_eq!(addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_an_address_a_deny_rule_names_is_refused_whatever_the_grants() {
+        use crate::rules::{Action, Layer, LayerRules, Policy, Rule};
+        let grant = super::super::ssrf::IpCidr::host([127, 0, 0, 1].into());
+        let mut layer = LayerRules::new(Layer::Workspace, "rules.toml");
+        layer.push(
+            Action::Deny,
+            Rule::parse("domain=127.0.0.1").unwrap(),
+            "domain=127.0.0.1",
+        );
+        let policy = Arc::new(Policy::new(vec![layer]));
+        let upstream = upstream(
+            &[
+                ("alias.test", [127, 0, 0, 1]),
+                ("other.test", [127, 0, 0, 2]),
+            ],
+            DialGrants::new([grant, "127.0.0.2".parse().unwrap()]),
+        )
+        .with_address_rules(Arc::new(move || Arc::clone(&policy)));
+        let host = Host::parse("alias.test").unwrap();
+        let error = upstream
+            .resolve_checked(&host, 8080, false)
+            .await
+            .unwrap_err();
+        let DialError::Refused { refused, .. } = &error else {
+            panic!("{error}");
+        };
+        assert_eq!(
+            refused.reason,
+            super::super::ssrf::RefusalReason::DeniedByRule
+        );
+        assert_eq!(
+            error.to_string(),
+            "refused to dial alias.test: refusing to dial 127.0.0.1: an address a deny rule names \
+             (workspace rules.toml denylist[0]: domain=127.0.0.1)"
+        );
+        // Another address is not touched by it.
+        let other = Host::parse("other.test").unwrap();
+        assert!(upstream.resolve_checked(&other, 8080, false).await.is_ok());
     }
 
     #[tokio::test]

@@ -320,6 +320,25 @@ impl Policy {
         }
     }
 
+    /// The first deny rule that names the address `ip` exactly (`domain=10.0.0.5`) and whose
+    /// `port` term covers `port` (a deny rule without one covers every port), whatever its
+    /// `method` and `path` terms say: what the proxy checks at dial time for the address a *name*
+    /// resolved to, where one connection carries requests such terms could not tell apart.
+    pub fn deny_naming(&self, ip: IpAddr, port: u16) -> Option<&RuleOrigin> {
+        let host = super::Host::from_ip(ip);
+        let connection = Request::tcp(host.clone(), port);
+        self.deny
+            .exact
+            .get(host.as_str())?
+            .iter()
+            .map(|&id| &self.entries[id as usize])
+            .find(|entry| {
+                entry.origin.named_ips.contains(&ip)
+                    && entry.rule.matches_connection(Action::Deny, &connection)
+            })
+            .map(|entry| &entry.origin)
+    }
+
     /// The same decision by a linear scan over every rule: the reference the index is checked
     /// against in tests and benchmarks.
     pub fn decide_by_scan(&self, request: &Request) -> Decision<'_> {
@@ -443,6 +462,38 @@ mod tests {
                 .rule
                 .map(|r| format!("{} {}[{}]", r.layer, r.action.list_name(), r.index)),
         )
+    }
+
+    #[test]
+    fn a_deny_rule_naming_an_address_is_found_for_that_address_and_port_only() {
+        let policy = Policy::new(vec![layer(
+            Layer::Workspace,
+            &["domain=10.0.0.9"],
+            &[
+                "domain=*",
+                "domain=10.0.0.5 path=/admin/*",
+                "domain=10.0.0.6,a.test port=8080",
+                "domain=*.test",
+            ],
+        )]);
+        let found = |ip: &str, port| {
+            policy
+                .deny_naming(ip.parse().unwrap(), port)
+                .map(|rule| rule.text.to_string())
+        };
+        // Path terms do not narrow it: a connection to a name carries any path.
+        assert_eq!(
+            found("10.0.0.5", 443).as_deref(),
+            Some("domain=10.0.0.5 path=/admin/*")
+        );
+        assert_eq!(
+            found("10.0.0.6", 8080).as_deref(),
+            Some("domain=10.0.0.6,a.test port=8080")
+        );
+        assert_eq!(found("10.0.0.6", 443), None);
+        // `domain=*` names no address; an allow rule naming one is not a deny.
+        assert_eq!(found("10.0.0.7", 443), None);
+        assert_eq!(found("10.0.0.9", 443), None);
     }
 
     #[test]
