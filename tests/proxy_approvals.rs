@@ -148,6 +148,11 @@ struct Fetched {
 }
 
 fn curl(proxy: SocketAddr, ca: &std::path::Path, url: &str) -> Fetched {
+    curl_sending(proxy, ca, url, &[])
+}
+
+/// [`curl`] with `extra` arguments (a body to send, a method).
+fn curl_sending(proxy: SocketAddr, ca: &std::path::Path, url: &str, extra: &[&str]) -> Fetched {
     let output = Command::new("curl")
         .env_remove("NO_PROXY")
         .env_remove("no_proxy")
@@ -156,6 +161,7 @@ fn curl(proxy: SocketAddr, ca: &std::path::Path, url: &str) -> Fetched {
         .arg("--cacert")
         .arg(ca)
         .args(["-w", "\n%{http_code}"])
+        .args(extra)
         .arg(url)
         .output()
         .expect("curl runs");
@@ -316,6 +322,69 @@ fn two_identical_requests_share_one_prompt_and_one_answer_releases_both() {
     assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 2);
     // Allowed once: nothing was written.
     assert_eq!(proxy.rules_text(), RULES);
+}
+
+#[test]
+fn requests_differing_in_query_string_or_body_size_get_prompts_of_their_own_showing_them() {
+    let proxy = start_proxy(30);
+    let (addr, ca) = (proxy.addr, proxy.state.join("ca.pem"));
+    let send = |url: String, extra: &'static [&'static str]| {
+        let ca = ca.clone();
+        std::thread::spawn(move || curl_sending(addr, &ca, &url, extra))
+    };
+    let tunneled = |path: &str| proxy.url("unknown.test", path);
+    let plain = format!("http://unknown.test:{}/plain?b=2", proxy.upstream.http_port);
+    let held = [
+        // Same path, different query strings (through CONNECT + TLS).
+        send(tunneled("/q?page=1"), &[]),
+        send(tunneled("/q?page=2"), &[]),
+        // The same query twice: one prompt, two waiting.
+        send(tunneled("/q?page=2"), &[]),
+        // Same path, bodies of different sizes.
+        send(tunneled("/q"), &["--data-binary", "abc"]),
+        send(tunneled("/q"), &["--data-binary", "abcdefgh"]),
+        // Absolute-form plain HTTP, with a query and a body.
+        send(plain, &["--data-binary", "12345"]),
+    ];
+    let pending = proxy.pending_when(|pending| {
+        pending.len() == 5 && pending.iter().any(|prompt| prompt["waiting"] == 2)
+    });
+    let mut shown: Vec<String> = pending
+        .iter()
+        .map(|prompt| {
+            format!(
+                "{} {} query={} body={} waiting={}",
+                prompt["method"].as_str().unwrap(),
+                prompt["path"].as_str().unwrap(),
+                prompt["query"],
+                prompt["body"],
+                prompt["waiting"]
+            )
+        })
+        .collect();
+    shown.sort();
+    assert_eq!(
+        shown,
+        [
+            "GET /q query=\"page=1\" body=\"none\" waiting=1",
+            "GET /q query=\"page=2\" body=\"none\" waiting=2",
+            "POST /plain query=\"b=2\" body={\"bytes\":5} waiting=1",
+            "POST /q query=null body={\"bytes\":3} waiting=1",
+            "POST /q query=null body={\"bytes\":8} waiting=1",
+        ]
+    );
+    // `hh approvals` shows them too.
+    let listed = String::from_utf8_lossy(&proxy.approvals(&[]).stdout).into_owned();
+    assert!(listed.contains("/q?page=1"), "{listed}");
+    assert!(listed.contains("8 B"), "{listed}");
+    for prompt in &pending {
+        let answered = proxy.approvals(&["deny", &prompt["id"].to_string()]);
+        assert_eq!(answered.status.code(), Some(0), "{}", stderr(&answered));
+    }
+    for held in held {
+        assert_eq!(held.join().unwrap().status, 403);
+    }
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
 }
 
 #[test]

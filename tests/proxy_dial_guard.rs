@@ -165,7 +165,9 @@ fn the_hosts_own_addresses_are_refused_even_inside_a_granted_block() {
     };
     // A veth pair with both ends in the namespace: an interface like a host's uplink, whose
     // peer is the namespace itself.
-    ip(&["link", "add", "hhv0", "type", "veth", "peer", "name", "hhv1"]);
+    ip(&[
+        "link", "add", "hhv0", "type", "veth", "peer", "name", "hhv1",
+    ]);
     ip(&["addr", "add", "10.77.0.1/24", "dev", "hhv0"]);
     ip(&["addr", "add", "10.78.0.1/24", "dev", "hhv0"]);
     ip(&["addr", "add", "fd77::1/64", "dev", "hhv0", "nodad"]);

@@ -154,6 +154,30 @@ pub struct PendingApproval {
     pub layer: String,
     /// The rule "forever" would append unless the answer names another (the narrowest one).
     pub suggested_rule: String,
+    /// The request's query string as sent (after `?`, without it): it leaves with the request
+    /// although no rule decides on it. `None` when the request had none.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The size of the body the request sends.
+    #[serde(default)]
+    pub body: BodySize,
+    /// What the person must know to answer well, e.g. that `127.0.0.1` is the proxy host's
+    /// loopback, not the session's.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The size of a request's body, as its framing gave it before the body was read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodySize {
+    /// No body (or an empty one).
+    #[default]
+    None,
+    /// `Content-Length` bytes (HTTP/1.1, or HTTP/2 with `content-length`).
+    Bytes(u64),
+    /// Its length was not given ahead (chunked, or an HTTP/2 body without `content-length`).
+    Streamed,
 }
 
 /// How a person answers a held request.

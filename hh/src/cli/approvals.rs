@@ -13,7 +13,7 @@ use anyhow::Context as _;
 
 use crate::api::{
     client::{self, Client, ClientError},
-    protocol::{Answer, ClientRequest, PendingApproval, Reply},
+    protocol::{Answer, BodySize, ClientRequest, PendingApproval, Reply},
 };
 
 /// The answer was refused by the agent.
@@ -150,14 +150,23 @@ fn now_ms() -> u64 {
 /// One line per prompt: id, session, how many wait, seconds left, the request, the rule
 /// "forever" would add.
 fn table(pending: &[PendingApproval], now_ms: u64) -> String {
-    let rows: Vec<[String; 6]> = pending
+    let rows: Vec<[String; 7]> = pending
         .iter()
         .map(|approval| {
             let request = match (&approval.method, &approval.path) {
                 (Some(method), Some(path)) => {
-                    format!("{method} {}:{} {path}", approval.host, approval.port)
+                    let query = approval
+                        .query
+                        .as_ref()
+                        .map_or_else(String::new, |query| format!("?{query}"));
+                    format!("{method} {}:{} {path}{query}", approval.host, approval.port)
                 }
                 _ => format!("TCP {}:{}", approval.host, approval.port),
+            };
+            let body = match approval.body {
+                BodySize::None => "-".to_owned(),
+                BodySize::Bytes(len) => format!("{len} B"),
+                BodySize::Streamed => "streamed".to_owned(),
             };
             let left = approval.deadline_ms.saturating_sub(now_ms).div_ceil(1000);
             [
@@ -166,6 +175,7 @@ fn table(pending: &[PendingApproval], now_ms: u64) -> String {
                 approval.waiting.to_string(),
                 format!("{left}s"),
                 request,
+                body,
                 approval.suggested_rule.clone(),
             ]
         })
@@ -176,6 +186,7 @@ fn table(pending: &[PendingApproval], now_ms: u64) -> String {
         "WAITING",
         "LEFT",
         "REQUEST",
+        "BODY",
         "FOREVER RULE",
     ]
     .map(String::from);
@@ -194,6 +205,11 @@ fn table(pending: &[PendingApproval], now_ms: u64) -> String {
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
+    }
+    for approval in pending {
+        if let Some(note) = &approval.note {
+            out.push_str(&format!("note on {}: {note}\n", approval.id));
+        }
     }
     out
 }
@@ -216,19 +232,34 @@ mod tests {
             rules_file: "rules.toml".into(),
             layer: "workspace".into(),
             suggested_rule: format!("domain=a.test port={port}"),
+            query: None,
+            body: BodySize::None,
+            note: None,
         };
+        let mut posted = approval(8, Some("POST"), Some("/up"), 443);
+        posted.query = Some("id=4".into());
+        posted.body = BodySize::Bytes(1200);
+        let mut local = approval(9, Some("GET"), Some("/"), 8080);
+        local.host = "127.0.0.1".into();
+        local.note = Some("127.0.0.1 is the loopback of the proxy's host".into());
+        local.body = BodySize::Streamed;
         let text = table(
             &[
                 approval(7, Some("GET"), Some("/x"), 443),
+                posted,
+                local,
                 approval(12, None, None, 22),
             ],
             1_000,
         );
         assert_eq!(
             text,
-            "ID  SESSION     WAITING  LEFT  REQUEST            FOREVER RULE\n\
-             7   standalone  2        10s   GET a.test:443 /x  domain=a.test port=443\n\
-             12  standalone  2        10s   TCP a.test:22      domain=a.test port=22\n"
+            "ID  SESSION     WAITING  LEFT  REQUEST                   BODY      FOREVER RULE\n\
+             7   standalone  2        10s   GET a.test:443 /x         -         domain=a.test port=443\n\
+             8   standalone  2        10s   POST a.test:443 /up?id=4  1200 B    domain=a.test port=443\n\
+             9   standalone  2        10s   GET 127.0.0.1:8080 /      streamed  domain=a.test port=8080\n\
+             12  standalone  2        10s   TCP a.test:22             -         domain=a.test port=22\n\
+             note on 9: 127.0.0.1 is the loopback of the proxy's host\n"
         );
     }
 }

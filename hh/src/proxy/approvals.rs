@@ -2,8 +2,14 @@
 //!
 //! [`Approvals::ask`] holds a request until [`Approvals::answer`] is called for its prompt or the
 //! timeout passes (no answer means deny). Identical questions (same session, method, host, path
-//! and port) share one prompt: `waiting` counts them and one answer releases them all. The
-//! queue of distinct prompts is bounded; a question past it is denied at once.
+//! and port, and the same query string and body size: [`Outgoing`]) share one prompt: `waiting`
+//! counts them and one answer releases them all. A request whose body length is not known ahead
+//! shares no prompt, since nothing tells two such bodies apart. The queue of distinct prompts is
+//! bounded; a question past it is denied at once.
+//!
+//! A prompt shows what leaves besides what rules decide on: the query string and the body size.
+//! One for the proxy host's loopback (`127.0.0.1`, `::1`, `localhost`) says so: a session's own
+//! loopback never reaches the proxy, so such a request is for services on the host.
 //!
 //! An answer "forever" carries a rule. It must parse and must cover the held request (checked by
 //! deciding the request against a policy of that one rule, so no matching is re-implemented
@@ -27,9 +33,9 @@ use tokio::{
 };
 
 use crate::{
-    api::protocol::{Answer, Event, PendingApproval},
+    api::protocol::{Answer, BodySize, Event, PendingApproval},
     rules::{
-        Action, DomainPattern, Layer, LayerRules, Policy, Request, Rule, RuleError, Verdict,
+        Action, DomainPattern, Host, Layer, LayerRules, Policy, Request, Rule, RuleError, Verdict,
         WEB_PORTS,
     },
 };
@@ -37,11 +43,32 @@ use crate::{
 /// How many distinct prompts of one session may wait at once unless told otherwise.
 pub const DEFAULT_CAPACITY: usize = 64;
 
+/// What a request sends besides what rules decide on: shown in its prompt, and part of what
+/// makes two requests one prompt.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Outgoing {
+    /// The query string as sent, without its `?`.
+    pub query: Option<String>,
+    pub body: BodySize,
+}
+
+impl Outgoing {
+    /// The query of a request target or URL (`/p?q=1#f` → `q=1`); `None` without a `?`.
+    pub fn query_of(target: &str) -> Option<String> {
+        let before_fragment = target.split_once('#').map_or(target, |(before, _)| before);
+        before_fragment
+            .split_once('?')
+            .map(|(_, query)| query.to_owned())
+    }
+}
+
 /// A request no rule decided, as it is put to a person.
 #[derive(Clone, Debug)]
 pub struct Question {
     pub session: String,
     pub request: Request,
+    /// What else it sends (none for a connection decided before any HTTP).
+    pub outgoing: Outgoing,
     /// The bytes will be spliced unparsed: a rule answering it is checked as
     /// [`Policy::decide_opaque`] would read it.
     pub opaque: bool,
@@ -104,6 +131,19 @@ pub enum AnswerError {
 struct Key {
     session: String,
     request: Request,
+    outgoing: Outgoing,
+}
+
+impl Key {
+    /// The key `question` shares a prompt under; `None` when it shares none (a body of unknown
+    /// length).
+    fn of(question: &Question) -> Option<Key> {
+        (question.outgoing.body != BodySize::Streamed).then(|| Key {
+            session: question.session.clone(),
+            request: question.request.clone(),
+            outgoing: question.outgoing.clone(),
+        })
+    }
 }
 
 struct Prompt {
@@ -137,10 +177,9 @@ impl State {
             outcome: label,
             session: prompt.question.session.clone(),
         });
-        self.by_key.remove(&Key {
-            session: prompt.question.session,
-            request: prompt.question.request,
-        });
+        if let Some(key) = Key::of(&prompt.question) {
+            self.by_key.remove(&key);
+        }
         // No receiver left is fine: the last waiter may be going away at this moment.
         let _ = prompt.outcome.send(Some(outcome.clone()));
         Some(outcome)
@@ -194,13 +233,10 @@ impl Approvals {
 
     /// Holds `question` until it is answered or times out.
     pub async fn ask(&self, question: Question) -> Outcome {
-        let key = Key {
-            session: question.session.clone(),
-            request: question.request.clone(),
-        };
+        let key = Key::of(&question);
         let (id, deadline, mut outcome) = {
             let mut state = self.lock();
-            if let Some(&id) = state.by_key.get(&key)
+            if let Some(&id) = key.as_ref().and_then(|key| state.by_key.get(key))
                 && let Some(prompt) = state.prompts.get_mut(&id)
             {
                 prompt.approval.waiting = prompt.approval.waiting.saturating_add(1);
@@ -229,7 +265,9 @@ impl Approvals {
                 let approval = pending_approval(id, &question, self.timeout);
                 let (sender, receiver) = watch::channel(None);
                 self.emit(Event::ApprovalPending(approval.clone()));
-                state.by_key.insert(key, id);
+                if let Some(key) = key {
+                    state.by_key.insert(key, id);
+                }
                 state.prompts.insert(
                     id,
                     Prompt {
@@ -361,6 +399,45 @@ fn pending_approval(id: u64, question: &Question, timeout: Duration) -> PendingA
         rules_file: question.rules_file.display().to_string(),
         layer: question.rules_layer.to_string(),
         suggested_rule: suggested_rule(request).to_string(),
+        query: question.outgoing.query.as_deref().map(printable),
+        body: question.outgoing.body,
+        note: host_loopback(&request.host).then(|| {
+            format!(
+                "{} is the loopback of the proxy's host, not the session's own (a session's \
+                 loopback never reaches the proxy): allowing it lets the session reach services \
+                 on that machine",
+                request.host
+            )
+        }),
+    }
+}
+
+/// `text` with every control character percent-encoded, so that a query shown on a terminal
+/// cannot move its cursor or hide what follows (parsers refuse most such bytes already).
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let mut bytes = [0u8; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether `host` names the proxy host's loopback: a loopback literal (its IPv4-mapped forms
+/// too) or `localhost` and its subdomains (RFC 6761 §6.3).
+fn host_loopback(host: &Host) -> bool {
+    match host.ip() {
+        Some(ip) => {
+            ip.is_loopback()
+                || super::ssrf::same_host_ipv4(ip).is_some_and(|(_, v4)| v4.is_loopback())
+        }
+        None => host.as_str() == "localhost" || host.as_str().ends_with(".localhost"),
     }
 }
 
@@ -418,6 +495,10 @@ mod tests {
         Question {
             session: session.into(),
             request: Request::from_url(method, url).unwrap(),
+            outgoing: Outgoing {
+                query: Outgoing::query_of(url),
+                body: BodySize::None,
+            },
             opaque: false,
             rules_file: PathBuf::from("rules.toml"),
             rules_layer: Layer::Workspace,
@@ -484,6 +565,88 @@ mod tests {
             outcome: "allow once".into(),
             session: pending[0].session.clone(),
         }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn questions_differing_in_query_or_body_size_get_prompts_of_their_own() {
+        let (approvals, _events) = broker(8);
+        let with_body = |url: &str, body| Question {
+            outgoing: Outgoing {
+                query: Outgoing::query_of(url),
+                body,
+            },
+            ..question("s1", "POST", url)
+        };
+        let asks = [
+            with_body("https://a.test/x?page=1", BodySize::None),
+            with_body("https://a.test/x?page=1", BodySize::None),
+            with_body("https://a.test/x?page=2", BodySize::None),
+            with_body("https://a.test/x", BodySize::None),
+            with_body("https://a.test/x?", BodySize::None),
+            with_body("https://a.test/x", BodySize::Bytes(10)),
+            with_body("https://a.test/x", BodySize::Bytes(10)),
+            with_body("https://a.test/x", BodySize::Bytes(11)),
+            // Two bodies of unknown length may differ in anything: never one prompt.
+            with_body("https://a.test/x", BodySize::Streamed),
+            with_body("https://a.test/x", BodySize::Streamed),
+        ];
+        let _held: Vec<_> = asks
+            .into_iter()
+            .map(|question| spawn_ask(&approvals, question))
+            .collect();
+        settle().await;
+        let shown: Vec<(Option<String>, BodySize, u32)> = approvals
+            .pending()
+            .into_iter()
+            .map(|pending| (pending.query, pending.body, pending.waiting))
+            .collect();
+        let q = |text: &str| Some(text.to_owned());
+        assert_eq!(
+            shown,
+            [
+                (q("page=1"), BodySize::None, 2),
+                (q("page=2"), BodySize::None, 1),
+                (None, BodySize::None, 1),
+                (q(""), BodySize::None, 1),
+                (None, BodySize::Bytes(10), 2),
+                (None, BodySize::Bytes(11), 1),
+                (None, BodySize::Streamed, 1),
+                (None, BodySize::Streamed, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shown_query_has_no_control_characters() {
+        assert_eq!(printable("a=1&b=\u{1b}[2J\u{85}x"), "a=1&b=%1B[2J%C2%85x");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prompt_for_the_proxy_hosts_loopback_says_so() {
+        let (approvals, _events) = broker(8);
+        let urls = [
+            "http://127.0.0.1:5432/",
+            "http://[::1]:6379/",
+            "http://[::ffff:127.0.0.2]/",
+            "http://localhost:8080/",
+            "http://db.localhost/",
+            "http://a.test/",
+        ];
+        for url in urls {
+            let _held = spawn_ask(&approvals, question("s", "GET", url));
+        }
+        settle().await;
+        let notes: Vec<bool> = approvals
+            .pending()
+            .iter()
+            .map(|pending| {
+                pending
+                    .note
+                    .as_deref()
+                    .is_some_and(|note| note.contains("is the loopback of the proxy's host"))
+            })
+            .collect();
+        assert_eq!(notes, [true, true, true, true, true, false]);
     }
 
     #[tokio::test(start_paused = true)]

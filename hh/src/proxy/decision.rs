@@ -29,7 +29,7 @@ use std::{
 
 use tokio::sync::broadcast;
 
-use super::approvals::{Approvals, Outcome, Question, suggested_rule};
+use super::approvals::{Approvals, Outcome, Outgoing, Question, suggested_rule};
 use crate::{
     api::protocol::{DecisionEvent, Event},
     audit::{self, AuditLog, AuditRecord},
@@ -177,31 +177,44 @@ impl DecisionEngine {
     /// through the approvals broker (none within the timeout: deny). The ticket writes the
     /// audit line.
     pub async fn decide(&self, request: &Request) -> (Ruling, Ticket) {
-        self.decide_as(request, false).await
+        self.decide_as(request, Outgoing::default(), false).await
+    }
+
+    /// [`DecisionEngine::decide`] for a request that also sends `outgoing` (its query string,
+    /// its body): a prompt shows them, and requests that differ in them are asked apart. Every
+    /// parsed HTTP request is decided through here.
+    pub async fn decide_sending(&self, request: &Request, outgoing: Outgoing) -> (Ruling, Ticket) {
+        self.decide_as(request, outgoing, false).await
     }
 
     /// [`DecisionEngine::decide`] for bytes the proxy will splice without parsing them: a
     /// deny rule for the host and port denies even when its method or path terms could only
     /// be checked on parsed HTTP ([`Policy::decide_opaque`]).
     pub async fn decide_opaque(&self, request: &Request) -> (Ruling, Ticket) {
-        self.decide_as(request, true).await
+        self.decide_as(request, Outgoing::default(), true).await
     }
 
-    async fn decide_as(&self, request: &Request, opaque: bool) -> (Ruling, Ticket) {
+    async fn decide_as(
+        &self,
+        request: &Request,
+        outgoing: Outgoing,
+        opaque: bool,
+    ) -> (Ruling, Ticket) {
         let started = Instant::now();
         let ruling = match self.consult(request, opaque) {
             Some(ruling) => ruling,
-            None => self.ask(request, opaque).await,
+            None => self.ask(request, outgoing, opaque).await,
         };
         let ticket = self.ticket(request, &ruling, started);
         (ruling, ticket)
     }
 
-    async fn ask(&self, request: &Request, opaque: bool) -> Ruling {
+    async fn ask(&self, request: &Request, outgoing: Outgoing, opaque: bool) -> Ruling {
         tracing::info!(host = %request.host, port = request.port, "no rule matched; asking");
         let question = Question {
             session: self.session.clone(),
             request: request.clone(),
+            outgoing,
             opaque,
             rules_file: self.rules_file.clone(),
             rules_layer: FOREVER_LAYER,

@@ -27,6 +27,7 @@ use tokio::{
 };
 
 use super::{
+    approvals::Outgoing,
     decision::DecisionEngine,
     http1::{BodyFraming, Header, Limits, RequestHead, parse_request_head, strip_hop_by_hop},
     intercept,
@@ -34,6 +35,7 @@ use super::{
     upstream::{DialError, Upstream},
 };
 use crate::{
+    api::protocol::BodySize,
     rules::{Host, Request, canonical::parse_port},
     tls::leaf::LeafCache,
 };
@@ -251,7 +253,15 @@ async fn absolute_form(
             return respond(&mut client, 400, "Bad Request", &format!("hh: {error}\n")).await;
         }
     };
-    let (ruling, mut ticket) = proxy.engine.decide(&request).await;
+    let outgoing = Outgoing {
+        query: Outgoing::query_of(&head.target),
+        body: match head.framing {
+            BodyFraming::None | BodyFraming::ContentLength(0) => BodySize::None,
+            BodyFraming::ContentLength(len) => BodySize::Bytes(len),
+            BodyFraming::Chunked => BodySize::Streamed,
+        },
+    };
+    let (ruling, mut ticket) = proxy.engine.decide_sending(&request, outgoing).await;
     if !ruling.allowed {
         let body = proxy.engine.denial_text(&request, &ruling);
         return respond(&mut client, 403, "Forbidden", &body).await;

@@ -39,6 +39,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::{
+    approvals::Outgoing,
     body::Metered,
     decision::Ticket,
     explicit::Proxy,
@@ -48,7 +49,10 @@ use super::{
     relay::splice,
     upstream::{DialError, Offer},
 };
-use crate::rules::{Host, Method, NormPath, Request};
+use crate::{
+    api::protocol::BodySize,
+    rules::{Host, Method, NormPath, Request},
+};
 
 /// A response body: the upstream's, streamed, or one the proxy wrote.
 pub type ProxyBody = Either<Metered<Incoming>, Full<Bytes>>;
@@ -228,7 +232,11 @@ async fn handle(
         Err(error) => return text(StatusCode::BAD_REQUEST, format!("{error}\n")),
     };
     let decided = Request::http(method, host.clone(), port, path);
-    let (ruling, ticket) = proxy.engine.decide(&decided).await;
+    let outgoing = Outgoing {
+        query: request.uri().query().map(str::to_owned),
+        body: body_size(&request),
+    };
+    let (ruling, ticket) = proxy.engine.decide_sending(&decided, outgoing).await;
     if !ruling.allowed {
         return text(
             StatusCode::FORBIDDEN,
@@ -243,6 +251,17 @@ async fn handle(
             format!("hh allowed the request but {error}\n"),
         ),
         Err(failure) => text(StatusCode::BAD_GATEWAY, format!("hh: {failure}\n")),
+    }
+}
+
+/// The body size the request's framing announces (`content-length`, or an empty stream), before
+/// a byte of it is read.
+fn body_size(request: &HttpRequest<Incoming>) -> BodySize {
+    use hyper::body::Body as _;
+    match request.body().size_hint().exact() {
+        Some(0) => BodySize::None,
+        Some(len) => BodySize::Bytes(len),
+        None => BodySize::Streamed,
     }
 }
 

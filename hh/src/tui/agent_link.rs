@@ -237,6 +237,9 @@ mod tests {
             rules_file: "/w/harness-rules.toml".into(),
             layer: "workspace".into(),
             suggested_rule: "domain=db.test port=5432".into(),
+            query: None,
+            body: crate::api::protocol::BodySize::None,
+            note: None,
         };
         events
             .send(Event::ApprovalPending(approval.clone()))

@@ -199,6 +199,11 @@ impl App {
 
     /// Applies one message from the agent link.
     pub fn on_agent(&mut self, message: FromAgent) {
+        self.apply_agent(message);
+        self.approvals.settle_selection(self.now_ms);
+    }
+
+    fn apply_agent(&mut self, message: FromAgent) {
         match message {
             FromAgent::Connected(hello) => self.agent = AgentStatus::Connected(hello),
             FromAgent::Unreachable(error) => {
@@ -288,6 +293,12 @@ impl App {
 
     /// Applies one key; returns what the loop must do.
     pub fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        let effect = self.apply_key(key);
+        self.approvals.settle_selection(self.now_ms);
+        effect
+    }
+
+    fn apply_key(&mut self, key: KeyEvent) -> Option<Effect> {
         if key.kind == KeyEventKind::Release {
             return None;
         }
@@ -337,10 +348,18 @@ impl App {
     }
 
     /// `a`/`d`/`A`/`D` answer the selected prompt; `[`/`]` move through the queue.
-    /// `None` when the key is not the prompt's.
+    /// `None` when the key is not the prompt's. An answer key within
+    /// [`super::approval_queue::ANSWER_DELAY_MS`] of the selected prompt's change does nothing.
     fn on_key_prompt(&mut self, key: KeyEvent) -> Option<Option<Effect>> {
         let prompt = self.approvals.selected()?;
         let id = prompt.approval.id;
+        let answer_key = matches!(key.code, KeyCode::Char('a' | 'd' | 'A' | 'D'));
+        if answer_key && self.approvals.answer_delay_left(self.now_ms) > 0 {
+            self.status = Some(
+                "the held request just changed: read it; its answer keys work in a moment".into(),
+            );
+            return Some(None);
+        }
         let answer = match key.code {
             KeyCode::Char('[') => {
                 self.approvals.select_previous();

@@ -59,10 +59,19 @@ fn pending(id: u64, host: &str, port: u16) -> PendingApproval {
         rules_file: "/home/u/src/shop/.hh/harness-rules.toml".into(),
         layer: "workspace".into(),
         suggested_rule: format!("domain={host}"),
+        query: None,
+        body: crate::api::protocol::BodySize::None,
+        note: None,
     }
 }
 
+/// The prompt arrives, and the person reads it long enough for its keys to act.
 fn hold(app: &mut App, approval: PendingApproval) {
+    arrive(app, approval);
+    app.now_ms += super::super::approval_queue::ANSWER_DELAY_MS;
+}
+
+fn arrive(app: &mut App, approval: PendingApproval) {
     app.on_agent(FromAgent::Event {
         event: Event::ApprovalPending(approval),
         received: std::time::Instant::now(),
@@ -92,6 +101,45 @@ fn single_keys_answer_the_selected_prompt_once() {
     });
     assert!(app.approvals.is_empty());
     hold(&mut app, pending(8, "b.test", 443));
+    assert_eq!(
+        press(&mut app, KeyCode::Char('d')),
+        answer(8, Answer::DenyOnce)
+    );
+}
+
+#[test]
+fn answer_keys_do_nothing_for_a_second_after_the_selected_prompt_appeared_or_was_replaced() {
+    let mut app = app();
+    app.now_ms = 50_000;
+    arrive(&mut app, pending(7, "a.test", 443));
+    // Typed as the prompt appeared: meant for something else.
+    for key in ['a', 'd', 'A', 'D'] {
+        assert_eq!(press(&mut app, KeyCode::Char(key)), None, "{key}");
+        assert_eq!(app.mode, Mode::Normal, "{key}");
+    }
+    assert!(app.status.as_deref().unwrap().contains("just changed"));
+    app.now_ms += 999;
+    assert_eq!(press(&mut app, KeyCode::Char('a')), None);
+    // Another prompt queued behind it does not restart the wait for the one being read.
+    arrive(&mut app, pending(8, "b.test", 443));
+    app.now_ms += 1;
+    assert_eq!(
+        press(&mut app, KeyCode::Char('a')),
+        answer(7, Answer::AllowOnce)
+    );
+    // The one being read is withdrawn: 8 takes its place, and `d` right then does nothing.
+    app.on_agent(FromAgent::Event {
+        event: Event::ApprovalResolved {
+            id: 7,
+            outcome: "withdrawn".into(),
+            session: "s1".into(),
+        },
+        received: std::time::Instant::now(),
+    });
+    assert_eq!(app.approvals.selected().unwrap().approval.id, 8);
+    app.now_ms += 300;
+    assert_eq!(press(&mut app, KeyCode::Char('d')), None);
+    app.now_ms += 700;
     assert_eq!(
         press(&mut app, KeyCode::Char('d')),
         answer(8, Answer::DenyOnce)
@@ -168,6 +216,9 @@ fn brackets_move_between_queued_prompts() {
     hold(&mut app, pending(1, "a.test", 443));
     hold(&mut app, pending(2, "b.test", 443));
     press(&mut app, KeyCode::Char(']'));
+    // Moving to another prompt is a change: its keys wait until it has been read.
+    assert_eq!(press(&mut app, KeyCode::Char('a')), None);
+    app.now_ms += super::super::approval_queue::ANSWER_DELAY_MS;
     assert_eq!(
         press(&mut app, KeyCode::Char('a')),
         answer(2, Answer::AllowOnce)

@@ -1,7 +1,13 @@
 //! The held requests waiting for an answer, in the order their timeouts deny them, and how fast
 //! each one reached the screen.
 //!
-//! Pure: the clock is passed in ([`Instant`] for latency, epoch milliseconds for deadlines).
+//! The answer keys act on the selected prompt, and only once it has been on screen for
+//! [`ANSWER_DELAY_MS`]: a key typed just as a prompt appeared, or just as the one being read was
+//! withdrawn and another took its place, was meant for something else (a session can time its
+//! requests so that a new prompt lands under a person's fingers).
+//!
+//! Pure: the clock is passed in ([`Instant`] for latency, epoch milliseconds for deadlines and
+//! the answer delay).
 
 use std::time::{Duration, Instant};
 
@@ -20,11 +26,16 @@ pub struct Prompt {
     pub answering: bool,
 }
 
+/// How long the answer keys wait after the selected prompt changed.
+pub const ANSWER_DELAY_MS: u64 = 1000;
+
 /// Pending prompts, soonest deadline first, and the prompt latency measured so far.
 #[derive(Clone, Debug, Default)]
 pub struct ApprovalQueue {
     prompts: Vec<Prompt>,
     selected: usize,
+    /// The prompt last seen selected, and when it became so (epoch ms).
+    selected_since: Option<(u64, u64)>,
     /// Latency of the last prompt drawn, and the worst one.
     pub last_latency: Option<Duration>,
     pub max_latency: Option<Duration>,
@@ -110,6 +121,29 @@ impl ApprovalQueue {
         self.selected = self.selected.saturating_sub(1);
     }
 
+    /// Notes, at `now_ms`, which prompt is selected: called after anything that may have changed
+    /// it (an event, a reply, a key). A new one starts the answer delay.
+    pub fn settle_selection(&mut self, now_ms: u64) {
+        let id = self.selected().map(|p| p.approval.id);
+        self.selected_since = match (id, self.selected_since) {
+            (Some(id), Some((seen, since))) if seen == id => Some((seen, since)),
+            (Some(id), _) => Some((id, now_ms)),
+            (None, _) => None,
+        };
+    }
+
+    /// How many milliseconds the answer keys still wait at `now_ms` (0: they act).
+    pub fn answer_delay_left(&self, now_ms: u64) -> u64 {
+        match (self.selected(), self.selected_since) {
+            (Some(prompt), Some((id, since))) if prompt.approval.id == id => {
+                (since + ANSWER_DELAY_MS).saturating_sub(now_ms)
+            }
+            // Selected but not noted yet: it just changed.
+            (Some(_), _) => ANSWER_DELAY_MS,
+            (None, _) => 0,
+        }
+    }
+
     /// Keeps the selection on the same prompt when others come and go; else the first one.
     fn reselect(&mut self, id: Option<u64>) {
         self.selected = id
@@ -156,6 +190,9 @@ mod tests {
             rules_file: "/w/harness-rules.toml".into(),
             layer: "workspace".into(),
             suggested_rule: "domain=example.test".into(),
+            query: None,
+            body: crate::api::protocol::BodySize::None,
+            note: None,
         }
     }
 
@@ -178,6 +215,35 @@ mod tests {
         queue.remove(2);
         queue.remove(3);
         assert!(queue.selected().is_none());
+    }
+
+    #[test]
+    fn the_answer_keys_wait_a_second_after_the_selected_prompt_changed() {
+        let mut queue = ApprovalQueue::default();
+        queue.insert(approval(1, 30_000), None);
+        queue.settle_selection(10_000);
+        assert_eq!(queue.answer_delay_left(10_000), ANSWER_DELAY_MS);
+        assert_eq!(queue.answer_delay_left(10_400), 600);
+        assert_eq!(queue.answer_delay_left(11_000), 0);
+        // Another prompt arriving behind it changes nothing for the one being read.
+        queue.insert(approval(2, 40_000), None);
+        queue.settle_selection(11_500);
+        assert_eq!(queue.answer_delay_left(11_500), 0);
+        // The one being read is withdrawn: the next takes its place, and the keys wait again.
+        queue.remove(1);
+        assert_eq!(queue.answer_delay_left(11_600), ANSWER_DELAY_MS);
+        queue.settle_selection(11_600);
+        assert_eq!(queue.answer_delay_left(12_100), 500);
+        assert_eq!(queue.answer_delay_left(12_600), 0);
+        // Moving through the queue is a change too.
+        queue.insert(approval(3, 50_000), None);
+        queue.select_next();
+        queue.settle_selection(13_000);
+        assert_eq!(queue.answer_delay_left(13_000), ANSWER_DELAY_MS);
+        queue.remove(2);
+        queue.remove(3);
+        queue.settle_selection(14_000);
+        assert_eq!(queue.answer_delay_left(14_000), 0);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The terminal: raw mode and the alternate screen on the way in, restored on the way out,
 //! on panic (ratatui's hook) and on SIGTERM or SIGHUP (a flag the run loop checks every tick,
 //! since restoring from inside a signal handler is not async-signal-safe). Also hands the
-//! terminal to a child process (attach) and takes it back.
+//! terminal to a child process (attach) and takes it back, dropping the input queued meanwhile.
 
 use std::{
     io,
@@ -56,7 +56,7 @@ pub fn terminate_requested() -> bool {
 }
 
 /// Gives the terminal back to the user for `run` (a child process that reads it), then takes it
-/// again and redraws everything.
+/// again, discards whatever input is queued ([`discard_queued_input`]) and redraws everything.
 pub fn suspend<T>(terminal: &mut DefaultTerminal, run: impl FnOnce() -> T) -> io::Result<T> {
     ratatui::try_restore()?;
     let result = run();
@@ -66,8 +66,37 @@ pub fn suspend<T>(terminal: &mut DefaultTerminal, run: impl FnOnce() -> T) -> io
         io::stdout(),
         ratatui::crossterm::terminal::EnterAlternateScreen
     )?;
+    discard_queued_input()?;
     terminal.clear()?;
     Ok(result)
+}
+
+/// Throws away input nobody has read yet: what the terminal queued while another program had it
+/// (keys meant for `hh shell`, or typed as it exited) and keys crossterm already read ahead.
+/// Such a key must not answer a prompt the person has not seen.
+pub fn discard_queued_input() -> io::Result<()> {
+    // crossterm reads stdin when it is a terminal, else /dev/tty: flush the one it reads.
+    // SAFETY: isatty only inspects the descriptor.
+    let tty = if unsafe { libc::isatty(libc::STDIN_FILENO) } == 1 {
+        None
+    } else {
+        std::fs::File::open("/dev/tty").ok()
+    };
+    let fd = tty.as_ref().map_or(libc::STDIN_FILENO, |file| {
+        std::os::fd::AsRawFd::as_raw_fd(file)
+    });
+    // SAFETY: tcflush on a descriptor this process holds open; TCIFLUSH drops unread input.
+    if unsafe { libc::tcflush(fd, libc::TCIFLUSH) } != 0 {
+        let error = io::Error::last_os_error();
+        // Not a terminal (tests drive the loop without one): nothing queued there.
+        if error.raw_os_error() != Some(libc::ENOTTY) {
+            return Err(error);
+        }
+    }
+    while ratatui::crossterm::event::poll(std::time::Duration::ZERO)? {
+        let _ = ratatui::crossterm::event::read()?;
+    }
+    Ok(())
 }
 
 /// What waiting on the terminal gave.

@@ -1,17 +1,22 @@
 //! The approval prompt (drawn on every screen while a request is held) and the Approvals screen
 //! (the whole queue, with the measured prompt latency).
+//!
+//! A host name is never cut: it wraps (after a `.` where it can), in the prompt and in the
+//! queue, so the end of the name, which says whose it is, is always on screen. The prompt also
+//! shows what leaves besides what rules decide on (the query string, the body size) and the
+//! agent's note (e.g. that a loopback address is the proxy host's).
 
 use ratatui::{
     Frame,
     layout::{Constraint, Rect},
     style::{Color, Modifier, Style},
-    text::{Line, Span},
-    widgets::{Block, Paragraph, Row, Table, TableState},
+    text::{Line, Span, Text},
+    widgets::{Block, Cell, Paragraph, Row, Table, TableState},
 };
 
 use super::format;
 use crate::{
-    api::protocol::PendingApproval,
+    api::protocol::{BodySize, PendingApproval},
     tui::{
         app::App,
         approval_queue::{Prompt, seconds_left},
@@ -21,57 +26,124 @@ use crate::{
 /// At most this many other queued prompts are listed under the selected one.
 const QUEUE_LINES: usize = 3;
 
-/// Rows the prompt takes: borders, two lines of request, an error line, the queue, the keys.
-pub fn prompt_height(app: &App) -> u16 {
-    let Some(prompt) = app.approvals.selected() else {
+/// At most this many lines of a path or query string; the rest is counted, and
+/// `hh approvals --json` shows all of it. A host name is never shortened.
+const VALUE_LINES: usize = 4;
+
+/// The label column of the prompt's fields.
+const LABEL: usize = 6;
+
+/// Rows the prompt takes at a terminal `width` wide: its lines and two borders.
+pub fn prompt_height(app: &App, width: u16) -> u16 {
+    if app.approvals.selected().is_none() {
         return 0;
-    };
-    let others = (app.approvals.prompts().len() - 1).min(QUEUE_LINES);
-    let error = usize::from(prompt.error.is_some());
-    (2 + 2 + error + others + 1) as u16
+    }
+    let lines = prompt_lines(app, usize::from(width.saturating_sub(2)));
+    u16::try_from(lines.len() + 2).unwrap_or(u16::MAX)
 }
 
 fn method(approval: &PendingApproval) -> &str {
     approval.method.as_deref().unwrap_or("TCP")
 }
 
-pub fn render_prompt(app: &App, frame: &mut Frame, area: Rect) {
+/// `value` under `label`, wrapped to `width` (breaking after one of `after`); at most `limit`
+/// lines, the rest counted on the last one.
+fn field<'a>(
+    label: &str,
+    value: &str,
+    width: usize,
+    after: &[char],
+    limit: Option<usize>,
+    style: Style,
+) -> Vec<Line<'a>> {
+    let mut lines = format::labeled(label, LABEL, value, width, after);
+    if let Some(limit) = limit
+        && lines.len() > limit
+    {
+        let shown: usize = lines[..limit - 1]
+            .iter()
+            .map(|(_, chunk)| chunk.chars().count())
+            .sum();
+        let left = value.chars().count() - shown;
+        lines.truncate(limit - 1);
+        let lead = " ".repeat(LABEL);
+        lines.push((
+            lead,
+            format!("… {left} more characters (hh approvals --json)"),
+        ));
+    }
+    lines
+        .into_iter()
+        .map(|(lead, chunk)| Line::from(vec![Span::raw(lead), Span::styled(chunk, style)]))
+        .collect()
+}
+
+/// How a body size reads in a prompt.
+fn body_text(body: BodySize) -> String {
+    match body {
+        BodySize::None => "none".into(),
+        BodySize::Bytes(len) if len < 1024 => format!("{len} bytes"),
+        BodySize::Bytes(len) => format!("{len} bytes ({})", format::bytes(len)),
+        BodySize::Streamed => "streamed: its length was not given ahead".into(),
+    }
+}
+
+/// Everything inside the prompt's border, `width` columns wide: the host in full (wrapped, never
+/// cut), then what else the request sends.
+fn prompt_lines(app: &App, width: usize) -> Vec<Line<'_>> {
     let Some(prompt) = app.approvals.selected() else {
-        return;
+        return Vec::new();
     };
     let approval = &prompt.approval;
-    let count = app.approvals.prompts().len();
     let bold = Style::new().add_modifier(Modifier::BOLD);
-    let mut lines = vec![
-        Line::from(vec![
-            Span::raw("session "),
-            Span::styled(approval.session.as_str(), bold),
-            Span::raw("  method "),
-            Span::styled(method(approval), bold),
-            Span::raw("  host "),
-            Span::styled(approval.host.as_str(), bold),
-            Span::raw("  port "),
-            Span::styled(approval.port.to_string(), bold),
-        ]),
-        Line::from(vec![
-            Span::raw("path "),
-            Span::styled(approval.path.as_deref().unwrap_or("-"), bold),
-            Span::raw(format!(
-                "  waiting {}  denied in {}s",
-                approval.waiting,
-                seconds_left(approval.deadline_ms, app.now_ms)
-            )),
-            Span::raw(if prompt.answering {
-                "  (answer sent…)"
-            } else {
-                ""
-            }),
-        ]),
-    ];
+    let mut lines = vec![Line::from(vec![
+        Span::raw("session "),
+        Span::styled(approval.session.as_str(), bold),
+        Span::raw("  method "),
+        Span::styled(method(approval), bold),
+        Span::raw("  port "),
+        Span::styled(approval.port.to_string(), bold),
+        Span::raw(format!(
+            "  waiting {}  denied in {}s",
+            approval.waiting,
+            seconds_left(approval.deadline_ms, app.now_ms)
+        )),
+        Span::raw(if prompt.answering {
+            "  (answer sent…)"
+        } else {
+            ""
+        }),
+    ])];
+    lines.extend(field("host", &approval.host, width, &['.'], None, bold));
+    if let Some(path) = &approval.path {
+        lines.extend(field("path", path, width, &['/'], Some(VALUE_LINES), bold));
+    }
+    if approval.method.is_some() {
+        let query = approval.query.as_deref().unwrap_or("none");
+        lines.extend(field(
+            "query",
+            query,
+            width,
+            &['&'],
+            Some(VALUE_LINES),
+            bold,
+        ));
+        let body = body_text(approval.body);
+        lines.extend(field("body", &body, width, &[' '], None, bold));
+    }
+    if let Some(note) = &approval.note {
+        let warn = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+        lines.extend(field("note", note, width, &[' '], None, warn));
+    }
     if let Some(error) = &prompt.error {
-        lines.push(Line::styled(
-            format!("agent refused: {error}"),
-            Style::new().fg(Color::Red),
+        let red = Style::new().fg(Color::Red);
+        lines.extend(field(
+            "agent",
+            &format!("refused: {error}"),
+            width,
+            &[' '],
+            None,
+            red,
         ));
     }
     let selected = app.approvals.selected_index();
@@ -83,16 +155,46 @@ pub fn render_prompt(app: &App, frame: &mut Frame, area: Rect) {
         .filter(|(i, _)| *i != selected)
         .take(QUEUE_LINES)
     {
-        lines.push(Line::styled(
-            format!("  next {}: {}", i + 1, summary(other, app.now_ms)),
-            Style::new().add_modifier(Modifier::DIM),
-        ));
+        let text = format!("  next {}: {}", i + 1, summary(other, app.now_ms));
+        for (j, chunk) in format::wrap(&text, width.saturating_sub(4), &['.', ' ', '/'])
+            .into_iter()
+            .enumerate()
+        {
+            let lead = if j == 0 { "" } else { "    " };
+            lines.push(Line::styled(
+                format!("{lead}{chunk}"),
+                Style::new().add_modifier(Modifier::DIM),
+            ));
+        }
     }
-    lines.push(Line::styled(
-        "a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt",
-        Style::new().fg(Color::Cyan),
-    ));
-    let title = format!(" Request held {} of {count} ", selected + 1);
+    let wait = app.approvals.answer_delay_left(app.now_ms);
+    lines.push(if wait > 0 {
+        Line::styled(
+            format!(
+                "answer keys wait {:.1}s: the held request just changed  [ ] other prompt",
+                wait as f64 / 1000.0
+            ),
+            Style::new().add_modifier(Modifier::DIM),
+        )
+    } else {
+        Line::styled(
+            "a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt",
+            Style::new().fg(Color::Cyan),
+        )
+    });
+    lines
+}
+
+pub fn render_prompt(app: &App, frame: &mut Frame, area: Rect) {
+    if app.approvals.selected().is_none() {
+        return;
+    }
+    let count = app.approvals.prompts().len();
+    let lines = prompt_lines(app, usize::from(area.width.saturating_sub(2)));
+    let title = format!(
+        " Request held {} of {count} ",
+        app.approvals.selected_index() + 1
+    );
     frame.render_widget(
         Paragraph::new(lines).block(
             Block::bordered()
@@ -103,11 +205,15 @@ pub fn render_prompt(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
-/// One line for a queued prompt.
+/// One line for a queued prompt (wrapped by the caller, never cut).
 fn summary(prompt: &Prompt, now_ms: u64) -> String {
     let approval = &prompt.approval;
+    let query = approval
+        .query
+        .as_ref()
+        .map_or_else(String::new, |query| format!("?{query}"));
     format!(
-        "{} {} {} ({} waiting, {}s left)",
+        "{} {} {}{query} ({} waiting, {}s left)",
         approval.session,
         method(approval),
         format::target(&approval.host, approval.port, approval.path.as_deref()),
@@ -125,37 +231,45 @@ pub fn render_queue(app: &App, frame: &mut Frame, area: Rect) {
         ),
         _ => String::new(),
     };
+    let widths = [
+        Constraint::Length(10),
+        Constraint::Length(7),
+        Constraint::Min(20),
+        Constraint::Length(7),
+        Constraint::Length(6),
+    ];
+    let selection = if app.approvals.is_empty() { 0 } else { 2 };
+    // Targets wrap to their column, never cut.
+    let target_width = super::table_column_widths(area, selection, &widths)[2];
     let rows = app.approvals.prompts().iter().map(|prompt| {
         let approval = &prompt.approval;
+        let target = format::target(&approval.host, approval.port, approval.path.as_deref());
+        let lines = format::wrap(&target, target_width, &['.', '/']);
+        let height = u16::try_from(lines.len()).unwrap_or(u16::MAX);
         Row::new(vec![
-            approval.session.clone(),
-            method(approval).to_string(),
-            format::target(&approval.host, approval.port, approval.path.as_deref()),
-            approval.waiting.to_string(),
-            format!("{}s", seconds_left(approval.deadline_ms, app.now_ms)),
+            Cell::from(approval.session.clone()),
+            Cell::from(method(approval).to_string()),
+            Cell::from(Text::from_iter(lines.into_iter().map(Line::from))),
+            Cell::from(approval.waiting.to_string()),
+            Cell::from(format!(
+                "{}s",
+                seconds_left(approval.deadline_ms, app.now_ms)
+            )),
         ])
+        .height(height)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(10),
-            Constraint::Length(7),
-            Constraint::Min(20),
-            Constraint::Length(7),
-            Constraint::Length(6),
-        ],
-    )
-    .header(
-        Row::new(["SESSION", "METHOD", "TARGET", "WAITING", "LEFT"])
-            .style(Style::new().add_modifier(Modifier::BOLD)),
-    )
-    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-    .highlight_symbol("> ")
-    .block(
-        Block::bordered()
-            .title(" Held requests (soonest timeout first) ")
-            .title_bottom(latency),
-    );
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(["SESSION", "METHOD", "TARGET", "WAITING", "LEFT"])
+                .style(Style::new().add_modifier(Modifier::BOLD)),
+        )
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("> ")
+        .block(
+            Block::bordered()
+                .title(" Held requests (soonest timeout first) ")
+                .title_bottom(latency),
+        );
     let selected = (!app.approvals.is_empty()).then(|| app.approvals.selected_index());
     frame.render_stateful_widget(table, area, &mut TableState::new().with_selected(selected));
 }

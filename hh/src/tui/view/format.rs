@@ -54,6 +54,58 @@ pub fn target(host: &str, port: u16, path: Option<&str>) -> String {
     format!("{host}:{port}{}", path.unwrap_or(""))
 }
 
+/// `text` in lines of at most `width` characters, never cut short: each line ends, where it can,
+/// just after one of `after` (a host breaks after a `.`, a path after a `/`), and a piece longer
+/// than a line is split where it must. Nothing is dropped: the lines joined give `text` back.
+pub fn wrap(text: &str, width: usize, after: &[char]) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut line_len = 0;
+    for piece in text.split_inclusive(after) {
+        let piece_len = piece.chars().count();
+        if line_len + piece_len > width && line_len > 0 {
+            lines.push(std::mem::take(&mut line));
+            line_len = 0;
+        }
+        for c in piece.chars() {
+            if line_len == width {
+                lines.push(std::mem::take(&mut line));
+                line_len = 0;
+            }
+            line.push(c);
+            line_len += 1;
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// `value` [`wrap`]ped after a `label` column `indent` wide, in `width` columns: each line's lead
+/// (the label on the first, spaces after it) and its piece of `value`.
+pub fn labeled(
+    label: &str,
+    indent: usize,
+    value: &str,
+    width: usize,
+    after: &[char],
+) -> Vec<(String, String)> {
+    wrap(value, width.saturating_sub(indent), after)
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let lead = if i == 0 {
+                format!("{label:<indent$}")
+            } else {
+                " ".repeat(indent)
+            };
+            (lead, chunk)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +122,31 @@ mod tests {
         assert_eq!(cpu(250_000), "0.25s");
         assert_eq!(cpu(307_000_000), "5m07s");
         assert_eq!(time_of_day(86_400_000 + 3_723_000), "01:02:03");
+    }
+
+    #[test]
+    fn wrapped_text_breaks_after_separators_and_loses_nothing() {
+        let host = "very-long-label.another-label.registry.example.test";
+        assert_eq!(
+            wrap(host, 20, &['.']),
+            [
+                "very-long-label.",
+                "another-label.",
+                "registry.example.",
+                "test"
+            ]
+        );
+        // A label longer than a line is split where it must.
+        assert_eq!(wrap("abcdefghij.k", 4, &['.']), ["abcd", "efgh", "ij.k"]);
+        assert_eq!(wrap("", 10, &['.']), [""]);
+        assert_eq!(wrap("short.test", 80, &['.']), ["short.test"]);
+        for width in 1..60 {
+            let lines = wrap(host, width, &['.']);
+            assert_eq!(lines.concat(), host, "width {width}");
+            assert!(
+                lines.iter().all(|line| line.chars().count() <= width),
+                "width {width}"
+            );
+        }
     }
 }

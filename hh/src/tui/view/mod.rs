@@ -26,7 +26,7 @@ use super::app::{AgentStatus, App, ConfigState, Mode, Screen};
 
 /// Draws the whole screen.
 pub fn render(app: &App, frame: &mut Frame) {
-    let prompt_height = approvals::prompt_height(app);
+    let prompt_height = approvals::prompt_height(app, frame.area().width);
     let status_height = u16::from(app.status.is_some());
     let [tabs, body, prompt, status, help] = Layout::vertical([
         Constraint::Length(1),
@@ -122,6 +122,20 @@ fn render_body(app: &App, frame: &mut Frame, area: Rect) {
         Screen::Workspaces => workspaces::render(app, frame, area),
         Screen::Templates => templates::render(app, frame, area),
     }
+}
+
+/// The widths a bordered [`ratatui::widgets::Table`] in `area` gives its columns, laid out the
+/// way the table lays them out (flex start, one column of spacing, a highlight column of
+/// `selection` cells): a cell that wraps its text to that width is never cut.
+fn table_column_widths(area: Rect, selection: u16, widths: &[Constraint]) -> Vec<usize> {
+    let inner = area.width.saturating_sub(2).saturating_sub(selection);
+    Layout::horizontal(widths.iter().copied())
+        .flex(ratatui::layout::Flex::Start)
+        .spacing(1)
+        .split(Rect::new(0, 0, inner, 1))
+        .iter()
+        .map(|column| usize::from(column.width))
+        .collect()
 }
 
 /// How to start the agent, said exactly.

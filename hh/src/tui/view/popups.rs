@@ -9,6 +9,7 @@ use ratatui::{
     widgets::{Block, Clear, List, ListItem, ListState, Paragraph, Wrap},
 };
 
+use super::format;
 use crate::{
     rules::Action,
     tui::{
@@ -100,35 +101,48 @@ fn render_editor(editor: &RuleEditor, target: &EditorFor, frame: &mut Frame) {
     let request = editor.target();
     let rule = editor.rule();
     let bold = Style::new().add_modifier(Modifier::BOLD);
-    let mut lines = vec![
-        Line::raw(format!(
-            "Request: {} {}:{}{}",
-            request.method.as_deref().unwrap_or("TCP"),
-            request.host,
-            request.port,
-            request.path.as_deref().unwrap_or("")
-        )),
-        Line::raw(""),
-    ];
+    // Wrapped here, not by the paragraph, so the box is as tall as its lines: a long host name
+    // (in the request and the rule) is shown whole, never cut at the box's edge.
+    let width = usize::from(EDITOR_WIDTH.min(frame.area().width).saturating_sub(2));
+    let wrapped = |label: &str, value: &str, style: Style| -> Vec<Line<'static>> {
+        format::labeled(label, 9, value, width, &['.', '/', ' '])
+            .into_iter()
+            .map(|(lead, chunk)| Line::from(vec![Span::raw(lead), Span::styled(chunk, style)]))
+            .collect()
+    };
+    let target = format!(
+        "{} {}:{}{}",
+        request.method.as_deref().unwrap_or("TCP"),
+        request.host,
+        request.port,
+        request.path.as_deref().unwrap_or("")
+    );
+    let mut lines = wrapped("Request:", &target, Style::new());
+    lines.push(Line::raw(""));
     match &rule.text {
-        Ok(text) => lines.push(Line::from(vec![
-            Span::raw("Rule:    "),
-            Span::styled(text.clone(), bold.fg(Color::Cyan)),
-            Span::raw(if editor.is_suggested() {
+        Ok(text) => {
+            let suggested = if editor.is_suggested() {
                 "  (suggested)"
             } else {
                 ""
-            }),
-        ])),
-        Err(error) => lines.push(Line::styled(
-            format!("Rule:    {error}"),
+            };
+            lines.extend(wrapped(
+                "Rule:",
+                &format!("{text}{suggested}"),
+                bold.fg(Color::Cyan),
+            ));
+        }
+        Err(error) => lines.extend(wrapped(
+            "Rule:",
+            &error.to_string(),
             Style::new().fg(Color::Red),
         )),
     }
-    lines.push(Line::raw(format!(
-        "Into:    {file}  [network] {}",
-        action.list_name()
-    )));
+    lines.extend(wrapped(
+        "Into:",
+        &format!("{file}  [network] {}", action.list_name()),
+        Style::new(),
+    ));
     lines.push(if rule.covers {
         Line::styled("✓ covers this request", Style::new().fg(Color::Green))
     } else {
@@ -143,8 +157,11 @@ fn render_editor(editor: &RuleEditor, target: &EditorFor, frame: &mut Frame) {
         Style::new().fg(Color::Cyan),
     ));
     let height = lines.len() as u16 + 2;
-    popup(frame, title, lines, 76, height);
+    popup(frame, title, lines, EDITOR_WIDTH, height);
 }
+
+/// The rule editor's width, when the terminal has it.
+const EDITOR_WIDTH: u16 = 76;
 
 fn picker(frame: &mut Frame, title: &str, names: Vec<String>, selected: usize) {
     let area = centered(frame.area(), 50, names.len() as u16 + 2);

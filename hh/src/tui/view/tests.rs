@@ -100,14 +100,21 @@ fn pending(id: u64, host: &str, path: &str, waiting: u32, seconds_left: u64) -> 
         rules_file: "/home/u/src/shop/.hh/harness-rules.toml".into(),
         layer: "workspace".into(),
         suggested_rule: format!("domain={host}"),
+        query: None,
+        body: crate::api::protocol::BodySize::None,
+        note: None,
     }
 }
 
+/// `event` as it arrived a second ago: a prompt it brings has been read, its keys act.
 fn event(app: &mut App, event: Event) {
+    let now = app.now_ms;
+    app.now_ms = now - crate::tui::approval_queue::ANSWER_DELAY_MS;
     app.on_agent(FromAgent::Event {
         event,
         received: std::time::Instant::now(),
     });
+    app.now_ms = now;
 }
 
 fn key(app: &mut App, code: KeyCode) {
@@ -271,14 +278,93 @@ fn one_pending_request_shows_as_a_prompt_on_any_screen() {
 │                                                                              │
 │                                                                              │
 │                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+┌ Request held 1 of 1 ─────────────────────────────────────────────────────────┐
+│session s1  method GET  port 443  waiting 3  denied in 28s                    │
+│host  api.example.test                                                        │
+│path  /v1/items                                                               │
+│query none                                                                    │
+│body  none                                                                    │
+│a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+└──────────────────────────────────────────────────────────────────────────────┘
+n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
+
+#[test]
+fn a_long_host_wraps_whole_and_the_prompt_shows_what_else_leaves() {
+    let mut app = app();
+    app.screen = Screen::Approvals;
+    let host = "a-very-long-subdomain-label-for-this-test.another-long-label-here.\
+                third.registry.example.test";
+    let mut long = pending(7, host, "/v1/upload", 1, 28);
+    long.method = Some("POST".into());
+    long.query = Some("page=2&token=abc".into());
+    long.body = crate::api::protocol::BodySize::Bytes(2048);
+    event(&mut app, Event::ApprovalPending(long));
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals (1) 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Held requests (soonest timeout first) ───────────────────────────────────────┐
+│  SESSION    METHOD  TARGET                                     WAITING LEFT  │
+│> s1         POST    a-very-long-subdomain-label-for-this-test. 1       28s   │
+│                     another-long-label-here.third.registry.                  │
+│                     example.test:443/v1/upload                               │
 │                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+┌ Request held 1 of 1 ─────────────────────────────────────────────────────────┐
+│session s1  method POST  port 443  waiting 1  denied in 28s                   │
+│host  a-very-long-subdomain-label-for-this-test.another-long-label-here.third.│
+│      registry.example.test                                                   │
+│path  /v1/upload                                                              │
+│query page=2&token=abc                                                        │
+│body  2048 bytes (2.0K)                                                       │
+│a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+└──────────────────────────────────────────────────────────────────────────────┘
+↑↓ select prompt  Tab/1-5 screens  ? help  q quit
+"#,
+    );
+}
+
+#[test]
+fn a_prompt_for_the_proxy_hosts_loopback_carries_its_note_and_fresh_keys_wait() {
+    let mut app = app();
+    let mut local = pending(9, "127.0.0.1", "/", 1, 28);
+    local.port = 5432;
+    local.body = crate::api::protocol::BodySize::Streamed;
+    local.note = Some(
+        "127.0.0.1 is the loopback of the proxy's host, not the session's own (a session's \
+         loopback never reaches the proxy): allowing it lets the session reach services on \
+         that machine"
+            .into(),
+    );
+    // Just arrived: its answer keys wait.
+    app.on_agent(FromAgent::Event {
+        event: Event::ApprovalPending(local),
+        received: std::time::Instant::now(),
+    });
+    app.now_ms += 400;
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals (1) 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Sessions: none running; n starts one ────────────────────────────────────────┐
+│ID       WORKSPACE        TEMPLATE  STATE    UP     CPU    MEMORY  ALLOW DENY │
 │                                                                              │
 │                                                                              │
 └──────────────────────────────────────────────────────────────────────────────┘
 ┌ Request held 1 of 1 ─────────────────────────────────────────────────────────┐
-│session s1  method GET  host api.example.test  port 443                       │
-│path /v1/items  waiting 3  denied in 28s                                      │
-│a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+│session s1  method GET  port 5432  waiting 1  denied in 28s                   │
+│host  127.0.0.1                                                               │
+│path  /                                                                       │
+│query none                                                                    │
+│body  streamed: its length was not given ahead                                │
+│note  127.0.0.1 is the loopback of the proxy's host, not the session's own (a │
+│      session's loopback never reaches the proxy): allowing it lets the       │
+│      session reach services on that machine                                  │
+│answer keys wait 0.6s: the held request just changed  [ ] other prompt        │
 └──────────────────────────────────────────────────────────────────────────────┘
 n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
 "#,
@@ -310,13 +396,13 @@ fn several_pending_requests_queue_with_their_remaining_time() {
 │  s1         GET     cdn.example.test:443/lib.js                2       12s   │
 │> s1         GET     api.example.test:443/v1/items              1       28s   │
 │  s1         GET     pypi.org:443/simple/                       1       55s   │
-│                                                                              │
-│                                                                              │
-│                                                                              │
 └──────────────────────────────────────────────────────────────────────────────┘
 ┌ Request held 2 of 3 ─────────────────────────────────────────────────────────┐
-│session s1  method GET  host api.example.test  port 443                       │
-│path /v1/items  waiting 1  denied in 28s                                      │
+│session s1  method GET  port 443  waiting 1  denied in 28s                    │
+│host  api.example.test                                                        │
+│path  /v1/items                                                               │
+│query none                                                                    │
+│body  none                                                                    │
 │  next 1: s1 GET cdn.example.test:443/lib.js (2 waiting, 12s left)            │
 │  next 3: s1 GET pypi.org:443/simple/ (1 waiting, 55s left)                   │
 │a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
@@ -348,13 +434,13 @@ fn the_rule_editor_shows_the_widened_rule_and_its_file() {
 │ ┌ Allow forever ───────────────────────────────────────────────────────────┐ │
 │ │Request: GET api.example.test:443/v1/items/4                              │ │
 │ │                                                                          │ │
-│ │Rule:    domain=*.example.test path=/v1/items/*                           │ │
-│ │Into:    /home/u/src/shop/.hh/harness-rules.toml  [network] allowlist     │ │
-│ │✓ covers this request                                                     │ │
-└─│                                                                          │─┘
-┌ │h host  p port  / path  m method  t allow/deny  Enter write  Esc back     │─┐
-│s└──────────────────────────────────────────────────────────────────────────┘ │
-│path /v1/items/4  waiting 1  denied in 28s                                    │
+└─│Rule:    domain=*.example.test path=/v1/items/*                           │─┘
+┌ │Into:    /home/u/src/shop/.hh/harness-rules.toml  [network] allowlist     │─┐
+│s│✓ covers this request                                                     │ │
+│h│                                                                          │ │
+│p│h host  p port  / path  m method  t allow/deny  Enter write  Esc back     │ │
+│q└──────────────────────────────────────────────────────────────────────────┘ │
+│body  none                                                                    │
 │a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
 └──────────────────────────────────────────────────────────────────────────────┘
 h host  p port  / path  m method  t allow/deny  Enter write  Esc cancel
@@ -388,13 +474,13 @@ fn an_answer_the_agent_refused_stays_with_its_reason() {
 │                                                                              │
 │                                                                              │
 │                                                                              │
-│                                                                              │
-│                                                                              │
-│                                                                              │
 └──────────────────────────────────────────────────────────────────────────────┘
 ┌ Request held 1 of 1 ─────────────────────────────────────────────────────────┐
-│session s1  method GET  host api.example.test  port 443                       │
-│path /v1/items  waiting 1  denied in 28s                                      │
+│session s1  method GET  port 443  waiting 1  denied in 28s                    │
+│host  api.example.test                                                        │
+│path  /v1/items                                                               │
+│query none                                                                    │
+│body  none                                                                    │
 │agent refused: the rule `domain=x.test` does not cover GET api.example.test   │
 │a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
 └──────────────────────────────────────────────────────────────────────────────┘
