@@ -196,6 +196,7 @@ fn perform(
             let config_path = app.config_path.clone();
             let outcome = terminal::suspend(terminal, || {
                 let exe = std::env::current_exe()?;
+                // spawns: hh
                 Command::new(exe)
                     .arg("--config")
                     .arg(&config_path)
