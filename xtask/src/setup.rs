@@ -223,6 +223,7 @@ pub fn apt_packages() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The entry for `name`, a program name or path as the code spawns it.
+#[cfg(test)]
 pub fn lookup(name: &str) -> Option<&'static HostProgram> {
     HOST_PROGRAMS.iter().find(|program| program.name == name)
 }
@@ -279,9 +280,20 @@ fn check_distribution() -> Result<()> {
     let (id, like) = (field("ID"), field("ID_LIKE"));
     let debian_like = id == "debian" || id == "ubuntu" || like.split(' ').any(|l| l == "debian");
     if !debian_like || !has_program("apt-get") {
-        let names: Vec<_> = apt_packages()
-            .into_iter()
-            .map(|(name, why)| format!("  {name}: {why}"))
+        let names: Vec<_> = HOST_PROGRAMS
+            .iter()
+            .filter_map(|program| match program.source {
+                Source::Apt(package) => Some(format!(
+                    "  {} (Debian: {package}): {}",
+                    program.name, program.why
+                )),
+                _ => None,
+            })
+            .chain(
+                EXTRA_PACKAGES
+                    .iter()
+                    .map(|(package, why)| format!("  {package}: {why}")),
+            )
             .collect();
         bail!(
             "setup knows Debian and Ubuntu (apt); this host is `{id}`. Install by hand:\n{}\n  \
