@@ -128,3 +128,73 @@ fn the_default_config_path_follows_xdg_and_errors_name_file_line_and_key() {
         "{message}"
     );
 }
+
+mod support;
+
+/// A config in `dir` with `extra` appended to a minimal valid one.
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("harness-hat.toml");
+    fs::write(&path, format!("version = 1\n{extra}")).unwrap();
+    path
+}
+
+#[test]
+fn the_terminal_ui_writes_its_log_into_the_configs_log_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("state/logs");
+    let config = write_config(dir.path(), &format!("log_dir = \"{}\"\n", logs.display()));
+    let command = format!(
+        "env -u HH_LOG_FILE HOME={home} HH_AGENT_SOCKET={home}/no-agent.sock {hh} --config {config}",
+        home = dir.path().display(),
+        hh = env!("CARGO_BIN_EXE_hh"),
+        config = config.display(),
+    );
+    let tmux = support::tmux::Tmux::start(&format!("hhlog{}", std::process::id()), &command);
+    tmux.wait_for("agent: down", std::time::Duration::from_secs(20));
+    tmux.keys(&["q"]);
+    let log = logs.join("tui.log");
+    support::session_world::wait_until("the UI's log has its first line", || {
+        fs::read_to_string(&log).is_ok_and(|text| text.contains("terminal UI started"))
+    });
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&log), 0o600);
+    assert_eq!(mode(&logs), 0o700);
+}
+
+#[test]
+fn hh_proxy_listens_beyond_loopback_only_when_the_config_allows_remote_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    fs::write(&rules, "[network]\nallowlist = []\n").unwrap();
+    let state = dir.path().join("state");
+    let proxy = |config: &Path| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hh"));
+        command
+            .arg("--config")
+            .arg(config)
+            .args(["proxy", "--listen", "0.0.0.0:0", "--rules"])
+            .arg(&rules)
+            .arg("--state-dir")
+            .arg(&state);
+        command
+    };
+    let closed = write_config(dir.path(), "");
+    let refused = proxy(&closed).output().unwrap();
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(
+        message.contains("allow_remote_control = true") && message.contains("harness-hat.toml"),
+        "{message}"
+    );
+
+    let open = write_config(
+        dir.path(),
+        "[defaults.control]\nallow_remote_control = true\n",
+    );
+    let (mut child, listening) =
+        support::spawn_announcing(proxy(&open).env("HH_LOG", "warn"), "listening on ");
+    assert!(listening.starts_with("0.0.0.0:"), "{listening}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -75,6 +75,7 @@ fn killing_the_agent_leaves_sessions_cut_off_and_a_restart_serves_them() {
     ]);
 
     // The first agent: attaches, pins, serves; then it is killed.
+    // spawns: hh
     let mut first = Command::new(std::env::current_exe().unwrap())
         .env(
             AGENT_ENV,

@@ -411,6 +411,7 @@ impl Mitmproxy {
             .map_err(|error| format!("no free port: {error}"))?
             .port();
         let confdir = dir.join("mitmproxy");
+        // spawns: mitmdump
         let mut child = Command::new(&program)
             .args(["-q", "--listen-host", "127.0.0.1", "--listen-port"])
             .arg(port.to_string())
@@ -438,6 +439,7 @@ impl Mitmproxy {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // spawns: mitmdump
         let version = Command::new(&program)
             .arg("--version")
             .output()

@@ -3,6 +3,7 @@
 
 pub mod kernel;
 pub mod session_world;
+pub mod tmux;
 pub mod upstream;
 pub mod users;
 

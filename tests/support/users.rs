@@ -27,7 +27,8 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-fn run(program: &str, args: &[&str]) {
+fn run_program(program: &str, args: &[&str]) {
+    // spawns: the caller's program
     let output = Command::new(program)
         .args(args)
         .output()
@@ -60,7 +61,7 @@ pub struct TestGroup {
 impl TestGroup {
     pub fn create(tag: &str) -> TestGroup {
         let name = unique(&format!("hhg{tag}"));
-        run("groupadd", &[&name]);
+        run_program("groupadd", &[&name]);
         let gid = getent_id("group", &name);
         TestGroup { name, gid }
     }
@@ -94,7 +95,7 @@ impl TestUser {
         }
         let home_arg = home.display().to_string();
         args.extend(["--home-dir", &home_arg, &name]);
-        run("useradd", &args);
+        run_program("useradd", &args);
         std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .unwrap();
         let uid = getent_id("passwd", &name);

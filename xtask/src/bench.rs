@@ -85,6 +85,7 @@ fn install_mitmproxy(workspace: &Path) -> Result<()> {
             .args(["-m", "venv"])
             .arg(&venv),
     )?;
+    // spawns: pip
     exec::run(std::process::Command::new(venv.join("bin/pip")).args([
         "install",
         "--quiet",

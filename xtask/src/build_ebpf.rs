@@ -20,6 +20,7 @@ pub struct Options {}
 
 pub fn run(workspace: &Path, _options: &Options) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // spawns: cargo
     let mut command = Command::new(cargo);
     // A toolchain override or wrapper meant for the host build must not leak into this one.
     for variable in [

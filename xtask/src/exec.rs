@@ -59,6 +59,7 @@ pub fn is_root() -> bool {
 /// A command that runs as root: directly when we are root, else through `sudo`.
 pub fn as_root(program: &str) -> Command {
     if is_root() {
+        // spawns: the caller's program
         Command::new(program)
     } else {
         let mut command = Command::new("sudo");

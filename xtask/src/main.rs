@@ -5,6 +5,8 @@ mod build_ebpf;
 mod exec;
 mod image;
 mod setup;
+#[cfg(test)]
+mod spawn_scan;
 mod test;
 
 use clap::{Parser, Subcommand};

@@ -3,6 +3,9 @@
 //! Idempotent and quick when everything is there: each step first checks, then installs only
 //! what is missing and says what it installs. The recipe is the one proven on these machines
 //! (../shared/notes/ebpf-toolchain.md).
+//!
+//! [`HOST_PROGRAMS`] is the one list of host programs hh's build, tests and benchmarks run;
+//! `spawn_scan`'s test keeps it whole.
 
 use std::{
     fs::File,
@@ -16,33 +19,214 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::exec;
 
-/// Debian packages hh needs, each with why.
-const PACKAGES: &[(&str, &str)] = &[
-    (
+/// Where a host program comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A Debian package that `cargo xtask setup` installs when missing.
+    Apt(&'static str),
+    /// Debian's Docker engine, installed only when no engine answers and none is installed.
+    Docker,
+    /// Part of every Debian/Ubuntu system (Essential or `required` packages): never missing.
+    Base(&'static str),
+    /// Rust by rustup (README's prerequisite), or hh's own binaries.
+    Toolchain,
+    /// Installed by `cargo xtask setup` with `cargo install`.
+    CargoInstall,
+    /// Installed by `cargo xtask bench` into `target/` before the bench that runs it.
+    BenchTool,
+}
+
+/// One program and why hh runs it.
+pub struct HostProgram {
+    pub name: &'static str,
+    pub source: Source,
+    pub why: &'static str,
+}
+
+const fn apt(name: &'static str, package: &'static str, why: &'static str) -> HostProgram {
+    HostProgram {
+        name,
+        source: Source::Apt(package),
+        why,
+    }
+}
+
+const fn base(name: &'static str, package: &'static str, why: &'static str) -> HostProgram {
+    HostProgram {
+        name,
+        source: Source::Base(package),
+        why,
+    }
+}
+
+const fn from(name: &'static str, source: Source, why: &'static str) -> HostProgram {
+    HostProgram { name, source, why }
+}
+
+/// Every program hh's build, tests and benchmarks spawn on the host.
+pub const HOST_PROGRAMS: &[HostProgram] = &[
+    // The eBPF toolchain.
+    apt(
+        "/usr/bin/rustc",
         "rustc-web",
         "Debian's rustc 1.96 (LLVM 22): builds the eBPF programs",
     ),
+    from(
+        "bpf-linker",
+        Source::CargoInstall,
+        "links the eBPF object (LLVM 22)",
+    ),
+    from(
+        "cargo",
+        Source::Toolchain,
+        "builds and tests hh (rustup's stable)",
+    ),
+    from(
+        "hh",
+        Source::Toolchain,
+        "the binary under test, and benches running themselves as clients",
+    ),
+    // Containers and images.
+    from("docker", Source::Docker, "sessions run in containers"),
+    from(
+        "dockerd",
+        Source::Docker,
+        "the engine setup starts when none answers",
+    ),
+    apt(
+        "mmdebstrap",
+        "mmdebstrap",
+        "builds the local test base image without a registry",
+    ),
+    // Networking.
+    apt(
+        "ip",
+        "iproute2",
+        "network namespaces for the enforcement tests",
+    ),
+    apt(
+        "iptables",
+        "iptables",
+        "the seed design's HH_EGRESS chain in the tun2proxy baseline (bench enforce)",
+    ),
+    apt(
+        "ip6tables",
+        "iptables",
+        "the seed design's HH_EGRESS chain in the tun2proxy baseline (bench enforce)",
+    ),
+    base(
+        "nsenter",
+        "util-linux",
+        "runs iptables in the baseline container's network namespace",
+    ),
+    // Real clients.
+    apt("curl", "curl", "a real HTTP client for the proxy tests"),
+    apt(
+        "dig",
+        "dnsutils",
+        "a real DNS client against the session's DNS stub",
+    ),
+    apt(
+        "python3",
+        "python3",
+        "socket clients the enforcement tests run; the bench's mitmproxy venv",
+    ),
+    apt("tmux", "tmux", "drives the terminal UI in end-to-end tests"),
+    // Users and privileges.
+    apt(
+        "sudo",
+        "sudo",
+        "README's first command runs hh as root through it",
+    ),
+    base(
+        "setpriv",
+        "util-linux",
+        "runs test clients as an ordinary user",
+    ),
+    base("useradd", "passwd", "creates the tests' ordinary users"),
+    base("userdel", "passwd", "removes the tests' ordinary users"),
+    base("groupadd", "passwd", "creates the tests' socket groups"),
+    base("groupdel", "passwd", "removes the tests' socket groups"),
+    base("getent", "libc-bin", "reads the tests' users' ids"),
+    apt(
+        "pkill",
+        "procps",
+        "ends a test user's processes before the user is removed",
+    ),
+    // Files.
+    base(
+        "cp",
+        "coreutils",
+        "the agent's seed copies, run as the session's user",
+    ),
+    base("id", "coreutils", "what groups a test user is in"),
+    base(
+        "dpkg-query",
+        "dpkg",
+        "setup checks which packages are installed",
+    ),
+    base("apt-get", "apt", "setup installs packages"),
+    base(
+        "systemctl",
+        "systemd",
+        "setup starts Docker where systemd runs",
+    ),
+    base("bash", "bash", "shell one-liners in tests"),
+    base("sh", "dash", "shell one-liners in tests"),
+    // Benchmarks' own tools.
+    apt(
+        "make",
+        "make",
+        "builds jemalloc, hh's allocator (its -sys crate runs configure and make)",
+    ),
+    from(
+        "pip",
+        Source::BenchTool,
+        "installs mitmproxy into target/bench-venv (bench proxy)",
+    ),
+    from(
+        "mitmdump",
+        Source::BenchTool,
+        "mitmproxy, the proxy bench's baseline",
+    ),
+];
+
+/// Debian packages setup installs besides those above, each with why: libraries and data that
+/// no program of theirs is spawned by name.
+pub const EXTRA_PACKAGES: &[(&str, &str)] = &[
     (
         "libstd-rust-web-dev-bpf",
         "precompiled `core` for bpfel-unknown-none",
     ),
     (
-        "mmdebstrap",
-        "builds the local test base image without a registry",
+        "python3-venv",
+        "`python3 -m venv` for the proxy bench's mitmproxy",
     ),
-    (
-        "make",
-        "builds jemalloc, hh's allocator (its -sys crate runs configure and make)",
-    ),
-    ("iproute2", "network namespaces for the enforcement tests"),
-    ("curl", "a real HTTP client for the proxy tests"),
-    (
-        "python3",
-        "the socket client the enforcement tests run inside a session",
-    ),
-    ("tmux", "drives the terminal UI in end-to-end tests"),
-    ("sudo", "README's first command runs hh as root through it"),
 ];
+
+/// The apt packages setup installs (always; Docker's only when no engine answers), each once,
+/// in list order, with why.
+pub fn apt_packages() -> Vec<(&'static str, &'static str)> {
+    let mut packages: Vec<(&str, &str)> = Vec::new();
+    let programs = HOST_PROGRAMS
+        .iter()
+        .filter_map(|program| match program.source {
+            Source::Apt(package) => Some((package, program.why)),
+            _ => None,
+        });
+    for (package, why) in programs.chain(EXTRA_PACKAGES.iter().copied()) {
+        if !packages.iter().any(|(known, _)| *known == package) {
+            packages.push((package, why));
+        }
+    }
+    packages
+}
+
+/// The entry for `name`, a program name or path as the code spawns it.
+#[cfg(test)]
+pub fn lookup(name: &str) -> Option<&'static HostProgram> {
+    HOST_PROGRAMS.iter().find(|program| program.name == name)
+}
 
 /// Debian's engine, installed only when no Docker engine answers and none is installed.
 const DOCKER_PACKAGE: &str = "docker.io";
@@ -63,9 +247,9 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<()> {
     check_distribution()?;
-    let mut missing: Vec<&str> = PACKAGES
-        .iter()
-        .map(|(name, _)| *name)
+    let mut missing: Vec<&str> = apt_packages()
+        .into_iter()
+        .map(|(name, _)| name)
         .filter(|name| !package_installed(name))
         .collect();
     let engine_answers = !options.no_docker && docker_answers();
@@ -96,9 +280,20 @@ fn check_distribution() -> Result<()> {
     let (id, like) = (field("ID"), field("ID_LIKE"));
     let debian_like = id == "debian" || id == "ubuntu" || like.split(' ').any(|l| l == "debian");
     if !debian_like || !has_program("apt-get") {
-        let names: Vec<_> = PACKAGES
+        let names: Vec<_> = HOST_PROGRAMS
             .iter()
-            .map(|(name, why)| format!("  {name}: {why}"))
+            .filter_map(|program| match program.source {
+                Source::Apt(package) => Some(format!(
+                    "  {} (Debian: {package}): {}",
+                    program.name, program.why
+                )),
+                _ => None,
+            })
+            .chain(
+                EXTRA_PACKAGES
+                    .iter()
+                    .map(|(package, why)| format!("  {package}: {why}")),
+            )
             .collect();
         bail!(
             "setup knows Debian and Ubuntu (apt); this host is `{id}`. Install by hand:\n{}\n  \
@@ -178,6 +373,7 @@ fn install_bpf_linker() -> Result<()> {
     // The lean build links libLLVM.so from Debian's libllvm22 directly, so llvm-22-dev (400 MB)
     // is not needed; its object output is bit-identical to the default build's.
     exec::run(
+        // spawns: cargo
         Command::new(cargo)
             .env(
                 "RUSTFLAGS",

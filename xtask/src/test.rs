@@ -31,6 +31,7 @@ pub fn run(workspace: &Path, options: &Options) -> Result<()> {
     image::run(workspace, &image::Options::default())?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let cargo = || {
+        // spawns: cargo
         let mut command = Command::new(&cargo);
         command.current_dir(workspace);
         command

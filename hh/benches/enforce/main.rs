@@ -315,6 +315,7 @@ fn close_with_rst(stream: TcpStream) {
 /// Runs this bench's own executable as a client process (`env` set to `spec` tells it which);
 /// returns what it printed, and fails the bench with its stderr when it failed.
 fn run_client_process(env: &str, spec: String, what: &str) -> String {
+    // spawns: hh
     let output = Command::new(std::env::current_exe().expect("own path"))
         .env(env, spec)
         .output()

@@ -24,6 +24,7 @@ use super::{
     access::{Identity, MountCheck},
     container::label,
     control::{self, ControlState},
+    forwards,
     placement::Placement,
     plan::{self, SessionPlan},
     random_hex, usage,
@@ -279,19 +280,27 @@ async fn serve(
     let proxy_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.proxy);
     let control_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.control.server_port);
     let dns_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.dns);
-    let (proxy_listener, control_listener, dns_socket) = tokio::task::spawn_blocking(move || {
-        netns::bind_in_namespace(netns, move || {
-            let proxy = std::net::TcpListener::bind(proxy_addr)?;
-            let control = std::net::TcpListener::bind(control_addr)?;
-            let dns = std::net::UdpSocket::bind(dns_addr)?;
-            for fd in [&proxy as &dyn SetNonblocking, &control, &dns] {
-                fd.nonblocking()?;
-            }
-            Ok((proxy, control, dns))
+    let forwarded = agent
+        .settings
+        .config
+        .defaults
+        .containers
+        .localhost_forwards
+        .clone();
+    let (proxy_listener, control_listener, dns_socket, forward_listeners) =
+        tokio::task::spawn_blocking(move || {
+            netns::bind_in_namespace(netns, move || {
+                let proxy = std::net::TcpListener::bind(proxy_addr)?;
+                let control = std::net::TcpListener::bind(control_addr)?;
+                let dns = std::net::UdpSocket::bind(dns_addr)?;
+                for fd in [&proxy as &dyn SetNonblocking, &control, &dns] {
+                    fd.nonblocking()?;
+                }
+                Ok((proxy, control, dns, forwards::bind(&forwarded)?))
+            })
         })
-    })
-    .await?
-    .context("cannot open the session's listeners in its network namespace")?;
+        .await?
+        .context("cannot open the session's listeners in its network namespace")?;
 
     let audit = AuditLog::open(&agent.settings.state_dir.join("logs"))?;
     let workspace = info.workspace.clone();
@@ -343,7 +352,7 @@ async fn serve(
     let proxy_listener = TcpListener::from_std(proxy_listener)?;
     let control_listener = TcpListener::from_std(control_listener)?;
     let dns_socket = tokio::net::UdpSocket::from_std(dns_socket)?;
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(async move {
             if let Err(error) = transparent::serve(proxy_listener, front).await {
                 tracing::error!(%error, "session proxy listener failed");
@@ -352,6 +361,17 @@ async fn serve(
         tokio::spawn(control::serve(control_listener, Arc::clone(&control))),
         tokio::spawn(dns::serve(dns_socket, names, dns::Limits::default())),
     ];
+    let forward_audit = AuditLog::open(&agent.settings.state_dir.join("logs"))?;
+    let forward_audit = Some(Arc::new(forward_audit));
+    for (port, listener) in forward_listeners {
+        let forward = Arc::new(forwards::Forward {
+            session: id.clone(),
+            port,
+            audit: forward_audit.clone(),
+        });
+        let listener = TcpListener::from_std(listener)?;
+        tasks.push(tokio::spawn(forwards::serve(listener, forward)));
+    }
     let session = Arc::new(Session {
         info: Mutex::new(info.clone()),
         placement,

@@ -42,7 +42,6 @@ pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
             match report.mode {
                 Mode::Agent =>
                     "=> agent mode available: `sudo hh agent` can enforce sessions with eBPF",
-                Mode::Tun => "=> agent mode unavailable; TUN fallback mode is possible",
                 Mode::None => "=> hh cannot run sessions on this host (see FAIL lines)",
             }
         );

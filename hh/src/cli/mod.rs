@@ -41,7 +41,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Check whether this host can run hh, and in which mode (agent or TUN fallback).
+    /// Check whether this host can run hh's agent mode (eBPF enforcement).
     Doctor(doctor::Options),
     /// Write a commented starter harness-hat.toml (default ./harness-hat.toml).
     Init(init::Options),
@@ -64,7 +64,7 @@ pub enum Command {
 /// Runs the parsed command line; the exit code is the command's verdict.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Some(command) = cli.command else {
-        init_tui_logging();
+        init_tui_logging(cli.config.as_deref());
         return crate::tui::run(cli.config.as_deref());
     };
     init_logging();
@@ -72,7 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(options) => doctor::run(&options),
         Command::Init(options) => init::run(&options, cli.config.as_deref()),
         Command::Rules(options) => rules::run(&options, cli.config.as_deref()),
-        Command::Proxy(options) => proxy::run(&options),
+        Command::Proxy(options) => proxy::run(&options, cli.config.as_deref()),
         Command::Agent(options) => agent::run(&options, cli.config.as_deref()),
         Command::Session(options) => session::run(&options, cli.config.as_deref()),
         Command::Shell(options) => shell::run(&options),
@@ -103,17 +103,23 @@ pub(crate) fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// The TUI owns the terminal: logs go to `$HH_LOG_FILE` (appended) when set, else nowhere.
+/// The TUI owns the terminal: logs go to `$HH_LOG_FILE` (appended) when set, else to `tui.log`
+/// in the config's `log_dir` (a 0700 directory, a 0600 file, no symlink followed), else nowhere.
 /// `HH_LOG` filters them as for the subcommands (e.g. `HH_LOG=hh=info` for prompt latency).
-fn init_tui_logging() {
-    let Some(path) = std::env::var_os("HH_LOG_FILE") else {
-        return;
+fn init_tui_logging(config: Option<&Path>) {
+    let file = match std::env::var_os("HH_LOG_FILE") {
+        Some(path) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .ok(),
+        None => load_config(config).ok().and_then(|(config, _)| {
+            crate::private_fs::PrivateDir::open_or_create(&config.log_dir)
+                .and_then(|dir| dir.open_private_append(TUI_LOG))
+                .ok()
+        }),
     };
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-    else {
+    let Some(file) = file else {
         return;
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HH_LOG")
@@ -124,6 +130,9 @@ fn init_tui_logging() {
         .with_writer(std::sync::Mutex::new(file))
         .try_init();
 }
+
+/// The TUI's log file in the config's `log_dir`.
+pub const TUI_LOG: &str = "tui.log";
 
 /// Logs go to stderr, filtered by `HH_LOG` (e.g. `HH_LOG=hh=debug`); quiet by default.
 fn init_logging() {

@@ -93,12 +93,36 @@ pub struct Options {
     pub upstream_ca: Vec<PathBuf>,
 }
 
-pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
+pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    refuse_remote_listen(options.listen, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(options))
+}
+
+/// A listener on anything but loopback serves whoever reaches this host's interfaces: only when
+/// the config says so (`allow_remote_control = true` in `[defaults.control]`).
+fn refuse_remote_listen(
+    listen: SocketAddr,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    let (config, path) = super::load_config(config).with_context(|| {
+        format!("--listen {listen} is not loopback, and no config says it may be")
+    })?;
+    if !config.defaults.control.allow_remote_control {
+        bail!(
+            "--listen {listen} would serve every host that reaches this one; set \
+             `allow_remote_control = true` in [defaults.control] of {} to allow it, or listen \
+             on 127.0.0.1",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 async fn serve(options: &Options) -> anyhow::Result<ExitCode> {

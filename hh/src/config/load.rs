@@ -7,13 +7,13 @@
 //! - mount paths must not contain `:` or `,` (they would split Docker's `--mount`/`-v` syntax)
 //!   and the container side must be absolute;
 //! - `memory` and `cpus` must be numbers (checked while deserializing);
-//! - a `server_host` or `proxy_host` that is not loopback needs `allow_remote_control = true`;
+//! - `server_host` and `proxy_host` must be `127.0.0.1` (sessions' listeners are on their own
+//!   loopback), and `strict_network` cannot be `false` (agent mode has no way around the proxy);
 //! - template rules, `bypass_proxy` hosts, environment variable names and workspace names must
 //!   be valid.
 
 use std::{
     io,
-    net::IpAddr,
     path::{Path, PathBuf},
 };
 
@@ -93,9 +93,15 @@ pub enum ConfigErrorKind {
     #[error("`{path}` must be an absolute path")]
     NotAbsolute { path: PathBuf },
     #[error(
-        "`{host}` is not a loopback address; set `allow_remote_control = true` in [defaults.control] to listen on it"
+        "`{host}`: a session's control server and proxy listen on the session's own 127.0.0.1 \
+         (inside its network namespace), so only \"127.0.0.1\" applies; remove the key"
     )]
-    RemoteHost { host: String },
+    SessionLoopbackOnly { host: String },
+    #[error(
+        "`false` is not supported: nothing leaves a session except through the proxy (its \
+         container has Docker's `none` network), so hh is always strict; remove the key"
+    )]
+    AlwaysStrict,
     #[error("rule `{text}`: {error}")]
     Rule { text: String, error: RuleError },
     #[error("`{value}`: expected a host or `*.suffix` ({reason})")]
@@ -108,6 +114,10 @@ pub enum ConfigErrorKind {
     WorkspaceName { name: String },
     #[error("port 0 is not a port")]
     PortZero,
+    #[error("port {port} is {whose} port inside every session; forward another")]
+    ForwardTaken { port: u16, whose: &'static str },
+    #[error("port {port} is forwarded twice")]
+    ForwardTwice { port: u16 },
 }
 
 /// Reads and checks the config at `path`, expanding `~` and `$HOME` from `env`.
@@ -190,21 +200,28 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
     }
 
     let control = &config.defaults.control;
-    if !control.allow_remote_control {
-        for (key, host) in [
-            ("defaults.control.server_host", &control.server_host),
-            (
-                "defaults.proxy.proxy_host",
-                &config.defaults.proxy.proxy_host,
-            ),
-        ] {
-            if !is_loopback(host) {
-                return Err(invalid(
-                    key.into(),
-                    ConfigErrorKind::RemoteHost { host: host.clone() },
-                ));
-            }
+    // In agent mode a session's control server and proxy listen on the session's own
+    // 127.0.0.1, inside its network namespace: no other address can apply, and accepting one
+    // would be a silent default.
+    for (key, host) in [
+        ("defaults.control.server_host", &control.server_host),
+        (
+            "defaults.proxy.proxy_host",
+            &config.defaults.proxy.proxy_host,
+        ),
+    ] {
+        if host != "127.0.0.1" && host != "localhost" {
+            return Err(invalid(
+                key.into(),
+                ConfigErrorKind::SessionLoopbackOnly { host: host.clone() },
+            ));
         }
+    }
+    if !config.defaults.proxy.strict_network {
+        return Err(invalid(
+            "defaults.proxy.strict_network".into(),
+            ConfigErrorKind::AlwaysStrict,
+        ));
     }
     for (key, port) in [
         ("defaults.control.server_port", control.server_port),
@@ -236,12 +253,24 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
         "defaults.containers.bypass_proxy",
         &invalid,
     )?;
+    let taken = [
+        (config.defaults.proxy.proxy_port, "the proxy's"),
+        (config.defaults.control.server_port, "the control server's"),
+        (53, "the DNS stub's"),
+    ];
     for (i, port) in containers.localhost_forwards.iter().enumerate() {
+        let key = format!("defaults.containers.localhost_forwards[{i}]");
         if *port == 0 {
+            return Err(invalid(key, ConfigErrorKind::PortZero));
+        }
+        if let Some((_, whose)) = taken.iter().find(|(taken, _)| taken == port) {
             return Err(invalid(
-                format!("defaults.containers.localhost_forwards[{i}]"),
-                ConfigErrorKind::PortZero,
+                key,
+                ConfigErrorKind::ForwardTaken { port: *port, whose },
             ));
+        }
+        if containers.localhost_forwards[..i].contains(port) {
+            return Err(invalid(key, ConfigErrorKind::ForwardTwice { port: *port }));
         }
     }
     check_mounts(
@@ -394,12 +423,6 @@ pub fn expand(path: &mut PathBuf, env: &Env) {
         text = format!("{home}/{rest}");
     }
     *path = PathBuf::from(text);
-}
-
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Letters, digits and `_`, not starting with a digit (POSIX.1 §8.1, portable names).
@@ -678,11 +701,31 @@ canonical_path = "~/src/hh"
             ),
             (
                 "version = 1\n[defaults.control]\nserver_host = \"0.0.0.0\"\n",
-                "hh.toml:3:1: `defaults.control.server_host`: `0.0.0.0` is not a loopback",
+                "hh.toml:3:1: `defaults.control.server_host`: `0.0.0.0`: a session's control server",
             ),
             (
                 "version = 1\n[defaults.proxy]\nproxy_host = \"192.168.1.2\"\n",
-                "hh.toml:3:1: `defaults.proxy.proxy_host`: `192.168.1.2` is not a loopback",
+                "hh.toml:3:1: `defaults.proxy.proxy_host`: `192.168.1.2`: a session's control",
+            ),
+            (
+                "version = 1\n[defaults.control]\nserver_host = \"0.0.0.0\"\nallow_remote_control = true\n",
+                "hh.toml:3:1: `defaults.control.server_host`: `0.0.0.0`: a session's control server",
+            ),
+            (
+                "version = 1\n[defaults.proxy]\nproxy_host = \"127.0.0.2\"\n",
+                "hh.toml:3:1: `defaults.proxy.proxy_host`: `127.0.0.2`: a session's control",
+            ),
+            (
+                "version = 1\n[defaults.containers]\nlocalhost_forwards = [11434, 28781]\n",
+                "hh.toml:3:30: `defaults.containers.localhost_forwards[1]`: port 28781 is the proxy's",
+            ),
+            (
+                "version = 1\n[defaults.containers]\nlocalhost_forwards = [11434, 11434]\n",
+                "hh.toml:3:30: `defaults.containers.localhost_forwards[1]`: port 11434 is forwarded twice",
+            ),
+            (
+                "version = 1\n[defaults.proxy]\nstrict_network = false\n",
+                "hh.toml:3:1: `defaults.proxy.strict_network`: `false` is not supported",
             ),
             (
                 "version = 1\n[[defaults.containers.mounts]]\nhost = \"/a:b\"\ncontainer = \"/c\"\n",
@@ -728,15 +771,12 @@ canonical_path = "~/src/hh"
     }
 
     #[test]
-    fn remote_hosts_are_allowed_only_when_asked_for() {
-        let config = parse_ok(
-            "version = 1\n[defaults.control]\nserver_host = \"0.0.0.0\"\nallow_remote_control = true\n",
-        );
-        assert_eq!(config.defaults.control.server_host, "0.0.0.0");
-        for host in ["localhost", "127.0.0.2", "::1", "[::1]"] {
-            parse_ok(&format!(
-                "version = 1\n[defaults.proxy]\nproxy_host = \"{host}\"\n"
+    fn the_sessions_own_loopback_is_the_only_listen_address() {
+        for host in ["localhost", "127.0.0.1"] {
+            let config = parse_ok(&format!(
+                "version = 1\n[defaults.control]\nserver_host = \"{host}\"\n[defaults.proxy]\nproxy_host = \"{host}\"\n"
             ));
+            assert_eq!(config.defaults.proxy.proxy_host, host);
         }
     }
 

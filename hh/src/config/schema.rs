@@ -19,7 +19,8 @@ pub struct Config {
     /// Where the container image stems (Dockerfiles) live.
     #[serde(default = "default_docker_dir")]
     pub docker_dir: PathBuf,
-    /// Where hh writes its debug and audit logs.
+    /// Where the terminal UI writes its log (`tui.log`; `$HH_LOG_FILE` overrides it). The
+    /// agent's audit log is in the agent's state directory.
     #[serde(default = "default_log_dir")]
     pub log_dir: PathBuf,
     #[serde(default)]
@@ -77,10 +78,11 @@ pub struct Defaults {
 #[serde(deny_unknown_fields, default)]
 pub struct Control {
     pub server_port: u16,
+    /// Where the control server listens: the session's own 127.0.0.1 (the only value).
     pub server_host: String,
     /// The variable holding the control token inside a session.
     pub token_env_var: String,
-    /// Must be true for a `server_host` or `proxy_host` that is not loopback.
+    /// Must be true for `hh proxy --listen` on an address that is not loopback.
     pub allow_remote_control: bool,
 }
 
@@ -99,8 +101,10 @@ impl Default for Control {
 #[serde(deny_unknown_fields, default)]
 pub struct Proxy {
     pub proxy_port: u16,
+    /// Where a session's proxy listens: the session's own 127.0.0.1 (the only value).
     pub proxy_host: String,
-    /// When true, traffic that cannot go through the proxy is dropped rather than let through.
+    /// Traffic that cannot go through the proxy is dropped; `false` is refused (agent mode has
+    /// no way around the proxy).
     pub strict_network: bool,
 }
 

@@ -10,7 +10,8 @@ version = 1
 
 # Where the container image stems (Dockerfiles) live.
 docker_dir = "~/.config/harness-hat/docker"
-# Where hh writes its debug and audit logs.
+# Where the terminal UI writes its log (tui.log; $HH_LOG_FILE overrides it). The agent keeps
+# the audit log in its own state directory.
 log_dir = "~/.local/state/harness-hat/logs"
 
 [manager]
@@ -18,18 +19,20 @@ log_dir = "~/.local/state/harness-hat/logs"
 global_rules_file = "~/.config/harness-hat/harness-rules.toml"
 
 [defaults.control]
-# The control server sessions talk to.
+# The control server each session talks to (`killme`), on the session's own loopback:
+# 127.0.0.1 is the only server_host.
 server_port = 7878
 server_host = "127.0.0.1"
 # The variable that holds the control token inside a session.
 token_env_var = "HARNESS_HAT_TOKEN"
-# A server_host or proxy_host that is not loopback is refused unless this is true.
+# `hh proxy --listen` on an address that is not loopback is refused unless this is true.
 allow_remote_control = false
 
 [defaults.proxy]
+# Each session's proxy, on the session's own loopback: 127.0.0.1 is the only proxy_host.
 proxy_port = 28781
 proxy_host = "127.0.0.1"
-# Drop traffic that cannot go through the proxy instead of letting it through.
+# Nothing leaves a session except through the proxy; false is refused.
 strict_network = true
 
 [defaults.containers]
@@ -118,5 +121,54 @@ mod tests {
         assert_eq!(config.workspaces.len(), 1);
         assert_eq!(config.defaults.containers.mounts.len(), 1);
         assert!(config.container_profiles.contains_key("rust"));
+    }
+
+    /// Every key (at any depth) of a TOML document.
+    fn keys_of(table: &dyn toml_edit::TableLike, into: &mut Vec<String>) {
+        for (key, item) in table.iter() {
+            into.push(key.to_owned());
+            if let Some(inner) = item.as_table_like() {
+                keys_of(inner, into);
+            }
+            if let Some(array) = item.as_array_of_tables() {
+                for inner in array {
+                    keys_of(inner, into);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_comments_name_only_keys_the_loader_reads() {
+        let uncommented: String = STARTER_CONFIG
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if rest.starts_with('[') || is_assignment(rest) => rest,
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        // Every key of the uncommented starter loads (`deny_unknown_fields`) and is used.
+        let document = toml_edit::Document::parse(uncommented.as_str()).unwrap();
+        let mut known = Vec::new();
+        keys_of(document.as_table(), &mut known);
+        assert!(known.iter().any(|key| key == "localhost_forwards"));
+        // A snake_case word in a comment is a key name: it must be one the loader reads.
+        let mut named = Vec::new();
+        for line in STARTER_CONFIG
+            .lines()
+            .filter(|l| l.trim_start().starts_with('#'))
+        {
+            for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                let snake = word.contains('_')
+                    && word
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if snake && !known.iter().any(|key| key == word) {
+                    named.push(format!("{word} (in `{line}`)"));
+                }
+            }
+        }
+        assert!(named.is_empty(), "comments name unknown keys: {named:?}");
     }
 }

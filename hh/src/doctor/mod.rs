@@ -4,8 +4,8 @@
 //! a real request to the Docker engine) and reports one line with a fix. The verdict:
 //! - **agent mode** needs the bpf syscall, cgroup v2, bpffs, every embedded program loading,
 //!   sockmap + sk_msg, cgroup attachment, and a Docker engine;
-//! - **TUN mode** (fallback) needs a Docker engine and `/dev/net/tun`;
-//! - otherwise hh cannot run sessions here.
+//! - otherwise hh cannot run sessions here. (A TUN mode for hosts without eBPF, such as Docker
+//!   Desktop, is planned and not built: the doctor does not offer it.)
 
 mod docker;
 
@@ -53,8 +53,6 @@ pub struct Check {
 pub enum Mode {
     /// eBPF enforcement by `hh agent`.
     Agent,
-    /// In-container TUN device (Docker Desktop, no eBPF).
-    Tun,
     /// Neither: sessions cannot run here.
     None,
 }
@@ -86,7 +84,6 @@ const AGENT_NEEDS: &[&str] = &[
     "cgroup-attach",
     "docker",
 ];
-const TUN_NEEDS: &[&str] = &["docker", "tun-device"];
 
 /// Runs every check.
 pub fn diagnose(inputs: &Inputs) -> Report {
@@ -98,7 +95,6 @@ pub fn diagnose(inputs: &Inputs) -> Report {
     checks.push(check_bpffs(&mounts));
     checks.extend(check_programs(cgroup_root.as_deref()));
     checks.push(docker::check(inputs.docker_host.as_deref()));
-    checks.push(check_tun_device());
 
     let mut report = Report {
         mode: Mode::None,
@@ -106,8 +102,6 @@ pub fn diagnose(inputs: &Inputs) -> Report {
     };
     report.mode = if AGENT_NEEDS.iter().all(|name| report.passed(name)) {
         Mode::Agent
-    } else if TUN_NEEDS.iter().all(|name| report.passed(name)) {
-        Mode::Tun
     } else {
         Mode::None
     };
@@ -296,13 +290,4 @@ fn check_programs(cgroup_root: Option<&Path>) -> Vec<Check> {
         },
     };
     vec![programs, sockmap, attach]
-}
-
-fn check_tun_device() -> Check {
-    const NAME: &str = "tun-device";
-    if Path::new("/dev/net/tun").exists() {
-        pass(NAME, "/dev/net/tun present (TUN fallback possible)")
-    } else {
-        fail(NAME, "/dev/net/tun missing", "modprobe tun")
-    }
 }

@@ -614,6 +614,17 @@ impl App {
             KeyCode::Up | KeyCode::Char('k') => selected = selected.saturating_sub(1),
             KeyCode::Enter => {
                 let workspace = names.get(selected)?.clone();
+                if self
+                    .loaded_config()
+                    .is_some_and(|config| config.container_profiles.is_empty())
+                {
+                    self.status = Some(format!(
+                        "no template yet: add [container_profiles.NAME] with image = \"default\" \
+                         (a stem) to {}",
+                        self.config_path.display()
+                    ));
+                    return None;
+                }
                 self.mode = Mode::PickTemplate {
                     workspace,
                     selected: 0,

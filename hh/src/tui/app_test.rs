@@ -242,6 +242,32 @@ fn new_session_picks_workspace_then_template() {
 }
 
 #[test]
+fn with_no_template_the_picker_says_how_to_add_one() {
+    let env = Env {
+        home: Some("/home/u".into()),
+        xdg_config_home: None,
+    };
+    let text =
+        "version = 1\n[[workspaces]]\nname = \"shop\"\ncanonical_path = \"/home/u/src/shop\"\n";
+    let config = parse(text, Path::new("c.toml"), &env).unwrap();
+    let mut app = App::new(
+        PathBuf::from("/home/u/.config/harness-hat/harness-hat.toml"),
+        ConfigState::Loaded(Box::new(config)),
+        PathBuf::from("/run/hh/agent.sock"),
+        0,
+    );
+    press(&mut app, KeyCode::Char('n'));
+    assert_eq!(press(&mut app, KeyCode::Enter), None);
+    assert_eq!(app.mode, Mode::Normal);
+    let status = app.status.clone().unwrap_or_default();
+    assert!(
+        status.contains("[container_profiles.NAME]")
+            && status.contains("/home/u/.config/harness-hat/harness-hat.toml"),
+        "{status}"
+    );
+}
+
+#[test]
 fn sessions_stop_and_attach_the_selected_one() {
     let mut app = app();
     let session = |id: &str| SessionInfo {

@@ -16,8 +16,8 @@
 //!
 //! Prompt latency (from an `ApprovalPending` event read off the socket to the end of the draw
 //! that shows it) is logged at info level as `approval prompt drawn` with `latency_ms`, and
-//! shown at the bottom of the Approvals screen. Logs go to `$HH_LOG_FILE` when set (the
-//! terminal is the TUI's).
+//! shown at the bottom of the Approvals screen. Logs go to `$HH_LOG_FILE` when set, else to
+//! `tui.log` in the config's `log_dir` (the terminal is the TUI's).
 
 pub mod activity_log;
 pub mod agent_link;
@@ -74,6 +74,7 @@ pub fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     };
     let config = load_config(&config_path, &env);
     let socket = socket_path();
+    tracing::info!(config = %config_path.display(), socket = %socket.display(), "terminal UI started");
     // Two workers: the agent link's tasks are light; the UI thread is this one.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -196,6 +197,7 @@ fn perform(
             let config_path = app.config_path.clone();
             let outcome = terminal::suspend(terminal, || {
                 let exe = std::env::current_exe()?;
+                // spawns: hh
                 Command::new(exe)
                     .arg("--config")
                     .arg(&config_path)

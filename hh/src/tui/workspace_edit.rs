@@ -29,6 +29,8 @@ pub enum EditError {
     NotTables { file: PathBuf },
     #[error("no workspace `{name}` in {file}")]
     NoSuchWorkspace { file: PathBuf, name: String },
+    #[error("{} is not a directory (create it first, or pick another)", .path.display())]
+    NoSuchDirectory { path: PathBuf },
     #[error("{0}")]
     Refused(#[from] config::ConfigError),
     #[error("{0}")]
@@ -99,6 +101,13 @@ pub fn apply(file: &Path, change: &WorkspaceChange, env: &Env) -> Result<Config,
         WorkspaceChange::Remove { name } => remove(&text, file, name)?,
     };
     let config = config::load::check(&new_text, file, env)?;
+    if let WorkspaceChange::Add { name, .. } = change {
+        // A typo'd path must not become a workspace no session can start from.
+        let added = config.workspace(name).map(|w| w.canonical_path.clone());
+        if let Some(path) = added.filter(|path| !path.is_dir()) {
+            return Err(EditError::NoSuchDirectory { path });
+        }
+    }
     write_atomically(file, new_text.as_bytes())?;
     Ok(config)
 }
@@ -164,6 +173,11 @@ mod tests {
             ("etc", "/etc/x", "never hands to a session"),
             ("rel", "relative/dir", "must be an absolute path"),
             ("", "/tmp/x", "must be non-empty"),
+            (
+                "gone",
+                "/nonexistent/hh-test-dir",
+                "/nonexistent/hh-test-dir is not a directory",
+            ),
         ] {
             let change = WorkspaceChange::Add {
                 name: name.into(),

@@ -155,11 +155,8 @@ fn render_agent_banner(app: &App, error: &str, frame: &mut Frame, area: Rect) {
         Line::from(vec![
             Span::raw("Start it with:  "),
             Span::styled("sudo hh agent", Style::new().add_modifier(Modifier::BOLD)),
-            Span::raw("   (or enable its systemd unit)"),
         ]),
-        Line::raw(
-            "No eBPF here (Docker Desktop, macOS)? `hh doctor` says if TUN fallback mode applies.",
-        ),
+        Line::raw("`hh doctor` says whether this host can run it (eBPF, cgroup v2, Docker)."),
         Line::styled(
             format!("Retrying every second.{detail}"),
             Style::new().add_modifier(Modifier::DIM),

@@ -172,10 +172,10 @@ fn first_run_offers_the_starter_config_and_says_how_to_start_the_agent() {
  hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: down
 ┌ Agent ───────────────────────────────────────────────────────────────────────┐
 │No hh agent answers at /run/hh/agent.sock.                                    │
-│Start it with:  sudo hh agent   (or enable its systemd unit)                  │
-│No eBPF here (Docker Desktop, macOS)? `hh doctor` says if TUN fallback mode   │
-│applies.                                                                      │
+│Start it with:  sudo hh agent                                                 │
+│`hh doctor` says whether this host can run it (eBPF, cgroup v2, Docker).      │
 │Retrying every second.                                                        │
+│                                                                              │
 └──────────────────────────────────────────────────────────────────────────────┘
 ┌ First run ───────────────────────────────────────────────────────────────────┐
 │Welcome to hh.                                                                │

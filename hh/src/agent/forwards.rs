@@ -1,0 +1,104 @@
+//! `localhost_forwards`: host ports a session reaches as its own `127.0.0.1:PORT` (a model
+//! server on the host's 127.0.0.1:11434, say).
+//!
+//! For each port the agent opens a listener inside the session's network namespace (with the
+//! proxy's, before anything of the session runs) and relays every connection to the same port
+//! on the host's loopback, from the agent's own namespace. The session's connects to its own
+//! loopback are never redirected by the programs, so these listeners are what it reaches; no
+//! other host port is reachable. The config names the ports, so no rule decides them, but
+//! every connection is one audit line (`rule: config localhost_forwards`), with its bytes.
+
+use std::{
+    io,
+    net::{Ipv4Addr, SocketAddrV4},
+    sync::{Arc, atomic::AtomicU64},
+    time::{Duration, SystemTime},
+};
+
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::{
+    audit::{AuditLog, AuditRecord, Decision},
+    proxy::relay::splice,
+};
+
+/// The most connections one forwarded port carries at once.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long a forwarded connection may stay silent both ways before it is closed.
+const IDLE: Duration = Duration::from_secs(600);
+
+/// What an audit line names as the deciding rule.
+const RULE: &str = "config localhost_forwards";
+
+/// Binds `127.0.0.1:PORT` for each port, non-blocking; called inside the session's namespace.
+pub fn bind(ports: &[u16]) -> io::Result<Vec<(u16, std::net::TcpListener)>> {
+    ports
+        .iter()
+        .map(|&port| {
+            let listener =
+                std::net::TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
+            listener.set_nonblocking(true)?;
+            Ok((port, listener))
+        })
+        .collect()
+}
+
+/// One forwarded port of one session.
+pub struct Forward {
+    pub session: String,
+    pub port: u16,
+    pub audit: Option<Arc<AuditLog>>,
+}
+
+/// Relays the session's connections on `listener` to the host's `127.0.0.1:PORT` until the
+/// listener fails.
+pub async fn serve(listener: TcpListener, forward: Arc<Forward>) {
+    crate::sys::accept::serve_bounded(listener, MAX_CONNECTIONS, |client, _peer| {
+        let forward = Arc::clone(&forward);
+        async move { relay(&forward, client).await }
+    })
+    .await;
+}
+
+async fn relay(forward: &Forward, client: TcpStream) {
+    let started = std::time::Instant::now();
+    let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
+    let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, forward.port);
+    let decision = match TcpStream::connect(target).await {
+        Ok(host) => {
+            let _ = client.set_nodelay(true);
+            let _ = host.set_nodelay(true);
+            if let Err(error) = splice(client, host, IDLE, &up, &down).await {
+                tracing::debug!(port = forward.port, %error, "forwarded connection ended with an error");
+            }
+            Decision::Allow
+        }
+        Err(error) => {
+            // Nothing listens there on the host: the session sees its connection closed, as
+            // it would see a refused connect.
+            tracing::info!(port = forward.port, %error, "forwarded port: the host's side refused");
+            Decision::Deny
+        }
+    };
+    let Some(audit) = &forward.audit else {
+        return;
+    };
+    let record = AuditRecord {
+        time: SystemTime::now(),
+        session: forward.session.clone(),
+        client_pid: None,
+        method: None,
+        host: "127.0.0.1".into(),
+        path: None,
+        port: forward.port,
+        decision,
+        rule: Some(RULE.into()),
+        bytes_up: up.into_inner(),
+        bytes_down: down.into_inner(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    if let Err(error) = audit.record(&record) {
+        tracing::warn!(%error, "cannot write the audit line of a forwarded connection");
+    }
+}
