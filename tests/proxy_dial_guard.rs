@@ -37,20 +37,26 @@ impl Drop for Proxy {
     }
 }
 
-/// `hh proxy` (run through `wrapper`, e.g. `ip netns exec NAME`) with `rules` and `args`.
-fn start_proxy(wrapper: &[&str], rules: &str, args: &[String]) -> Proxy {
+/// `program`, or `ip netns exec NETNS program` when a namespace is given.
+fn in_netns(netns: Option<&str>, program: &str) -> Command {
+    match netns {
+        Some(name) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", name, program]);
+            command
+        }
+        // spawns: hh, curl
+        None => Command::new(program),
+    }
+}
+
+/// `hh proxy` (in `netns` when given) with `rules` and `args`.
+fn start_proxy(netns: Option<&str>, rules: &str, args: &[String]) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let rules_file = dir.path().join("rules.toml");
     std::fs::write(&rules_file, rules).unwrap();
     let state = dir.path().join("state");
-    let mut command = match wrapper.split_first() {
-        Some((program, rest)) => {
-            let mut command = Command::new(program);
-            command.args(rest).arg(env!("CARGO_BIN_EXE_hh"));
-            command
-        }
-        None => support::hh(),
-    };
+    let mut command = in_netns(netns, env!("CARGO_BIN_EXE_hh"));
     command.args(["proxy", "--listen", "127.0.0.1:0", "--ask-timeout", "1"]);
     command.arg("--rules").arg(&rules_file);
     command.arg("--state-dir").arg(&state);
@@ -64,17 +70,9 @@ fn start_proxy(wrapper: &[&str], rules: &str, args: &[String]) -> Proxy {
     }
 }
 
-/// curl through `proxy` (run through `wrapper`): the status and the body.
-fn curl(wrapper: &[&str], proxy: &Proxy, url: &str, extra: &[&str]) -> (u16, String) {
-    let mut command = match wrapper.split_first() {
-        Some((program, rest)) => {
-            let mut command = Command::new(program);
-            command.args(rest).arg("curl");
-            command
-        }
-        None => Command::new("curl"),
-    };
-    let output = command
+/// curl through `proxy` (in `netns` when given): the status and the body.
+fn curl(netns: Option<&str>, proxy: &Proxy, url: &str, extra: &[&str]) -> (u16, String) {
+    let output = in_netns(netns, "curl")
         .env_remove("NO_PROXY")
         .env_remove("no_proxy")
         .args(["-sS", "--max-time", "20", "--proxy"])
@@ -117,12 +115,12 @@ fn a_name_resolving_to_an_address_a_deny_rule_names_is_refused_when_the_proxy_di
         "--upstream-ca".to_owned(),
         ca.display().to_string(),
     ];
-    let proxy = start_proxy(&[], &rules, &args);
+    let proxy = start_proxy(None, &rules, &args);
     for url in [
         format!("http://alias.test:{http}/plain"),
         format!("https://alias.test:{tls}/tunneled"),
     ] {
-        let (status, body) = curl(&[], &proxy, &url, &[]);
+        let (status, body) = curl(None, &proxy, &url, &[]);
         assert_eq!(status, 403, "{url}: {body}");
         assert!(
             body.contains("refusing to dial 127.0.0.1: an address a deny rule names")
@@ -196,15 +194,15 @@ fn the_hosts_own_addresses_are_refused_even_inside_a_granted_block() {
     ]
     .map(String::from)
     .to_vec();
-    let wrapper = ["ip", "netns", "exec", netns.name.as_str()];
-    let proxy = start_proxy(&wrapper, &rules, &args);
+    let inside = Some(netns.name.as_str());
+    let proxy = start_proxy(inside, &rules, &args);
     for (name, shown) in [
         ("own.test", "10.77.0.1"),
         ("own6.test", "fd77::1"),
         ("mapped.test", "::ffff:10.77.0.1"),
     ] {
         let url = format!("http://{name}:{port}/x");
-        let (status, body) = curl(&wrapper, &proxy, &url, &[]);
+        let (status, body) = curl(inside, &proxy, &url, &[]);
         assert_eq!(status, 403, "{url}: {body}");
         assert!(
             body.contains(&format!("refusing to dial {shown}"))
@@ -214,12 +212,7 @@ fn the_hosts_own_addresses_are_refused_even_inside_a_granted_block() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 0, "a host address was dialed");
     // A grant of exactly that address is what opens one.
-    let (status, body) = curl(
-        &wrapper,
-        &proxy,
-        &format!("http://exact.test:{port}/x"),
-        &[],
-    );
+    let (status, body) = curl(inside, &proxy, &format!("http://exact.test:{port}/x"), &[]);
     assert_eq!((status, body.as_str()), (200, "reached\n"));
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
