@@ -230,9 +230,10 @@ fn keys_queued_while_hh_shell_had_the_terminal_answer_nothing() {
         // SAFETY: as above.
         unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
     }
-    wait_until("the UI has the terminal again", || {
-        tmux.screen().contains("left session")
+    wait_until("hh shell has ended", || {
+        !std::path::Path::new(&format!("/proc/{shell}")).exists()
     });
+    // The UI takes the terminal back and reads whatever is there.
     std::thread::sleep(Duration::from_millis(1500));
     let pending = world.hh(&["approvals", "--json"]);
     let pending: Vec<serde_json::Value> = serde_json::from_slice(&pending.stdout).unwrap();
