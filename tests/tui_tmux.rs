@@ -240,8 +240,9 @@ fn keys_queued_while_hh_shell_had_the_terminal_answer_nothing() {
     assert_eq!(
         pending.len(),
         1,
-        "a key queued during hh shell answered the prompt:\n{}",
-        tmux.screen()
+        "a key queued during hh shell answered the prompt:\n{}\n{}",
+        tmux.screen(),
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     let answered = world.hh(&["approvals", "deny", &pending[0]["id"].to_string()]);
     assert!(answered.status.success());
