@@ -17,24 +17,57 @@ use std::{
 
 use support::{
     require_root,
-    session_world::{World, build_test_stem, wait_until},
+    session_world::{Agent, World, build_test_stem, wait_until},
     tmux::Tmux,
 };
 
-/// The UI in a tmux pane against `world`'s agent, once it shows session `id`; logs to `log`.
-fn start_ui(world: &World, id: &str, tag: &str, log: &std::path::Path) -> Tmux {
-    let command = format!(
-        "env HH_AGENT_SOCKET={} HH_LOG_FILE={} HH_LOG=hh=info {} --config {}",
-        world.socket.display(),
-        log.display(),
-        env!("CARGO_BIN_EXE_hh"),
-        world.config.display()
-    );
-    let tmux = Tmux::start(&format!("hh-tui-{tag}-{}", std::process::id()), &command);
-    wait_until("the UI shows the session", || {
-        tmux.screen().contains(&id[..6])
-    });
-    tmux
+/// One test's world with its agent (unanswered asks denied after `ask_timeout` s), one session
+/// and the UI in a tmux pane showing it; logs to `log`. `None` when the test must skip.
+struct UiWorld {
+    tmux: Tmux,
+    id: String,
+    log: std::path::PathBuf,
+    agent: Agent,
+    world: World,
+}
+
+impl UiWorld {
+    fn start(tag: &str, ask_timeout: u32) -> Option<UiWorld> {
+        if !require_root("tui e2e") || !build_test_stem() {
+            return None;
+        }
+        let world = World::new(tag);
+        let agent = world.agent_asking(ask_timeout);
+        let id = world.start_session();
+        let log = world.dir.path().join("tui.log");
+        let command = format!(
+            "env HH_AGENT_SOCKET={} HH_LOG_FILE={} HH_LOG=hh=info {} --config {}",
+            world.socket.display(),
+            log.display(),
+            env!("CARGO_BIN_EXE_hh"),
+            world.config.display()
+        );
+        let tmux = Tmux::start(&format!("hh-tui-{tag}-{}", std::process::id()), &command);
+        wait_until("the UI shows the session", || {
+            tmux.screen().contains(&id[..6])
+        });
+        Some(UiWorld {
+            tmux,
+            id,
+            log,
+            agent,
+            world,
+        })
+    }
+
+    /// `q` quits the UI; the agent stops cleanly and leaves nothing behind.
+    fn finish(self) {
+        self.tmux.keys(&["q"]);
+        std::thread::sleep(Duration::from_millis(300));
+        drop(self.tmux);
+        self.agent.terminate();
+        self.world.assert_nothing_left();
+    }
 }
 
 /// `curl URL` inside session `id`, on its own: it blocks while its request is held.
@@ -89,18 +122,14 @@ fn prompt_path(screen: &str) -> Option<String> {
 
 #[test]
 fn a_host_name_longer_than_the_pane_is_shown_whole() {
-    if !require_root("tui e2e") || !build_test_stem() {
+    let Some(ui) = UiWorld::start("tl", 60) else {
         return;
-    }
-    let world = World::new("tl");
-    let agent = world.agent_asking(60);
-    let id = world.start_session();
-    let log = world.dir.path().join("tui.log");
-    let tmux = start_ui(&world, &id, "long", &log);
+    };
+    let (world, id, tmux) = (&ui.world, &ui.id, &ui.tmux);
     // 129 characters, in a pane 100 wide.
     let host = "the-first-label-of-a-very-long-host-name-for-the-tui-test-case.\
                 second-label-that-keeps-going.third.unknown.test";
-    let curl = curl_in_session(&world, &id, &world.url(host, "/long"));
+    let curl = curl_in_session(world, id, &world.url(host, "/long"));
     wait_until("the prompt appears", || tmux.screen().contains("/long"));
     let screen = tmux.screen();
     assert!(joined(&screen).contains(host), "the host is cut:\n{screen}");
@@ -110,29 +139,22 @@ fn a_host_name_longer_than_the_pane_is_shown_whole() {
     tmux.keys(&["d"]);
     let out = output_of(curl);
     assert!(out.contains("status=403"), "{out}");
-    tmux.keys(&["q"]);
-    drop(tmux);
-    agent.terminate();
-    world.assert_nothing_left();
+    ui.finish();
 }
 
 #[test]
 fn a_key_pressed_as_the_prompt_being_read_is_replaced_answers_nothing() {
-    if !require_root("tui e2e") || !build_test_stem() {
-        return;
-    }
-    let world = World::new("tw");
     // Unanswered requests are denied after 6 s: the first prompt goes away under the person.
-    let agent = world.agent_asking(6);
-    let id = world.start_session();
-    let log = world.dir.path().join("tui.log");
-    let tmux = start_ui(&world, &id, "withdrawn", &log);
-    let first = curl_in_session(&world, &id, &world.url("unknown.test", "/first"));
+    let Some(ui) = UiWorld::start("tw", 6) else {
+        return;
+    };
+    let (world, id, tmux) = (&ui.world, &ui.id, &ui.tmux);
+    let first = curl_in_session(world, id, &world.url("unknown.test", "/first"));
     wait_until("the first prompt appears", || {
         prompt_path(&tmux.screen()).as_deref() == Some("/first")
     });
     std::thread::sleep(Duration::from_secs(2));
-    let second = curl_in_session(&world, &id, &world.url("unknown.test", "/second"));
+    let second = curl_in_session(world, id, &world.url("unknown.test", "/second"));
     // The first, still selected, times out; the second takes its place, and the key meant for
     // the first lands right then.
     wait_until("the second prompt replaces the first", || {
@@ -146,10 +168,7 @@ fn a_key_pressed_as_the_prompt_being_read_is_replaced_answers_nothing() {
         out.contains("status=403") && !out.contains("upstream saw"),
         "a key pressed as the prompt changed answered it:\n{out}"
     );
-    tmux.keys(&["q"]);
-    drop(tmux);
-    agent.terminate();
-    world.assert_nothing_left();
+    ui.finish();
 }
 
 /// The pids of `pid`'s children (their `PPid` in `/proc/PID/status`).
@@ -190,15 +209,11 @@ fn process_running(words: &[String]) -> u32 {
 
 #[test]
 fn keys_queued_while_hh_shell_had_the_terminal_answer_nothing() {
-    if !require_root("tui e2e") || !build_test_stem() {
+    let Some(ui) = UiWorld::start("tq", 60) else {
         return;
-    }
-    let world = World::new("tq");
-    let agent = world.agent_asking(60);
-    let id = world.start_session();
-    let log = world.dir.path().join("tui.log");
-    let tmux = start_ui(&world, &id, "queued", &log);
-    let held = curl_in_session(&world, &id, &world.url("unknown.test", "/queued"));
+    };
+    let (world, id, tmux) = (&ui.world, &ui.id, &ui.tmux);
+    let held = curl_in_session(world, id, &world.url("unknown.test", "/queued"));
     wait_until("the prompt appears", || {
         prompt_path(&tmux.screen()).as_deref() == Some("/queued")
     });
@@ -242,33 +257,26 @@ fn keys_queued_while_hh_shell_had_the_terminal_answer_nothing() {
         1,
         "a key queued during hh shell answered the prompt:\n{}\n{}",
         tmux.screen(),
-        std::fs::read_to_string(&log).unwrap_or_default()
+        std::fs::read_to_string(&ui.log).unwrap_or_default()
     );
     let answered = world.hh(&["approvals", "deny", &pending[0]["id"].to_string()]);
     assert!(answered.status.success());
     let out = output_of(held);
     assert!(out.contains("status=403"), "{out}");
-    tmux.keys(&["q"]);
-    drop(tmux);
-    agent.terminate();
-    world.assert_nothing_left();
+    ui.finish();
 }
 
 #[test]
 fn a_held_request_is_answered_allow_forever_from_the_terminal_ui() {
-    if !require_root("tui e2e") || !build_test_stem() {
+    let Some(ui) = UiWorld::start("t", 60) else {
         return;
-    }
-    let world = World::new("t");
-    let agent = world.agent_asking(60);
-    let id = world.start_session();
-    let log = world.dir.path().join("tui.log");
-    let tmux = start_ui(&world, &id, "forever", &log);
+    };
+    let (world, id, tmux) = (&ui.world, &ui.id, &ui.tmux);
 
     let url = world.url("unknown.test", "/from-tui");
     let curl = support::hh()
         .env("HH_AGENT_SOCKET", &world.socket)
-        .args(["shell", &id, "--", "curl", "-sS", "-m", "40", &url])
+        .args(["shell", id, "--", "curl", "-sS", "-m", "40", &url])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -307,7 +315,7 @@ fn a_held_request_is_answered_allow_forever_from_the_terminal_ui() {
     assert!(rules.contains("domain=unknown.test"), "{rules}");
 
     // The UI's measure: event arrival to the frame that shows the prompt.
-    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let logged = std::fs::read_to_string(&ui.log).unwrap_or_default();
     let latencies: Vec<u64> = logged
         .lines()
         .filter(|line| line.contains("approval prompt drawn"))
@@ -326,9 +334,5 @@ fn a_held_request_is_answered_allow_forever_from_the_terminal_ui() {
     );
 
     // q quits and gives the terminal back.
-    tmux.keys(&["q"]);
-    std::thread::sleep(Duration::from_millis(300));
-    drop(tmux);
-    agent.terminate();
-    world.assert_nothing_left();
+    ui.finish();
 }
