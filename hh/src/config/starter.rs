@@ -41,7 +41,8 @@ env_passthrough = ["TERM", "LANG"]
 # Hosts whose TLS is passed through after the SNI check instead of being terminated
 # (`host` or `*.suffix`).
 bypass_proxy = []
-# Host ports a session reaches as its own 127.0.0.1:PORT.
+# Host ports a session reaches on its own loopback: PORT (the same on both sides) or
+# { container_port = 11434, host_port = 11434 } (a model server on the host, say).
 localhost_forwards = []
 
 # Paths given to every session. mode is "ro" (default) or "rw"; seed = true copies the
