@@ -41,8 +41,8 @@ env_passthrough = ["TERM", "LANG"]
 # Hosts whose TLS is passed through after the SNI check instead of being terminated
 # (`host` or `*.suffix`).
 bypass_proxy = []
-# Host ports a session reaches on its own loopback: PORT (the same on both sides) or
-# { container_port = 11434, host_port = 11434 } (a model server on the host, say).
+# Host ports a session reaches on its own loopback: PORT (the same on both sides), or a table
+# naming the session's port and the host's (the rust template below has one).
 localhost_forwards = []
 
 # Paths given to every session. mode is "ro" (default) or "rw"; seed = true copies the
@@ -70,6 +70,7 @@ env = {}
 # cpus = "4"
 # starter_network_allowlist = ["domain=crates.io,*.crates.io", "domain=static.rust-lang.org"]
 # env = { CARGO_TERM_COLOR = "always" }
+# localhost_forwards = [{ container_port = 11434, host_port = 11434 }]
 
 # Workspaces: a name and the directory handed to the session. Its network rules live in
 # CANONICAL_PATH/.hh/harness-rules.toml, read-only inside sessions. Paths under ~/.ssh,
