@@ -137,6 +137,11 @@ mod tests {
                     keys_of(inner, into);
                 }
             }
+            for value in item.as_array().into_iter().flatten() {
+                if let Some(inner) = value.as_inline_table() {
+                    keys_of(inner, into);
+                }
+            }
         }
     }
 
