@@ -16,21 +16,24 @@ fn a_forwarded_host_port_is_the_sessions_own_loopback_port_and_no_other_is() {
         return;
     }
     let world = World::new("f");
-    // The upstream's plain-HTTP port stands for the host service; its TLS port is one the config
-    // does not forward.
+    // The upstream's plain-HTTP port stands for the host service (a model server), reached as
+    // the session's own 127.0.0.1:11434; its TLS port is one the config does not forward.
     let forwarded = world.upstream.http_port;
     let config = std::fs::read_to_string(&world.config).unwrap();
     let config = config.replacen(
         "[defaults.containers]\n",
-        &format!("[defaults.containers]\nlocalhost_forwards = [{forwarded}]\n"),
+        &format!(
+            "[defaults.containers]\n\
+             localhost_forwards = [{{ container_port = 11434, host_port = {forwarded} }}]\n"
+        ),
         1,
     );
     std::fs::write(&world.config, config).unwrap();
     let agent = world.agent();
     let id = world.start_session();
 
-    let url = format!("http://127.0.0.1:{forwarded}/from-the-session");
-    let (code, out) = world.shell(&id, &["curl", "-sS", "-m", "10", &url]);
+    let url = "http://127.0.0.1:11434/from-the-session";
+    let (code, out) = world.shell(&id, &["curl", "-sS", "-m", "10", url]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("upstream saw GET /from-the-session"), "{out}");
 

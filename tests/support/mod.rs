@@ -2,6 +2,7 @@
 #![allow(dead_code, reason = "each test file uses its own subset")]
 
 pub mod kernel;
+pub mod llm;
 pub mod session_world;
 pub mod tmux;
 pub mod upstream;

@@ -1,8 +1,9 @@
 //! `localhost_forwards`: host ports a session reaches as its own `127.0.0.1:PORT` (a model
 //! server on the host's 127.0.0.1:11434, say).
 //!
-//! For each port the agent opens a listener inside the session's network namespace (with the
-//! proxy's, before anything of the session runs) and relays every connection to the same port
+//! For each forward (`PORT`, or `{ container_port, host_port }` as the seed writes it) the agent
+//! opens a listener inside the session's network namespace (with the
+//! proxy's, before anything of the session runs) and relays every connection to its host port
 //! on the host's loopback, from the agent's own namespace. The session's connects to its own
 //! loopback are never redirected by the programs, so these listeners are what it reaches; no
 //! other host port is reachable. The config names the ports, so no rule decides them, but
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::{
     audit::{AuditLog, AuditRecord, Decision},
+    config::schema::LocalhostForward,
     proxy::relay::splice,
 };
 
@@ -31,15 +33,18 @@ const IDLE: Duration = Duration::from_secs(600);
 /// What an audit line names as the deciding rule.
 const RULE: &str = "config localhost_forwards";
 
-/// Binds `127.0.0.1:PORT` for each port, non-blocking; called inside the session's namespace.
-pub fn bind(ports: &[u16]) -> io::Result<Vec<(u16, std::net::TcpListener)>> {
-    ports
+/// Binds `127.0.0.1:container_port` for each forward, non-blocking; called inside the
+/// session's namespace.
+pub fn bind(
+    forwards: &[LocalhostForward],
+) -> io::Result<Vec<(LocalhostForward, std::net::TcpListener)>> {
+    forwards
         .iter()
-        .map(|&port| {
-            let listener =
-                std::net::TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
+        .map(|forward| {
+            let address = SocketAddrV4::new(Ipv4Addr::LOCALHOST, forward.container_port);
+            let listener = std::net::TcpListener::bind(address)?;
             listener.set_nonblocking(true)?;
-            Ok((port, listener))
+            Ok((*forward, listener))
         })
         .collect()
 }
@@ -47,12 +52,12 @@ pub fn bind(ports: &[u16]) -> io::Result<Vec<(u16, std::net::TcpListener)>> {
 /// One forwarded port of one session.
 pub struct Forward {
     pub session: String,
-    pub port: u16,
+    pub ports: LocalhostForward,
     pub audit: Option<Arc<AuditLog>>,
 }
 
-/// Relays the session's connections on `listener` to the host's `127.0.0.1:PORT` until the
-/// listener fails.
+/// Relays the session's connections on `listener` to the host's `127.0.0.1:host_port` until
+/// the listener fails.
 pub async fn serve(listener: TcpListener, forward: Arc<Forward>) {
     crate::sys::accept::serve_bounded(listener, MAX_CONNECTIONS, |client, _peer| {
         let forward = Arc::clone(&forward);
@@ -64,20 +69,21 @@ pub async fn serve(listener: TcpListener, forward: Arc<Forward>) {
 async fn relay(forward: &Forward, client: TcpStream) {
     let started = std::time::Instant::now();
     let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
-    let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, forward.port);
+    let port = forward.ports.host_port;
+    let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
     let decision = match TcpStream::connect(target).await {
         Ok(host) => {
             let _ = client.set_nodelay(true);
             let _ = host.set_nodelay(true);
             if let Err(error) = splice(client, host, IDLE, &up, &down).await {
-                tracing::debug!(port = forward.port, %error, "forwarded connection ended with an error");
+                tracing::debug!(port, %error, "forwarded connection ended with an error");
             }
             Decision::Allow
         }
         Err(error) => {
             // Nothing listens there on the host: the session sees its connection closed, as
             // it would see a refused connect.
-            tracing::info!(port = forward.port, %error, "forwarded port: the host's side refused");
+            tracing::info!(port, %error, "forwarded port: the host's side refused");
             Decision::Deny
         }
     };
@@ -91,7 +97,7 @@ async fn relay(forward: &Forward, client: TcpStream) {
         method: None,
         host: "127.0.0.1".into(),
         path: None,
-        port: forward.port,
+        port,
         decision,
         rule: Some(RULE.into()),
         bytes_up: up.into_inner(),

@@ -280,13 +280,7 @@ async fn serve(
     let proxy_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.proxy);
     let control_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.control.server_port);
     let dns_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.dns);
-    let forwarded = agent
-        .settings
-        .config
-        .defaults
-        .containers
-        .localhost_forwards
-        .clone();
+    let forwarded = localhost_forwards(&agent.settings.config, &info.template);
     let (proxy_listener, control_listener, dns_socket, forward_listeners) =
         tokio::task::spawn_blocking(move || {
             netns::bind_in_namespace(netns, move || {
@@ -363,10 +357,10 @@ async fn serve(
     ];
     let forward_audit = AuditLog::open(&agent.settings.state_dir.join("logs"))?;
     let forward_audit = Some(Arc::new(forward_audit));
-    for (port, listener) in forward_listeners {
+    for (ports, listener) in forward_listeners {
         let forward = Arc::new(forwards::Forward {
             session: id.clone(),
-            port,
+            ports,
             audit: forward_audit.clone(),
         });
         let listener = TcpListener::from_std(listener)?;
@@ -588,6 +582,26 @@ fn bypass_patterns(config: &crate::config::Config, template: &str) -> Vec<Domain
         .iter()
         .chain(profile)
         .filter_map(|text| DomainPattern::parse(text).ok())
+        .collect()
+}
+
+/// The config's and the template's `localhost_forwards` (checked when the config loaded).
+fn localhost_forwards(
+    config: &crate::config::Config,
+    template: &str,
+) -> Vec<crate::config::schema::LocalhostForward> {
+    let profile = config
+        .container_profiles
+        .get(template)
+        .map(|profile| profile.localhost_forwards.as_slice())
+        .unwrap_or_default();
+    config
+        .defaults
+        .containers
+        .localhost_forwards
+        .iter()
+        .chain(profile)
+        .copied()
         .collect()
 }
 

@@ -21,7 +21,7 @@ use toml_edit::Document;
 
 use super::{
     location::{KeySpans, line_column},
-    schema::{CONFIG_VERSION, Config, Mount, Workspace},
+    schema::{CONFIG_VERSION, Config, Defaults, LocalhostForward, Mount, Workspace},
 };
 use crate::rules::{DomainPattern, RULES_DIR_NAME, RULES_FILE_NAME, Rule, RuleError};
 
@@ -116,7 +116,7 @@ pub enum ConfigErrorKind {
     PortZero,
     #[error("port {port} is {whose} port inside every session; forward another")]
     ForwardTaken { port: u16, whose: &'static str },
-    #[error("port {port} is forwarded twice")]
+    #[error("port {port} of the session is forwarded twice")]
     ForwardTwice { port: u16 },
 }
 
@@ -242,6 +242,13 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
         return Err(invalid("defaults.control.token_env_var".into(), kind));
     }
 
+    check_forwards(
+        &[],
+        &config.defaults.containers.localhost_forwards,
+        "defaults.containers.localhost_forwards",
+        &config.defaults,
+        &invalid,
+    )?;
     let containers = &mut config.defaults.containers;
     check_env_names(
         &containers.env_passthrough,
@@ -253,26 +260,6 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
         "defaults.containers.bypass_proxy",
         &invalid,
     )?;
-    let taken = [
-        (config.defaults.proxy.proxy_port, "the proxy's"),
-        (config.defaults.control.server_port, "the control server's"),
-        (53, "the DNS stub's"),
-    ];
-    for (i, port) in containers.localhost_forwards.iter().enumerate() {
-        let key = format!("defaults.containers.localhost_forwards[{i}]");
-        if *port == 0 {
-            return Err(invalid(key, ConfigErrorKind::PortZero));
-        }
-        if let Some((_, whose)) = taken.iter().find(|(taken, _)| taken == port) {
-            return Err(invalid(
-                key,
-                ConfigErrorKind::ForwardTaken { port: *port, whose },
-            ));
-        }
-        if containers.localhost_forwards[..i].contains(port) {
-            return Err(invalid(key, ConfigErrorKind::ForwardTwice { port: *port }));
-        }
-    }
     check_mounts(
         &mut containers.mounts,
         "defaults.containers.mounts",
@@ -304,6 +291,13 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
         )?;
         let names: Vec<String> = profile.env.keys().cloned().collect();
         check_env_names(&names, &format!("{base}.env"), &invalid)?;
+        check_forwards(
+            &config.defaults.containers.localhost_forwards,
+            &profile.localhost_forwards,
+            &format!("{base}.localhost_forwards"),
+            &config.defaults,
+            &invalid,
+        )?;
     }
 
     for i in 0..config.workspaces.len() {
@@ -325,6 +319,41 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
         }
     }
     Ok(config)
+}
+
+/// A session's side of each forward must be a free port of its own loopback (not the proxy's,
+/// the control server's or the DNS stub's) and appear once, `earlier` (the defaults a template
+/// adds to) included; neither side may be 0.
+fn check_forwards(
+    earlier: &[LocalhostForward],
+    forwards: &[LocalhostForward],
+    key: &str,
+    defaults: &Defaults,
+    invalid: &impl Fn(String, ConfigErrorKind) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let taken = [
+        (defaults.proxy.proxy_port, "the proxy's"),
+        (defaults.control.server_port, "the control server's"),
+        (53, "the DNS stub's"),
+    ];
+    for (i, forward) in forwards.iter().enumerate() {
+        let key = format!("{key}[{i}]");
+        if forward.container_port == 0 || forward.host_port == 0 {
+            return Err(invalid(key, ConfigErrorKind::PortZero));
+        }
+        let port = forward.container_port;
+        if let Some((_, whose)) = taken.iter().find(|(taken, _)| *taken == port) {
+            return Err(invalid(key, ConfigErrorKind::ForwardTaken { port, whose }));
+        }
+        if earlier
+            .iter()
+            .chain(&forwards[..i])
+            .any(|other| other.container_port == port)
+        {
+            return Err(invalid(key, ConfigErrorKind::ForwardTwice { port }));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses workspace paths under `~/.ssh`, `~/.gnupg` and `/etc`, symlinks resolved.
@@ -628,7 +657,12 @@ canonical_path = "~/src/hh"
         let containers = &config.defaults.containers;
         assert_eq!(containers.env_passthrough, ["TERM", "LANG"]);
         assert_eq!(containers.bypass_proxy, ["*.googleapis.com", "example.com"]);
-        assert_eq!(containers.localhost_forwards, [5432, 6379]);
+        let ports: Vec<(u16, u16)> = containers
+            .localhost_forwards
+            .iter()
+            .map(|f| (f.container_port, f.host_port))
+            .collect();
+        assert_eq!(ports, [(5432, 5432), (6379, 6379)]);
         let mount = &containers.mounts[0];
         assert_eq!(mount.host, Path::new("/home/u/.gitconfig"));
         assert_eq!((mount.mode, mount.seed), (MountMode::ReadOnly, true));
@@ -721,7 +755,15 @@ canonical_path = "~/src/hh"
             ),
             (
                 "version = 1\n[defaults.containers]\nlocalhost_forwards = [11434, 11434]\n",
-                "hh.toml:3:30: `defaults.containers.localhost_forwards[1]`: port 11434 is forwarded twice",
+                "hh.toml:3:30: `defaults.containers.localhost_forwards[1]`: port 11434 of the session is forwarded twice",
+            ),
+            (
+                "version = 1\n[defaults.containers]\nlocalhost_forwards = [11434]\n[container_profiles.x]\nimage = \"x\"\nlocalhost_forwards = [{ container_port = 11434, host_port = 8080 }]\n",
+                "hh.toml:6:23: `container_profiles.x.localhost_forwards[0]`: port 11434 of the session is forwarded twice",
+            ),
+            (
+                "version = 1\n[defaults.containers]\nlocalhost_forwards = [{ container_port = 1, hostport = 2 }]\n",
+                "hh.toml:3:23: `defaults.containers.localhost_forwards[0]`: unknown field `hostport`, expected `container_port` or `host_port`",
             ),
             (
                 "version = 1\n[defaults.proxy]\nstrict_network = false\n",

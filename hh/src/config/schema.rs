@@ -126,8 +126,9 @@ pub struct Containers {
     pub env_passthrough: Vec<String>,
     /// Hosts whose TLS is spliced, not terminated (after the SNI check): `host` or `*.suffix`.
     pub bypass_proxy: Vec<String>,
-    /// Host ports reachable from the session as its own `127.0.0.1:PORT`.
-    pub localhost_forwards: Vec<u16>,
+    /// Host ports reachable from the session on its own loopback: `PORT` (the same port on
+    /// both sides) or `{ container_port = C, host_port = H }`, the seed's form.
+    pub localhost_forwards: Vec<LocalhostForward>,
     pub mounts: Vec<Mount>,
 }
 
@@ -169,6 +170,74 @@ pub struct Profile {
     pub mounts: Vec<Mount>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Forwards this template adds to `[defaults.containers] localhost_forwards`.
+    #[serde(default)]
+    pub localhost_forwards: Vec<LocalhostForward>,
+}
+
+/// A session's `127.0.0.1:container_port` relayed to the host's `127.0.0.1:host_port`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalhostForward {
+    pub container_port: u16,
+    pub host_port: u16,
+}
+
+impl<'de> Deserialize<'de> for LocalhostForward {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<LocalhostForward, D::Error> {
+        deserializer.deserialize_any(ForwardVisitor)
+    }
+}
+
+struct ForwardVisitor;
+
+impl<'de> de::Visitor<'de> for ForwardVisitor {
+    type Value = LocalhostForward;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a port, or { container_port = PORT, host_port = PORT }")
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<LocalhostForward, E> {
+        let port = u16::try_from(value)
+            .map_err(|_| E::invalid_value(de::Unexpected::Signed(value), &self))?;
+        Ok(LocalhostForward {
+            container_port: port,
+            host_port: port,
+        })
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<LocalhostForward, E> {
+        let port = u16::try_from(value)
+            .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &self))?;
+        Ok(LocalhostForward {
+            container_port: port,
+            host_port: port,
+        })
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<LocalhostForward, A::Error> {
+        let (mut container_port, mut host_port) = (None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            let slot = match key.as_str() {
+                "container_port" => &mut container_port,
+                "host_port" => &mut host_port,
+                other => {
+                    return Err(de::Error::unknown_field(
+                        other,
+                        &["container_port", "host_port"],
+                    ));
+                }
+            };
+            if slot.replace(map.next_value::<u16>()?).is_some() {
+                return Err(de::Error::duplicate_field("port"));
+            }
+        }
+        Ok(LocalhostForward {
+            container_port: container_port
+                .ok_or_else(|| de::Error::missing_field("container_port"))?,
+            host_port: host_port.ok_or_else(|| de::Error::missing_field("host_port"))?,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]

@@ -41,7 +41,8 @@ env_passthrough = ["TERM", "LANG"]
 # Hosts whose TLS is passed through after the SNI check instead of being terminated
 # (`host` or `*.suffix`).
 bypass_proxy = []
-# Host ports a session reaches as its own 127.0.0.1:PORT.
+# Host ports a session reaches on its own loopback: PORT (the same on both sides), or a table
+# naming the session's port and the host's (the rust template below has one).
 localhost_forwards = []
 
 # Paths given to every session. mode is "ro" (default) or "rw"; seed = true copies the
@@ -69,6 +70,7 @@ env = {}
 # cpus = "4"
 # starter_network_allowlist = ["domain=crates.io,*.crates.io", "domain=static.rust-lang.org"]
 # env = { CARGO_TERM_COLOR = "always" }
+# localhost_forwards = [{ container_port = 11434, host_port = 11434 }]
 
 # Workspaces: a name and the directory handed to the session. Its network rules live in
 # CANONICAL_PATH/.hh/harness-rules.toml, read-only inside sessions. Paths under ~/.ssh,
@@ -132,6 +134,11 @@ mod tests {
             }
             if let Some(array) = item.as_array_of_tables() {
                 for inner in array {
+                    keys_of(inner, into);
+                }
+            }
+            for value in item.as_array().into_iter().flatten() {
+                if let Some(inner) = value.as_inline_table() {
                     keys_of(inner, into);
                 }
             }
