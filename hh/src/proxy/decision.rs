@@ -442,8 +442,9 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    /// The allowed request was never sent: the SSRF guard refused the address. The line says
-    /// deny, and the guard's reason stands where a rule would (the record has no other field).
+    /// The allowed request was never sent: the SSRF guard refused the address (or a deny rule
+    /// naming the address the host resolved to did). The line says deny, and the guard's reason
+    /// stands where a rule would (the record has no other field).
     /// Subscribers hear the corrected decision.
     pub fn refused(&mut self, reason: &str) {
         self.record.decision = audit::Decision::Deny;
