@@ -1,5 +1,5 @@
 //! The Activity screen: live decisions, newest first, filtered by session and by decision, with
-//! the deciding rule. A target's host name wraps in its column, never cut.
+//! the deciding rule. A target's host name (and a rule's) wraps in its column, never cut.
 
 use ratatui::{
     Frame,
@@ -24,12 +24,16 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Min(10),
     ];
     let selection = if visible.is_empty() { 0 } else { 2 };
-    // The target wraps to its column (a host name is never cut); the rule may be cut.
-    let target_width = super::table_column_widths(area, selection, &widths)[4];
+    // The target and the rule (which names hosts too) wrap to their columns, never cut.
+    let columns = super::table_column_widths(area, selection, &widths);
     let rows = visible.iter().map(|decision| {
         let target = format::target(&decision.host, decision.port, decision.path.as_deref());
-        let lines = format::wrap(&target, target_width, &['.', '/']);
-        let height = u16::try_from(lines.len()).unwrap_or(u16::MAX);
+        let target = format::wrap(&target, columns[4], &['.', '/']);
+        let rule = decision.rule.as_deref().unwrap_or("-");
+        let rule = format::wrap(rule, columns[5], &[' ', '.', ',']);
+        let height = u16::try_from(target.len().max(rule.len())).unwrap_or(u16::MAX);
+        let cell =
+            |lines: Vec<String>| Cell::from(Text::from_iter(lines.into_iter().map(Line::from)));
         let color = if decision.decision == "deny" {
             Color::Red
         } else {
@@ -40,8 +44,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             Cell::from(decision.session.clone()),
             Cell::from(decision.decision.clone()).style(Style::new().fg(color)),
             Cell::from(decision.method.clone().unwrap_or_else(|| "TCP".into())),
-            Cell::from(Text::from_iter(lines.into_iter().map(Line::from))),
-            Cell::from(decision.rule.clone().unwrap_or_else(|| "-".into())),
+            cell(target),
+            cell(rule),
         ])
         .height(height)
     });

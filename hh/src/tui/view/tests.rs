@@ -490,6 +490,40 @@ n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
 }
 
 #[test]
+fn a_long_host_and_its_rule_wrap_whole_on_the_activity_screen() {
+    let mut app = app();
+    app.screen = Screen::Activity;
+    let host = "a-long-label-that-fills-much-of-the-column.and-another-one.example.test";
+    let mut allowed = decision(1, "s1", host, "/x", "allow");
+    allowed.rule = Some(format!("workspace rules.toml allowlist[0]: domain={host}"));
+    event(&mut app, Event::Decision(allowed));
+    // Both columns wrap: read top to bottom, each gives the whole name back.
+    assert_screen(
+        &app,
+        r#"
+ hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
+┌ Activity: session all · decision all ────────────────────────────────────────┐
+│  TIME     SESSION        METHOD TARGET                 RULE                  │
+│> 22:12:21 s1       allow GET    a-long-label-that-fill workspace rules.toml  │
+│                                 s-much-of-the-column.  allowlist[0]:         │
+│                                 and-another-one.       domain=a-long-label-th│
+│                                 example.test:443/x     at-fills-much-of-the-c│
+│                                                        olumn.and-another-one.│
+│                                                        example.test          │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+│                                                                              │
+└──────────────────────────────────────────────────────────────────────────────┘
+f session filter  v decision filter  Enter rule from denied  Tab/1-5 screens  ?
+"#,
+    );
+}
+
+#[test]
 fn activity_screen_filters_decisions() {
     let mut app = app();
     app.screen = Screen::Activity;
