@@ -23,7 +23,12 @@ const TEST_BASE_PACKAGES: &[&str] = &[
     "iproute2",
     "netcat-openbsd",
     "dnsutils",
+    "tmux",
 ];
+
+/// The label that records what the image was made with: a changed package list makes
+/// `cargo xtask image` build it again (the machine that runs CI keeps its images between runs).
+const CONTENT_LABEL: &str = "dev.hh.test-base-packages";
 
 #[derive(clap::Args, Default)]
 pub struct Options {
@@ -33,15 +38,21 @@ pub struct Options {
 }
 
 pub fn run(_workspace: &Path, options: &Options) -> Result<()> {
-    if !options.rebuild && image_exists(TEST_BASE) {
+    let wanted = TEST_BASE_PACKAGES.join(",");
+    if !options.rebuild && image_label(TEST_BASE, CONTENT_LABEL).as_deref() == Some(&wanted) {
         eprintln!("xtask image: {TEST_BASE} present, reused");
         return Ok(());
     }
     build_test_base()
 }
 
-fn image_exists(name: &str) -> bool {
-    exec::succeeds(Command::new("docker").args(["image", "inspect", name]))
+/// The value of `label` on image `name`; `None` when there is no such image or label.
+fn image_label(name: &str, label: &str) -> Option<String> {
+    let format = format!("{{{{index .Config.Labels \"{label}\"}}}}");
+    let output =
+        exec::probe(Command::new("docker").args(["image", "inspect", "--format", &format, name]))?;
+    let value = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !value.is_empty() && value != "<no value>").then_some(value)
 }
 
 fn build_test_base() -> Result<()> {
@@ -64,7 +75,13 @@ fn build_test_base() -> Result<()> {
         .take()
         .context("mmdebstrap has no stdout")?;
     let imported = Command::new("docker")
-        .args(["import", "--change", "CMD [\"/bin/bash\"]", "-", TEST_BASE])
+        .args(["import", "--change", "CMD [\"/bin/bash\"]"])
+        .arg("--change")
+        .arg(format!(
+            "LABEL {CONTENT_LABEL}={}",
+            TEST_BASE_PACKAGES.join(",")
+        ))
+        .args(["-", TEST_BASE])
         .stdin(tarball)
         .status()
         .context("could not start `docker import`")?;

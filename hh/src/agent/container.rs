@@ -96,6 +96,29 @@ pub struct Found {
     pub labels: HashMap<String, String>,
 }
 
+/// A command to run in a session's container ([`Engine::exec`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub command: Vec<String>,
+    pub tty: bool,
+    /// `KEY=VALUE` added to the container's environment.
+    pub env: Vec<String>,
+    pub working_dir: String,
+}
+
+/// A running exec: its id, what it prints, what it reads.
+pub struct Exec {
+    pub id: String,
+    pub output: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
+                > + Send,
+        >,
+    >,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
 impl Engine {
     /// Connects over the unix socket `endpoint` (`unix:///var/run/docker.sock`).
     pub fn connect(endpoint: &str) -> Result<Engine, ContainerError> {
@@ -221,6 +244,80 @@ impl Engine {
 
     /// The container's environment as created (the agent keeps no session secrets on disk; a
     /// restarted agent reads the control token back from here).
+    /// Starts `command` in container `id` as the container's own user, attached: the output
+    /// stream and the input writer, and the exec's id (for [`Engine::resize_exec`] and
+    /// [`Engine::exec_status`]).
+    pub async fn exec(&self, id: &str, spec: &ExecSpec) -> Result<Exec, ContainerError> {
+        use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(spec.tty),
+                    env: Some(spec.env.clone()),
+                    cmd: Some(spec.command.clone()),
+                    working_dir: Some(spec.working_dir.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api("create exec"))?;
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: spec.tty,
+                    output_capacity: None,
+                }),
+            )
+            .await
+            .map_err(api("start exec"))?;
+        match started {
+            StartExecResults::Attached { output, input } => Ok(Exec {
+                id: created.id,
+                output,
+                input,
+            }),
+            StartExecResults::Detached => Err(ContainerError::NotRunning { id: id.to_owned() }),
+        }
+    }
+
+    /// Sets the TTY size of a running exec.
+    pub async fn resize_exec(
+        &self,
+        exec: &str,
+        columns: u16,
+        rows: u16,
+    ) -> Result<(), ContainerError> {
+        let size = bollard::exec::ResizeExecOptions {
+            height: rows,
+            width: columns,
+        };
+        self.docker
+            .resize_exec(exec, size)
+            .await
+            .map_err(api("resize exec"))
+    }
+
+    /// The exit status of a finished exec; `None` while it still runs.
+    pub async fn exec_status(&self, exec: &str) -> Result<Option<i64>, ContainerError> {
+        let inspected = self
+            .docker
+            .inspect_exec(exec)
+            .await
+            .map_err(api("inspect exec"))?;
+        Ok(match inspected.running {
+            Some(true) => None,
+            _ => inspected.exit_code,
+        })
+    }
+
     pub async fn env(&self, id: &str) -> Result<Vec<String>, ContainerError> {
         let inspected = self
             .docker

@@ -13,6 +13,7 @@
 //! - [`placement`]: where a session's cgroup lives, per Docker cgroup driver.
 //! - [`session`]: one session's start, adoption after a restart, and teardown.
 //! - [`control`]: the in-session control server (`killme`, readiness).
+//! - [`exec`]: `hh shell` / `hh attach` run through the agent, relayed over its socket.
 //! - [`forwards`]: `localhost_forwards`, host ports a session reaches on its own loopback.
 //! - [`session_files`]: hh-init, killme and the CA, mounted into every session.
 //! - [`session_process`]: a session container's first process, held by one handle.
@@ -22,6 +23,7 @@
 pub mod access;
 pub mod container;
 pub mod control;
+pub mod exec;
 pub mod forwards;
 pub mod placement;
 pub mod plan;

@@ -7,8 +7,8 @@ use tokio::sync::broadcast;
 
 use super::{Agent, session};
 use crate::api::{
-    protocol::{AgentHello, Answer, ClientRequest, Event, Reply},
-    server::{Peer, Service},
+    protocol::{AgentHello, Answer, ClientRequest, Event, ExecRequest, Reply},
+    server::{ExecStream, Peer, Service},
 };
 
 /// The agent as the socket's [`Service`].
@@ -26,6 +26,16 @@ impl Service for AgentService {
 
     fn may_see(&self, peer: &Peer, event: &Event) -> bool {
         may_see(&self.0, peer, event)
+    }
+
+    fn exec(
+        &self,
+        peer: Peer,
+        request: ExecRequest,
+        stream: ExecStream,
+    ) -> impl Future<Output = std::io::Result<()>> + Send {
+        let agent = Arc::clone(&self.0);
+        async move { super::exec::serve(&agent, peer, request, stream).await }
     }
 }
 
@@ -103,8 +113,8 @@ async fn handle(agent: &Arc<Agent>, peer: Peer, request: ClientRequest) -> Reply
                 },
             }
         }
-        ClientRequest::Subscribe {} => Reply::Error {
-            message: "internal: subscriptions are handled by the socket server".into(),
+        ClientRequest::Subscribe {} | ClientRequest::Exec(_) => Reply::Error {
+            message: "internal: subscriptions and execs are handled by the socket server".into(),
         },
     }
 }

@@ -15,7 +15,7 @@ use tokio::{
 };
 
 use super::{
-    protocol::{ClientRequest, DEFAULT_SOCKET, Event, Reply, SOCKET_ENV},
+    protocol::{ClientRequest, DEFAULT_SOCKET, Event, ExecRequest, Reply, SOCKET_ENV},
     server::write_line,
 };
 
@@ -78,6 +78,17 @@ impl Client {
             Reply::Error { message } => Err(ClientError::Refused(message)),
             reply => Ok(reply),
         }
+    }
+
+    /// Runs a command in a session: once the agent said yes, the connection's two halves carry
+    /// its [`super::exec_stream`] frames (bytes the agent sent after its `ok` line are still in
+    /// the reader's buffer).
+    pub async fn exec(
+        mut self,
+        request: ExecRequest,
+    ) -> Result<(BufReader<OwnedReadHalf>, OwnedWriteHalf), ClientError> {
+        self.call(&ClientRequest::Exec(request)).await?;
+        Ok((self.lines.into_inner(), self.write))
     }
 
     /// Turns this connection into a subscription.

@@ -38,6 +38,9 @@ pub enum ClientRequest {
     Answer { id: u64, answer: Answer },
     /// Stream [`Event`]s of the caller's sessions until the client closes the socket.
     Subscribe {},
+    /// Run a command in one of the caller's sessions; after `Reply::Ok` the connection carries
+    /// the command's terminal as [`super::exec_stream`] frames until it exits.
+    Exec(ExecRequest),
 }
 
 impl ClientRequest {
@@ -51,6 +54,7 @@ impl ClientRequest {
             ClientRequest::ListApprovals {} => "list_approvals",
             ClientRequest::Answer { .. } => "answer",
             ClientRequest::Subscribe {} => "subscribe",
+            ClientRequest::Exec(_) => "exec",
         }
     }
 }
@@ -69,6 +73,26 @@ pub struct StartSession {
     /// The client's own values for the config's `env_passthrough` names (never the agent's).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+}
+
+/// A command to run in a session (`hh shell`, `hh attach`), as the session's own user, in
+/// `/workspace`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    /// The session's id or name.
+    pub session: String,
+    /// The program and its arguments (the client picks a shell when the user named none).
+    pub command: Vec<String>,
+    /// Whether the client has a terminal: then the command gets one of this size.
+    pub tty: bool,
+    #[serde(default)]
+    pub columns: u16,
+    #[serde(default)]
+    pub rows: u16,
+    /// The client's `TERM`, for a TTY.
+    #[serde(default)]
+    pub term: Option<String>,
 }
 
 /// The agent's one-line answer.

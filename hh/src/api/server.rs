@@ -21,7 +21,7 @@ use tokio::{
     sync::broadcast::{self, error::RecvError},
 };
 
-use super::protocol::{ClientRequest, Event, MAX_LINE, Reply};
+use super::protocol::{ClientRequest, Event, ExecRequest, MAX_LINE, Reply};
 
 /// The client as the kernel reported it when it connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +45,31 @@ pub trait Service: Send + Sync + 'static {
     fn events(&self) -> broadcast::Receiver<Event>;
     /// Whether `peer` may see `event` (their own sessions only; root sees all).
     fn may_see(&self, peer: &Peer, event: &Event) -> bool;
+    /// Runs `request` for `peer` and carries its terminal over `stream` (the rest of the
+    /// connection: [`super::exec_stream`] frames after a `Reply::Ok` line), or refuses with one
+    /// `Reply::Error` line. Only the agent runs commands.
+    fn exec(
+        &self,
+        peer: Peer,
+        request: ExecRequest,
+        stream: ExecStream,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        let _ = (peer, request);
+        async move {
+            let ExecStream { mut write, .. } = stream;
+            let reply = Reply::Error {
+                message: "this socket runs no commands (it is not an hh agent's)".into(),
+            };
+            write_line(&mut write, &reply).await
+        }
+    }
+}
+
+/// The connection of an exec request, past its request line: bytes the client sent after it
+/// are still in `read`'s buffer.
+pub struct ExecStream {
+    pub read: BufReader<tokio::net::unix::OwnedReadHalf>,
+    pub write: tokio::net::unix::OwnedWriteHalf,
 }
 
 /// How long a client may take to send its request line.
@@ -161,6 +186,14 @@ async fn serve_client<S: Service>(stream: UnixStream, service: Arc<S>) -> io::Re
             write_line(&mut write, &Reply::Ok).await?;
             return stream_events(&mut write, &*service, peer).await;
         }
+        if let ClientRequest::Exec(exec) = request {
+            tracing::debug!(uid = peer.uid, op = "exec", "agent socket request");
+            let stream = ExecStream {
+                read: reader,
+                write,
+            };
+            return service.exec(peer, exec, stream).await;
+        }
         // The operation only: a request may carry the client's environment values.
         tracing::debug!(uid = peer.uid, op = request.op(), "agent socket request");
         let reply = service.handle(peer, request).await;
@@ -235,7 +268,7 @@ async fn read_line(
     }
 }
 
-pub(super) async fn write_line(
+pub async fn write_line(
     write: &mut (impl tokio::io::AsyncWrite + Unpin),
     value: &impl serde::Serialize,
 ) -> io::Result<()> {

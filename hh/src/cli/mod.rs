@@ -55,6 +55,8 @@ pub enum Command {
     Session(session::Options),
     /// Open a shell (or run a command) in a running session; with no id, list sessions.
     Shell(shell::Options),
+    /// Attach to a session's own terminal (its tmux session `hh`, made on first attach).
+    Attach(shell::AttachOptions),
     /// Build the session images from their Dockerfile stems.
     Image(image::Options),
     /// List the requests waiting for an answer, or answer one (allow/deny ID [--forever]).
@@ -76,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(options) => agent::run(&options, cli.config.as_deref()),
         Command::Session(options) => session::run(&options, cli.config.as_deref()),
         Command::Shell(options) => shell::run(&options),
+        Command::Attach(options) => shell::attach(&options),
         Command::Image(options) => image::run(&options, cli.config.as_deref()),
         Command::Approvals(options) => approvals::run(&options),
     }

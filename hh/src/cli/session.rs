@@ -86,7 +86,7 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
         println!("{}", info.id);
         return Ok(ExitCode::SUCCESS);
     }
-    let status = shell::exec_in(&info, &options.command);
+    let status = shell::exec_in(&info.id, &options.command);
     let stopped = call(ClientRequest::StopSession {
         id: info.id.clone(),
     });

@@ -1,18 +1,27 @@
-//! `hh shell [ID] [-- CMD…]`: a shell (or CMD) in one of your running sessions, through
-//! `docker exec` as the session's user; with no id, the list of your sessions.
+//! `hh shell [ID] [-- CMD…]` and `hh attach ID`: a shell, a command, or the session's own
+//! terminal, in one of your running sessions — through the agent, so you need no access to the
+//! Docker socket (which is root on the host); with no id, the list of your sessions.
 //!
-//! The agent says which sessions are yours (`SO_PEERCRED`); the exec itself needs access to
-//! Docker (root or the `docker` group).
+//! With a terminal on both stdin and stdout, this terminal goes into raw mode and the command
+//! gets a terminal of the same size inside the session (resized with this one; Ctrl-C and
+//! Ctrl-Z reach the command). Otherwise stdin, stdout and stderr are plain streams. The
+//! command's exit status is ours.
 
 use std::{
-    io::IsTerminal as _,
-    process::{Command, ExitCode},
+    io::{IsTerminal as _, Write as _},
+    process::ExitCode,
 };
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, bail};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::session::{list, print_table};
-use crate::api::protocol::SessionInfo;
+use crate::api::{
+    client::{Client, socket_path},
+    exec_stream::{self, CHUNK, Decoder, Frame},
+    protocol::ExecRequest,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Options {
@@ -23,41 +32,155 @@ pub struct Options {
     command: Vec<String>,
 }
 
-pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
-    let sessions = list()?;
-    let Some(wanted) = &options.id else {
-        print_table(&mut std::io::stdout().lock(), &sessions)?;
-        return Ok(ExitCode::SUCCESS);
-    };
-    let session = sessions
-        .iter()
-        .find(|s| &s.id == wanted || &s.name == wanted)
-        .ok_or_else(|| anyhow!("no running session `{wanted}` of yours (see `hh shell`)"))?;
-    exec_in(session, &options.command)
+#[derive(clap::Args, Debug)]
+pub struct AttachOptions {
+    /// The session's id or name.
+    id: String,
 }
 
-/// Runs `command` (or a shell) in the session with this terminal; CMD's exit status is ours.
-pub(super) fn exec_in(session: &SessionInfo, command: &[String]) -> anyhow::Result<ExitCode> {
-    let mut exec = Command::new("docker");
-    exec.arg("exec").arg("-i");
-    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-        exec.arg("-t");
-    }
-    exec.args(["-w", "/workspace", &session.container_id]);
-    if command.is_empty() {
-        exec.args([
+pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
+    let Some(wanted) = &options.id else {
+        print_table(&mut std::io::stdout().lock(), &list()?)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    exec_in(wanted, &options.command)
+}
+
+/// The session's re-attachable terminal: its tmux session `hh` (made on first attach, so a
+/// closed terminal loses nothing); a plain shell where the image has no tmux, saying so.
+pub fn attach(options: &AttachOptions) -> anyhow::Result<ExitCode> {
+    let command = [
+        "sh",
+        "-c",
+        "if command -v tmux >/dev/null 2>&1; then exec tmux new-session -A -s hh; fi; \
+         echo 'hh attach: this session has no tmux; a plain shell instead, which ends with this \
+         terminal' >&2; command -v bash >/dev/null && exec bash -l || exec sh -l",
+    ];
+    exec_in(&options.id, &command.map(str::to_owned))
+}
+
+/// Runs `command` (or a login shell) in session `session` (id or name) with this terminal;
+/// the command's exit status is ours.
+pub(super) fn exec_in(session: &str, command: &[String]) -> anyhow::Result<ExitCode> {
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let (columns, rows) = if tty {
+        ratatui::crossterm::terminal::size().unwrap_or((80, 24))
+    } else {
+        (0, 0)
+    };
+    let command = if command.is_empty() {
+        [
             "sh",
             "-c",
             "command -v bash >/dev/null && exec bash -l || exec sh -l",
-        ]);
+        ]
+        .map(str::to_owned)
+        .to_vec()
     } else {
-        exec.args(command);
+        command.to_vec()
+    };
+    let request = ExecRequest {
+        session: session.to_owned(),
+        command,
+        tty,
+        columns,
+        rows,
+        term: tty.then(|| std::env::var("TERM").ok()).flatten(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let status = runtime.block_on(relay(request, tty));
+    // The stdin reader may sit in a blocking read: do not wait for it.
+    runtime.shutdown_background();
+    let status = status?;
+    Ok(ExitCode::from(u8::try_from(status).unwrap_or(1)))
+}
+
+/// Raw mode for as long as the remote terminal is ours, restored however the relay ends.
+struct RawMode;
+
+impl RawMode {
+    fn enter() -> anyhow::Result<RawMode> {
+        ratatui::crossterm::terminal::enable_raw_mode()
+            .context("cannot put the terminal in raw mode")?;
+        Ok(RawMode)
     }
-    let status = exec
-        .status()
-        .context("cannot run `docker exec` (is the docker CLI installed and may you use it?)")?;
-    Ok(match status.code() {
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::from(128 + 9),
-    })
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = ratatui::crossterm::terminal::disable_raw_mode();
+    }
+}
+
+async fn relay(request: ExecRequest, tty: bool) -> anyhow::Result<i32> {
+    let client = Client::connect(&socket_path()).await?;
+    let (mut from_agent, mut to_agent) = client.exec(request).await?;
+    let _raw = tty.then(RawMode::enter).transpose()?;
+
+    // This terminal → the command: stdin, then its end; window sizes for as long as it runs.
+    tokio::spawn(async move {
+        let mut winch = tty
+            .then(|| {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok()
+            })
+            .flatten();
+        let mut stdin = tokio::io::stdin();
+        let mut buf = vec![0u8; CHUNK];
+        let mut stdin_open = true;
+        let mut frame = BytesMut::new();
+        loop {
+            frame.clear();
+            tokio::select! {
+                read = stdin.read(&mut buf), if stdin_open => match read {
+                    Ok(0) | Err(_) => {
+                        stdin_open = false;
+                        exec_stream::encode(&Frame::StdinClosed, &mut frame);
+                    }
+                    Ok(read) => exec_stream::encode(
+                        &Frame::Stdin(bytes::Bytes::copy_from_slice(&buf[..read])),
+                        &mut frame,
+                    ),
+                },
+                Some(()) = async { match winch.as_mut() { Some(w) => w.recv().await, None => None } } => {
+                    let (columns, rows) =
+                        ratatui::crossterm::terminal::size().unwrap_or((80, 24));
+                    exec_stream::encode(&Frame::Resize { columns, rows }, &mut frame);
+                }
+                else => return,
+            }
+            if to_agent.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    // The command → this terminal, until its exit status.
+    let mut decoder = Decoder::default();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        while let Some(frame) = decoder.next_frame()? {
+            match frame {
+                Frame::Stdout(bytes) => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&bytes)?;
+                    out.flush()?;
+                }
+                Frame::Stderr(bytes) => {
+                    let mut err = std::io::stderr().lock();
+                    err.write_all(&bytes)?;
+                    err.flush()?;
+                }
+                Frame::Exit(status) => return Ok(status),
+                other => bail!("the agent sent a frame only a client sends: {other:?}"),
+            }
+        }
+        let read = from_agent.read(&mut buf).await?;
+        if read == 0 {
+            bail!("the agent ended the session's terminal without the command's exit status");
+        }
+        decoder.extend(&buf[..read]);
+    }
 }

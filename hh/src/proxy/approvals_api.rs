@@ -72,8 +72,8 @@ impl Service for ApprovalsService {
                     .into(),
             },
             // The server answers subscriptions itself and never passes them here.
-            ClientRequest::Subscribe {} => Reply::Error {
-                message: "subscribe is answered by the server".into(),
+            ClientRequest::Subscribe {} | ClientRequest::Exec(_) => Reply::Error {
+                message: "subscribe and exec are answered by the server".into(),
             },
         }
     }

@@ -679,6 +679,7 @@ fn request_name(request: &ClientRequest) -> &'static str {
         ClientRequest::ListApprovals {} => "list approvals",
         ClientRequest::Answer { .. } => "answer",
         ClientRequest::Subscribe {} => "subscribe",
+        ClientRequest::Exec(_) => "exec",
     }
 }
 
