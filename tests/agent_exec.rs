@@ -195,6 +195,44 @@ fn the_owner_runs_commands_through_the_agent_without_docker_and_no_one_else_can(
         "alice can use Docker directly: the test proves nothing ({})",
         text(&docker)
     );
+    // hh doctor, as the user: the agent answers them, and the Docker socket is not needed.
+    let doctor = world
+        .hh(&world.alice, &["doctor", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(doctor.status.code(), Some(0), "{}", text(&doctor));
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let check = |report: &serde_json::Value, name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|check| check["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} check: {report}"))
+    };
+    let socket = check(&report, "agent-socket");
+    assert_eq!(socket["status"], "pass", "{socket}");
+    assert!(
+        socket["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("uid {}", world.alice.uid)),
+        "{socket}"
+    );
+    assert_eq!(check(&report, "docker")["status"], "skip");
+    // Someone outside the socket group is told how to get in.
+    let outsider = TestUser::create("c", &[]);
+    let doctor = world.hh(&outsider, &["doctor", "--json"]).output().unwrap();
+    assert_eq!(doctor.status.code(), Some(1), "{}", text(&doctor));
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let socket = check(&report, "agent-socket");
+    assert_eq!(socket["status"], "fail", "{socket}");
+    assert!(
+        socket["fix"].as_str().unwrap().contains("usermod"),
+        "{socket}"
+    );
+
     let id = start_session(&world);
 
     // Streams stay apart, and the exit status comes back.

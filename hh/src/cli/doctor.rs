@@ -21,6 +21,7 @@ pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
     let report = doctor::diagnose(&Inputs {
         cgroup_root: options.cgroup_root.clone(),
         docker_host: options.docker_host.clone(),
+        agent_socket: None,
     });
     if options.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -42,13 +43,24 @@ pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
             match report.mode {
                 Mode::Agent =>
                     "=> agent mode available: `sudo hh agent` can enforce sessions with eBPF",
+                Mode::None if !is_root() && report.passed("agent-socket") => {
+                    "=> the agent answers you: sessions, shells and image builds go through it \
+                     (`sudo hh doctor` checks the host itself)"
+                }
                 Mode::None => "=> hh cannot run sessions on this host (see FAIL lines)",
             }
         );
     }
-    Ok(if report.mode == Mode::Agent {
+    // For a user, what counts is an agent that answers them: the host checks need root.
+    let usable = report.mode == Mode::Agent || (!is_root() && report.passed("agent-socket"));
+    Ok(if usable {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }

@@ -53,6 +53,17 @@ pub fn check(given: Option<&str>) -> Check {
                systemd does not run (`cargo xtask setup` does this)";
     let version: Version = match get(&socket, "/version") {
         Ok(version) => version,
+        // SAFETY: geteuid has no preconditions.
+        Err(why) if why.contains("ermission denied") && unsafe { libc::geteuid() } != 0 => {
+            return super::skip(
+                NAME,
+                &format!(
+                    "you may not use {}, and need not: the agent runs sessions, shells and \
+                     image builds (`sudo hh doctor` checks the engine)",
+                    socket.display()
+                ),
+            );
+        }
         Err(why) => {
             return fail(
                 NAME,

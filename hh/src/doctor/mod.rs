@@ -4,9 +4,13 @@
 //! a real request to the Docker engine) and reports one line with a fix. The verdict:
 //! - **agent mode** needs the bpf syscall, cgroup v2, bpffs, every embedded program loading,
 //!   sockmap + sk_msg, cgroup attachment, and a Docker engine;
-//! - otherwise hh cannot run sessions here. (A TUN mode for hosts without eBPF, such as Docker
+//! - otherwise hh cannot run sessions here.
+//!
+//! `agent-socket` says whether an agent answers the invoking user on its socket, which is all a
+//! user needs (sessions, shells and image builds go through the agent, never the Docker socket). (A TUN mode for hosts without eBPF, such as Docker
 //!   Desktop, is planned and not built: the doctor does not offer it.)
 
+mod agent_socket;
 mod docker;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +29,8 @@ pub struct Inputs {
     pub cgroup_root: Option<PathBuf>,
     /// Docker endpoint (`unix:///path`) instead of `$DOCKER_HOST` or the default socket.
     pub docker_host: Option<String>,
+    /// The agent's socket to ask (`$HH_AGENT_SOCKET`, else the default).
+    pub agent_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,7 +74,7 @@ impl Report {
         self.checks.iter().find(|check| check.name == name)
     }
 
-    fn passed(&self, name: &str) -> bool {
+    pub fn passed(&self, name: &str) -> bool {
         self.check(name)
             .is_some_and(|check| matches!(check.status, Status::Pass | Status::Warn))
     }
@@ -95,6 +101,11 @@ pub fn diagnose(inputs: &Inputs) -> Report {
     checks.push(check_bpffs(&mounts));
     checks.extend(check_programs(cgroup_root.as_deref()));
     checks.push(docker::check(inputs.docker_host.as_deref()));
+    let socket = inputs
+        .agent_socket
+        .clone()
+        .unwrap_or_else(crate::api::client::socket_path);
+    checks.push(agent_socket::check(&socket));
 
     let mut report = Report {
         mode: Mode::None,
