@@ -19,7 +19,9 @@ use std::{
 use support::upstream::{Upstream, start_upstream, start_upstream_offering};
 
 /// Every name a test uses, and the addresses `--resolve` pins them to.
-const RESOLVE: [(&str, &str); 8] = [
+const RESOLVE: [(&str, &str); 10] = [
+    ("web.test", "127.0.0.1"),
+    ("pipe.test", "127.0.0.1"),
     ("allowed.test", "127.0.0.1"),
     ("ahead.test", "127.0.0.1"),
     ("mixed.test", "127.0.0.1"),
@@ -60,7 +62,7 @@ fn start_proxy_with(dial_grant: bool) -> Proxy {
 /// `hh proxy` for `upstream`, with `extra` arguments.
 fn start_proxy_for(upstream: Upstream, dial_grant: bool, extra: &[&str]) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
-    let (tls, http) = (upstream.tls_port, upstream.http_port);
+    let (tls, http, echo) = (upstream.tls_port, upstream.http_port, upstream.echo_port);
     let rules = dir.path().join("rules.toml");
     std::fs::write(
         &rules,
@@ -70,7 +72,10 @@ fn start_proxy_for(upstream: Upstream, dial_grant: bool, extra: &[&str]) -> Prox
              \"domain=meta.test port={tls},{http}\", \"domain=raw.test port={http}\", \
              \"domain=127.0.0.1 path=/named/* port={http}\", \"domain=loop.test port={http}\", \
              \"domain=mixed.test port={http}\", \"domain=ahead.test port={tls}\", \
-             \"domain=127.0.0.1 path=/named/* port={tls}\", \"domain=* path=/any/* port={tls}\"]\n\
+             \"domain=127.0.0.1 path=/named/* port={tls}\", \"domain=* path=/any/* port={tls}\", \
+             \"domain=raw.test port={echo}\", \"domain=web.test port={echo}\", \
+             \"domain=web.test path=/api/* port={echo}\", \"domain=pipe.test port={echo} proto=tcp\", \
+             \"domain=pipe.test path=/api/* port={echo}\"]\n\
              denylist = [\"domain=denied.test\", \"domain=allowed.test path=/secret/*\", \
              \"domain=mixed.test path=/secret/*\"]\n"
         ),
@@ -331,52 +336,172 @@ fn an_address_a_rule_names_is_dialed_but_a_name_resolving_to_it_is_not() {
     assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
 }
 
+/// Opens a CONNECT tunnel to `host:port`, sends `bytes` once it is established (shutting the
+/// write side after them with `half_close`, as a raw protocol's client that is done), and reads
+/// until the proxy closes.
+fn tunnel_exchange(
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+    bytes: &[u8],
+    half_close: bool,
+) -> Vec<u8> {
+    let mut stream = StdTcpStream::connect(proxy.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let connect = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n");
+    stream.write_all(connect.as_bytes()).unwrap();
+    let mut established = [0u8; 39];
+    stream.read_exact(&mut established).unwrap();
+    assert_eq!(&established, b"HTTP/1.1 200 Connection Established\r\n\r\n");
+    stream.write_all(bytes).unwrap();
+    if half_close {
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
+/// A TLS warning alert (`close_notify` would end the stream; `user_canceled` is ignored by
+/// OpenSSL, BoringSSL and Go), then a request for another host: the shape of the attack that made
+/// an allowed web host's port a pipe to every tenant of its CDN edge.
+const ALERT_THEN_OTHER_HOST: &[u8] =
+    b"\x15\x03\x01\x00\x02\x01\x5aGET /anything HTTP/1.1\r\nHost: evil.example\r\n\r\n";
+
 #[test]
-fn raw_tcp_through_connect_is_spliced_only_when_a_rule_allows_the_port() {
+fn raw_tcp_is_spliced_only_where_a_rule_admits_raw_tcp() {
+    let proxy = start_proxy();
+    let echo = proxy.upstream.echo_port;
+    // A port no HTTP rule names, with a rule for it: raw TCP, as git over SSH needs.
+    let spliced = tunnel_exchange(&proxy, "raw.test", echo, b"\x00raw bytes", true);
+    assert_eq!(spliced, b"echo:\x00raw bytes");
+    // A web port of web.test (an HTTP rule names it): bytes that are neither TLS nor HTTP are
+    // refused, although a rule allows web.test on that port whole.
+    let refused = tunnel_exchange(&proxy, "web.test", echo, ALERT_THEN_OTHER_HOST, true);
+    assert_eq!(String::from_utf8_lossy(&refused), "");
+    let refused = tunnel_exchange(
+        &proxy,
+        "web.test",
+        echo,
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        true,
+    );
+    assert_eq!(String::from_utf8_lossy(&refused), "");
+    // `proto=tcp` asks for raw TCP on a web port explicitly.
+    let piped = tunnel_exchange(&proxy, "pipe.test", echo, ALERT_THEN_OTHER_HOST, true);
+    assert_eq!(piped, [b"echo:".as_slice(), ALERT_THEN_OTHER_HOST].concat());
+    assert_eq!(
+        proxy.upstream.echoed.load(Ordering::SeqCst),
+        b"\x00raw bytes".len() + ALERT_THEN_OTHER_HOST.len()
+    );
+    let lines = audit_lines_eventually(&proxy.state, 4);
+    let web: Vec<_> = lines
+        .iter()
+        .filter(|line| line["host"] == "web.test")
+        .collect();
+    assert_eq!(web.len(), 2, "{lines:?}");
+    for line in web {
+        assert_eq!(line["decision"], "deny", "{line}");
+        let rule = line["rule"].as_str().unwrap_or_default();
+        assert!(rule.contains("proto=tcp"), "{line}");
+    }
+}
+
+#[test]
+fn plain_http_in_a_tunnel_is_parsed_and_each_request_decided() {
     let proxy = start_proxy();
     let port = proxy.upstream.http_port;
-    let request = |host: &str| {
-        format!(
-            "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n\
-             GET /raw HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )
-    };
-    // The bytes after the CONNECT head must wait for the 200: send them in two steps.
-    let exchange = |host: &str| {
-        let text = request(host);
-        let (connect, rest) = text.split_at(text.find("\r\n\r\n").unwrap() + 4);
-        let mut stream = StdTcpStream::connect(proxy.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.write_all(connect.as_bytes()).unwrap();
-        let mut established = [0u8; 39];
-        stream.read_exact(&mut established).unwrap();
-        assert_eq!(&established, b"HTTP/1.1 200 Connection Established\r\n\r\n");
-        stream.write_all(rest.as_bytes()).unwrap();
-        let mut out = Vec::new();
-        let _ = stream.read_to_end(&mut out);
+    let get = |path: &str, host: &str| {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let out = tunnel_exchange(&proxy, "allowed.test", port, request.as_bytes(), false);
         String::from_utf8_lossy(&out).into_owned()
     };
-    let spliced = exchange("raw.test");
-    assert!(spliced.starts_with("HTTP/1.1 200 OK"), "{spliced}");
+    // allowed.test's rule admits /ok/* only: over plain HTTP too, exactly its path.
+    let allowed = get("/ok/plain", &format!("allowed.test:{port}"));
+    assert!(allowed.starts_with("HTTP/1.1 200 "), "{allowed}");
     assert!(
-        spliced.contains("upstream saw GET /raw host=raw.test"),
-        "{spliced}"
+        allowed.contains(&format!(
+            "upstream saw GET /ok/plain host=allowed.test:{port}"
+        )),
+        "{allowed}"
     );
-    // allowed.test's rule has a path, so it never matches a raw connection: ask, time out, close.
-    let refused = exchange("allowed.test");
-    assert_eq!(refused, "");
-    // mixed.test is allowed whole but has a path denied: an unparsed stream could carry that
-    // path, so it is refused at once.
-    let started = Instant::now();
-    let refused = exchange("mixed.test");
-    assert_eq!(refused, "");
-    assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "denied, not asked"
+    let denied = get("/secret/x", &format!("allowed.test:{port}"));
+    assert!(denied.starts_with("HTTP/1.1 403 "), "{denied}");
+    assert!(denied.contains("denylist[1]"), "{denied}");
+    // Another Host than the tunnel's name never reaches the upstream.
+    let other = get("/ok/plain", "evil.example");
+    assert!(other.starts_with("HTTP/1.1 421 "), "{other}");
+    // h2c is not an upgrade hh makes: the request goes on as plain HTTP/1.1.
+    let h2c = tunnel_exchange(
+        &proxy,
+        "allowed.test",
+        port,
+        format!(
+            "GET /ok/h2c HTTP/1.1\r\nHost: allowed.test:{port}\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\
+             Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        )
+        .as_bytes(),
+        false,
     );
-    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
+    let h2c = String::from_utf8_lossy(&h2c);
+    assert!(h2c.starts_with("HTTP/1.1 200 "), "{h2c}");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 2);
+    let lines = audit_lines_eventually(&proxy.state, 3);
+    let paths: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| line["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["/ok/plain", "/secret/x", "/ok/h2c"], "{lines:?}");
+}
+
+#[test]
+fn fields_that_would_reroute_a_request_upstream_never_reach_it() {
+    let proxy = start_proxy();
+    let fields = [
+        "-H",
+        "X-HTTP-Method-Override: DELETE",
+        "-H",
+        "X-Method-Override: DELETE",
+        "-H",
+        "X-HTTP-Method: DELETE",
+        "-H",
+        "X-Original-URL: /secret/x",
+        "-H",
+        "X-Rewrite-URL: /secret/x",
+        "-H",
+        "X-Forwarded-Prefix: /secret",
+        "-H",
+        "X-Kept: 1",
+    ];
+    for url in [
+        format!("http://mixed.test:{}/ok", proxy.upstream.http_port),
+        format!("https://allowed.test:{}/ok/x", proxy.upstream.tls_port),
+    ] {
+        let fetched = curl(&proxy, &url, &fields);
+        assert_eq!(fetched.status, 200, "{}", fetched.body);
+        assert!(
+            fetched.body.contains(" x=x-kept\n"),
+            "{url}: {}",
+            fetched.body
+        );
+    }
+}
+
+#[test]
+fn a_denied_path_is_denied_in_any_ascii_case() {
+    let proxy = start_proxy();
+    for url in [
+        format!("http://mixed.test:{}/SECRET/x", proxy.upstream.http_port),
+        format!("http://mixed.test:{}/Secret/x", proxy.upstream.http_port),
+        format!("https://allowed.test:{}/sEcReT/x", proxy.upstream.tls_port),
+    ] {
+        let fetched = curl(&proxy, &url, &[]);
+        assert_eq!(fetched.status, 403, "{url}: {}", fetched.body);
+        assert!(fetched.body.contains("secret"), "{}", fetched.body);
+    }
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
 }
 
 #[test]
@@ -907,15 +1032,84 @@ fn each_stream_of_one_http2_connection_is_checked_for_its_own_authority() {
     assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 1);
 }
 
+/// The fields of a real WebSocket handshake (RFC 6455 §4.1's example key).
+const WEBSOCKET: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
 /// Sends a WebSocket upgrade for `path` through a tunnel to allowed.test; the response head.
 fn websocket_upgrade(tls: &mut TlsClient, port: u16, path: &str) -> String {
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: allowed.test:{port}\r\nConnection: Upgrade\r\n\
-         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
+    upgrade_with(tls, port, path, WEBSOCKET)
+}
+
+/// Sends `GET path` with `fields` through a tunnel to allowed.test; the response head.
+fn upgrade_with(tls: &mut TlsClient, port: u16, path: &str, fields: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: allowed.test:{port}\r\n{fields}\r\n");
     tls.write_all(request.as_bytes()).unwrap();
-    String::from_utf8_lossy(&read_until(tls, "\r\n\r\n")).into_owned()
+    read_response(tls)
+}
+
+/// One response: its head, and its body when it has a `Content-Length`.
+fn read_response(stream: &mut impl std::io::Read) -> String {
+    let mut seen = read_until(stream, "\r\n\r\n");
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let head_end = text.find("\r\n\r\n").unwrap() + 4;
+    let length = text[..head_end]
+        .lines()
+        .find_map(|line| {
+            let line = line.to_ascii_lowercase();
+            line.strip_prefix("content-length:")
+                .map(|value| value.trim().parse::<usize>().unwrap())
+        })
+        .unwrap_or(0);
+    let mut chunk = [0u8; 1024];
+    while seen.len() < head_end + length {
+        let read = stream.read(&mut chunk).unwrap();
+        assert_ne!(read, 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[test]
+fn a_websocket_upgrade_that_is_not_a_real_handshake_is_refused_and_http_goes_on() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.tls_port;
+    // The websocket-smuggle shapes: a version nobody speaks, no key, a body.
+    for fields in [
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 1337\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
+        &format!("{WEBSOCKET}Transfer-Encoding: chunked\r\n"),
+    ] {
+        let mut tls = tunnel(&proxy, "allowed.test", "allowed.test");
+        let head = upgrade_with(&mut tls, port, "/ok/ws", fields);
+        assert!(
+            head.starts_with("HTTP/1.1 400 ") || head.starts_with("HTTP/1.1 403 "),
+            "{head}"
+        );
+    }
+    // What follows a refused upgrade in the same connection is parsed and decided again.
+    let mut tls = tunnel(&proxy, "allowed.test", "allowed.test");
+    let head = upgrade_with(
+        &mut tls,
+        port,
+        "/ok/ws",
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+    let head = upgrade_with(&mut tls, port, "/secret/flag", "");
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_101_that_does_not_accept_the_key_gets_the_client_a_502() {
+    let proxy = start_proxy();
+    let port = proxy.upstream.tls_port;
+    let mut tls = tunnel(&proxy, "allowed.test", "allowed.test");
+    let response = websocket_upgrade(&mut tls, port, "/ok/badaccept");
+    assert!(response.starts_with("HTTP/1.1 502 "), "{response}");
+    assert!(response.contains("Sec-WebSocket-Accept"), "{response}");
 }
 
 #[test]

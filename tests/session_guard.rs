@@ -7,6 +7,8 @@
 //! - A `bypass_proxy` host is spliced only for a ClientHello hh can read whole: one carrying an
 //!   Encrypted Client Hello (whose real server name nobody but the upstream can read) is closed
 //!   before a byte reaches the upstream.
+//! - Plain HTTP is parsed like HTTPS: each request decided by method and path, its Host checked
+//!   against the name the session connected to.
 
 mod support;
 
@@ -176,6 +178,43 @@ fn a_bypass_host_is_closed_for_a_client_hello_with_encrypted_client_hello() {
         // A TLS alert (21) is all the client gets before the close.
         assert!(out.contains("first byte 15, 7 bytes"), "{what}: {out}");
     }
+    agent.terminate();
+    world.assert_nothing_left();
+}
+
+#[test]
+fn plain_http_from_a_session_is_parsed_and_decided_per_request() {
+    if !require_root("plain HTTP in a session") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("ph");
+    let agent = world.agent();
+    let id = world.start_session();
+    let port = world.upstream.http_port;
+    let curl = |path: &str, extra: &[&str]| {
+        let url = format!("http://allowed.test:{port}{path}");
+        let mut command = vec!["curl", "-sS", "-o", "-", "-w", "\n%{http_code}"];
+        command.extend_from_slice(extra);
+        command.push(&url);
+        world.shell(&id, &command).1
+    };
+    // The rule admits /plain/* on this port: exactly that path, over plain HTTP too.
+    let allowed = curl("/plain/x", &[]);
+    assert!(
+        allowed.contains(&format!(
+            "upstream saw GET /plain/x host=allowed.test:{port}"
+        )),
+        "{allowed}"
+    );
+    assert!(allowed.trim_end().ends_with("200"), "{allowed}");
+    // Another Host than the name the session connected to never reaches the upstream.
+    let other = curl("/plain/x", &["-H", "Host: evil.example"]);
+    assert!(other.trim_end().ends_with("421"), "{other}");
+    // A path no rule admits is asked (and denied when no one answers) with a readable 403.
+    let asked = curl("/other", &[]);
+    assert!(asked.trim_end().ends_with("403"), "{asked}");
+    assert!(asked.contains("hh blocked"), "{asked}");
+    assert_eq!(world.upstream.hits.load(Ordering::SeqCst), 1);
     agent.terminate();
     world.assert_nothing_left();
 }

@@ -171,20 +171,6 @@ fn a_key_pressed_as_the_prompt_being_read_is_replaced_answers_nothing() {
     ui.finish();
 }
 
-/// The pids of `pid`'s children (their `PPid` in `/proc/PID/status`).
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-            let parent = status.lines().find_map(|line| line.strip_prefix("PPid:"))?;
-            (parent.trim().parse() == Ok(pid)).then_some(child)
-        })
-        .collect()
-}
-
 /// The pid of the process whose command line is exactly `words`, once there is one.
 fn process_running(words: &[String]) -> u32 {
     let mut found = None;
@@ -227,24 +213,30 @@ fn keys_queued_while_hh_shell_had_the_terminal_answer_nothing() {
         "shell".into(),
         id.clone(),
     ]);
-    let mut docker = Vec::new();
-    wait_until("hh shell runs docker exec", || {
-        docker = children(shell);
-        !docker.is_empty()
-    });
-    // Nothing reads the terminal now: the key is queued in it, as when a program ignores its
-    // input, and hh takes the terminal back after the program ends.
-    for pid in &docker {
-        // SAFETY: signals to processes this test's UI started.
-        unsafe { libc::kill(*pid as i32, libc::SIGSTOP) };
+    // `hh shell` relays the terminal through the agent; once it has the terminal (raw mode, its
+    // exec started), stopping it leaves nothing reading the terminal: the key is queued in it,
+    // as when a program ignores its input, and hh takes the terminal back after it ends.
+    let mut screen = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(!screen.contains("/queued")
+        && screen
+            .lines()
+            .any(|line| line.trim_end().ends_with(['$', '#'])))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shell prompt on the screen:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        screen = tmux.screen();
     }
+    // SAFETY: signals to a process this test's UI started.
+    unsafe { libc::kill(shell as i32, libc::SIGSTOP) };
     std::thread::sleep(Duration::from_millis(300));
     tmux.keys(&["a"]);
     std::thread::sleep(Duration::from_millis(300));
-    for pid in &docker {
-        // SAFETY: as above.
-        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
-    }
+    // SAFETY: as above.
+    unsafe { libc::kill(shell as i32, libc::SIGKILL) };
     wait_until("hh shell has ended", || {
         !std::path::Path::new(&format!("/proc/{shell}")).exists()
     });

@@ -54,12 +54,13 @@ pub struct World {
     pub upstream_ca: PathBuf,
 }
 
-/// The workspace's rules, for the upstream's port.
-fn rules(port: u16) -> String {
+/// The workspace's rules, for the upstream's ports (HTTPS, plain HTTP).
+fn rules(port: u16, http: u16) -> String {
     format!(
         "# the workspace's rules; this comment must survive\n\
          [network]\n\
-         allowlist = [\"domain=allowed.test port={port}\", \"domain=bypass.test port={port}\"]\n\
+         allowlist = [\"domain=allowed.test port={port}\", \"domain=bypass.test port={port}\", \
+         \"domain=allowed.test path=/plain/* port={http}\"]\n\
          denylist = [\"domain=denied.test\"]\n"
     )
 }
@@ -78,7 +79,7 @@ impl World {
         std::fs::create_dir_all(workspace.join(".hh")).unwrap();
         std::fs::write(
             workspace.join(".hh/harness-rules.toml"),
-            rules(upstream.tls_port),
+            rules(upstream.tls_port, upstream.http_port),
         )
         .unwrap();
         let seed = dir.path().join("seeded.txt");

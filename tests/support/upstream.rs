@@ -1,5 +1,6 @@
 //! Local upstream servers for the proxy tests: HTTPS (with a CA made here) and plain HTTP, both
-//! answering `upstream saw METHOD PATH host=HOST` and counting the requests that reach them.
+//! answering `upstream saw METHOD PATH host=HOST` and counting the requests that reach them, and
+//! a raw TCP echo port (what a non-HTTP protocol's server stands for).
 
 use std::{
     convert::Infallible,
@@ -22,6 +23,10 @@ use tokio::net::TcpListener;
 pub struct Upstream {
     pub tls_port: u16,
     pub http_port: u16,
+    /// Echoes every byte back, prefixed with `echo:` once per connection.
+    pub echo_port: u16,
+    /// Bytes that reached the echo port.
+    pub echoed: Arc<AtomicUsize>,
     pub hits: Arc<AtomicUsize>,
     /// TLS connections accepted on the TLS port.
     pub tls_connections: Arc<AtomicUsize>,
@@ -48,6 +53,8 @@ pub fn start_upstream_offering(names: &[&str], alpn: &[&[u8]]) -> Upstream {
     let (ports_tx, ports_rx) = std::sync::mpsc::channel();
     let counter = Arc::clone(&hits);
     let gate = Arc::clone(&release);
+    let echoed = Arc::new(AtomicUsize::new(0));
+    let echo_count = Arc::clone(&echoed);
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -56,12 +63,20 @@ pub fn start_upstream_offering(names: &[&str], alpn: &[&[u8]]) -> Upstream {
         runtime.block_on(async move {
             let tls_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let echo_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             ports_tx
                 .send((
                     tls_listener.local_addr().unwrap().port(),
                     http_listener.local_addr().unwrap().port(),
+                    echo_listener.local_addr().unwrap().port(),
                 ))
                 .unwrap();
+            tokio::spawn(async move {
+                loop {
+                    let (stream, _) = echo_listener.accept().await.unwrap();
+                    tokio::spawn(echo(stream, Arc::clone(&echo_count)));
+                }
+            });
             let plain_counter = Arc::clone(&counter);
             let plain_gate = Arc::clone(&gate);
             tokio::spawn(async move {
@@ -89,14 +104,31 @@ pub fn start_upstream_offering(names: &[&str], alpn: &[&[u8]]) -> Upstream {
             }
         });
     });
-    let (tls_port, http_port) = ports_rx.recv().unwrap();
+    let (tls_port, http_port, echo_port) = ports_rx.recv().unwrap();
     Upstream {
         tls_port,
         http_port,
+        echo_port,
+        echoed,
         hits,
         tls_connections,
         release,
         ca_pem,
+    }
+}
+
+/// Echoes what `stream` sends, after `echo:`, counting the bytes.
+async fn echo(mut stream: tokio::net::TcpStream, count: Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 4096];
+    if stream.write_all(b"echo:").await.is_err() {
+        return;
+    }
+    while let Ok(read) = stream.read(&mut buf).await {
+        if read == 0 || stream.write_all(&buf[..read]).await.is_err() {
+            return;
+        }
+        count.fetch_add(read, Ordering::SeqCst);
     }
 }
 
@@ -117,10 +149,12 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-/// What the upstream answers a request: `upstream saw METHOD PATH host=AUTHORITY[ body=N]`, the
-/// authority from Host or (HTTP/2) `:authority`; the `x-upstream-version` header says which HTTP
-/// version reached it. `/ok/stream` sends a second part once released; a WebSocket upgrade (and
-/// any request to `/ok/switch`) is answered with `101` and echoes what it gets.
+/// What the upstream answers a request: `upstream saw METHOD PATH host=AUTHORITY[ x=NAMES][
+/// body=N]`, the authority from Host or (HTTP/2) `:authority`, NAMES the `x-` fields that reached
+/// it (comma-separated); the `x-upstream-version` header says which HTTP version reached it.
+/// `/ok/stream` sends a second part once released; a WebSocket upgrade is answered with `101`
+/// (and the key's accept; `/ok/badaccept` answers another) and echoes what it gets, and so is any
+/// request to `/ok/switch`, without an accept.
 fn upstream_service(
     hits: Arc<AtomicUsize>,
     release: Arc<tokio::sync::Notify>,
@@ -143,7 +177,24 @@ fn upstream_service(
             .uri()
             .path_and_query()
             .map_or("/", |path| path.as_str());
-        let seen = format!("upstream saw {} {path} host={host}", request.method());
+        let mut seen = format!("upstream saw {} {path} host={host}", request.method());
+        let x_fields: Vec<&str> = request
+            .headers()
+            .keys()
+            .map(|name| name.as_str())
+            .filter(|name| name.starts_with("x-"))
+            .collect();
+        if !x_fields.is_empty() {
+            seen.push_str(&format!(" x={}", x_fields.join(",")));
+        }
+        let accept = request
+            .headers()
+            .get("sec-websocket-key")
+            .and_then(|key| key.to_str().ok())
+            .map(|key| match request.uri().path() {
+                "/ok/badaccept" => hh::proxy::websocket::accept_for("another key"),
+                _ => hh::proxy::websocket::accept_for(key),
+            });
         let version = format!("{:?}", request.version());
         let release = Arc::clone(&release);
         let streaming = request.uri().path() == "/ok/stream";
@@ -163,12 +214,14 @@ fn upstream_service(
                     }
                 });
                 let (_, receiver) = tokio::sync::mpsc::channel(1);
-                let response = Response::builder()
+                let mut response = Response::builder()
                     .status(101)
                     .header("upgrade", "websocket")
-                    .header("connection", "upgrade")
-                    .body(ChannelBody(receiver))
-                    .unwrap();
+                    .header("connection", "upgrade");
+                if let Some(accept) = accept {
+                    response = response.header("sec-websocket-accept", accept);
+                }
+                let response = response.body(ChannelBody(receiver)).unwrap();
                 return Ok::<_, Infallible>(response);
             }
             let body = request

@@ -39,8 +39,8 @@ use crate::{
     enforce::ebpf::unpin_session,
     proxy::{
         decision::{DecisionEngine, EngineSetup, PolicyFn},
-        explicit::{IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
         http1::Limits,
+        state::{IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
         transparent::{self, TransparentFront},
         upstream::Upstream,
     },

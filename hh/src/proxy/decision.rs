@@ -34,8 +34,8 @@ use crate::{
     api::protocol::{DecisionEvent, Event},
     audit::{self, AuditLog, AuditRecord},
     rules::{
-        Action, Host, Layer, Method, NormPath, Policy, Request, Rule, Verdict, policy::RuleOrigin,
-        store,
+        Action, Host, Layer, Method, NormPath, Policy, RawRefusal, Request, Rule, Verdict,
+        policy::RuleOrigin, store,
     },
 };
 
@@ -55,6 +55,8 @@ pub struct Ruling {
     pub rule: Option<RuleOrigin>,
     /// How the ask went, when no rule matched at first.
     pub asked: Option<Asked>,
+    /// Refused before any rule or person could decide (raw TCP on a web port).
+    pub refusal: Option<RawRefusal>,
 }
 
 /// How an ask ended.
@@ -78,6 +80,7 @@ impl Ruling {
             allowed,
             rule: rule.cloned(),
             asked: None,
+            refusal: None,
         }
     }
 
@@ -86,6 +89,7 @@ impl Ruling {
             allowed,
             rule: None,
             asked: Some(asked),
+            refusal: None,
         }
     }
 
@@ -93,6 +97,9 @@ impl Ruling {
     fn rule_text(&self) -> Option<String> {
         if let Some(rule) = &self.rule {
             return Some(rule.to_string());
+        }
+        if let Some(refusal) = &self.refusal {
+            return Some(format!("refused: {refusal}"));
         }
         let verb = if self.allowed { "allowed" } else { "denied" };
         self.asked.as_ref().map(|asked| match asked {
@@ -194,16 +201,34 @@ impl DecisionEngine {
         self.decide_as(request, Outgoing::default(), true).await
     }
 
+    /// The decision for raw TCP, bytes that are neither TLS nor HTTP/1 ([`Policy::decide_raw`]):
+    /// on a web port only a `proto=tcp` rule admits them, and no one is asked.
+    pub async fn decide_raw(&self, request: &Request) -> (Ruling, Ticket) {
+        self.decide_kind(request, Outgoing::default(), Kind::Raw)
+            .await
+    }
+
     async fn decide_as(
         &self,
         request: &Request,
         outgoing: Outgoing,
         opaque: bool,
     ) -> (Ruling, Ticket) {
+        let kind = if opaque { Kind::Opaque } else { Kind::Parsed };
+        self.decide_kind(request, outgoing, kind).await
+    }
+
+    async fn decide_kind(
+        &self,
+        request: &Request,
+        outgoing: Outgoing,
+        kind: Kind,
+    ) -> (Ruling, Ticket) {
         let started = Instant::now();
-        let ruling = match self.consult(request, opaque) {
-            Some(ruling) => ruling,
-            None => self.ask(request, outgoing, opaque).await,
+        let opaque = kind != Kind::Parsed;
+        let ruling = match decide_with(&(self.policy)(), request, kind) {
+            Decided::Ruling(ruling) => ruling,
+            Decided::Ask => self.ask(request, outgoing, opaque).await,
         };
         let ticket = self.ticket(request, &ruling, started);
         (ruling, ticket)
@@ -257,7 +282,8 @@ impl DecisionEngine {
             let layer = store::load_rules(&file)
                 .map_err(PersistError::Reread)?
                 .into_layer(Layer::Workspace, &file.display().to_string());
-            Ok(decide_with(&Policy::new(vec![layer]), &request, opaque))
+            let kind = if opaque { Kind::Opaque } else { Kind::Parsed };
+            Ok(decide_with(&Policy::new(vec![layer]), &request, kind))
         })
         .await
         .map_err(PersistError::Writer)??;
@@ -265,13 +291,13 @@ impl DecisionEngine {
             written();
         }
         match decided {
-            Some(mut ruling) => {
+            Decided::Ruling(mut ruling) => {
                 ruling.asked = Some(Asked::Forever);
                 Ok(ruling)
             }
             // The rule was checked to cover the request; a file edited at that very moment
             // could still lose it.
-            None => Err(PersistError::Lost {
+            Decided::Ask => Err(PersistError::Lost {
                 file: self.rules_file.display().to_string(),
             }),
         }
@@ -307,7 +333,11 @@ impl DecisionEngine {
 
     /// The one call to the current policy: `None` means no rule matched (ask).
     fn consult(&self, request: &Request, opaque: bool) -> Option<Ruling> {
-        decide_with(&(self.policy)(), request, opaque)
+        let kind = if opaque { Kind::Opaque } else { Kind::Parsed };
+        match decide_with(&(self.policy)(), request, kind) {
+            Decided::Ruling(ruling) => Some(ruling),
+            Decided::Ask => None,
+        }
     }
 
     fn ticket(&self, request: &Request, ruling: &Ruling, started: Instant) -> Ticket {
@@ -357,6 +387,11 @@ impl DecisionEngine {
                     );
                 }
             }
+            None if ruling.refusal.is_some() => {
+                if let Some(refusal) = &ruling.refusal {
+                    text.push_str(&format!("refused: {refusal}\n"));
+                }
+            }
             None => text.push_str(&match &ruling.asked {
                 Some(Asked::TimedOut) | None => format!(
                     "rule: no rule matched, and no one answered within {} s (ask timed out)\n",
@@ -374,7 +409,17 @@ impl DecisionEngine {
                 ),
             }),
         }
-        if ruling
+        if ruling.refusal.is_some() {
+            text.push_str(&format!(
+                "To allow raw TCP there, a person adds a rule:\n  hh rules add {} allow '{}'\n",
+                self.rules_target,
+                Rule {
+                    ports: Some(vec![request.port]),
+                    raw_tcp: true,
+                    ..suggested_rule(request)
+                }
+            ));
+        } else if ruling
             .rule
             .as_ref()
             .is_none_or(|rule| rule.action != Action::Deny)
@@ -391,19 +436,47 @@ impl DecisionEngine {
     }
 }
 
-/// `policy`'s ruling for `request`; `None` when no rule matched (ask).
-fn decide_with(policy: &Policy, request: &Request, opaque: bool) -> Option<Ruling> {
-    let decision = if opaque {
-        policy.decide_opaque(request)
-    } else {
-        policy.decide(request)
+/// What the bytes being decided are, which picks the policy's decision function.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A parsed HTTP request ([`Policy::decide`]).
+    Parsed,
+    /// TLS spliced unterminated for `bypass_proxy` ([`Policy::decide_opaque`]).
+    Opaque,
+    /// Neither TLS nor HTTP ([`Policy::decide_raw`]).
+    Raw,
+}
+
+/// A policy's answer before anyone is asked.
+enum Decided {
+    Ruling(Ruling),
+    /// No rule matched.
+    Ask,
+}
+
+/// `policy`'s ruling for `request`.
+fn decide_with(policy: &Policy, request: &Request, kind: Kind) -> Decided {
+    let decision = match kind {
+        Kind::Parsed => policy.decide(request),
+        Kind::Opaque => policy.decide_opaque(request),
+        Kind::Raw => match policy.decide_raw(request) {
+            Ok(decision) => decision,
+            Err(refusal) => {
+                return Decided::Ruling(Ruling {
+                    allowed: false,
+                    rule: None,
+                    asked: None,
+                    refusal: Some(refusal),
+                });
+            }
+        },
     };
     let allowed = match decision.verdict {
         Verdict::Allow => true,
         Verdict::Deny => false,
-        Verdict::Ask => return None,
+        Verdict::Ask => return Decided::Ask,
     };
-    Some(Ruling::by_rule(allowed, decision.rule))
+    Decided::Ruling(Ruling::by_rule(allowed, decision.rule))
 }
 
 /// Tells subscribers about one decision (the audit record minus byte counts). Nobody listening

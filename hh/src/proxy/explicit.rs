@@ -3,16 +3,14 @@
 //! ([`super::http1`]) and sends it one of two ways:
 //!
 //! - `CONNECT host:port`: refused at once with `403` when a deny rule covers the whole
-//!   `host:port`; otherwise `200`, then the tunnel's first byte says what it carries. TLS
-//!   (a handshake record, `0x16`) is intercepted and every request inside decided on its own
-//!   ([`super::intercept`]); anything else is raw TCP, decided as a connection
-//!   ([`Request::tcp`]: only a rule allowing that host and port admits it) and spliced, or
-//!   closed when denied (the `200` is already sent).
+//!   `host:port`; otherwise `200`, then the tunnel goes to [`pipeline::tunnel`], which every
+//!   front door shares: TLS and HTTP/1 are parsed and every request decided on its own,
+//!   anything else is raw TCP, which only a rule for raw TCP admits.
 //! - absolute-form `http://…`: decided, forwarded with `Connection: close`, and the response
 //!   streamed back; one request per client connection.
 //!
 //! Every decision goes through [`DecisionEngine`]. Heads are bounded by [`Limits`], every wait
-//! by [`IDLE_TIMEOUT`], concurrent clients by [`MAX_CONNECTIONS`].
+//! by [`Proxy::idle_timeout`], concurrent clients by [`MAX_CONNECTIONS`].
 
 use std::{
     io,
@@ -28,36 +26,16 @@ use tokio::{
 
 use super::{
     approvals::Outgoing,
-    decision::DecisionEngine,
-    http1::{BodyFraming, Header, Limits, RequestHead, parse_request_head, strip_hop_by_hop},
-    intercept,
-    relay::{copy_idle, splice},
-    upstream::{DialError, Upstream},
+    http1::{BodyFraming, Header, RequestHead, parse_request_head, strip_hop_by_hop},
+    pipeline,
+    relay::copy_idle,
+    state::Proxy,
+    upstream::DialError,
 };
 use crate::{
     api::protocol::BodySize,
     rules::{Host, Request, canonical::parse_port},
-    tls::leaf::LeafCache,
 };
-
-/// How long any side may stay silent: a request head, a tunnel's first byte, a body, a response.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// What every connection shares.
-pub struct Proxy {
-    pub engine: DecisionEngine,
-    pub upstream: Upstream,
-    pub leaves: LeafCache,
-    pub limits: Limits,
-    pub idle_timeout: Duration,
-    /// How long a tunnel keeps an unused upstream connection for its next request.
-    pub upstream_keep: Duration,
-}
-
-/// The default of [`Proxy::upstream_keep`]: a burst of requests reuses one upstream connection,
-/// while a tunnel left idle soon costs only its client side. (Clients' own keep-alive is often
-/// shorter: Node's is 4 s.)
-pub const UPSTREAM_KEEP: Duration = Duration::from_secs(10);
 
 /// The most client connections served at once; past it, new ones wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -165,68 +143,7 @@ async fn connect(proxy: Arc<Proxy>, mut client: TcpStream, head: &RequestHead) -
     client
         .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         .await?;
-    tunnel(proxy, client, host, port).await
-}
-
-/// Serves a connection whose destination is known (a CONNECT target, or a transparent
-/// connection's original destination): TLS is intercepted and decided per request, anything
-/// else is raw TCP, decided as a connection and spliced.
-pub(super) async fn tunnel(
-    proxy: Arc<Proxy>,
-    client: TcpStream,
-    host: Host,
-    port: u16,
-) -> io::Result<()> {
-    let mut first = [0u8; 1];
-    let peeked = match tokio::time::timeout(proxy.idle_timeout, client.peek(&mut first)).await {
-        Ok(peeked) => peeked?,
-        Err(_) => return Ok(()),
-    };
-    if peeked == 0 {
-        return Ok(());
-    }
-    // A TLS handshake record (RFC 8446 §5.1, ContentType handshake = 22).
-    if first[0] == 0x16 {
-        intercept::serve_tunnel(proxy, client, host, port).await;
-        return Ok(());
-    }
-    splice_opaque(&proxy, client, host, port).await
-}
-
-/// Decides `host:port` as a connection whose bytes will not be parsed, and splices it to the
-/// upstream when allowed (closes it when not): raw TCP, and TLS that `bypass_proxy` leaves
-/// unterminated. No path or method rule can be enforced on such bytes ([`Policy::decide_opaque`]).
-///
-/// [`Policy::decide_opaque`]: crate::rules::Policy::decide_opaque
-pub(super) async fn splice_opaque(
-    proxy: &Proxy,
-    client: TcpStream,
-    host: Host,
-    port: u16,
-) -> io::Result<()> {
-    let connection = Request::tcp(host.clone(), port);
-    let (ruling, mut ticket) = proxy.engine.decide_opaque(&connection).await;
-    if !ruling.allowed {
-        tracing::info!(%host, port, "unparsed connection denied; closing it");
-        return Ok(());
-    }
-    match proxy
-        .upstream
-        .dial_tcp(&host, port, ruling.grants_dial(&host))
-        .await
-    {
-        Ok(upstream) => {
-            let idle = proxy.idle_timeout;
-            splice(client, upstream, idle, &ticket.up, &ticket.down).await?;
-        }
-        Err(error) => {
-            if let DialError::Refused { refused, .. } = &error {
-                ticket.refused(&refused.to_string());
-            }
-            tracing::warn!(%error, "upstream unreachable; closing the connection");
-        }
-    }
-    Ok(())
+    pipeline::tunnel(proxy, client, host, port).await
 }
 
 /// `host:port` or `[v6]:port`, the host canonicalized; the port is required.

@@ -297,10 +297,27 @@ pub(crate) const HOP_BY_HOP: [&str; 9] = [
     "proxy-authenticate",
 ];
 
+/// Fields that ask a server (or a framework in front of it) to route the request by another
+/// method or path than its request line's: the proxy decided on the request line, so these
+/// never go upstream (OWASP's "HTTP method override" and URL-rewrite header bypasses).
+pub(crate) const REROUTING: [&str; 10] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-prefix",
+    "x-forwarded-path",
+    "x-override-url",
+    "x-original-method",
+];
+
 /// Fields that `Connection` may never remove: dropping them would change the message upstream.
 pub(crate) const END_TO_END: [&str; 2] = ["host", "content-length"];
 
-/// Removes the hop-by-hop fields and every field that `Connection` names.
+/// Removes the hop-by-hop fields, every field that `Connection` names, and the fields that
+/// would re-route the request upstream ([`REROUTING`]).
 ///
 /// `Transfer-Encoding` goes too: the forwarder frames the body again from [`BodyFraming`]. With
 /// `keep_upgrade` (the proxy is relaying a protocol switch) the `Upgrade` field stays, and the
@@ -318,7 +335,9 @@ pub fn strip_hop_by_hop(headers: &mut Vec<Header>, keep_upgrade: bool) {
         if keep_upgrade && name == "upgrade" {
             return true;
         }
-        !HOP_BY_HOP.contains(&name.as_str()) && !named.contains(&name)
+        !HOP_BY_HOP.contains(&name.as_str())
+            && !REROUTING.contains(&name.as_str())
+            && !named.contains(&name)
     });
 }
 

@@ -1,6 +1,9 @@
-//! Inside a CONNECT tunnel that carries TLS: terminate it with a leaf for the CONNECT host, then
-//! serve HTTP/1.1 or HTTP/2 on it and decide every request (every HTTP/2 stream) on its own
-//! (method, host, path, port).
+//! Inside a tunnel whose destination is known (a CONNECT, a redirected connection): serve the
+//! HTTP it carries and decide every request (every HTTP/2 stream) on its own (method, host,
+//! path, port). Two ways in, one service ([`handle`]):
+//!
+//! - [`serve_tls`]: TLS, terminated with a leaf for the tunnel's host; HTTP/1.1 or HTTP/2.
+//! - [`serve_plain`]: plain HTTP/1 (port 80, a CONNECT to it); upstream in plain HTTP too.
 //!
 //! - The ClientHello's SNI must name the CONNECT host (a tunnel to `a` may not speak to `b`); with
 //!   no SNI (an IP literal), the leaf is for the CONNECT host anyway.
@@ -18,10 +21,17 @@
 //! wait for the upstream's, and a host no rule admits yet must not be contacted before its
 //! request is decided.
 //!
-//! A WebSocket upgrade (HTTP/1.1 `Upgrade: websocket`) is decided like any request; only when
-//! allowed is it sent upstream (over `http/1.1`) with its `Upgrade`, and on the upstream's `101`
-//! the two connections are spliced. Other upgrades are hop-by-hop and stripped, so the upstream
-//! answers as to a plain request.
+//! A WebSocket upgrade must be a real handshake ([`websocket::asked`]: key, version 13, no
+//! body) or it is refused with `400`; a real one is decided like any request, and only when
+//! allowed is it sent upstream (over `http/1.1`) with its `Upgrade`. The two connections are
+//! spliced only on a `101` whose `Sec-WebSocket-Accept` matches the key
+//! ([`websocket::accepted`]); any other `101` is a `502`. A refused or failed upgrade leaves
+//! the client's connection parsing HTTP. Other upgrades (`h2c`) are hop-by-hop and stripped, so
+//! the upstream answers as to a plain request.
+//!
+//! Fields that ask a server to re-route a request (`X-HTTP-Method-Override`,
+//! `X-Original-URL`, …: [`REROUTING`]) are stripped: the upstream sees the method and path that
+//! were decided, nothing else.
 
 use std::{convert::Infallible, pin::Pin, sync::Arc, time::Duration};
 
@@ -42,12 +52,13 @@ use super::{
     approvals::Outgoing,
     body::Metered,
     decision::Ticket,
-    explicit::Proxy,
-    http1::{END_TO_END, HOP_BY_HOP},
+    http1::{END_TO_END, HOP_BY_HOP, REROUTING},
     idle::{Activity, serve_until_idle},
     kept_upstream::{KeptUpstream, UpstreamSender},
     relay::splice,
+    state::Proxy,
     upstream::{DialError, Offer},
+    websocket,
 };
 use crate::{
     api::protocol::BodySize,
@@ -57,8 +68,65 @@ use crate::{
 /// A response body: the upstream's, streamed, or one the proxy wrote.
 pub type ProxyBody = Either<Metered<Incoming>, Full<Bytes>>;
 
+/// Which protocol a tunnel's requests go upstream in: the one the client spoke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Https,
+    Http,
+}
+
+/// One request's handling, boxed: hyper reserves room for one request's future in every
+/// connection for as long as the connection lives, and this one is large; boxed, an idle tunnel
+/// holds a pointer.
+type Handled =
+    Pin<Box<dyn std::future::Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+/// The service that decides each request of one tunnel.
+fn tunnel_service(
+    proxy: Arc<Proxy>,
+    host: Host,
+    port: u16,
+    scheme: Scheme,
+    kept: KeptUpstream,
+) -> impl hyper::service::Service<
+    HttpRequest<Incoming>,
+    Response = Response<ProxyBody>,
+    Error = Infallible,
+    Future = Handled,
+> + Clone {
+    service_fn(move |request| {
+        let proxy = Arc::clone(&proxy);
+        let host = host.clone();
+        let kept = kept.clone();
+        Box::pin(async move {
+            let tunnel = Tunnel {
+                proxy: &proxy,
+                host: &host,
+                port,
+                scheme,
+                kept: &kept,
+            };
+            Ok::<_, Infallible>(handle(&tunnel, request).await)
+        }) as Handled
+    })
+}
+
+/// Serves plain HTTP/1 requests on `client` (its first bytes were a request line) for `host`
+/// until the client leaves; allowed ones go upstream in plain HTTP.
+pub async fn serve_plain<I>(proxy: Arc<Proxy>, client: I, host: Host, port: u16)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let kept = KeptUpstream::new(proxy.upstream_keep);
+    let (idle, max_head) = (proxy.idle_timeout, proxy.limits.max_head_bytes);
+    let service = tunnel_service(proxy, host, port, Scheme::Http, kept);
+    if let Err(error) = Box::pin(serve_http1(client, service, idle, max_head)).await {
+        tracing::debug!(%error, "plain HTTP tunnel ended with an error");
+    }
+}
+
 /// Terminates TLS on `client` for `host` and serves its requests until the client leaves.
-pub async fn serve_tunnel(proxy: Arc<Proxy>, client: TcpStream, host: Host, port: u16) {
+pub async fn serve_tls(proxy: Arc<Proxy>, client: TcpStream, host: Host, port: u16) {
     let kept = KeptUpstream::new(proxy.upstream_keep);
     // Boxed: the handshake's state (an acceptor and a whole TLS connection in the making) is
     // needed until it ends, not for the tunnel's life.
@@ -67,16 +135,7 @@ pub async fn serve_tunnel(proxy: Arc<Proxy>, client: TcpStream, host: Host, port
     };
     let (idle, max_head) = (proxy.idle_timeout, proxy.limits.max_head_bytes);
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let service = service_fn(move |request| {
-        let proxy = Arc::clone(&proxy);
-        let host = host.clone();
-        let kept = kept.clone();
-        // Boxed: hyper reserves room for one request's future in every connection for as long
-        // as the connection lives, and this one is large; boxed, an idle tunnel holds a pointer.
-        Box::pin(
-            async move { Ok::<_, Infallible>(handle(&proxy, &host, port, &kept, request).await) },
-        )
-    });
+    let service = tunnel_service(proxy, host, port, Scheme::Https, kept);
     // Each version's connection future is boxed on its own, so a tunnel's memory is that of the
     // version it speaks, not of the larger of the two.
     let served = if h2 {
@@ -178,13 +237,14 @@ where
     }
 }
 
-async fn serve_http1<S>(
-    tls: ClientTls,
+async fn serve_http1<I, S>(
+    client: I,
     service: S,
     idle: Duration,
     max_head: usize,
 ) -> hyper::Result<()>
 where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<Incoming, ResBody = ProxyBody>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -194,7 +254,7 @@ where
         .header_read_timeout(idle)
         // hyper refuses a buffer under 8 KiB.
         .max_buf_size(max_head.max(8192))
-        .serve_connection(TokioIo::new(tls), service)
+        .serve_connection(TokioIo::new(client), service)
         .with_upgrades()
         .await
 }
@@ -202,13 +262,19 @@ where
 /// The most HTTP/2 streams one client connection may have open at once.
 const MAX_STREAMS: u32 = 100;
 
-async fn handle(
-    proxy: &Proxy,
-    host: &Host,
+/// One tunnel, as each of its requests sees it.
+struct Tunnel<'t> {
+    proxy: &'t Proxy,
+    host: &'t Host,
     port: u16,
-    kept: &KeptUpstream,
-    request: HttpRequest<Incoming>,
-) -> Response<ProxyBody> {
+    scheme: Scheme,
+    kept: &'t KeptUpstream,
+}
+
+async fn handle(tunnel: &Tunnel<'_>, request: HttpRequest<Incoming>) -> Response<ProxyBody> {
+    let Tunnel {
+        proxy, host, port, ..
+    } = *tunnel;
     if request.method() == hyper::Method::CONNECT {
         // A tunnel inside a tunnel would carry bytes no request check sees (whatever it names).
         return text(
@@ -231,10 +297,23 @@ async fn handle(
         Ok(path) => path,
         Err(error) => return text(StatusCode::BAD_REQUEST, format!("{error}\n")),
     };
+    let body = body_size(&request);
+    let websocket_key = match websocket::asked(
+        request.method(),
+        request.version(),
+        request.headers(),
+        body != BodySize::None,
+    ) {
+        websocket::Asked::Nothing => None,
+        websocket::Asked::WebSocket { key } => Some(key),
+        websocket::Asked::Invalid(why) => {
+            return text(StatusCode::BAD_REQUEST, format!("hh: {why}\n"));
+        }
+    };
     let decided = Request::http(method, host.clone(), port, path);
     let outgoing = Outgoing {
         query: request.uri().query().map(str::to_owned),
-        body: body_size(&request),
+        body,
     };
     let (ruling, ticket) = proxy.engine.decide_sending(&decided, outgoing).await;
     if !ruling.allowed {
@@ -244,7 +323,7 @@ async fn handle(
         );
     }
     let named = ruling.grants_dial(host);
-    match forward(proxy, host, port, named, kept, request, ticket).await {
+    match forward(tunnel, named, websocket_key, request, ticket).await {
         Ok(response) => response,
         Err(Failure::Dial(error @ DialError::Refused { .. })) => text(
             StatusCode::FORBIDDEN,
@@ -278,18 +357,25 @@ enum Failure {
     Target,
     #[error("the upstream switched protocols although the request did not ask it to")]
     UnaskedSwitch,
+    #[error("the upstream's 101 does not accept the WebSocket key (Sec-WebSocket-Accept)")]
+    BadAccept,
 }
 
 async fn forward(
-    proxy: &Proxy,
-    host: &Host,
-    port: u16,
+    tunnel: &Tunnel<'_>,
     named_by_rule: bool,
-    kept: &KeptUpstream,
+    websocket_key: Option<String>,
     mut request: HttpRequest<Incoming>,
     mut ticket: Ticket,
 ) -> Result<Response<ProxyBody>, Failure> {
-    let websocket = is_websocket_upgrade(&request);
+    let Tunnel {
+        proxy,
+        host,
+        port,
+        scheme,
+        kept,
+    } = *tunnel;
+    let websocket = websocket_key.is_some();
     // A kept connection when one is free, else a new one (kept afterwards unless it carries a
     // WebSocket, which takes the connection over).
     let reused = if websocket {
@@ -305,20 +391,29 @@ async fn forward(
             } else {
                 Offer::H2OrHttp1
             };
-            let tls = match proxy
-                .upstream
-                .dial_tls(host, port, named_by_rule, offer)
-                .await
-            {
-                Ok(tls) => tls,
+            let dialed = match scheme {
+                Scheme::Https => match proxy
+                    .upstream
+                    .dial_tls(host, port, named_by_rule, offer)
+                    .await
+                {
+                    Ok(tls) => Ok(UpstreamSender::handshake(tls).await?),
+                    Err(error) => Err(error),
+                },
+                Scheme::Http => match proxy.upstream.dial_tcp(host, port, named_by_rule).await {
+                    Ok(tcp) => Ok(UpstreamSender::handshake_plain(tcp).await?),
+                    Err(error) => Err(error),
+                },
+            };
+            match dialed {
+                Ok(sender) => sender,
                 Err(error) => {
                     if let DialError::Refused { refused, .. } = &error {
                         ticket.refused(&refused.to_string());
                     }
                     return Err(Failure::Dial(error));
                 }
-            };
-            UpstreamSender::handshake(tls).await?
+            }
         }
     };
     let upstream_h2 = matches!(sender, UpstreamSender::H2(_));
@@ -327,7 +422,10 @@ async fn forward(
     let body = Metered::new(body, Arc::clone(&ticket.up), proxy.idle_timeout, None);
     let upgrade = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
-    let authority = authority(host, port);
+    for name in REROUTING {
+        parts.headers.remove(name);
+    }
+    let authority = authority(host, port, scheme);
     let path = parts
         .uri
         .path_and_query()
@@ -367,10 +465,17 @@ async fn forward(
         kept.put(sender, named_by_rule);
     }
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        return match client_upgrade {
-            Some(client_upgrade) => Ok(switch_protocols(proxy, response, client_upgrade, ticket)),
+        return match (client_upgrade, websocket_key) {
+            (Some(client_upgrade), Some(key)) => {
+                if !websocket::accepted(response.headers(), &key) {
+                    // Frames would follow a handshake the upstream did not make: no request
+                    // check would see what the tunnel then carries.
+                    return Err(Failure::BadAccept);
+                }
+                Ok(switch_protocols(proxy, response, client_upgrade, ticket))
+            }
             // Bytes after an unasked switch would pass no request check.
-            None => Err(Failure::UnaskedSwitch),
+            _ => Err(Failure::UnaskedSwitch),
         };
     }
     let (mut parts, body) = response.into_parts();
@@ -379,23 +484,6 @@ async fn forward(
     let down = Arc::clone(&ticket.down);
     let body = Metered::new(body, down, proxy.idle_timeout, Some(ticket));
     Ok(Response::from_parts(parts, Either::Left(body)))
-}
-
-/// An HTTP/1.1 request asking to switch to WebSocket (RFC 6455 §4.1).
-fn is_websocket_upgrade(request: &HttpRequest<Incoming>) -> bool {
-    let connection_upgrade = request
-        .headers()
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    let websocket = request
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.trim().eq_ignore_ascii_case("websocket"));
-    request.version() == Version::HTTP_11 && connection_upgrade && websocket
 }
 
 /// The upstream agreed to switch: answer the client's `101` with the upstream's, then splice the
@@ -427,13 +515,18 @@ fn switch_protocols(
     Response::from_parts(parts, Either::Right(Full::new(Bytes::new())))
 }
 
-/// `host[:port]` as it goes in Host or `:authority`: IPv6 in brackets, the port unless 443.
-fn authority(host: &Host, port: u16) -> String {
+/// `host[:port]` as it goes in Host or `:authority`: IPv6 in brackets, the port unless the
+/// scheme's default.
+fn authority(host: &Host, port: u16, scheme: Scheme) -> String {
     let name = match host.ip() {
         Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
         _ => host.to_string(),
     };
-    if port == 443 {
+    let default = match scheme {
+        Scheme::Https => 443,
+        Scheme::Http => 80,
+    };
+    if port == default {
         name
     } else {
         format!("{name}:{port}")

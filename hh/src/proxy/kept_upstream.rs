@@ -21,7 +21,7 @@ use hyper::{Request, Response, body::Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::{net::TcpStream, sync::watch, task::AbortHandle, time::Instant};
 
-use super::{body::Metered, explicit::Proxy, upstream::Offer};
+use super::{body::Metered, state::Proxy, upstream::Offer};
 use crate::rules::Host;
 
 type UpstreamIo = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
@@ -63,6 +63,17 @@ impl UpstreamSender {
             });
             Ok(UpstreamSender::H1(sender))
         }
+    }
+
+    /// An HTTP/1.1 connection over plain TCP (a plain-HTTP tunnel's upstream).
+    pub async fn handshake_plain(tcp: TcpStream) -> Result<UpstreamSender, hyper::Error> {
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+        });
+        Ok(UpstreamSender::H1(sender))
     }
 
     /// Sends one request once the connection can take it.

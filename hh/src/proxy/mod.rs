@@ -1,5 +1,9 @@
-//! The MITM proxy: its building blocks and the explicit-proxy front door.
+//! The MITM proxy: its shared state, its front doors, the one pipeline they feed, and the
+//! building blocks.
 //!
+//! - [`state`]: [`state::Proxy`], what every connection shares.
+//! - [`pipeline`]: a connection with a known destination, from its first bytes to decisions.
+//! - [`first_bytes`]: what a connection carries (TLS, HTTP/1, neither), told from its start.
 //! - [`ssrf`]: the pure decision whether an address may be dialled.
 //! - [`host_addresses`]: this host's own addresses (refused by the guard), kept fresh.
 //! - [`http1`]: the pure strict HTTP/1.x request-head parser and hop-by-hop stripping.
@@ -7,7 +11,9 @@
 //! - [`approvals_api`]: `hh proxy --api-socket`: approvals served to `hh approvals` and the TUI.
 //! - [`decision`]: the one decision per request (policy, ask with timeout, audit, 403 text).
 //! - [`explicit`]: the explicit-proxy front door (`hh proxy`): CONNECT and absolute-form.
-//! - [`intercept`]: TLS termination inside a tunnel and per-request decisions there.
+//! - [`transparent`]: the agent's front door: connections the eBPF programs redirected.
+//! - [`intercept`]: per-request decisions inside a tunnel (TLS terminated, or plain HTTP/1).
+//! - [`websocket`]: what makes an upgrade real (key, version, accept).
 //! - [`upstream`]: resolve, SSRF-check and dial upstreams; verify their certificates.
 //! - [`kept_upstream`]: the upstream connection a tunnel keeps for its requests.
 //! - [`relay`]: copying bytes between sockets with an idle bound.
@@ -23,12 +29,16 @@ pub mod bypass;
 pub mod client_hello;
 pub mod decision;
 pub mod explicit;
+pub mod first_bytes;
 pub mod host_addresses;
 pub mod http1;
 pub mod idle;
 pub mod intercept;
 pub mod kept_upstream;
+pub mod pipeline;
 pub mod relay;
 pub mod ssrf;
+pub mod state;
 pub mod transparent;
 pub mod upstream;
+pub mod websocket;

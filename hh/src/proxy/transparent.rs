@@ -3,14 +3,15 @@
 //!
 //! The accepted socket's original destination comes from the kernel ([`OriginalDst`]); the
 //! name behind it from the session's DNS stub ([`SyntheticAddresses`]). From there the
-//! connection is served exactly like a CONNECT tunnel to that name and port
-//! ([`super::explicit`]): TLS intercepted and decided per request, anything else decided as a
-//! raw connection. A client that dialed the listener itself (it honours `HTTPS_PROXY`) has no
+//! connection is served exactly like a CONNECT tunnel to that name and port, by the one
+//! pipeline ([`pipeline::tunnel`]): TLS and plain HTTP parsed and decided per request,
+//! anything else decided as raw TCP. A client that dialed the listener itself (it honours `HTTPS_PROXY`) has no
 //! recorded destination and is served as an explicit-proxy client, under the same policy.
 //!
 //! Hosts in `bypass_proxy` are not intercepted: once the ClientHello's server name is checked
-//! against the destination's name (and found to hide no other: [`bypass`]), the connection is decided as an unparsed one and spliced to
-//! the name's upstream ([`explicit::splice_opaque`]).
+//! against the destination's name (and found to hide no other: [`bypass`]), the connection is
+//! decided as an unparsed one and spliced to the name's upstream
+//! ([`pipeline::splice_unparsed`]).
 //!
 //! One destination is special: [`CANARY`]. Before a session's shell starts, its init connects
 //! there; seeing that connection here is the agent's proof that the session's traffic is
@@ -28,8 +29,9 @@ use tokio::{
 };
 
 use super::{
-    bypass,
-    explicit::{self, Proxy},
+    bypass, explicit,
+    pipeline::{self, Unparsed},
+    state::Proxy,
 };
 use crate::{
     dns::SyntheticAddresses,
@@ -101,7 +103,7 @@ async fn redirected(
     if front.bypass.iter().any(|pattern| pattern.matches(&host)) {
         return bypass(front, client, host, destination.port()).await;
     }
-    explicit::tunnel(Arc::clone(&front.proxy), client, host, destination.port()).await
+    pipeline::tunnel(Arc::clone(&front.proxy), client, host, destination.port()).await
 }
 
 /// A `bypass_proxy` host: its ClientHello must name it and hide no other name (a bypassed
@@ -116,7 +118,15 @@ async fn bypass(
     if !bypass::client_hello_names(&mut client, &host, idle).await? {
         return Ok(());
     }
-    explicit::splice_opaque(&front.proxy, client, host, port).await
+    pipeline::splice_unparsed(
+        &front.proxy,
+        client,
+        Vec::new(),
+        host,
+        port,
+        Unparsed::Bypass,
+    )
+    .await
 }
 
 /// The name a destination stands for: the stub's name for a synthetic address, else the

@@ -8,10 +8,17 @@
 //! - `path`: an absolute path, exact, or with `*` wildcards that match any run of characters,
 //!   `/` included. Written in the routed form of [`super::NormPath`] (decoded, dots resolved).
 //! - `port`: port numbers.
+//! - `proto=tcp`: the rule is about unparsed TCP, bytes that are neither TLS nor HTTP/1. Only
+//!   such a rule admits them on a web port ([`Policy::decide_raw`]); it cannot have `method`
+//!   or `path` terms (raw bytes have neither). As an allow rule it admits the host's parsed
+//!   requests too (it is wider than the same rule without `proto`); as a deny rule it denies
+//!   only the unparsed connections.
 //!
 //! A missing term matches anything, except `port`: an allow rule without `port` admits only the
 //! web ports 80 and 443, so raw TCP to another port is always an explicit choice; a deny rule
 //! without `port` denies every port. A rule with `method` or `path` only matches HTTP requests.
+//!
+//! [`Policy::decide_raw`]: super::Policy::decide_raw
 //!
 //! [`Rule`]'s `Display` prints the canonical text, which parses back to the same rule.
 
@@ -144,12 +151,23 @@ impl PathPattern {
     /// [`PathPattern::matches`], except that a deny pattern also covers its path with a trailing
     /// `/` (`path=/admin` denies `/admin/` too: most servers route both alike). An allow pattern
     /// is not widened.
+    ///
+    /// A deny pattern also matches whatever the ASCII case: many servers route paths
+    /// case-insensitively (GitHub's API does for owners and repositories), so `/Admin` must not
+    /// slip past `path=/admin*`.
     pub fn matches_as(&self, action: Action, path: &str) -> bool {
-        self.matches(path)
-            || (action == Action::Deny
-                && path
-                    .strip_suffix('/')
-                    .is_some_and(|bare| !bare.is_empty() && self.matches(bare)))
+        if action == Action::Allow {
+            return self.matches(path);
+        }
+        let folded = |text: &str| {
+            glob_match_by(self.text.as_bytes(), text.as_bytes(), |a, b| {
+                a.eq_ignore_ascii_case(&b)
+            })
+        };
+        folded(path)
+            || path
+                .strip_suffix('/')
+                .is_some_and(|bare| !bare.is_empty() && folded(bare))
     }
 }
 
@@ -171,13 +189,18 @@ impl fmt::Display for PathPattern {
 
 /// Iterative wildcard match with one backtrack point: linear in practice, never exponential.
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    glob_match_by(pattern, text, |a, b| a == b)
+}
+
+/// [`glob_match`] with `same` deciding whether a pattern byte matches a text byte.
+fn glob_match_by(pattern: &[u8], text: &[u8], same: impl Fn(u8, u8) -> bool) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
         if p < pattern.len() && pattern[p] == b'*' {
             star = Some((p, t));
             p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
+        } else if p < pattern.len() && same(pattern[p], text[t]) {
             p += 1;
             t += 1;
         } else if let Some((star_p, star_t)) = star {
@@ -198,6 +221,8 @@ pub struct Rule {
     pub domains: Option<Vec<DomainPattern>>,
     pub paths: Option<Vec<PathPattern>>,
     pub ports: Option<Vec<u16>>,
+    /// `proto=tcp`: a rule for unparsed TCP (see the module docs).
+    pub raw_tcp: bool,
 }
 
 /// Why a rule did not parse: where (1-based character column in the rule) and what was expected.
@@ -216,7 +241,7 @@ pub enum RuleErrorKind {
     Empty,
     #[error("`{term}` is not a `key=value` term")]
     NotKeyValue { term: String },
-    #[error("unknown key `{key}`; expected method, domain, path or port")]
+    #[error("unknown key `{key}`; expected method, domain, path, port or proto")]
     UnknownKey { key: String },
     #[error("`{key}` appears twice; put every value in one comma list")]
     DuplicateKey { key: String },
@@ -230,6 +255,13 @@ pub enum RuleErrorKind {
     Path { value: String, expected: String },
     #[error("port `{value}`: expected a number from 1 to 65535")]
     Port { value: String },
+    #[error("proto `{value}`: expected `tcp` (unparsed TCP; parsed HTTP needs no proto term)")]
+    Proto { value: String },
+    #[error(
+        "`proto=tcp` cannot go with `method` or `path`: unparsed bytes have neither; \
+         write two rules"
+    )]
+    ProtoWithHttpTerms,
 }
 
 impl Rule {
@@ -237,6 +269,7 @@ impl Rule {
     pub fn parse(text: &str) -> Result<Rule, RuleError> {
         let mut rule = Rule::default();
         let mut any = false;
+        let mut proto_column = 1;
         for (offset, term) in split_terms(text) {
             any = true;
             let column = text[..offset].chars().count() + 1;
@@ -298,6 +331,18 @@ impl Rule {
                         .collect::<Result<Vec<_>, _>>()?;
                     set_once(&mut rule.ports, ports).ok_or_else(duplicate)?;
                 }
+                "proto" => {
+                    if rule.raw_tcp {
+                        return Err(duplicate());
+                    }
+                    if values != ["tcp"] {
+                        return Err(error(RuleErrorKind::Proto {
+                            value: value.into(),
+                        }));
+                    }
+                    rule.raw_tcp = true;
+                    proto_column = column;
+                }
                 _ => return Err(error(RuleErrorKind::UnknownKey { key: key.into() })),
             }
         }
@@ -307,12 +352,22 @@ impl Rule {
                 kind: RuleErrorKind::Empty,
             });
         }
+        if rule.raw_tcp && (rule.methods.is_some() || rule.paths.is_some()) {
+            return Err(RuleError {
+                column: proto_column,
+                kind: RuleErrorKind::ProtoWithHttpTerms,
+            });
+        }
         Ok(rule)
     }
 
     /// Whether this rule, acting as `action`, matches `request` on the given path reading.
     pub fn matches(&self, action: Action, request: &Request, path: Option<&str>) -> bool {
         if !self.matches_connection(action, request) {
+            return false;
+        }
+        if self.raw_tcp && action == Action::Deny && request.http.is_some() {
+            // A `proto=tcp` deny is about unparsed bytes only.
             return false;
         }
         if let Some(methods) = &self.methods {
@@ -384,6 +439,9 @@ impl fmt::Display for Rule {
         if let Some(ports) = &self.ports {
             terms.push(format!("port={}", list(ports)));
         }
+        if self.raw_tcp {
+            terms.push("proto=tcp".into());
+        }
         f.write_str(&terms.join(" "))
     }
 }
@@ -426,6 +484,10 @@ mod tests {
                 "method=GET,POST domain=api.github.com path=/repos/* port=443",
             ),
             ("  domain=a.com \t port=22  ", "domain=a.com port=22"),
+            (
+                "proto=tcp port=22 domain=a.com",
+                "domain=a.com port=22 proto=tcp",
+            ),
         ];
         for (text, canonical) in cases {
             let rule = Rule::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -443,6 +505,10 @@ mod tests {
             ("domain=a.com hosts=b", 14, "unknown key `hosts`"),
             ("domain=a.com domain=b.com", 14, "appears twice"),
             ("port=443,", 1, "empty value"),
+            ("domain=a.com proto=udp", 14, "expected `tcp`"),
+            ("domain=a.com proto=tcp proto=tcp", 24, "appears twice"),
+            ("proto=tcp path=/x", 1, "cannot go with"),
+            ("method=GET proto=tcp", 12, "cannot go with"),
             ("domain=", 1, "empty value"),
             ("method=GE(T", 1, "not an HTTP method"),
             ("domain=a*.com", 1, "may only stand alone"),

@@ -7,7 +7,7 @@
 //! - [`host`]: [`Host`], a canonical host name or IP literal (also what TLS uses for SNI).
 //! - [`canonical`]: [`Method`], [`NormPath`] (with the `%2F` / double-encoding readings) and
 //!   [`Request`], the typed input of a decision.
-//! - [`grammar`]: [`Rule`] text ⇄ value (`method=… domain=… path=… port=…`).
+//! - [`grammar`]: [`Rule`] text ⇄ value (`method=… domain=… path=… port=… proto=tcp`).
 //! - [`policy`]: [`Policy`], every layer compiled into an index, and [`Policy::decide`].
 //! - [`file`]: `harness-rules.toml` text: read it, append to it keeping its formatting.
 //! - [`store`]: the files on disk: locked atomic append, [`WatchedPolicy`] reloading on change.
@@ -40,5 +40,5 @@ pub use file::{
 };
 pub use grammar::{Action, DomainPattern, PathPattern, Rule, RuleError, RuleErrorKind, WEB_PORTS};
 pub use host::{Host, HostError};
-pub use policy::{Decision, Layer, LayerRules, Policy, RuleOrigin, Verdict};
+pub use policy::{Decision, Layer, LayerRules, Policy, RawRefusal, RuleOrigin, Verdict};
 pub use store::{PolicySources, StoreError, WatchedPolicy};

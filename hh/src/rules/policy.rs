@@ -23,7 +23,7 @@ use std::{
 
 use super::{
     canonical::Request,
-    grammar::{Action, DomainPattern, Rule},
+    grammar::{Action, DomainPattern, Rule, WEB_PORTS},
 };
 
 /// Where a rule comes from, in the order decisions report them.
@@ -113,6 +113,23 @@ impl fmt::Display for Verdict {
 pub struct Decision<'p> {
     pub verdict: Verdict,
     pub rule: Option<&'p RuleOrigin>,
+}
+
+/// Why raw TCP was refused without a rule deciding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawRefusal {
+    /// Unparsed bytes on a web port, and no `proto=tcp` rule admits them.
+    WebPort,
+}
+
+impl fmt::Display for RawRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawRefusal::WebPort => f.write_str(
+                "neither TLS nor HTTP on a web port (only a `proto=tcp` rule admits raw TCP there)",
+            ),
+        }
+    }
 }
 
 /// One layer's rules, parsed, before compilation.
@@ -318,6 +335,50 @@ impl Policy {
             },
             None => decision,
         }
+    }
+
+    /// The decision for raw TCP: bytes that are neither TLS nor HTTP/1, which hh can only
+    /// splice. As [`Policy::decide_opaque`], and on a web port of the host (80, 443, or a port an
+    /// HTTP rule for the host names) only an allow rule with `proto=tcp` admits them, and no
+    /// one is asked: an allowed web host's port must not become a pipe for another protocol
+    /// (a TLS alert record, then a handshake with another name, reaches every tenant of a CDN
+    /// edge). Elsewhere (`domain=x port=22`) the port's own rule admits them, as before.
+    pub fn decide_raw(&self, request: &Request) -> Result<Decision<'_>, RawRefusal> {
+        let decision = self.decide_opaque(request);
+        if decision.verdict == Verdict::Deny || !self.is_web_port(&request.host, request.port) {
+            return Ok(decision);
+        }
+        self.entries
+            .iter()
+            .find(|entry| {
+                entry.origin.action == Action::Allow
+                    && entry.rule.raw_tcp
+                    && entry.rule.matches(Action::Allow, request, None)
+            })
+            .map(|entry| Decision {
+                verdict: Verdict::Allow,
+                rule: Some(&entry.origin),
+            })
+            .ok_or(RawRefusal::WebPort)
+    }
+
+    /// Whether `port` is a web port of `host`: 80 and 443 always, and any port that an allow
+    /// rule with `method` or `path` terms names for the host.
+    pub fn is_web_port(&self, host: &super::Host, port: u16) -> bool {
+        WEB_PORTS.contains(&port)
+            || self.entries.iter().any(|entry| {
+                let rule = &entry.rule;
+                entry.origin.action == Action::Allow
+                    && (rule.methods.is_some() || rule.paths.is_some())
+                    && rule
+                        .ports
+                        .as_ref()
+                        .is_some_and(|ports| ports.contains(&port))
+                    && rule
+                        .domains
+                        .as_ref()
+                        .is_none_or(|domains| domains.iter().any(|d| d.matches(host)))
+            })
     }
 
     /// The first deny rule that names the address `ip` exactly (`domain=10.0.0.5`) and whose
@@ -646,6 +707,63 @@ mod tests {
     }
 
     #[test]
+    fn raw_tcp_on_a_web_port_needs_a_proto_tcp_rule() {
+        let policy = Policy::new(vec![layer(
+            Layer::Workspace,
+            &[
+                "domain=web.test",
+                "domain=ssh.test port=22",
+                "domain=api.test port=8080",
+                "domain=api.test path=/v1/* port=8080",
+                "domain=pipe.test port=443 proto=tcp",
+            ],
+            &["domain=ssh.test port=22 proto=tcp"],
+        )]);
+        let tcp = |host: &str, port: u16| Request::tcp(Host::parse(host).unwrap(), port);
+        let raw = |host: &str, port: u16| policy.decide_raw(&tcp(host, port)).map(|d| d.verdict);
+        // `domain=web.test` admits web.test's HTTP on 443, not raw bytes there.
+        assert_eq!(policy.decide(&tcp("web.test", 443)).verdict, Verdict::Allow);
+        assert_eq!(raw("web.test", 443), Err(RawRefusal::WebPort));
+        // No rule and a web port: refused, not asked (an answer could not make a rule for it).
+        assert_eq!(raw("nobody.test", 80), Err(RawRefusal::WebPort));
+        // Elsewhere no rule means ask, as for any connection.
+        assert_eq!(raw("nobody.test", 5432), Ok(Verdict::Ask));
+        // An HTTP rule naming a port makes it a web port of its hosts.
+        assert!(policy.is_web_port(&Host::parse("api.test").unwrap(), 8080));
+        assert!(!policy.is_web_port(&Host::parse("other.test").unwrap(), 8080));
+        assert_eq!(raw("api.test", 8080), Err(RawRefusal::WebPort));
+        assert_eq!(raw("pipe.test", 443), Ok(Verdict::Allow));
+        // A `proto=tcp` deny denies the raw connection only.
+        assert_eq!(raw("ssh.test", 22), Ok(Verdict::Deny));
+        let get = Request::from_url("GET", "http://ssh.test:22/").unwrap();
+        assert_eq!(policy.decide(&get).verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn a_deny_path_holds_in_any_ascii_case_and_an_allow_path_does_not_widen() {
+        let policy = Policy::new(vec![layer(
+            Layer::Workspace,
+            &["domain=a.test", "domain=b.test path=/Repos/*"],
+            &["domain=a.test path=/admin/*"],
+        )]);
+        let decide = |url: &str| {
+            policy
+                .decide(&Request::from_url("GET", url).unwrap())
+                .verdict
+        };
+        for url in [
+            "https://a.test/admin/x",
+            "https://a.test/ADMIN/x",
+            "https://a.test/Admin/",
+        ] {
+            assert_eq!(decide(url), Verdict::Deny, "{url}");
+        }
+        assert_eq!(decide("https://a.test/adminx"), Verdict::Allow);
+        assert_eq!(decide("https://b.test/Repos/x"), Verdict::Allow);
+        assert_eq!(decide("https://b.test/repos/x"), Verdict::Ask);
+    }
+
+    #[test]
     fn a_deny_rule_naming_an_encoded_slash_holds_against_double_encoding() {
         let policy = Policy::new(vec![layer(
             Layer::Workspace,
@@ -682,7 +800,8 @@ mod tests {
             ("https://b.com/x%5C..%5Cadmin/x", Verdict::Deny),
             ("https://b.com/x/%252e%252e/admin/x", Verdict::Deny),
             ("https://b.com/admin%2Fx", Verdict::Deny),
-            ("https://b.com/ADMIN/x", Verdict::Allow),
+            // Deny patterns fold ASCII case (servers that route case-insensitively).
+            ("https://b.com/ADMIN/x", Verdict::Deny),
             ("https://a.com/public/..;/admin", Verdict::Ask),
             ("https://a.com/public/%2e%2e;/admin", Verdict::Ask),
             ("https://b.com/admin;x/y", Verdict::Deny),
