@@ -198,7 +198,7 @@ fn allow_forever_releases_the_held_request_saves_the_rule_and_the_next_request_i
     assert_eq!(prompt["waiting"], 1);
     assert_eq!(
         prompt["suggested_rule"],
-        format!("domain=unknown.test port={port}")
+        format!("domain=unknown.test path=* port={port}")
     );
     assert_eq!(prompt["rules_file"], proxy.rules.display().to_string());
     assert_eq!(
@@ -225,7 +225,7 @@ fn allow_forever_releases_the_held_request_saves_the_rule_and_the_next_request_i
     assert!(rules.contains("# Hosts we trust.\n"), "{rules}");
     assert!(rules.contains("\"domain=example.invalid\""), "{rules}");
     assert!(
-        rules.contains(&format!("\"domain=unknown.test port={port}\"")),
+        rules.contains(&format!("\"domain=unknown.test path=* port={port}\"")),
         "{rules}"
     );
 

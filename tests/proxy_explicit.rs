@@ -256,7 +256,9 @@ fn an_unknown_host_is_asked_and_denied_when_the_ask_times_out() {
     assert_eq!(fetched.status, 403, "{}", fetched.body);
     assert!(fetched.body.contains("ask timed out"), "{}", fetched.body);
     assert!(
-        fetched.body.contains("allow 'domain=unknown.test port="),
+        fetched
+            .body
+            .contains("allow 'domain=unknown.test path=* port="),
         "{}",
         fetched.body
     );
@@ -472,6 +474,10 @@ fn fields_that_would_reroute_a_request_upstream_never_reach_it() {
         "X-Rewrite-URL: /secret/x",
         "-H",
         "X-Forwarded-Prefix: /secret",
+        "-H",
+        "X_HTTP_METHOD_OVERRIDE: DELETE",
+        "-H",
+        "X-Forwarded-Uri: /secret/x",
         "-H",
         "X-Kept: 1",
     ];
@@ -1181,4 +1187,34 @@ fn an_upstream_switching_protocols_unasked_gets_the_client_a_502() {
         "{}",
         fetched.body
     );
+}
+
+#[test]
+fn a_connect_to_a_literal_the_guard_refuses_gets_403_at_connect_time() {
+    let proxy = start_proxy_with(false);
+    let answer = raw_exchange(
+        &proxy,
+        b"CONNECT 10.1.2.3:443 HTTP/1.1\r\nHost: 10.1.2.3:443\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+    assert!(
+        answer.contains("refuses to connect to TCP 10.1.2.3:443"),
+        "{answer}"
+    );
+    assert!(answer.contains("private"), "{answer}");
+    assert!(
+        answer.contains("allow 'domain=10.1.2.3 port=443'"),
+        "{answer}"
+    );
+    // A literal a rule names is decided inside the tunnel, by that rule.
+    let port = proxy.upstream.http_port;
+    let named = format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let mut stream = StdTcpStream::connect(proxy.addr).unwrap();
+    stream.write_all(named.as_bytes()).unwrap();
+    let mut established = [0u8; 39];
+    stream.read_exact(&mut established).unwrap();
+    assert_eq!(&established, b"HTTP/1.1 200 Connection Established\r\n\r\n");
+    let lines = audit_lines_eventually(&proxy.state, 1);
+    assert_eq!(lines[0]["host"], "10.1.2.3", "{lines:?}");
+    assert_eq!(lines[0]["decision"], "deny", "{lines:?}");
 }

@@ -218,11 +218,13 @@ fn keys_queued_while_hh_shell_had_the_terminal_answer_nothing() {
     // as when a program ignores its input, and hh takes the terminal back after it ends.
     let mut screen = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !(!screen.contains("/queued")
-        && screen
-            .lines()
-            .any(|line| line.trim_end().ends_with(['$', '#'])))
-    {
+    let shows_prompt = |screen: &str| {
+        !screen.contains("/queued")
+            && screen
+                .lines()
+                .any(|line| line.trim_end().ends_with(['$', '#']))
+    };
+    while !shows_prompt(&screen) {
         assert!(
             std::time::Instant::now() < deadline,
             "no shell prompt on the screen:\n{screen}"
@@ -327,4 +329,44 @@ fn a_held_request_is_answered_allow_forever_from_the_terminal_ui() {
 
     // q quits and gives the terminal back.
     ui.finish();
+}
+
+#[test]
+fn the_ui_ends_when_its_terminal_closes_while_hh_shell_has_it() {
+    let Some(ui) = UiWorld::start("th", 60) else {
+        return;
+    };
+    let UiWorld {
+        tmux,
+        id,
+        agent,
+        world,
+        ..
+    } = ui;
+    let tui = process_running(&["--config".into(), world.config.display().to_string()]);
+    tmux.keys(&["Enter"]);
+    process_running(&[
+        "--config".into(),
+        world.config.display().to_string(),
+        "shell".into(),
+        id.clone(),
+    ]);
+    tmux.wait_for(":/workspace", Duration::from_secs(20));
+    // The pane goes away (a closed terminal window, a dropped SSH connection): hh shell ends
+    // with it, and the UI, taking the terminal back, must see the hangup and end too, not spin.
+    drop(tmux);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{tui}")).exists() {
+        let state = std::fs::read_to_string(format!("/proc/{tui}/stat")).unwrap_or_default();
+        if state.split(' ').nth(2) == Some("Z") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the UI still runs after its terminal closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    agent.terminate();
+    world.assert_nothing_left();
 }

@@ -100,7 +100,7 @@ fn main() {
     if std::env::var_os(RSS_ONLY).is_some() {
         return rss_only(dir.path(), &upstream, &upstream_ca);
     }
-    let hh = HhProxy::start(dir.path(), upstream.port, &upstream_ca, uncached.concat());
+    let hh = HhProxy::start(dir.path(), &upstream, &upstream_ca, uncached.concat());
     let mitm = Mitmproxy::start(dir.path(), &upstream_ca);
     if let Err(why) = &mitm {
         eprintln!("mitmproxy: {why}");
@@ -141,6 +141,8 @@ fn main() {
     let mut report = runtime.block_on(async {
         let keep_alive = keep_alive(&client, &routes).await;
         eprintln!("keep-alive done at {:.0?}", started.elapsed());
+        let plain = keep_alive_plain(upstream.plain_port, hh.addr).await;
+        eprintln!("plain keep-alive done at {:.0?}", started.elapsed());
         let fresh = new_connections(&client, &direct, &via_hh, via_mitm.as_ref(), &uncached).await;
         eprintln!("new connections done at {:.0?}", started.elapsed());
         let download = download(&client, &routes).await;
@@ -160,6 +162,7 @@ fn main() {
         eprintln!("rss done at {:.0?}", started.elapsed());
         Report {
             keep_alive,
+            plain,
             fresh,
             download,
             sse,
@@ -168,7 +171,7 @@ fn main() {
     });
     // The same, from a freshly started hh (same CA, empty leaf cache, no history).
     drop(hh);
-    let fresh_hh = HhProxy::start(dir.path(), upstream.port, &upstream_ca, Vec::new());
+    let fresh_hh = HhProxy::start(dir.path(), &upstream, &upstream_ca, Vec::new());
     let via_fresh = Route::Proxy {
         addr: fresh_hh.addr,
         connect_host: NAME.to_owned(),
@@ -183,7 +186,7 @@ fn main() {
 const RSS_ONLY: &str = "HH_BENCH_PROXY_RSS_ONLY";
 
 fn rss_only(dir: &Path, upstream: &Upstream, upstream_ca: &Path) {
-    let hh = HhProxy::start(dir, upstream.port, upstream_ca, Vec::new());
+    let hh = HhProxy::start(dir, upstream, upstream_ca, Vec::new());
     let client = Client::new(upstream.port, [upstream_ca.to_owned(), hh.ca.clone()]);
     let route = Route::Proxy {
         addr: hh.addr,
@@ -208,6 +211,8 @@ fn rss_only(dir: &Path, upstream: &Upstream, upstream_ca: &Path) {
 
 struct Upstream {
     port: u16,
+    /// The same answers in plain HTTP.
+    plain_port: u16,
     ca_pem: String,
 }
 
@@ -216,6 +221,18 @@ fn start_upstream() -> Upstream {
     let names = [NAME.to_owned(), format!("*.{NAME}")];
     let (config, ca_pem) = support::upstream::test_server_config(&names, &[b"http/1.1"]);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let port = serve_answers(Some(acceptor));
+    let plain_port = serve_answers(None);
+    Upstream {
+        port,
+        plain_port,
+        ca_pem,
+    }
+}
+
+/// Serves [`answer`] on a new loopback port (in TLS with `acceptor`, else plain HTTP/1), on a
+/// thread (and runtime) of its own; returns the port.
+fn serve_answers(acceptor: Option<tokio_rustls::TlsAcceptor>) -> u16 {
     let listener = StdTcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
@@ -233,17 +250,27 @@ fn start_upstream() -> Upstream {
                 let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
+                    let http1 = hyper::server::conn::http1::Builder::new();
+                    let _ = match acceptor {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls) => {
+                                http1
+                                    .serve_connection(TokioIo::new(tls), service_fn(answer))
+                                    .await
+                            }
+                            Err(_) => return,
+                        },
+                        None => {
+                            http1
+                                .serve_connection(TokioIo::new(stream), service_fn(answer))
+                                .await
+                        }
                     };
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service_fn(answer))
-                        .await;
                 });
             }
         });
     });
-    Upstream { port, ca_pem }
+    port
 }
 
 type AnyBody = http_body_util::Either<Full<Bytes>, http_body_util::Either<Zeros, Events>>;
@@ -339,12 +366,18 @@ struct HhProxy {
 }
 
 impl HhProxy {
-    fn start(dir: &Path, port: u16, upstream_ca: &Path, extra_names: Vec<String>) -> HhProxy {
+    fn start(
+        dir: &Path,
+        upstream: &Upstream,
+        upstream_ca: &Path,
+        extra_names: Vec<String>,
+    ) -> HhProxy {
+        let (port, plain) = (upstream.port, upstream.plain_port);
         let rules = dir.join("rules.toml");
         std::fs::write(
             &rules,
             format!(
-                "version = 1\n[network]\nallowlist = [\"domain={NAME},*.{NAME} port={port}\"]\n"
+                "version = 1\n[network]\nallowlist = [\"domain={NAME},*.{NAME} port={port},{plain}\"]\n"
             ),
         )
         .expect("write rules");
@@ -595,6 +628,81 @@ impl Client {
 
 // ---------------------------------------------------------------------------------------------
 // The measures
+
+/// Plain HTTP kept alive, direct and through hh (a CONNECT tunnel carrying plain HTTP/1, which
+/// hh parses and decides per request, as it does a session's port-80 traffic): per-round p50 and
+/// p99 (µs) of sequential GETs, direct first.
+struct PlainKeepAlive {
+    p50: [Vec<f64>; 2],
+    p99: [Vec<f64>; 2],
+}
+
+async fn keep_alive_plain(plain_port: u16, hh: SocketAddr) -> PlainKeepAlive {
+    let host = format!("{NAME}:{plain_port}");
+    let direct = TcpStream::connect(("127.0.0.1", plain_port))
+        .await
+        .expect("connect the plain upstream");
+    let mut tunnel = TcpStream::connect(hh).await.expect("connect hh");
+    let connect = format!("CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    tunnel
+        .write_all(connect.as_bytes())
+        .await
+        .expect("send CONNECT");
+    let mut established = [0u8; 39];
+    tunnel
+        .read_exact(&mut established)
+        .await
+        .expect("read CONNECT answer");
+    assert!(established.starts_with(b"HTTP/1.1 200"), "CONNECT refused");
+    let mut senders = Vec::new();
+    for stream in [direct, tunnel] {
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP/1 handshake");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        senders.push(sender);
+    }
+    let get = |sender: &mut Sender| {
+        let request = Request::get("/")
+            .header(hyper::header::HOST, host.as_str())
+            .body(Empty::new())
+            .unwrap();
+        let sent = sender.send_request(request);
+        async move {
+            let response = sent.await.expect("response");
+            assert!(response.status().is_success(), "{}", response.status());
+            response.into_body().collect().await.expect("body");
+        }
+    };
+    for sender in &mut senders {
+        for _ in 0..50 {
+            sender.ready().await.expect("ready");
+            get(sender).await;
+        }
+    }
+    let mut result = PlainKeepAlive {
+        p50: [Vec::new(), Vec::new()],
+        p99: [Vec::new(), Vec::new()],
+    };
+    for _ in 0..ROUNDS {
+        for (index, sender) in senders.iter_mut().enumerate() {
+            let mut samples = Vec::new();
+            let until = Instant::now() + SLICE;
+            while Instant::now() < until {
+                let start = Instant::now();
+                sender.ready().await.expect("ready");
+                get(sender).await;
+                samples.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+            result.p50[index].push(percentile(&mut samples, 0.50));
+            result.p99[index].push(percentile(&mut samples, 0.99));
+        }
+    }
+    result
+}
 
 /// Per route: latency samples' per-round p50 and p99 (µs), and per-round requests/s.
 struct KeepAlive {
@@ -868,6 +976,7 @@ fn vm_rss_kib(pid: u32) -> u64 {
 
 struct Report {
     keep_alive: KeepAlive,
+    plain: PlainKeepAlive,
     fresh: Fresh,
     download: Download,
     sse: Sse,
@@ -907,6 +1016,25 @@ impl Report {
         }
         if let Some(why) = mitm_missing {
             println!("| mitmproxy | {why} | | | | | |");
+        }
+
+        let p = &self.plain;
+        println!(
+            "\n### Keep-alive plain HTTP: one connection, sequential GETs; hh parses and decides \
+             each request (a CONNECT tunnel carrying HTTP/1, as a session's port-80 traffic)\n\n\
+             {ROUNDS} rounds × {:.0?} per case, interleaved; medians of per-round values.\n",
+            SLICE
+        );
+        println!("| route | p50 | p99 | added p50 | added p99 |");
+        println!("|---|---:|---:|---:|---:|");
+        for (index, name) in ["direct", "hh"].iter().enumerate() {
+            println!(
+                "| {name} | {} | {} | {} | {} |",
+                us(median(&p.p50[index])),
+                us(median(&p.p99[index])),
+                added(&p.p50[index], &p.p50[0], index),
+                added(&p.p99[index], &p.p99[0], index),
+            );
         }
 
         let f = &self.fresh;

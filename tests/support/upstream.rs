@@ -182,7 +182,7 @@ fn upstream_service(
             .headers()
             .keys()
             .map(|name| name.as_str())
-            .filter(|name| name.starts_with("x-"))
+            .filter(|name| name.starts_with("x-") || name.starts_with("x_"))
             .collect();
         if !x_fields.is_empty() {
             seen.push_str(&format!(" x={}", x_fields.join(",")));

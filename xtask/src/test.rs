@@ -23,7 +23,12 @@ pub struct Options {
     test_args: Vec<String>,
 }
 
+/// About what a clean clone's `target/` grows to in a full run (debug build, every test binary,
+/// the eBPF object), with room for the test images: measured at 5.4 GiB.
+const TARGET_NEEDS: u64 = 8 << 30;
+
 pub fn run(workspace: &Path, options: &Options) -> Result<()> {
+    warn_if_disk_is_short(workspace);
     if !options.no_setup {
         setup::run(&setup::Options::default())?;
     }
@@ -88,4 +93,37 @@ fn count_before(text: &str, label: &str) -> u64 {
                 .ok()
         })
         .unwrap_or(0)
+}
+
+/// Says so up front when the workspace's file system has less room than a full run needs: the
+/// build would otherwise fail an hour in with "No space left on device" from some rustc.
+fn warn_if_disk_is_short(workspace: &Path) {
+    let Some(free) = free_bytes(workspace) else {
+        return;
+    };
+    if free < TARGET_NEEDS {
+        eprintln!(
+            "xtask: warning: {} has {:.1} GiB free; a full build and test run needs about {:.0} GiB \
+             (target/ alone grows to ~5.4 GiB). Free some space (old target/ dirs, \
+             `docker system prune`) if the build fails with \"No space left on device\".",
+            workspace.display(),
+            free as f64 / f64::from(1u32 << 30),
+            TARGET_NEEDS as f64 / f64::from(1u32 << 30),
+        );
+    }
+}
+
+/// The bytes an unprivileged writer may still use on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stat` room for one statvfs, which the call
+    // fills when it returns 0.
+    if unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it wrote the struct.
+    let stat = unsafe { stat.assume_init() };
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }

@@ -35,8 +35,8 @@ use tokio::{
 use crate::{
     api::protocol::{Answer, BodySize, Event, PendingApproval},
     rules::{
-        Action, DomainPattern, Host, Layer, LayerRules, Policy, Request, Rule, RuleError, Verdict,
-        WEB_PORTS,
+        Action, DomainPattern, Host, Layer, LayerRules, PathPattern, Policy, Request, Rule,
+        RuleError, Verdict, WEB_PORTS,
     },
 };
 
@@ -333,7 +333,14 @@ impl Approvals {
                 )
             }
             Answer::DenyForever { rule } => {
-                let text = rule.unwrap_or_else(|| prompt.approval.suggested_rule.clone());
+                let text = rule.unwrap_or_else(|| {
+                    // A deny covers the whole host and port (its CONNECT is refused up front).
+                    Rule {
+                        paths: None,
+                        ..suggested_rule(&prompt.question.request)
+                    }
+                    .to_string()
+                });
                 Outcome::Forever(
                     Action::Deny,
                     covering_rule(&prompt.question, Action::Deny, &text)?,
@@ -444,10 +451,16 @@ fn host_loopback(host: &Host) -> bool {
 /// The narrowest rule worth keeping for `request`'s host: that exact host, and its port unless
 /// it is a web port (an allow rule without `port` admits exactly 80 and 443; a deny rule
 /// without `port` denies every port, so it covers this one too).
+///
+/// For a parsed request on another port, the rule says `path=*`: it admits the host's HTTP there
+/// and makes the port a web port of the host, so it does not also admit raw TCP (bytes that are
+/// neither TLS nor HTTP) to it, which the person answering was not asked about.
 pub fn suggested_rule(request: &Request) -> Rule {
+    let web_port = WEB_PORTS.contains(&request.port);
     Rule {
         domains: Some(vec![DomainPattern::Exact(request.host.clone())]),
-        ports: (!WEB_PORTS.contains(&request.port)).then(|| vec![request.port]),
+        ports: (!web_port).then(|| vec![request.port]),
+        paths: (request.http.is_some() && !web_port).then(|| vec![PathPattern::any()]),
         ..Rule::default()
     }
 }
@@ -701,7 +714,7 @@ mod tests {
         let id = approvals.pending()[0].id;
         assert_eq!(
             approvals.pending()[0].suggested_rule,
-            "domain=a.test port=8443"
+            "domain=a.test path=* port=8443"
         );
         let refused = [
             ("domain=", "does not parse"),

@@ -307,11 +307,42 @@ impl DecisionEngine {
     /// one; `None` means: open the tunnel and decide each request inside it. Audited when it
     /// denies.
     pub fn refuse_early(&self, request: &Request) -> Option<Ruling> {
-        let ruling = self
-            .consult(request, false)
-            .filter(|ruling| !ruling.allowed)?;
+        // A `proto=tcp` deny is about raw bytes, which a tunnel may or may not carry: decided
+        // once its first bytes are read.
+        let ruling = self.consult(request, false).filter(|ruling| {
+            !ruling.allowed && !ruling.rule.as_ref().is_some_and(|rule| rule.raw_tcp)
+        })?;
         drop(self.ticket(request, &ruling, Instant::now()));
         Some(ruling)
+    }
+
+    /// A CONNECT to the literal `request.host` that the SSRF guard refuses (`refused`) and no
+    /// allow rule names: every request in that tunnel would be refused at dial time, so it is
+    /// refused now, audited like a refused dial; the text of its 403. `None` when a rule names
+    /// the address (its requests are decided inside the tunnel).
+    pub fn refuse_literal(&self, request: &Request, refused: &str) -> Option<String> {
+        let ip = request.host.ip()?;
+        if (self.policy)().allow_names(ip) {
+            return None;
+        }
+        let ruling = Ruling {
+            allowed: false,
+            rule: None,
+            asked: None,
+            refusal: None,
+        };
+        let mut ticket = self.ticket(request, &ruling, Instant::now());
+        ticket.refused(refused);
+        Some(format!(
+            "hh refuses to connect to {}: {refused}\n\
+             To allow it, a person adds a rule naming the address:\n  hh rules add {} allow '{}'\n",
+            describe(request),
+            self.rules_target,
+            Rule {
+                ports: Some(vec![request.port]),
+                ..suggested_rule(request)
+            }
+        ))
     }
 
     /// Whether a rule already allows plain requests to `host:port` (a `GET /` stands for
@@ -676,12 +707,12 @@ mod tests {
         let rule = ruling.rule.unwrap();
         assert_eq!(
             (rule.index, rule.text.as_ref()),
-            (1, "domain=b.test port=8443")
+            (1, "domain=b.test path=* port=8443")
         );
         let after = std::fs::read_to_string(&file).unwrap();
         assert!(after.starts_with("# kept\n"), "{after}");
         assert!(after.contains("\"domain=x.test\""), "{after}");
-        assert!(after.contains("domain=b.test port=8443"), "{after}");
+        assert!(after.contains("domain=b.test path=* port=8443"), "{after}");
         let decisions: Vec<DecisionEvent> = std::iter::from_fn(|| events.try_recv().ok())
             .filter_map(|event| match event {
                 Event::Decision(decision) => Some(decision),
@@ -695,7 +726,7 @@ mod tests {
             decisions[0]
                 .rule
                 .as_deref()
-                .is_some_and(|rule| rule.ends_with("allowlist[1]: domain=b.test port=8443")),
+                .is_some_and(|rule| rule.ends_with("allowlist[1]: domain=b.test path=* port=8443")),
             "{decisions:?}"
         );
     }

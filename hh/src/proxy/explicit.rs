@@ -140,6 +140,15 @@ async fn connect(proxy: Arc<Proxy>, mut client: TcpStream, head: &RequestHead) -
         let body = proxy.engine.denial_text(&connection, &ruling);
         return respond(&mut client, 403, "Forbidden", &body).await;
     }
+    // A literal the guard refuses and no rule names: every request inside would be refused at
+    // dial time, so the CONNECT is (readably) refused now.
+    if let Some(refused) = host.ip().and_then(|ip| proxy.upstream.refuses_literal(ip))
+        && let Some(body) = proxy
+            .engine
+            .refuse_literal(&connection, &refused.to_string())
+    {
+        return respond(&mut client, 403, "Forbidden", &body).await;
+    }
     client
         .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         .await?;

@@ -300,7 +300,11 @@ pub(crate) const HOP_BY_HOP: [&str; 9] = [
 /// Fields that ask a server (or a framework in front of it) to route the request by another
 /// method or path than its request line's: the proxy decided on the request line, so these
 /// never go upstream (OWASP's "HTTP method override" and URL-rewrite header bypasses).
-pub(crate) const REROUTING: [&str; 10] = [
+///
+/// Compared with `_` read as `-`: CGI-style servers (WSGI, PHP) see `X_HTTP_METHOD_OVERRIDE` and
+/// `X-HTTP-Method-Override` alike. A body or query `_method=DELETE` (Rails, Laravel) is the
+/// application's own routing, which no field list covers.
+pub(crate) const REROUTING: [&str; 14] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
@@ -311,7 +315,26 @@ pub(crate) const REROUTING: [&str; 10] = [
     "x-forwarded-path",
     "x-override-url",
     "x-original-method",
+    "x-forwarded-uri",
+    "x-envoy-original-path",
+    "x-forwarded-host",
+    "x-host",
 ];
+
+/// Whether the field `name` (any case, `_` or `-`) is one of [`REROUTING`].
+pub(crate) fn is_rerouting(name: &str) -> bool {
+    REROUTING.iter().any(|field| {
+        field.len() == name.len()
+            && field.bytes().zip(name.bytes()).all(|(f, n)| {
+                let n = if n == b'_' {
+                    b'-'
+                } else {
+                    n.to_ascii_lowercase()
+                };
+                f == n
+            })
+    })
+}
 
 /// Fields that `Connection` may never remove: dropping them would change the message upstream.
 pub(crate) const END_TO_END: [&str; 2] = ["host", "content-length"];
@@ -335,9 +358,7 @@ pub fn strip_hop_by_hop(headers: &mut Vec<Header>, keep_upgrade: bool) {
         if keep_upgrade && name == "upgrade" {
             return true;
         }
-        !HOP_BY_HOP.contains(&name.as_str())
-            && !REROUTING.contains(&name.as_str())
-            && !named.contains(&name)
+        !HOP_BY_HOP.contains(&name.as_str()) && !is_rerouting(&name) && !named.contains(&name)
     });
 }
 

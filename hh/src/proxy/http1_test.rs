@@ -741,3 +741,24 @@ async fn every_refused_request_sent_over_a_socket_gets_400_and_a_close() {
     }
     server.abort();
 }
+
+#[test]
+fn rerouting_fields_are_known_in_any_case_and_with_underscores() {
+    for name in [
+        "x-http-method-override",
+        "X-HTTP-Method-Override",
+        "X_HTTP_METHOD_OVERRIDE",
+        "x-original-url",
+        "X-Forwarded-Uri",
+    ] {
+        assert!(is_rerouting(name), "{name}");
+    }
+    for name in [
+        "x-request-id",
+        "x-http-method-overrides",
+        "accept",
+        "x_original_ur",
+    ] {
+        assert!(!is_rerouting(name), "{name}");
+    }
+}

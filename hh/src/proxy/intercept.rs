@@ -30,7 +30,7 @@
 //! the upstream answers as to a plain request.
 //!
 //! Fields that ask a server to re-route a request (`X-HTTP-Method-Override`,
-//! `X-Original-URL`, …: [`REROUTING`]) are stripped: the upstream sees the method and path that
+//! `X-Original-URL`, …: [`super::http1::REROUTING`]) are stripped: the upstream sees the method and path that
 //! were decided, nothing else.
 
 use std::{convert::Infallible, pin::Pin, sync::Arc, time::Duration};
@@ -52,7 +52,7 @@ use super::{
     approvals::Outgoing,
     body::Metered,
     decision::Ticket,
-    http1::{END_TO_END, HOP_BY_HOP, REROUTING},
+    http1::{END_TO_END, HOP_BY_HOP, is_rerouting},
     idle::{Activity, serve_until_idle},
     kept_upstream::{KeptUpstream, UpstreamSender},
     relay::splice,
@@ -422,7 +422,13 @@ async fn forward(
     let body = Metered::new(body, Arc::clone(&ticket.up), proxy.idle_timeout, None);
     let upgrade = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
-    for name in REROUTING {
+    let rerouting: Vec<_> = parts
+        .headers
+        .keys()
+        .filter(|name| is_rerouting(name.as_str()))
+        .cloned()
+        .collect();
+    for name in rerouting {
         parts.headers.remove(name);
     }
     let authority = authority(host, port, scheme);

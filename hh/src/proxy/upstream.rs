@@ -156,6 +156,12 @@ impl Upstream {
         Ok(Arc::new(config))
     }
 
+    /// Why the guard would refuse to dial the literal `ip` when no rule naming it grants the
+    /// dial ([`super::decision::Ruling::grants_dial`]); `None` when it would dial it.
+    pub fn refuses_literal(&self, ip: IpAddr) -> Option<RefusedAddress> {
+        check_dial_target(ip, &self.grants).err()
+    }
+
     /// The address to dial for `host:port`: the first resolved address the SSRF guard passes.
     /// `named_by_rule`: `host` is an IP literal the allowing rule names (see
     /// [`super::decision::Ruling::grants_dial`]), which the guard then lets through.

@@ -143,6 +143,11 @@ impl PathPattern {
         })
     }
 
+    /// `*`: every path.
+    pub fn any() -> PathPattern {
+        PathPattern { text: "*".into() }
+    }
+
     /// Glob match: `*` matches any run of characters, `/` included.
     pub fn matches(&self, path: &str) -> bool {
         glob_match(self.text.as_bytes(), path.as_bytes())

@@ -61,6 +61,8 @@ pub struct RuleOrigin {
     /// The IP literals the rule names exactly (`domain=10.0.0.5`): naming an address is what
     /// lets the proxy dial it although the SSRF guard refuses such addresses otherwise.
     pub named_ips: Box<[IpAddr]>,
+    /// A `proto=tcp` rule: as a deny, it is about unparsed connections only.
+    pub raw_tcp: bool,
 }
 
 /// The IP literals among a rule's exact domains.
@@ -285,6 +287,7 @@ impl Policy {
                         index,
                         text: text.into(),
                         named_ips: named_ips(&rule),
+                        raw_tcp: rule.raw_tcp,
                     };
                     policy.entries.push(Entry { rule, origin });
                 }
@@ -379,6 +382,14 @@ impl Policy {
                         .as_ref()
                         .is_none_or(|domains| domains.iter().any(|d| d.matches(host)))
             })
+    }
+
+    /// Whether an allow rule names the address `ip` exactly (`domain=10.0.0.5`): only such a
+    /// rule lets the proxy dial an address its guard refuses.
+    pub fn allow_names(&self, ip: IpAddr) -> bool {
+        self.entries.iter().any(|entry| {
+            entry.origin.action == Action::Allow && entry.origin.named_ips.contains(&ip)
+        })
     }
 
     /// The first deny rule that names the address `ip` exactly (`domain=10.0.0.5`) and whose

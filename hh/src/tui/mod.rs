@@ -140,7 +140,11 @@ fn event_loop(
             return Ok(());
         }
         // Zero timeout: takes keys crossterm already buffered and resizes (a signal) as well.
-        while event::poll(Duration::ZERO)? {
+        // Each crossterm poll only once the kernel says the terminal is still there: crossterm
+        // spins on a hung-up one (terminal::wait_for_input).
+        while terminal::wait_for_input(Duration::ZERO)? == terminal::Input::Check
+            && event::poll(Duration::ZERO)?
+        {
             last_draw = None;
             if let TermEvent::Key(key) = event::read()?
                 && let Some(effect) = app.on_key(key)

@@ -93,7 +93,10 @@ pub fn discard_queued_input() -> io::Result<()> {
             return Err(error);
         }
     }
-    while ratatui::crossterm::event::poll(std::time::Duration::ZERO)? {
+    // crossterm spins on a hung-up terminal ([`wait_for_input`]): ask the kernel first.
+    while wait_for_input(std::time::Duration::ZERO)? == Input::Check
+        && ratatui::crossterm::event::poll(std::time::Duration::ZERO)?
+    {
         let _ = ratatui::crossterm::event::read()?;
     }
     Ok(())
@@ -117,6 +120,10 @@ pub enum Input {
 pub fn wait_for_input(timeout: std::time::Duration) -> io::Result<Input> {
     // SAFETY: isatty only inspects the descriptor.
     if unsafe { libc::isatty(libc::STDIN_FILENO) } != 1 {
+        // A terminal that hung up answers EIO: it was one, and is gone.
+        if io::Error::last_os_error().raw_os_error() == Some(libc::EIO) {
+            return Ok(Input::HungUp);
+        }
         // crossterm then reads /dev/tty, which hh does not hold: let crossterm wait.
         std::thread::sleep(timeout);
         return Ok(Input::Check);
