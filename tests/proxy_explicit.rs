@@ -1218,3 +1218,52 @@ fn a_connect_to_a_literal_the_guard_refuses_gets_403_at_connect_time() {
     assert_eq!(lines[0]["host"], "10.1.2.3", "{lines:?}");
     assert_eq!(lines[0]["decision"], "deny", "{lines:?}");
 }
+
+/// 100 requests at once on one HTTP/2 tunnel; how many TLS connections reached the upstream.
+fn upstream_connections_for_100_streams(proxy: &Proxy) -> usize {
+    let port = proxy.upstream.tls_port;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let sender = h2_tunnel(proxy, "allowed.test").await;
+        let mut streams = tokio::task::JoinSet::new();
+        for index in 0..100 {
+            let mut sender = sender.clone();
+            let url = format!("https://allowed.test:{port}/ok/fan/{index}");
+            streams.spawn(async move {
+                let request = hyper::Request::get(url)
+                    .body(http_body_util::Empty::new())
+                    .unwrap();
+                let response = sender.send_request(request).await.unwrap();
+                let status = response.status();
+                http_body_util::BodyExt::collect(response.into_body())
+                    .await
+                    .unwrap();
+                status
+            });
+        }
+        for status in streams.join_all().await {
+            assert_eq!(status, 200);
+        }
+    });
+    assert_eq!(proxy.upstream.hits.load(Ordering::SeqCst), 100);
+    proxy.upstream.tls_connections.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_hundred_http2_streams_open_a_bounded_number_of_upstream_connections() {
+    // An HTTP/2 upstream carries them all on one connection.
+    let proxy = start_proxy();
+    assert_eq!(upstream_connections_for_100_streams(&proxy), 1);
+    // An HTTP/1.1 upstream needs a connection per request in flight: at most the tunnel's bound.
+    let names: Vec<&str> = RESOLVE.iter().map(|(name, _)| *name).collect();
+    let proxy = start_proxy_for(start_upstream_offering(&names, &[b"http/1.1"]), true, &[]);
+    let opened = upstream_connections_for_100_streams(&proxy);
+    eprintln!("100 HTTP/2 streams, an HTTP/1.1 upstream: {opened} upstream connections");
+    assert!(
+        (1..=hh::proxy::kept_upstream::MAX_TUNNEL_UPSTREAMS).contains(&opened),
+        "{opened} upstream connections"
+    );
+}

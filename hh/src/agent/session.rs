@@ -325,6 +325,7 @@ async fn serve(
         limits: Limits::default(),
         idle_timeout: IDLE_TIMEOUT,
         upstream_keep: UPSTREAM_KEEP,
+        upstream_connections: crate::proxy::kept_upstream::proxy_upstreams(),
     });
     let names = Arc::new(SyntheticAddresses::default());
     let canary = Arc::new(Notify::new());

@@ -386,32 +386,54 @@ async fn forward(
     let mut sender = match reused {
         Some(sender) => sender,
         None => {
-            let offer = if websocket {
-                Offer::Http1
+            // One dial at a time per tunnel: concurrent requests (HTTP/2 streams) wait for it,
+            // then share the connection when it is HTTP/2 (the module docs of kept_upstream).
+            let _turn = kept.dial_turn().await;
+            let again = if websocket {
+                Err(kept.permits(&proxy.upstream_connections).await)
             } else {
-                Offer::H2OrHttp1
-            };
-            let dialed = match scheme {
-                Scheme::Https => match proxy
-                    .upstream
-                    .dial_tls(host, port, named_by_rule, offer)
+                kept.take_or_permits(named_by_rule, &proxy.upstream_connections)
                     .await
-                {
-                    Ok(tls) => Ok(UpstreamSender::handshake(tls).await?),
-                    Err(error) => Err(error),
-                },
-                Scheme::Http => match proxy.upstream.dial_tcp(host, port, named_by_rule).await {
-                    Ok(tcp) => Ok(UpstreamSender::handshake_plain(tcp).await?),
-                    Err(error) => Err(error),
-                },
             };
-            match dialed {
+            match again {
                 Ok(sender) => sender,
-                Err(error) => {
-                    if let DialError::Refused { refused, .. } = &error {
-                        ticket.refused(&refused.to_string());
+                Err(permits) => {
+                    let offer = if websocket {
+                        Offer::Http1
+                    } else {
+                        Offer::H2OrHttp1
+                    };
+                    let dialed = match scheme {
+                        Scheme::Https => match proxy
+                            .upstream
+                            .dial_tls(host, port, named_by_rule, offer)
+                            .await
+                        {
+                            Ok(tls) => Ok(UpstreamSender::handshake(tls, permits).await?),
+                            Err(error) => Err(error),
+                        },
+                        Scheme::Http => {
+                            match proxy.upstream.dial_tcp(host, port, named_by_rule).await {
+                                Ok(tcp) => Ok(UpstreamSender::handshake_plain(tcp, permits).await?),
+                                Err(error) => Err(error),
+                            }
+                        }
+                    };
+                    match dialed {
+                        Ok(sender) => {
+                            if !websocket && let Some(shared) = sender.shared() {
+                                // Before the turn ends: the streams waiting for it take this one.
+                                kept.put(shared, named_by_rule);
+                            }
+                            sender
+                        }
+                        Err(error) => {
+                            if let DialError::Refused { refused, .. } = &error {
+                                ticket.refused(&refused.to_string());
+                            }
+                            return Err(Failure::Dial(error));
+                        }
                     }
-                    return Err(Failure::Dial(error));
                 }
             }
         }

@@ -10,21 +10,54 @@
 //! its first request ([`KeptUpstream::dial_ahead`]), overlapping the upstream handshake with the
 //! client's. No byte of the client's goes upstream before a request passed policy.
 //!
+//! Fan-out is bounded: a tunnel dials one upstream connection at a time (concurrent requests
+//! wait for that dial, and share it when it is HTTP/2), and every open upstream connection holds
+//! a permit of its tunnel ([`MAX_TUNNEL_UPSTREAMS`]), of its proxy ([`MAX_PROXY_UPSTREAMS`],
+//! one session's in agent mode) and of the process ([`MAX_PROCESS_UPSTREAMS`], every session)
+//! until it closes. A request that finds no permit waits for one; so 100 HTTP/2 streams of one
+//! client open one upstream connection to an HTTP/2 upstream, at most 8 to an HTTP/1.1 one.
+//!
 //! [`DecisionEngine::admits_host`]: super::decision::DecisionEngine::admits_host
 
 use std::{
-    sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
+    sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak},
     time::Duration,
 };
 
 use hyper::{Request, Response, body::Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::{net::TcpStream, sync::watch, task::AbortHandle, time::Instant};
+use tokio::{
+    net::TcpStream,
+    sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, watch},
+    task::AbortHandle,
+    time::Instant,
+};
 
 use super::{body::Metered, state::Proxy, upstream::Offer};
 use crate::rules::Host;
 
 type UpstreamIo = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// The most upstream connections one tunnel holds open at once.
+pub const MAX_TUNNEL_UPSTREAMS: usize = 8;
+/// The most upstream connections one proxy (one session's, or `hh proxy`'s) holds open at once.
+pub const MAX_PROXY_UPSTREAMS: usize = 1024;
+/// The most upstream connections the whole process holds open at once, every session together.
+pub const MAX_PROCESS_UPSTREAMS: usize = 4096;
+
+static PROCESS_UPSTREAMS: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(MAX_PROCESS_UPSTREAMS)));
+
+/// A new proxy's own bound ([`MAX_PROXY_UPSTREAMS`]), for [`Proxy::upstream_connections`].
+pub fn proxy_upstreams() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(MAX_PROXY_UPSTREAMS))
+}
+
+/// What one open upstream connection holds until it closes: a place in its tunnel's, its
+/// proxy's and the process's bound.
+pub struct UpstreamPermits {
+    _held: [OwnedSemaphorePermit; 3],
+}
 pub type UpstreamBody = Metered<Incoming>;
 
 /// One upstream connection's request side, in the version its ALPN chose. Its connection is
@@ -38,6 +71,7 @@ pub enum UpstreamSender {
 impl UpstreamSender {
     pub async fn handshake(
         tls: tokio_rustls::client::TlsStream<TcpStream>,
+        permits: UpstreamPermits,
     ) -> Result<UpstreamSender, hyper::Error> {
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let io: UpstreamIo = TokioIo::new(tls);
@@ -48,6 +82,7 @@ impl UpstreamSender {
                     .handshake(io)
                     .await?;
             tokio::spawn(async move {
+                let _permits = permits;
                 if let Err(error) = connection.await {
                     tracing::debug!(%error, "upstream h2 connection ended with an error");
                 }
@@ -57,6 +92,7 @@ impl UpstreamSender {
             // HTTP/1.1, which may switch protocols (WebSocket).
             let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
             tokio::spawn(async move {
+                let _permits = permits;
                 if let Err(error) = connection.with_upgrades().await {
                     tracing::debug!(%error, "upstream connection ended with an error");
                 }
@@ -66,9 +102,13 @@ impl UpstreamSender {
     }
 
     /// An HTTP/1.1 connection over plain TCP (a plain-HTTP tunnel's upstream).
-    pub async fn handshake_plain(tcp: TcpStream) -> Result<UpstreamSender, hyper::Error> {
+    pub async fn handshake_plain(
+        tcp: TcpStream,
+        permits: UpstreamPermits,
+    ) -> Result<UpstreamSender, hyper::Error> {
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
         tokio::spawn(async move {
+            let _permits = permits;
             if let Err(error) = connection.with_upgrades().await {
                 tracing::debug!(%error, "upstream connection ended with an error");
             }
@@ -90,6 +130,14 @@ impl UpstreamSender {
                 sender.ready().await?;
                 sender.send_request(request).await
             }
+        }
+    }
+
+    /// Another handle on the same connection, when it multiplexes (HTTP/2).
+    pub fn shared(&self) -> Option<UpstreamSender> {
+        match self {
+            UpstreamSender::H1(_) => None,
+            UpstreamSender::H2(sender) => Some(UpstreamSender::H2(sender.clone())),
         }
     }
 
@@ -117,14 +165,20 @@ impl UpstreamSender {
 pub struct KeptUpstream {
     slot: Arc<Mutex<Kept>>,
     keep: Duration,
+    /// Held while the tunnel dials: one dial at a time.
+    dial_turn: Arc<tokio::sync::Mutex<()>>,
+    /// The tunnel's bound on open upstream connections.
+    connections: Arc<Semaphore>,
+    /// Told when a connection is put back: a request waiting for room may use it instead.
+    returned: Arc<tokio::sync::Notify>,
 }
 
 struct Kept {
-    sender: Option<UpstreamSender>,
-    /// The kept connection's address passed the SSRF guard only through the grant of the rule
+    /// The connections kept for the tunnel's next requests (at most [`MAX_TUNNEL_UPSTREAMS`]),
+    /// each with whether its address passed the SSRF guard only through the grant of the rule
     /// that allowed its request ([`super::decision::Ruling::grants_dial`]): only requests whose
-    /// own rule grants it may use the connection.
-    dialed_by_grant: bool,
+    /// own rule grants it may use such a connection.
+    senders: Vec<(UpstreamSender, bool)>,
     /// When a request last took or returned the connection.
     used: Instant,
     /// Whether a task is waiting to close it once unused for `keep`.
@@ -149,15 +203,47 @@ impl KeptUpstream {
     pub fn new(keep: Duration) -> KeptUpstream {
         KeptUpstream {
             slot: Arc::new(Mutex::new(Kept {
-                sender: None,
-                dialed_by_grant: false,
+                senders: Vec::new(),
                 used: Instant::now(),
                 closer: false,
                 dialing: None,
                 dial_task: None,
             })),
             keep,
+            dial_turn: Arc::new(tokio::sync::Mutex::new(())),
+            connections: Arc::new(Semaphore::new(MAX_TUNNEL_UPSTREAMS)),
+            returned: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// A kept connection as soon as one can be used, or the permits to dial a new one, whichever
+    /// comes first: at the tunnel's bound, a returned connection (even one still finishing a
+    /// response) serves the request rather than a wait for a connection to close.
+    pub async fn take_or_permits(
+        &self,
+        granted: bool,
+        proxy: &Arc<Semaphore>,
+    ) -> Result<UpstreamSender, UpstreamPermits> {
+        loop {
+            if let Some(sender) = self.take(granted).await {
+                return Ok(sender);
+            }
+            tokio::select! {
+                permits = self.permits(proxy) => return Err(permits),
+                () = self.returned.notified() => {}
+            }
+        }
+    }
+
+    /// Waits until no other request of the tunnel is dialing; the guard is this request's turn.
+    pub async fn dial_turn(&self) -> OwnedMutexGuard<()> {
+        Arc::clone(&self.dial_turn).lock_owned().await
+    }
+
+    /// Waits for room for one more upstream connection: in this tunnel, in `proxy`'s bound
+    /// ([`Proxy::upstream_connections`]) and in the process's.
+    pub async fn permits(&self, proxy: &Arc<Semaphore>) -> UpstreamPermits {
+        acquire_permits(&self.connections, proxy).await
     }
 
     /// Dials `host:port` on a task of its own and keeps the connection for the tunnel's first
@@ -169,25 +255,39 @@ impl KeptUpstream {
         let (done, waiting) = watch::channel(());
         let slot = Arc::downgrade(&self.slot);
         let keep = self.keep;
+        let (dial_turn, connections, returned) = (
+            Arc::clone(&self.dial_turn),
+            Arc::clone(&self.connections),
+            Arc::clone(&self.returned),
+        );
         let task = tokio::spawn(async move {
             // Whatever becomes of the dial, `done` is dropped with this task, which wakes the
             // request waiting in `take`.
             let _done = done;
+            let permits = acquire_permits(&connections, &proxy.upstream_connections).await;
             let dialed = proxy
                 .upstream
                 .dial_tls(&host, port, false, Offer::H2OrHttp1)
                 .await;
             let sender = match dialed {
-                Ok(tls) => UpstreamSender::handshake(tls).await.map_err(|error| {
-                    tracing::debug!(%host, %error, "upstream dialed ahead failed");
-                }),
+                Ok(tls) => UpstreamSender::handshake(tls, permits)
+                    .await
+                    .map_err(|error| {
+                        tracing::debug!(%host, %error, "upstream dialed ahead failed");
+                    }),
                 Err(error) => {
                     tracing::debug!(%host, %error, "upstream dialed ahead failed");
                     Err(())
                 }
             };
             let Some(slot) = slot.upgrade() else { return };
-            let kept = KeptUpstream { slot, keep };
+            let kept = KeptUpstream {
+                slot,
+                keep,
+                dial_turn,
+                connections,
+                returned,
+            };
             if let Ok(sender) = sender {
                 kept.put(sender, false);
             }
@@ -210,35 +310,48 @@ impl KeptUpstream {
         }
         let mut kept = self.lock();
         kept.used = Instant::now();
-        if kept.dialed_by_grant && !granted {
-            return None;
-        }
-        let sender = kept.sender.take()?;
-        match &sender {
-            // An HTTP/2 connection carries many streams: leave a clone for the others.
-            UpstreamSender::H2(h2) if h2.is_ready() => {
-                kept.sender = Some(UpstreamSender::H2(h2.clone()));
-                Some(sender)
-            }
-            _ if sender.is_free() => Some(sender),
-            // Closed: gone for good.
-            _ if sender.is_closed() => None,
-            // Still busy with a response body: keep it for later, dial anew rather than wait.
-            _ => {
-                kept.sender = Some(sender);
-                None
-            }
+        // Closed ones are gone for good.
+        kept.senders.retain(|(sender, _)| !sender.is_closed());
+        let allowed = |by_grant: bool| granted || !by_grant;
+        let free = kept
+            .senders
+            .iter()
+            .position(|(sender, by_grant)| allowed(*by_grant) && sender.is_free());
+        // No free one, and the tunnel holds all the connections it may: wait on a busy one
+        // (sending waits until its exchange is over) rather than for a connection to close.
+        let at_bound = self.connections.available_permits() == 0;
+        let usable = free.or_else(|| {
+            at_bound
+                .then(|| {
+                    kept.senders.iter().position(|(sender, by_grant)| {
+                        allowed(*by_grant) && matches!(sender, UpstreamSender::H1(_))
+                    })
+                })
+                .flatten()
+        })?;
+        match &kept.senders[usable].0 {
+            // An HTTP/2 connection carries many streams: it stays for the others.
+            UpstreamSender::H2(h2) => Some(UpstreamSender::H2(h2.clone())),
+            // An HTTP/1.1 one carries one exchange at a time: taken until put back. One still
+            // busy with a response body is not free; the request dials anew rather than wait.
+            UpstreamSender::H1(_) => Some(kept.senders.swap_remove(usable).0),
         }
     }
 
-    /// Keeps `sender` for the next request, unless another connection is kept already.
-    /// `dialed_by_grant`: its address passed the SSRF guard only by the request's rule.
+    /// Keeps `sender` for the next requests (an HTTP/2 connection once: it is shared, not
+    /// taken). `dialed_by_grant`: its address passed the SSRF guard only by the request's rule.
     pub fn put(&self, sender: UpstreamSender, dialed_by_grant: bool) {
         let mut kept = self.lock();
         kept.used = Instant::now();
-        if kept.sender.is_none() {
-            kept.sender = Some(sender);
-            kept.dialed_by_grant = dialed_by_grant;
+        let shared_already = matches!(sender, UpstreamSender::H2(_))
+            && kept
+                .senders
+                .iter()
+                .any(|(kept, _)| matches!(kept, UpstreamSender::H2(_)) && !kept.is_closed());
+        if !shared_already && kept.senders.len() < MAX_TUNNEL_UPSTREAMS {
+            kept.senders.push((sender, dialed_by_grant));
+            // One stored wake-up if nobody waits yet: a waiter about to wait still sees it.
+            self.returned.notify_one();
         }
         if !kept.closer {
             kept.closer = true;
@@ -248,6 +361,19 @@ impl KeptUpstream {
 
     fn lock(&self) -> MutexGuard<'_, Kept> {
         lock(&self.slot)
+    }
+}
+
+/// Places in `tunnel`'s, `proxy`'s and the process's bound, taken in that order (always the
+/// same order, so two waiters cannot each hold what the other waits for).
+async fn acquire_permits(tunnel: &Arc<Semaphore>, proxy: &Arc<Semaphore>) -> UpstreamPermits {
+    let acquire = |semaphore: &Arc<Semaphore>| Arc::clone(semaphore).acquire_owned();
+    // Never closed, so acquiring cannot fail.
+    let tunnel = acquire(tunnel).await.expect("open semaphore");
+    let proxy = acquire(proxy).await.expect("open semaphore");
+    let process = acquire(&PROCESS_UPSTREAMS).await.expect("open semaphore");
+    UpstreamPermits {
+        _held: [tunnel, proxy, process],
     }
 }
 
@@ -267,7 +393,7 @@ async fn close_when_unused(slot: Weak<Mutex<Kept>>, keep: Duration) {
         let Some(strong) = slot.upgrade() else { return };
         let mut kept = lock(&strong);
         if kept.used.elapsed() >= keep {
-            let unused = kept.sender.take();
+            let unused = std::mem::take(&mut kept.senders);
             kept.closer = false;
             drop(kept);
             drop(unused);

@@ -1,6 +1,8 @@
 //! [`Proxy`]: what every connection of one proxy shares, whichever front door it came in by.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Semaphore;
 
 use super::{decision::DecisionEngine, http1::Limits, upstream::Upstream};
 use crate::tls::leaf::LeafCache;
@@ -22,4 +24,7 @@ pub struct Proxy {
     pub idle_timeout: Duration,
     /// How long a tunnel keeps an unused upstream connection for its next request.
     pub upstream_keep: Duration,
+    /// This proxy's bound on open upstream connections
+    /// ([`super::kept_upstream::proxy_upstreams`]).
+    pub upstream_connections: Arc<Semaphore>,
 }
