@@ -79,7 +79,8 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
         ],
     );
     assert!(out.contains("status=403"), "{out}");
-    // A literal address that no rule names is not reachable either (no rule; asked, no answer),
+    // A literal address that no rule names is not reachable either (no rule; asked, no answer;
+    // 203.0.113.7 is TEST-NET-3, only a value to refuse: the session's connect ends at the proxy),
     // and plain HTTP is parsed, so the refusal is a readable 403.
     let (_, out) = world.shell(
         &id,

@@ -1191,6 +1191,8 @@ fn an_upstream_switching_protocols_unasked_gets_the_client_a_502() {
 
 #[test]
 fn a_connect_to_a_literal_the_guard_refuses_gets_403_at_connect_time() {
+    // 10.1.2.3 is only a value that must be refused: nothing is ever sent there (no grant, no
+    // rule names it, and the CONNECT itself is answered 403).
     let proxy = start_proxy_with(false);
     let answer = raw_exchange(
         &proxy,

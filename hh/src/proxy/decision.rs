@@ -184,21 +184,23 @@ impl DecisionEngine {
     /// through the approvals broker (none within the timeout: deny). The ticket writes the
     /// audit line.
     pub async fn decide(&self, request: &Request) -> (Ruling, Ticket) {
-        self.decide_as(request, Outgoing::default(), false).await
+        self.decide_kind(request, Outgoing::default(), Kind::Parsed)
+            .await
     }
 
     /// [`DecisionEngine::decide`] for a request that also sends `outgoing` (its query string,
     /// its body): a prompt shows them, and requests that differ in them are asked apart. Every
     /// parsed HTTP request is decided through here.
     pub async fn decide_sending(&self, request: &Request, outgoing: Outgoing) -> (Ruling, Ticket) {
-        self.decide_as(request, outgoing, false).await
+        self.decide_kind(request, outgoing, Kind::Parsed).await
     }
 
     /// [`DecisionEngine::decide`] for bytes the proxy will splice without parsing them: a
     /// deny rule for the host and port denies even when its method or path terms could only
     /// be checked on parsed HTTP ([`Policy::decide_opaque`]).
     pub async fn decide_opaque(&self, request: &Request) -> (Ruling, Ticket) {
-        self.decide_as(request, Outgoing::default(), true).await
+        self.decide_kind(request, Outgoing::default(), Kind::Opaque)
+            .await
     }
 
     /// The decision for raw TCP, bytes that are neither TLS nor HTTP/1 ([`Policy::decide_raw`]):
@@ -208,16 +210,6 @@ impl DecisionEngine {
             .await
     }
 
-    async fn decide_as(
-        &self,
-        request: &Request,
-        outgoing: Outgoing,
-        opaque: bool,
-    ) -> (Ruling, Ticket) {
-        let kind = if opaque { Kind::Opaque } else { Kind::Parsed };
-        self.decide_kind(request, outgoing, kind).await
-    }
-
     async fn decide_kind(
         &self,
         request: &Request,
@@ -225,22 +217,21 @@ impl DecisionEngine {
         kind: Kind,
     ) -> (Ruling, Ticket) {
         let started = Instant::now();
-        let opaque = kind != Kind::Parsed;
         let ruling = match decide_with(&(self.policy)(), request, kind) {
             Decided::Ruling(ruling) => ruling,
-            Decided::Ask => self.ask(request, outgoing, opaque).await,
+            Decided::Ask => self.ask(request, outgoing, kind).await,
         };
         let ticket = self.ticket(request, &ruling, started);
         (ruling, ticket)
     }
 
-    async fn ask(&self, request: &Request, outgoing: Outgoing, opaque: bool) -> Ruling {
+    async fn ask(&self, request: &Request, outgoing: Outgoing, kind: Kind) -> Ruling {
         tracing::info!(host = %request.host, port = request.port, "no rule matched; asking");
         let question = Question {
             session: self.session.clone(),
             request: request.clone(),
             outgoing,
-            opaque,
+            opaque: kind != Kind::Parsed,
             rules_file: self.rules_file.clone(),
             rules_layer: FOREVER_LAYER,
         };
@@ -249,7 +240,7 @@ impl DecisionEngine {
             Outcome::TimedOut => Ruling::asked(false, Asked::TimedOut),
             Outcome::QueueFull => Ruling::asked(false, Asked::QueueFull),
             Outcome::Forever(action, rule) => {
-                match self.persist(action, rule, request, opaque).await {
+                match self.persist(action, rule, request, kind).await {
                     Ok(ruling) => ruling,
                     Err(error) => {
                         tracing::error!(
@@ -273,7 +264,7 @@ impl DecisionEngine {
         action: Action,
         rule: Rule,
         request: &Request,
-        opaque: bool,
+        kind: Kind,
     ) -> Result<Ruling, PersistError> {
         let file = self.rules_file.clone();
         let request = request.clone();
@@ -282,7 +273,6 @@ impl DecisionEngine {
             let layer = store::load_rules(&file)
                 .map_err(PersistError::Reread)?
                 .into_layer(Layer::Workspace, &file.display().to_string());
-            let kind = if opaque { Kind::Opaque } else { Kind::Parsed };
             Ok(decide_with(&Policy::new(vec![layer]), &request, kind))
         })
         .await
@@ -309,7 +299,7 @@ impl DecisionEngine {
     pub fn refuse_early(&self, request: &Request) -> Option<Ruling> {
         // A `proto=tcp` deny is about raw bytes, which a tunnel may or may not carry: decided
         // once its first bytes are read.
-        let ruling = self.consult(request, false).filter(|ruling| {
+        let ruling = self.consult(request).filter(|ruling| {
             !ruling.allowed && !ruling.rule.as_ref().is_some_and(|rule| rule.raw_tcp)
         })?;
         drop(self.ticket(request, &ruling, Instant::now()));
@@ -358,14 +348,13 @@ impl DecisionEngine {
             return false;
         };
         let plain = Request::http(get, host.clone(), port, path);
-        self.consult(&plain, false)
-            .is_some_and(|ruling| ruling.allowed)
+        self.consult(&plain).is_some_and(|ruling| ruling.allowed)
     }
 
-    /// The one call to the current policy: `None` means no rule matched (ask).
-    fn consult(&self, request: &Request, opaque: bool) -> Option<Ruling> {
-        let kind = if opaque { Kind::Opaque } else { Kind::Parsed };
-        match decide_with(&(self.policy)(), request, kind) {
+    /// The current policy's ruling for `request` read as parsed HTTP: `None` means no rule
+    /// matched (ask).
+    fn consult(&self, request: &Request) -> Option<Ruling> {
+        match decide_with(&(self.policy)(), request, Kind::Parsed) {
             Decided::Ruling(ruling) => Some(ruling),
             Decided::Ask => None,
         }

@@ -376,68 +376,7 @@ async fn forward(
         kept,
     } = *tunnel;
     let websocket = websocket_key.is_some();
-    // A kept connection when one is free, else a new one (kept afterwards unless it carries a
-    // WebSocket, which takes the connection over).
-    let reused = if websocket {
-        None
-    } else {
-        kept.take(named_by_rule).await
-    };
-    let mut sender = match reused {
-        Some(sender) => sender,
-        None => {
-            // One dial at a time per tunnel: concurrent requests (HTTP/2 streams) wait for it,
-            // then share the connection when it is HTTP/2 (the module docs of kept_upstream).
-            let _turn = kept.dial_turn().await;
-            let again = if websocket {
-                Err(kept.permits(&proxy.upstream_connections).await)
-            } else {
-                kept.take_or_permits(named_by_rule, &proxy.upstream_connections)
-                    .await
-            };
-            match again {
-                Ok(sender) => sender,
-                Err(permits) => {
-                    let offer = if websocket {
-                        Offer::Http1
-                    } else {
-                        Offer::H2OrHttp1
-                    };
-                    let dialed = match scheme {
-                        Scheme::Https => match proxy
-                            .upstream
-                            .dial_tls(host, port, named_by_rule, offer)
-                            .await
-                        {
-                            Ok(tls) => Ok(UpstreamSender::handshake(tls, permits).await?),
-                            Err(error) => Err(error),
-                        },
-                        Scheme::Http => {
-                            match proxy.upstream.dial_tcp(host, port, named_by_rule).await {
-                                Ok(tcp) => Ok(UpstreamSender::handshake_plain(tcp, permits).await?),
-                                Err(error) => Err(error),
-                            }
-                        }
-                    };
-                    match dialed {
-                        Ok(sender) => {
-                            if !websocket && let Some(shared) = sender.shared() {
-                                // Before the turn ends: the streams waiting for it take this one.
-                                kept.put(shared, named_by_rule);
-                            }
-                            sender
-                        }
-                        Err(error) => {
-                            if let DialError::Refused { refused, .. } = &error {
-                                ticket.refused(&refused.to_string());
-                            }
-                            return Err(Failure::Dial(error));
-                        }
-                    }
-                }
-            }
-        }
-    };
+    let mut sender = upstream_sender(tunnel, named_by_rule, websocket, &mut ticket).await?;
     let upstream_h2 = matches!(sender, UpstreamSender::H2(_));
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
@@ -512,6 +451,72 @@ async fn forward(
     let down = Arc::clone(&ticket.down);
     let body = Metered::new(body, down, proxy.idle_timeout, Some(ticket));
     Ok(Response::from_parts(parts, Either::Left(body)))
+}
+
+/// A kept connection when one is free, else a new one (kept afterwards unless it carries a
+/// WebSocket, which takes the connection over). One dial at a time per tunnel: concurrent
+/// requests (HTTP/2 streams) wait for it, then share the connection when it is HTTP/2
+/// ([`super::kept_upstream`]). A refused dial is written on the ticket.
+async fn upstream_sender(
+    tunnel: &Tunnel<'_>,
+    named_by_rule: bool,
+    websocket: bool,
+    ticket: &mut Ticket,
+) -> Result<UpstreamSender, Failure> {
+    let Tunnel {
+        proxy,
+        host,
+        port,
+        scheme,
+        kept,
+    } = *tunnel;
+    if !websocket && let Some(sender) = kept.take(named_by_rule).await {
+        return Ok(sender);
+    }
+    let _turn = kept.dial_turn().await;
+    let permits = if websocket {
+        kept.permits(&proxy.upstream_connections).await
+    } else {
+        match kept
+            .take_or_permits(named_by_rule, &proxy.upstream_connections)
+            .await
+        {
+            Ok(sender) => return Ok(sender),
+            Err(permits) => permits,
+        }
+    };
+    let dialed = match scheme {
+        Scheme::Https => {
+            let offer = if websocket {
+                Offer::Http1
+            } else {
+                Offer::H2OrHttp1
+            };
+            match proxy
+                .upstream
+                .dial_tls(host, port, named_by_rule, offer)
+                .await
+            {
+                Ok(tls) => Ok(UpstreamSender::handshake(tls, permits).await?),
+                Err(error) => Err(error),
+            }
+        }
+        Scheme::Http => match proxy.upstream.dial_tcp(host, port, named_by_rule).await {
+            Ok(tcp) => Ok(UpstreamSender::handshake_plain(tcp, permits).await?),
+            Err(error) => Err(error),
+        },
+    };
+    let sender = dialed.map_err(|error| {
+        if let DialError::Refused { refused, .. } = &error {
+            ticket.refused(&refused.to_string());
+        }
+        Failure::Dial(error)
+    })?;
+    if !websocket && let Some(shared) = sender.shared() {
+        // Before the turn ends: the streams waiting for it take this one.
+        kept.put(shared, named_by_rule);
+    }
+    Ok(sender)
 }
 
 /// The upstream agreed to switch: answer the client's `101` with the upstream's, then splice the
