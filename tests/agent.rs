@@ -11,12 +11,96 @@ mod support;
 use std::{
     path::{Path, PathBuf},
     process::Command,
+    time::Duration,
 };
 
 use support::{
     require_root,
     session_world::{World, build_test_stem, cgroup_mounts, wait_until},
 };
+
+/// `curl` of `url` in the session; (status code or 0, output).
+fn fetch(world: &World, id: &str, url: &str) -> (u16, String) {
+    let (_, out) = world.shell(id, &["curl", "-sS", "-w", "\nstatus=%{http_code}", url]);
+    let status = out
+        .rsplit_once("status=")
+        .and_then(|(_, code)| code.trim().parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
+
+#[test]
+fn a_changed_rules_file_is_in_force_only_once_a_person_trusts_it() {
+    if !require_root("agent e2e") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("t");
+    let _agent = world.agent();
+    let id = world.start_session();
+    let url = world.url("unknown.test", "/pulled");
+    assert_eq!(fetch(&world, &id, &url).0, 403);
+
+    // A change from the host side (a `git pull`, an editor): not in force, shown as a diff.
+    let rules = std::fs::read_to_string(world.rules_file()).unwrap();
+    let port = world.upstream.tls_port;
+    let pulled = rules.replace(
+        "\"domain=bypass.test",
+        &format!("\"domain=unknown.test port={port}\", \"domain=bypass.test"),
+    );
+    assert_ne!(pulled, rules);
+    std::fs::write(world.rules_file(), &pulled).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(fetch(&world, &id, &url).0, 403);
+    let status = world.hh(&["rules", "status", "--workspace", "demo"]);
+    let text = String::from_utf8_lossy(&status.stdout).to_string();
+    assert_eq!(status.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("+ allowlist = [\"domain=allowed.test"),
+        "{text}"
+    );
+    assert!(text.contains("\"domain=unknown.test port="), "{text}");
+
+    // Trusted: in force at once (the next look of the session's policy).
+    let trusted = world.hh(&["rules", "trust", "--workspace", "demo"]);
+    assert!(trusted.status.success(), "{trusted:?}");
+    let (code, out) = fetch(&world, &id, &url);
+    assert_eq!(code, 200, "{out}");
+    let status = world.hh(&["rules", "status", "--workspace", "demo"]);
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+
+    // An edit that does not parse cannot be trusted, and the trusted version stays in force.
+    std::fs::write(world.rules_file(), "[network\n").unwrap();
+    let refused = world.hh(&["rules", "trust", "--workspace", "demo"]);
+    let text = String::from_utf8_lossy(&refused.stdout).to_string();
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(text.contains("not trusted"), "{text}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(fetch(&world, &id, &url).0, 200);
+
+    // A "forever" answer given through `hh rules add` is in force at once, and does not
+    // trust the rest of the file.
+    std::fs::write(world.rules_file(), &rules).unwrap();
+    let added = world.hh(&[
+        "rules",
+        "add",
+        "--workspace",
+        "demo",
+        "deny",
+        &format!("domain=unknown.test path=/added port={port}"),
+    ]);
+    let text = String::from_utf8_lossy(&added.stdout).to_string();
+    assert!(
+        added.status.success() && text.contains("(in force)"),
+        "{added:?}"
+    );
+    assert_eq!(
+        fetch(&world, &id, &world.url("unknown.test", "/added")).0,
+        403
+    );
+    assert_eq!(fetch(&world, &id, &url).0, 200);
+    let on_disk = std::fs::read_to_string(world.rules_file()).unwrap();
+    assert!(on_disk.contains("path=/added") && on_disk.contains("this comment must survive"));
+}
 
 #[test]
 fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
@@ -151,33 +235,54 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     assert!(listed["allowed"].as_u64().unwrap() >= 3, "{listed}");
     assert!(listed["denied"].as_u64().unwrap() >= 2, "{listed}");
 
-    // The workspace is the host directory, read-write.
+    // The workspace is the host directory, read-write, rules file included ...
     let (code, out) = world.shell(
         &id,
         &[
             "sh",
             "-c",
-            "echo from-session > /workspace/made-inside && cat /workspace/.hh/harness-rules.toml",
+            "echo from-session > /workspace/made-inside && cat /workspace/harness-rules.toml",
         ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("this comment must survive"));
-    // ... except its rules: a session may read but never write, replace or move its policy.
+    // ... but what a session writes there is a proposal: whether it edits the file, replaces
+    // it, or plants the legacy `.hh/` one, no rule of its own is in force until a person
+    // trusts it.
+    let allow_all = "[network]\nallowlist = [\"domain=*\"]\n";
     for attack in [
-        "echo 'allowlist = [\"domain=*\"]' >> /workspace/.hh/harness-rules.toml",
-        "rm -f /workspace/.hh/harness-rules.toml",
-        "echo x > /workspace/.hh/new-rules.toml",
-        "mv /workspace/.hh /workspace/moved",
-        "rm -rf /workspace/.hh",
+        format!("printf '%s' '{allow_all}' >> /workspace/harness-rules.toml"),
+        format!(
+            "mkdir -p /workspace/.hh && printf '{allow_all}' > /workspace/.hh/harness-rules.toml"
+        ),
+        format!(
+            "printf '{allow_all}' > /workspace/new && mv /workspace/new /workspace/harness-rules.toml"
+        ),
     ] {
-        let (code, out) = world.shell(&id, &["sh", "-c", attack]);
-        assert_ne!(code, 0, "`{attack}` succeeded: {out}");
+        let (code, out) = world.shell(&id, &["sh", "-c", &attack]);
+        assert_eq!(code, 0, "`{attack}`: {out}");
+        // Past the policy's reload interval (1 s): still asked, and denied for want of an answer.
+        std::thread::sleep(Duration::from_millis(1500));
+        let (_, out) = world.shell(
+            &id,
+            &[
+                "curl",
+                "-sS",
+                "-w",
+                "\nstatus=%{http_code}",
+                &world.url("unknown.test", "/after-edit"),
+            ],
+        );
+        assert!(out.contains("status=403"), "after `{attack}`: {out}");
     }
-    let rules = std::fs::read_to_string(world.workspace.join(".hh/harness-rules.toml")).unwrap();
+    let status = world.hh(&["rules", "status", "--workspace", "demo"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{text}");
     assert!(
-        rules.contains("this comment must survive") && !rules.contains("domain=*"),
-        "{rules}"
+        text.contains("CHANGED since you trusted it") && text.contains("NEVER TRUSTED"),
+        "{text}"
     );
+    assert!(text.contains("+ allowlist = [\"domain=*\"]"), "{text}");
     assert_eq!(
         std::fs::read_to_string(world.workspace.join("made-inside")).unwrap(),
         "from-session\n"
@@ -407,7 +512,7 @@ fn an_unknown_host_waits_for_an_answer_and_allow_forever_writes_the_rule() {
         body.contains("upstream saw GET /asked host=unknown.test"),
         "{body}"
     );
-    let rules = std::fs::read_to_string(world.workspace.join(".hh/harness-rules.toml")).unwrap();
+    let rules = std::fs::read_to_string(world.rules_file()).unwrap();
     assert!(rules.contains("this comment must survive"), "{rules}");
     assert!(rules.contains("domain=unknown.test"), "{rules}");
     // The next request is decided by the saved rule: no prompt.

@@ -8,132 +8,14 @@ mod support;
 
 use std::{
     io::Write as _,
-    path::PathBuf,
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     time::Duration,
 };
 
 use support::{
-    require_root,
-    session_world::build_test_stem,
-    tmux::Tmux,
-    users::{TestGroup, TestUser},
+    require_root, session_world::build_test_stem, tmux::Tmux, user_world::UserWorld,
+    users::TestUser,
 };
-
-/// The agent, its socket group and two users; everything removed on drop.
-struct ExecWorld {
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
-    config: PathBuf,
-    group: String,
-    bpf_dir: PathBuf,
-    agent: Child,
-    alice: TestUser,
-    bob: TestUser,
-    _socket_group: TestGroup,
-}
-
-impl ExecWorld {
-    fn new() -> ExecWorld {
-        let socket_group = TestGroup::create("x");
-        let alice = TestUser::create("a", &[&socket_group]);
-        let bob = TestUser::create("b", &[&socket_group]);
-        let workspace = alice.make_dir("proj", 0o755);
-        let rules = workspace.join("harness-rules.toml");
-        alice.write_file(&rules, "[network]\nallowlist = []\n");
-        let global = alice.home.join("global-rules.toml");
-        alice.write_file(&global, "[network]\nallowlist = []\n");
-        let config = alice.home.join("harness-hat.toml");
-        alice.write_file(
-            &config,
-            format!(
-                "version = 1\n[manager]\nglobal_rules_file = \"{}\"\n\
-                 [container_profiles.test]\nimage = \"test\"\n\
-                 [[workspaces]]\nname = \"demo\"\ncanonical_path = \"{}\"\n",
-                global.display(),
-                workspace.display()
-            ),
-        );
-        // The socket's directory must be reachable by the users; the socket itself is the
-        // agent's (0660, the socket group).
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        let socket = dir.path().join("agent.sock");
-        // Unique per world: tests of this file run side by side.
-        static WORLDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let serial = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let group = format!("hhtestx{}n{serial}", std::process::id());
-        let bpf_dir = PathBuf::from(format!("/sys/fs/bpf/{group}"));
-        let mut command = support::hh();
-        command
-            .arg("--config")
-            .arg(&config)
-            .arg("agent")
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--socket-group")
-            .arg(socket_group.gid.to_string())
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .arg("--bpf-dir")
-            .arg(&bpf_dir)
-            .args(["--cgroup-group", &group, "--ask-timeout", "1"])
-            .env("HH_LOG", "hh=info");
-        let (agent, _) = support::spawn_announcing(&mut command, "hh agent: listening on ");
-        ExecWorld {
-            _dir: dir,
-            socket,
-            config,
-            group,
-            bpf_dir,
-            agent,
-            alice,
-            bob,
-            _socket_group: socket_group,
-        }
-    }
-
-    /// `hh ARGS` as `user`, against this agent.
-    fn hh(&self, user: &TestUser, args: &[&str]) -> Command {
-        let mut command = user.command(env!("CARGO_BIN_EXE_hh"));
-        command
-            .env("HH_AGENT_SOCKET", &self.socket)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args);
-        command
-    }
-
-    /// The shell command line that runs `hh ARGS` as `user` (for a tmux pane).
-    fn hh_line(&self, user: &TestUser, args: &str) -> String {
-        format!(
-            "setpriv --reuid={uid} --regid={gid} --init-groups -- env -i HOME={home} \
-             PATH=/usr/bin:/bin TERM=screen HH_AGENT_SOCKET={socket} {hh} --config {config} {args}",
-            uid = user.uid,
-            gid = user.gid,
-            home = user.home.display(),
-            socket = self.socket.display(),
-            hh = env!("CARGO_BIN_EXE_hh"),
-            config = self.config.display(),
-        )
-    }
-}
-
-impl Drop for ExecWorld {
-    fn drop(&mut self) {
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.agent.id() as i32, libc::SIGTERM) };
-        let _ = self.agent.wait();
-        for mount in support::session_world::cgroup_mounts() {
-            let _ = std::fs::remove_dir(mount.join(&self.group));
-        }
-        let _ = std::fs::remove_dir_all(&self.bpf_dir);
-    }
-}
 
 fn text(output: &Output) -> String {
     format!(
@@ -143,7 +25,7 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn start_session(world: &ExecWorld) -> String {
+fn start_session(world: &UserWorld) -> String {
     let output = world
         .hh(
             &world.alice,
@@ -173,7 +55,7 @@ fn the_owner_runs_commands_through_the_agent_without_docker_and_no_one_else_can(
     if !require_root("agent exec e2e") || !build_test_stem() {
         return;
     }
-    let world = ExecWorld::new();
+    let world = UserWorld::new();
     for user in [&world.alice, &world.bob] {
         let groups = user.groups();
         assert!(
@@ -257,6 +139,28 @@ fn the_owner_runs_commands_through_the_agent_without_docker_and_no_one_else_can(
     );
     assert_eq!(String::from_utf8_lossy(&output.stderr), "err\n");
 
+    // A seeded mount of alice's: her own per-session copy, writable, the original untouched.
+    let output = world
+        .hh(
+            &world.alice,
+            &[
+                "shell",
+                &id,
+                "--",
+                "sh",
+                "-c",
+                "cat /seeded.txt && echo changed > /seeded.txt",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "alice's seed\n");
+    assert_eq!(
+        std::fs::read_to_string(&world.seed).unwrap(),
+        "alice's seed\n"
+    );
+
     // stdin reaches the command, and its end ends it.
     let mut cat = world
         .hh(&world.alice, &["shell", &id, "--", "wc", "-c"])
@@ -294,7 +198,7 @@ fn an_interactive_shell_echoes_resizes_takes_ctrl_c_and_reattaches() {
     if !require_root("agent exec e2e") || !build_test_stem() {
         return;
     }
-    let world = ExecWorld::new();
+    let world = UserWorld::new();
     let id = start_session(&world);
     let pane = Tmux::start(
         &format!("hhexec{}", std::process::id()),

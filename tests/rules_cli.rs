@@ -10,6 +10,8 @@ fn hh(args: &[&str], home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hh"))
         .args(args)
         .env("HOME", home)
+        // No agent answers there: `rules add` writes the file itself.
+        .env("HH_AGENT_SOCKET", home.join("no-agent.sock"))
         .env_remove("XDG_CONFIG_HOME")
         .output()
         .expect("hh runs")
@@ -193,10 +195,16 @@ fn add_appends_to_the_workspace_file_and_check_sees_every_layer() {
     fs::create_dir(&workspace).unwrap();
     let config = write_config(home.path(), &workspace);
     let config = config.to_str().unwrap();
+    fs::write(
+        workspace.join("harness-rules.toml"),
+        "# Project rules.\nversion = 1\n",
+    )
+    .unwrap();
+    // Where earlier versions kept them: still read.
     fs::create_dir(workspace.join(".hh")).unwrap();
     fs::write(
         workspace.join(".hh/harness-rules.toml"),
-        "# Project rules.\nversion = 1\n",
+        "[network]\ndenylist = [\"domain=legacy.test\"]\n",
     )
     .unwrap();
     fs::write(
@@ -215,6 +223,7 @@ fn add_appends_to_the_workspace_file_and_check_sees_every_layer() {
         (output.status.code(), stdout(&output))
     };
     assert_eq!(check("https://a.com/", false).0, Some(2));
+    assert_eq!(check("https://legacy.test/", false).0, Some(1));
     assert_eq!(check("https://static.crates.io/", false).0, Some(2));
     let (code, out) = check("https://static.crates.io/", true);
     assert_eq!(code, Some(0));
@@ -241,6 +250,12 @@ fn add_appends_to_the_workspace_file_and_check_sees_every_layer() {
         home.path(),
     );
     assert!(output.status.success(), "{}", stderr(&output));
+    // Written, and said plainly that sessions run a version a person trusted.
+    assert!(
+        stderr(&output).contains("no agent answered") && stderr(&output).contains("hh rules trust"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(check("https://a.com/", false).0, Some(0));
     let output = hh(
         &[
@@ -261,7 +276,7 @@ fn add_appends_to_the_workspace_file_and_check_sees_every_layer() {
         Some(1)
     );
 
-    let text = fs::read_to_string(workspace.join(".hh/harness-rules.toml")).unwrap();
+    let text = fs::read_to_string(workspace.join("harness-rules.toml")).unwrap();
     assert_eq!(
         text,
         "# Project rules.\nversion = 1\n\n[network]\nallowlist = [\"domain=a.com\", \"domain=b.com port=22\"]\ndenylist = [\"domain=a.com path=/admin/*\"]\n"
@@ -303,4 +318,51 @@ fn add_refuses_an_invalid_rule_and_writes_nothing() {
         home.path(),
     );
     assert_eq!(output.status.code(), Some(3));
+}
+
+#[test]
+fn migrate_moves_the_legacy_rules_file_to_the_workspace_root_and_never_overwrites() {
+    let home = tempfile::tempdir().unwrap();
+    let workspace = home.path().join("proj");
+    fs::create_dir_all(workspace.join(".hh")).unwrap();
+    let config = write_config(home.path(), &workspace);
+    let config = config.to_str().unwrap();
+    let legacy = workspace.join(".hh/harness-rules.toml");
+    let root = workspace.join("harness-rules.toml");
+    fs::write(
+        &legacy,
+        "# kept\n[network]\nallowlist = [\"domain=a.com\"]\n",
+    )
+    .unwrap();
+    let migrate = [
+        "--config",
+        config,
+        "rules",
+        "migrate",
+        "--workspace",
+        "proj",
+    ];
+
+    fs::write(&root, "# already here\n").unwrap();
+    let output = hh(&migrate, home.path());
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("exists already"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(fs::read_to_string(&root).unwrap(), "# already here\n");
+
+    fs::remove_file(&root).unwrap();
+    let output = hh(&migrate, home.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("hh rules trust --workspace proj"));
+    assert!(!legacy.exists());
+    assert!(fs::read_to_string(&root).unwrap().starts_with("# kept\n"));
+    let output = hh(&migrate, home.path());
+    assert!(
+        stdout(&output).contains("nothing to migrate"),
+        "{}",
+        stdout(&output)
+    );
 }

@@ -304,7 +304,7 @@ fn a_held_request_is_answered_allow_forever_from_the_terminal_ui() {
         body.contains("upstream saw GET /from-tui host=unknown.test"),
         "{body}"
     );
-    let rules = std::fs::read_to_string(world.workspace.join(".hh/harness-rules.toml")).unwrap();
+    let rules = std::fs::read_to_string(world.rules_file()).unwrap();
     assert!(rules.contains("this comment must survive"), "{rules}");
     assert!(rules.contains("domain=unknown.test"), "{rules}");
 

@@ -6,6 +6,7 @@ pub mod llm;
 pub mod session_world;
 pub mod tmux;
 pub mod upstream;
+pub mod user_world;
 pub mod users;
 
 use std::{

@@ -76,9 +76,9 @@ impl World {
             "bypass.test",
         ]);
         let workspace = dir.path().join("workspace");
-        std::fs::create_dir_all(workspace.join(".hh")).unwrap();
+        std::fs::create_dir_all(&workspace).unwrap();
         std::fs::write(
-            workspace.join(".hh/harness-rules.toml"),
+            workspace.join("harness-rules.toml"),
             rules(upstream.tls_port, upstream.http_port),
         )
         .unwrap();
@@ -168,7 +168,26 @@ canonical_path = "{workspace}"
         }
         command.env("HH_LOG", "hh=info");
         let (child, _socket) = super::spawn_announcing(&mut command, "hh agent: listening on ");
-        Agent { child }
+        let agent = Agent { child };
+        // The rules written above are in force once a person trusted them (rules::trust).
+        self.trust_rules();
+        agent
+    }
+
+    /// `hh rules trust --workspace demo`: the rules files as they read now are in force.
+    pub fn trust_rules(&self) {
+        let output = self.hh(&["rules", "trust", "--workspace", "demo"]);
+        assert!(
+            output.status.success(),
+            "rules trust: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The workspace's rules file (where "forever" answers go).
+    pub fn rules_file(&self) -> PathBuf {
+        self.workspace.join("harness-rules.toml")
     }
 
     /// Runs `hh` as the user would: this world's config and agent socket.

@@ -32,6 +32,7 @@ pub mod service;
 pub mod session;
 pub mod session_files;
 pub mod session_process;
+pub mod trusted_rules;
 pub mod usage;
 
 use std::{
@@ -61,7 +62,7 @@ use crate::{
         ssrf::DialGrants,
         upstream::Upstream,
     },
-    rules::Host,
+    rules::{Host, TrustStore},
     sys::{bpffs, cgroup},
     tls::ca::CertificateAuthority,
 };
@@ -108,6 +109,8 @@ pub struct Agent {
     /// Requests held for a person's answer, across every session.
     approvals: Arc<Approvals>,
     events: broadcast::Sender<Event>,
+    /// The versions of rules files a person trusted: what every session's policy is read from.
+    trust: Arc<TrustStore>,
 }
 
 impl Agent {
@@ -141,6 +144,16 @@ impl Agent {
             kernel_log::forward(logger).context("cannot read the programs' log records")?;
         }
         let original_dst = Arc::new(programs.original_dst()?);
+        // Traversable, not listable: a session's user reaches its own seed staging directory
+        // below it; what is secret lives in 0700 directories of its own (ca, trusted, logs).
+        std::fs::create_dir_all(&settings.state_dir)
+            .and_then(|()| {
+                std::fs::set_permissions(
+                    &settings.state_dir,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o711),
+                )
+            })
+            .with_context(|| format!("cannot prepare {}", settings.state_dir.display()))?;
         let ca = CertificateAuthority::load_or_create(&settings.state_dir.join("ca"))
             .context("cannot load or create the session CA")?;
         let session_files = session_files::write(
@@ -149,6 +162,10 @@ impl Agent {
             &settings.config.defaults.control.token_env_var,
         )
         .context("cannot write the session files")?;
+        let trust = Arc::new(
+            TrustStore::open(&settings.state_dir.join("trusted"))
+                .context("cannot open the store of trusted rules")?,
+        );
         let upstream_tls = Upstream::client_config(&settings.upstream_ca)?;
         let docker = Engine::connect(&settings.docker_endpoint)?;
         let driver = Driver::from_docker(&docker.cgroup_driver().await?);
@@ -172,6 +189,7 @@ impl Agent {
             sessions: Mutex::new(HashMap::new()),
             approvals,
             events,
+            trust,
         });
         tokio::spawn(count_decisions(
             Arc::downgrade(&agent),

@@ -16,7 +16,7 @@ use super::{
 use crate::{
     api::protocol::StartSession,
     config::{Config, schema::MountMode},
-    rules::{PolicySources, RULES_DIR_NAME},
+    rules::PolicySources,
 };
 
 /// Where the agent's session files (init, killme, CA) appear in every container.
@@ -67,6 +67,8 @@ pub struct Seed {
     pub source: PathBuf,
     /// Under the session's own directory.
     pub copy: PathBuf,
+    /// Where the session sees it.
+    pub container: PathBuf,
 }
 
 /// Everything needed to start one session.
@@ -140,18 +142,23 @@ pub fn plan(
         container: PathBuf::from(WORKSPACE_MOUNT),
         file: workspace_checked.file,
     }];
-    // What no session may write: the config, the global rules, and every workspace's rules
-    // directory (its own is mounted read-only over its read-write workspace below).
-    let own_rules_dir = workspace_dir.join(RULES_DIR_NAME);
+    // What no session may write: the config, the global rules, and other workspaces' rules.
+    // Its own rules are in its read-write workspace: a session may edit them, as a proposal
+    // that takes no effect until a person trusts it (`rules::trust`).
     let mut protected = vec![
         config.manager.global_rules_file.clone(),
         PathBuf::from(context.config_source),
     ];
-    protected.extend(config.workspaces.iter().map(|w| w.rules_dir()));
+    protected.extend(
+        config
+            .workspaces
+            .iter()
+            .filter(|other| other.name != workspace.name)
+            .flat_map(|other| other.rules_files()),
+    );
     let protected: Vec<PathBuf> = protected
         .iter()
         .map(|path| std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
-        .filter(|path| *path != own_rules_dir)
         .collect();
     refuse_exposing(&workspace_dir, &protected)?;
     let mut binds = vec![
@@ -159,11 +166,6 @@ pub fn plan(
             &workspace_dir,
             Path::new(WORKSPACE_MOUNT),
             MountMode::ReadWrite,
-        )?,
-        bind(
-            &own_rules_dir,
-            &Path::new(WORKSPACE_MOUNT).join(RULES_DIR_NAME),
-            MountMode::ReadOnly,
         )?,
         bind(
             context.session_files,
@@ -183,12 +185,6 @@ pub fn plan(
         let source = checked.path;
         if mount.mode == MountMode::ReadWrite && !mount.seed {
             refuse_exposing(&source, &protected)?;
-            if own_rules_dir.starts_with(&source) {
-                return Err(PlanError::ExposesRules {
-                    mount: source,
-                    protected: own_rules_dir,
-                });
-            }
         }
         if mount.seed {
             let copy = context
@@ -196,7 +192,11 @@ pub fn plan(
                 .join(SEEDS_DIR)
                 .join(seeds.len().to_string());
             binds.push(bind(&copy, &mount.container, mount.mode)?);
-            seeds.push(Seed { source, copy });
+            seeds.push(Seed {
+                source,
+                copy,
+                container: mount.container.clone(),
+            });
         } else {
             binds.push(bind(&source, &mount.container, mount.mode)?);
             mount_checks.push(MountCheck {
@@ -298,7 +298,8 @@ pub fn policy_sources(
     let rules_file = workspace.rules_file();
     let policy = PolicySources {
         global: Some(config.manager.global_rules_file.clone()),
-        workspace: Some(rules_file.clone()),
+        workspace: workspace.rules_files(),
+        trust: None,
         template: Some((
             format!("{config_source} container_profiles.{template}.starter_network_allowlist"),
             profile.starter_network_allowlist.clone(),
@@ -443,11 +444,8 @@ canonical_path = "{}"
         let c = &plan.container;
         let workspace = dir.path().canonicalize().unwrap();
         assert_eq!(c.binds[0], format!("{}:/workspace", workspace.display()));
-        assert_eq!(
-            c.binds[1],
-            format!("{}/.hh:/workspace/.hh:ro", workspace.display())
-        );
-        assert!(c.binds[2].ends_with(":/opt/hh:ro"));
+        // No bind over its rules: a session's edit of them is only a proposal (rules::trust).
+        assert!(c.binds[1].ends_with(":/opt/hh:ro"));
         assert_eq!(c.memory_bytes, Some(512 * 1024 * 1024));
         assert_eq!(c.nano_cpus, Some(1_500_000_000));
         assert!(c.env.contains(&"TERM=xterm".to_owned()));
@@ -468,7 +466,14 @@ canonical_path = "{}"
         assert_eq!(c.image, "hh-test");
         assert_eq!(c.cgroup_parent, "/hh/0123456789ab");
         assert_eq!(plan.name, format!("{}-012345", slug("demo")));
-        assert_eq!(plan.rules_file, dir.path().join(".hh/harness-rules.toml"));
+        assert_eq!(plan.rules_file, dir.path().join("harness-rules.toml"));
+        assert_eq!(
+            plan.policy.workspace,
+            [
+                dir.path().join("harness-rules.toml"),
+                dir.path().join(".hh/harness-rules.toml")
+            ]
+        );
     }
 
     #[test]

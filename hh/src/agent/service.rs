@@ -5,10 +5,13 @@ use std::{future::Future, sync::Arc};
 
 use tokio::sync::broadcast;
 
-use super::{Agent, session};
-use crate::api::{
-    protocol::{AgentHello, Answer, ClientRequest, Event, ExecRequest, Reply},
-    server::{ExecStream, Peer, Service},
+use super::{Agent, session, trusted_rules};
+use crate::{
+    api::{
+        protocol::{AgentHello, Answer, ClientRequest, Event, ExecRequest, Reply},
+        server::{ExecStream, Peer, Service},
+    },
+    sys::owned_dir::OwnedDir,
 };
 
 /// The agent as the socket's [`Service`].
@@ -113,6 +116,19 @@ async fn handle(agent: &Arc<Agent>, peer: Peer, request: ClientRequest) -> Reply
                 },
             }
         }
+        ClientRequest::RulesStatus { workspace } => {
+            trusted_rules::status(agent, peer, workspace).await
+        }
+        ClientRequest::TrustRules {
+            workspace,
+            file,
+            sha256,
+        } => trusted_rules::trust(agent, peer, workspace, file, sha256).await,
+        ClientRequest::AddRule {
+            workspace,
+            action,
+            rule,
+        } => trusted_rules::add(agent, peer, workspace, action, rule).await,
         ClientRequest::Subscribe {} | ClientRequest::Exec(_) => Reply::Error {
             message: "internal: subscriptions and execs are handled by the socket server".into(),
         },
@@ -131,14 +147,14 @@ fn owns(peer: &Peer, owner: u32) -> bool {
 
 /// Whether `peer` may have the agent append to `rules_file`: root, or the owner of the
 /// directory it lives in (a user with a session on someone else's readable workspace may not
-/// change that workspace's rules for good).
+/// change that workspace's rules for good). Checked on the directory's descriptor; the write
+/// checks the owner again on its own ([`crate::rules::TrustStore::append`]).
 fn may_write_rules(peer: &Peer, rules_file: &str) -> bool {
-    use std::os::unix::fs::MetadataExt as _;
     peer.is_root()
         || std::path::Path::new(rules_file)
             .parent()
-            .and_then(|dir| std::fs::metadata(dir).ok())
-            .is_some_and(|meta| meta.uid() == peer.uid)
+            .and_then(|dir| OwnedDir::open(dir, Some(peer.uid)).ok())
+            .is_some()
 }
 
 /// Whether `peer` may see and answer what session `id` holds.

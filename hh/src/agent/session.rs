@@ -21,7 +21,7 @@ use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
 
 use super::{
     Agent,
-    access::{Identity, MountCheck},
+    access::{FileId, Identity, MountCheck},
     container::label,
     control::{self, ControlState},
     forwards,
@@ -38,13 +38,13 @@ use crate::{
     dns::{self, SyntheticAddresses},
     enforce::ebpf::unpin_session,
     proxy::{
-        decision::{DecisionEngine, EngineSetup, PolicyFn},
+        decision::{DecisionEngine, EngineSetup, PolicyFn, RulesWriter},
         http1::Limits,
         state::{IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
         transparent::{self, TransparentFront},
         upstream::Upstream,
     },
-    rules::{DomainPattern, WatchedPolicy},
+    rules::{DomainPattern, PolicySources, WatchedPolicy},
     sys::netns,
     tls::leaf::{DEFAULT_CAPACITY, LeafCache},
 };
@@ -56,9 +56,17 @@ pub struct Session {
     control: Arc<ControlState>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stopping: AtomicBool,
+    /// The session's policy, for a look at its trusted copies now (a rule added or a
+    /// version trusted must count from the next request, not the next interval).
+    policy: Arc<WatchedPolicy>,
 }
 
 impl Session {
+    /// Looks at the session's rules now: after a rule was added or a version trusted.
+    pub fn reload_rules(&self) {
+        drop(self.policy.look_now());
+    }
+
     /// The session as a client sees it, with fresh cgroup figures.
     pub fn snapshot(&self, cgroup_root: &Path) -> SessionInfo {
         let mut info = self
@@ -182,18 +190,31 @@ async fn build(
     token: &str,
     gid: u32,
 ) -> anyhow::Result<Arc<Session>> {
-    // Rules that do not load stop the start before anything exists.
-    let policy =
-        WatchedPolicy::load(plan.policy.clone()).context("the session's rules do not load")?;
+    // Rules that do not load stop the start before anything exists. They are the versions a
+    // person trusted, never the files as they read now (rules::trust).
+    let mut sources = plan.policy.clone();
+    sources.trust = Some(Arc::clone(&agent.trust));
+    let policy = WatchedPolicy::load(sources).context("the session's rules do not load")?;
     let session_dir = agent.session_dir(&plan.id);
     std::fs::create_dir_all(&session_dir)
         .with_context(|| format!("cannot create {}", session_dir.display()))?;
-    // Entered (not listed) by the session's user, for its seed copies.
-    std::fs::set_permissions(&session_dir, std::fs::Permissions::from_mode(0o711))?;
-    if let Some(rules_dir) = plan.rules_file.parent() {
-        ensure_rules_dir(rules_dir)?;
+    // Entered (not listed) by the session's user, for its seed copies: the session's own
+    // directory and the one above it (made 0700 by the agent's umask).
+    for dir in [session_dir.parent(), Some(session_dir.as_path())]
+        .into_iter()
+        .flatten()
+    {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .with_context(|| format!("cannot open {} to the session's user", dir.display()))?;
     }
-    copy_seeds(plan, &session_dir, gid).await?;
+    let seed_checks = copy_seeds(plan, &session_dir, gid).await?;
+    let mount_checks: Vec<MountCheck> = plan
+        .container
+        .mount_checks
+        .iter()
+        .cloned()
+        .chain(seed_checks)
+        .collect();
 
     // Enforcement first: the cgroup exists and the programs are attached (and pinned) before
     // any process of the session does.
@@ -229,7 +250,7 @@ async fn build(
         agent,
         info,
         placement.clone(),
-        &plan.container.mount_checks,
+        &mount_checks,
         policy,
         &plan.rules_file,
         token,
@@ -300,12 +321,17 @@ async fn serve(
     let workspace = info.workspace.clone();
     let policy = Arc::new(policy);
     let written = Arc::clone(&policy);
+    let kept = Arc::clone(&policy);
     let current: PolicyFn = Arc::new(move || policy.current());
     let engine = DecisionEngine::new(EngineSetup {
         session: id.clone(),
         policy: Arc::clone(&current),
         approvals: Arc::clone(&agent.approvals),
         rules_file: rules_file.to_path_buf(),
+        rules_writer: RulesWriter::Trusted {
+            store: Arc::clone(&agent.trust),
+            owner: super::trusted_rules::owner_for(info.owner_uid),
+        },
         rules_target: format!("--workspace {workspace}"),
         audit: Some(audit),
         // A rule written by a "forever" answer counts from the very next request.
@@ -373,6 +399,7 @@ async fn serve(
         control: Arc::clone(&control),
         tasks: Mutex::new(tasks),
         stopping: AtomicBool::new(false),
+        policy: kept,
     });
     agent.sessions().insert(id.clone(), Arc::clone(&session));
 
@@ -561,7 +588,11 @@ async fn adopt(
         allowed: 0,
         denied: 0,
     };
-    let policy = WatchedPolicy::load(policy).context("the session's rules do not load")?;
+    let policy = WatchedPolicy::load(PolicySources {
+        trust: Some(Arc::clone(&agent.trust)),
+        ..policy
+    })
+    .context("the session's rules do not load")?;
     let (session, _canary) =
         serve(agent, info, placement, &[], policy, &rules_file, &token).await?;
     session.control.ready.store(true, Ordering::Release);
@@ -625,52 +656,46 @@ fn unix_now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// The workspace's rules directory, mounted read-only into the session: it must be a real
-/// directory (never a symlink, which a session could have aimed elsewhere), so it is created
-/// when missing, owned like the workspace.
-fn ensure_rules_dir(dir: &Path) -> anyhow::Result<()> {
-    match std::fs::symlink_metadata(dir) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => bail!(
-            "{} is not a directory; hh keeps the workspace's rules there and will not follow it",
-            dir.display()
-        ),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-            if let Some(owner) = dir
-                .parent()
-                .and_then(|parent| std::fs::metadata(parent).ok())
-            {
-                use std::os::unix::fs::MetadataExt as _;
-                std::os::unix::fs::lchown(dir, Some(owner.uid()), Some(owner.gid()))?;
-            }
-            Ok(())
-        }
-        Err(error) => Err(error).with_context(|| format!("cannot inspect {}", dir.display())),
-    }
-}
+/// Under a session's directory: where the user's `cp` writes the seed copies.
+const SEEDS_STAGING_DIR: &str = "seeds-staging";
 
 /// How long copying one session's seeds may take.
 const SEED_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Makes the per-session copies of `seed = true` mounts. The copy runs as the session's user
-/// (never as root): it reads only what that user may read, whatever links, devices or FIFOs the
-/// tree holds, and `cp -P` copies symlinks as links instead of following them.
-async fn copy_seeds(plan: &SessionPlan, session_dir: &Path, gid: u32) -> anyhow::Result<()> {
+/// Makes the per-session copies of `seed = true` mounts, and returns what the container must
+/// then show at each. The copy runs as the session's user (never as root): it reads only what
+/// that user may read, whatever links, devices or FIFOs the tree holds, and `cp -P` copies
+/// symlinks as links instead of following them. It writes into a staging directory the user
+/// owns; each copy is then moved (`renameat` on descriptors) into the seeds directory, which
+/// is root's: Docker, as root, resolves only paths no user can change, and a copy the user
+/// swapped for a symlink in the meantime is refused.
+async fn copy_seeds(
+    plan: &SessionPlan,
+    session_dir: &Path,
+    gid: u32,
+) -> anyhow::Result<Vec<MountCheck>> {
     let Some(first) = plan.seeds.first() else {
-        return Ok(());
+        return Ok(Vec::new());
     };
-    let seeds_dir = first.copy.parent().unwrap_or(session_dir);
-    std::fs::create_dir(seeds_dir)
-        .with_context(|| format!("cannot create {}", seeds_dir.display()))?;
-    std::fs::set_permissions(seeds_dir, std::fs::Permissions::from_mode(0o700))?;
-    chown(seeds_dir, Some(plan.owner_uid), Some(gid))?;
+    let seeds_dir = first.copy.parent().unwrap_or(session_dir).to_path_buf();
+    let staging = session_dir.join(SEEDS_STAGING_DIR);
+    for (dir, mode) in [(&seeds_dir, 0o711), (&staging, 0o700)] {
+        std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+    }
+    // Inside the session's own directory (root's, 0711): no user can swap these paths.
+    chown(&staging, Some(plan.owner_uid), Some(gid))?;
+    let mut checks = Vec::new();
     for seed in &plan.seeds {
+        let name = seed
+            .copy
+            .file_name()
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| anyhow!("bad seed copy path {}", seed.copy.display()))?;
         let copying = tokio::process::Command::new("cp")
             .args(["-R", "-P", "--preserve=mode,timestamps", "--"])
             .arg(&seed.source)
-            .arg(&seed.copy)
+            .arg(staging.join(name))
             .uid(plan.owner_uid)
             .gid(gid)
             .stdin(std::process::Stdio::null())
@@ -693,8 +718,14 @@ async fn copy_seeds(plan: &SessionPlan, session_dir: &Path, gid: u32) -> anyhow:
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
+        let (dev, ino) = crate::sys::owned_dir::move_entry(&staging, &seeds_dir, name)
+            .with_context(|| format!("cannot take the copy of {}", seed.source.display()))?;
+        checks.push(MountCheck {
+            container: seed.container.clone(),
+            file: FileId { dev, ino },
+        });
     }
-    Ok(())
+    Ok(checks)
 }
 
 /// `set_nonblocking` for the three socket types bound in a session's namespace.

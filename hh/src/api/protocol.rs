@@ -41,6 +41,23 @@ pub enum ClientRequest {
     /// Run a command in one of the caller's sessions; after `Reply::Ok` the connection carries
     /// the command's terminal as [`super::exec_stream`] frames until it exits.
     Exec(ExecRequest),
+    /// Where each rules file of a workspace stands against the version a person trusted.
+    RulesStatus { workspace: String },
+    /// Trust one rules file of a workspace as it reads now, provided it is the version whose
+    /// SHA-256 the person was shown.
+    TrustRules {
+        workspace: String,
+        file: String,
+        sha256: String,
+    },
+    /// Append a rule to the workspace's rules file and its trusted copy (`hh rules add`, the
+    /// TUI's rule editor): in force at once, like a "forever" answer.
+    AddRule {
+        workspace: String,
+        /// `allow` or `deny`.
+        action: String,
+        rule: String,
+    },
 }
 
 impl ClientRequest {
@@ -55,6 +72,9 @@ impl ClientRequest {
             ClientRequest::Answer { .. } => "answer",
             ClientRequest::Subscribe {} => "subscribe",
             ClientRequest::Exec(_) => "exec",
+            ClientRequest::RulesStatus { .. } => "rules_status",
+            ClientRequest::TrustRules { .. } => "trust_rules",
+            ClientRequest::AddRule { .. } => "add_rule",
         }
     }
 }
@@ -108,6 +128,14 @@ pub enum Reply {
     Approvals {
         pending: Vec<PendingApproval>,
     },
+    Rules {
+        files: Vec<RulesFileStatus>,
+    },
+    /// An [`ClientRequest::AddRule`] done; `added` is false when an equal rule was there.
+    RuleAdded {
+        file: String,
+        added: bool,
+    },
     /// The request was refused or failed; the text says why and what to do.
     Error {
         message: String,
@@ -154,6 +182,26 @@ pub enum SessionState {
     Starting,
     Running,
     Stopping,
+}
+
+/// One rules file against the version of it a person trusted (what is in force).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFileStatus {
+    pub file: String,
+    /// `global` or `workspace`.
+    pub layer: String,
+    /// Whether the file reads as the version in force (a missing file reads as empty).
+    pub in_force: bool,
+    /// Whether a person ever trusted a version of it (if not, none of it is in force).
+    pub ever_trusted: bool,
+    /// SHA-256 of the file as it reads now: what `TrustRules` must name.
+    pub sha256: String,
+    /// From the version in force to the file as it reads now; empty when in force.
+    pub diff: String,
+    /// Why the file cannot be trusted now (it does not parse, or it cannot be read).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A request the proxy holds until someone answers (or the timeout denies it).

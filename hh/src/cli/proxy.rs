@@ -26,7 +26,7 @@ use crate::{
     proxy::{
         approvals::{self, Approvals},
         approvals_api::ApprovalsService,
-        decision::{DecisionEngine, EngineSetup, PolicyFn, RulesWrittenFn},
+        decision::{DecisionEngine, EngineSetup, PolicyFn, RulesWriter, RulesWrittenFn},
         explicit,
         http1::Limits,
         ssrf::{DialGrants, IpCidr},
@@ -161,6 +161,7 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
         approvals,
         rules_target: format!("--rules {}", rules_file.display()),
         rules_file,
+        rules_writer: RulesWriter::Live,
         audit: Some(audit),
         on_rules_written,
     });
@@ -210,7 +211,7 @@ fn policy(files: &[PathBuf]) -> anyhow::Result<(PolicyFn, Option<RulesWrittenFn>
     }
     if let [file] = files {
         let sources = PolicySources {
-            workspace: Some(file.clone()),
+            workspace: vec![file.clone()],
             ..PolicySources::default()
         };
         let watched = Arc::new(

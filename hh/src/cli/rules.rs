@@ -1,8 +1,11 @@
-//! `hh rules check` and `hh rules add`: the policy from a script's point of view.
+//! `hh rules check|add|status|trust|migrate`: the policy from a script's point of view.
 //!
 //! `check` prints `allow`, `deny` or `ask` and the deciding rule, and exits 0, 1 or 2 (3 for
-//! an error), so scripts and the test suites can lean on it. `add` validates rules and appends
-//! them the way the TUI's "allow forever" / "deny forever" do.
+//! an error), so scripts and the test suites can lean on it; it reads the files as they are.
+//! `add` validates rules and appends them the way "allow forever" / "deny forever" do: through
+//! the agent, which puts them in force at once. `status` and `trust` show and accept changes to
+//! a workspace's rules files that no hh wrote (`rules::trust`); `migrate` moves a workspace's
+//! `.hh/harness-rules.toml` to its root.
 
 use std::{
     path::{Path, PathBuf},
@@ -11,7 +14,12 @@ use std::{
 
 use anyhow::{Context as _, anyhow, bail};
 
+use super::client_runtime;
 use crate::{
+    api::{
+        client::{Client, ClientError, socket_path},
+        protocol::{ClientRequest, Reply, RulesFileStatus},
+    },
     config::Config,
     rules::{
         Action, Layer, LayerRules, Policy, Request, Rule, Verdict,
@@ -29,8 +37,39 @@ pub struct Options {
 pub enum RulesCommand {
     /// Decide METHOD URL as the proxy would; exit 0 for allow, 1 for deny, 2 for ask.
     Check(CheckOptions),
-    /// Validate rules and append them to a workspace's harness-rules.toml.
+    /// Validate rules and append them to a workspace's harness-rules.toml (in force at once
+    /// when the agent writes them).
     Add(AddOptions),
+    /// Which version of each rules file of a workspace is in force: exit 0 when every file
+    /// reads as the version a person trusted, 1 when one changed (its diff is shown).
+    Status(StatusOptions),
+    /// Show each changed rules file's diff, then put that exact version in force.
+    Trust(TrustOptions),
+    /// Move the workspace's .hh/harness-rules.toml to harness-rules.toml at its root.
+    Migrate(MigrateOptions),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusOptions {
+    #[arg(long, value_name = "NAME")]
+    pub workspace: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrustOptions {
+    #[arg(long, value_name = "NAME")]
+    pub workspace: String,
+    /// Trust this file only (as `hh rules status` names it).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MigrateOptions {
+    #[arg(long, value_name = "NAME")]
+    pub workspace: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -81,6 +120,9 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
     match &options.command {
         RulesCommand::Check(check) => run_check(check, config),
         RulesCommand::Add(add) => run_add(add, config),
+        RulesCommand::Status(status) => run_status(status),
+        RulesCommand::Trust(trust) => run_trust(trust),
+        RulesCommand::Migrate(migrate) => run_migrate(migrate, config),
     }
 }
 
@@ -93,6 +135,13 @@ fn workspace_rules_file(config: &Config, name: &str) -> anyhow::Result<PathBuf> 
         .workspace(name)
         .ok_or_else(|| anyhow!("no workspace `{name}` in the config"))?;
     Ok(workspace.rules_file())
+}
+
+fn workspace_rules_files(config: &Config, name: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let workspace = config
+        .workspace(name)
+        .ok_or_else(|| anyhow!("no workspace `{name}` in the config"))?;
+    Ok(workspace.rules_files())
 }
 
 fn run_check(options: &CheckOptions, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -113,8 +162,9 @@ fn run_check(options: &CheckOptions, config_path: Option<&Path>) -> anyhow::Resu
         };
         let sources = PolicySources {
             global: Some(config.manager.global_rules_file.clone()),
-            workspace: Some(workspace_rules_file(&config, name)?),
+            workspace: workspace_rules_files(&config, name)?,
             template,
+            trust: None,
         };
         sources.load()?
     } else if !options.rules.is_empty() {
@@ -147,14 +197,26 @@ fn run_add(options: &AddOptions, config_path: Option<&Path>) -> anyhow::Result<E
         .iter()
         .map(|text| Rule::parse(text).with_context(|| format!("rule `{text}`")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let path = match (&options.rules, &options.workspace) {
-        (Some(path), _) => path.clone(),
-        (None, Some(name)) => workspace_rules_file(&load_config(config_path)?, name)?,
-        (None, None) => bail!("give --workspace NAME or --rules FILE"),
-    };
     let action = match options.action {
         ActionArg::Allow => Action::Allow,
         ActionArg::Deny => Action::Deny,
+    };
+    let path = match (&options.rules, &options.workspace) {
+        (Some(path), _) => path.clone(),
+        (None, Some(name)) => {
+            if let Some(code) = add_through_agent(name, action, &rules)? {
+                return Ok(code);
+            }
+            let path = workspace_rules_file(&load_config(config_path)?, name)?;
+            eprintln!(
+                "hh: no agent answered at {}; writing {} directly. Sessions run the version \
+                 of it a person trusted: `hh rules trust --workspace {name}` once the agent runs",
+                socket_path().display(),
+                path.display()
+            );
+            path
+        }
+        (None, None) => bail!("give --workspace NAME or --rules FILE"),
     };
     for rule in &rules {
         if store::append_rule(&path, action, rule)? {
@@ -163,5 +225,174 @@ fn run_add(options: &AddOptions, config_path: Option<&Path>) -> anyhow::Result<E
             println!("already there: {action} `{rule}` in {}", path.display());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hh rules add --workspace`: the agent appends to the file and its trusted copy. `None` when
+/// no agent answers on the socket.
+fn add_through_agent(
+    workspace: &str,
+    action: Action,
+    rules: &[Rule],
+) -> anyhow::Result<Option<ExitCode>> {
+    client_runtime()?.block_on(async {
+        let mut client = match Client::connect(&socket_path()).await {
+            Ok(client) => client,
+            Err(ClientError::Connect { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        for rule in rules {
+            let request = ClientRequest::AddRule {
+                workspace: workspace.to_owned(),
+                action: action.to_string(),
+                rule: rule.to_string(),
+            };
+            match client.call(&request).await? {
+                Reply::RuleAdded { file, added: true } => {
+                    println!("added {action} `{rule}` to {file} (in force)")
+                }
+                Reply::RuleAdded { file, added: false } => {
+                    println!("already there: {action} `{rule}` in {file}")
+                }
+                other => bail!("unexpected reply from the agent: {other:?}"),
+            }
+        }
+        Ok(Some(ExitCode::SUCCESS))
+    })
+}
+
+fn rules_status(workspace: &str) -> anyhow::Result<Vec<RulesFileStatus>> {
+    let request = ClientRequest::RulesStatus {
+        workspace: workspace.to_owned(),
+    };
+    match super::session::call(request)? {
+        Reply::Rules { files } => Ok(files),
+        other => bail!("unexpected reply from the agent: {other:?}"),
+    }
+}
+
+fn run_status(options: &StatusOptions) -> anyhow::Result<ExitCode> {
+    let files = rules_status(&options.workspace)?;
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&files)?);
+    } else {
+        for file in &files {
+            print_standing(file, &options.workspace);
+        }
+    }
+    let all_in_force = files.iter().all(|file| file.in_force);
+    Ok(if all_in_force {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_standing(file: &RulesFileStatus, workspace: &str) {
+    let state = match (file.in_force, file.ever_trusted) {
+        (true, _) => "in force",
+        (false, true) => "CHANGED since you trusted it: the trusted version is in force",
+        (false, false) => "NEVER TRUSTED: none of it is in force",
+    };
+    println!("{} ({}): {state}", file.file, file.layer);
+    if let Some(error) = &file.error {
+        println!("  cannot be trusted as it reads: {error}");
+    }
+    if !file.in_force {
+        for line in file.diff.lines() {
+            println!("  {line}");
+        }
+        if file.error.is_none() {
+            println!("  put it in force with `hh rules trust --workspace {workspace}`");
+        }
+    }
+}
+
+fn run_trust(options: &TrustOptions) -> anyhow::Result<ExitCode> {
+    let files = rules_status(&options.workspace)?;
+    if let Some(wanted) = &options.file
+        && !files.iter().any(|file| &file.file == wanted)
+    {
+        bail!(
+            "{wanted} is not a rules file of workspace `{}`",
+            options.workspace
+        );
+    }
+    let mut failed = false;
+    for file in files.iter().filter(|file| {
+        options
+            .file
+            .as_ref()
+            .is_none_or(|wanted| &file.file == wanted)
+    }) {
+        if file.in_force {
+            println!("{}: in force already", file.file);
+            continue;
+        }
+        println!("{} ({}):", file.file, file.layer);
+        for line in file.diff.lines() {
+            println!("  {line}");
+        }
+        if let Some(error) = &file.error {
+            println!("  not trusted: {error}");
+            failed = true;
+            continue;
+        }
+        let request = ClientRequest::TrustRules {
+            workspace: options.workspace.clone(),
+            file: file.file.clone(),
+            sha256: file.sha256.clone(),
+        };
+        match super::session::call(request) {
+            Ok(_) => println!("{}: trusted; this version is in force", file.file),
+            Err(error) => {
+                println!("{}: not trusted: {error:#}", file.file);
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Moves `.hh/harness-rules.toml` to the workspace root, as the user (no agent needed). The
+/// agent sees a removed file and a new one: the old trusted version stays in force until a
+/// person trusts the move.
+fn run_migrate(options: &MigrateOptions, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let workspace = config
+        .workspace(&options.workspace)
+        .ok_or_else(|| anyhow!("no workspace `{}` in the config", options.workspace))?;
+    let (from, to) = (workspace.legacy_rules_file(), workspace.rules_file());
+    let meta = match std::fs::symlink_metadata(&from) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            println!("nothing to migrate: {} does not exist", from.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", from.display())),
+    };
+    if !meta.is_file() {
+        bail!("{} is not a regular file; move it by hand", from.display());
+    }
+    if std::fs::symlink_metadata(&to).is_ok() {
+        bail!(
+            "{} exists already: merge {} into it by hand, then remove the latter",
+            to.display(),
+            from.display()
+        );
+    }
+    // link + unlink: never replaces a file that appeared at `to` meanwhile.
+    std::fs::hard_link(&from, &to)
+        .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+    std::fs::remove_file(&from).with_context(|| format!("cannot remove {}", from.display()))?;
+    println!("moved {} to {}", from.display(), to.display());
+    println!(
+        "the version you trusted stays in force until you trust the move: `hh rules trust --workspace {}`",
+        options.workspace
+    );
     Ok(ExitCode::SUCCESS)
 }

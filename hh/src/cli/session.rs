@@ -82,6 +82,7 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
         Reply::Session(info) => info,
         other => bail!("unexpected reply from the agent: {other:?}"),
     };
+    warn_untrusted_rules(&options.workspace);
     if options.detach {
         println!("{}", info.id);
         return Ok(ExitCode::SUCCESS);
@@ -93,6 +94,28 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
     let code = status?;
     stopped?;
     Ok(code)
+}
+
+/// Says which rules files of the workspace are not in force as they read (a change nobody
+/// trusted yet): the session runs the trusted versions, which may surprise.
+fn warn_untrusted_rules(workspace: &str) {
+    let request = ClientRequest::RulesStatus {
+        workspace: workspace.to_owned(),
+    };
+    let Ok(Reply::Rules { files }) = call(request) else {
+        return;
+    };
+    for file in files.iter().filter(|file| !file.in_force) {
+        let what = if file.ever_trusted {
+            "changed since it was trusted; the trusted version is in force"
+        } else {
+            "was never trusted; none of it is in force"
+        };
+        eprintln!(
+            "hh: {} {what}. See `hh rules status --workspace {workspace}`",
+            file.file
+        );
+    }
 }
 
 /// The client's values for the config's `env_passthrough` names (the agent keeps only those

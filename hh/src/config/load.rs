@@ -544,14 +544,23 @@ impl Config {
 }
 
 impl Workspace {
-    /// The workspace's own rules file, `CANONICAL_PATH/.hh/harness-rules.toml`.
+    /// The workspace's rules file, `CANONICAL_PATH/harness-rules.toml` (committed with the
+    /// source, like the seed config says): where "forever" answers and `hh rules add` go.
     pub fn rules_file(&self) -> PathBuf {
-        self.rules_dir().join(RULES_FILE_NAME)
+        self.canonical_path.join(RULES_FILE_NAME)
     }
 
-    /// The directory of the rules file, mounted read-only into the workspace's sessions.
-    pub fn rules_dir(&self) -> PathBuf {
-        self.canonical_path.join(RULES_DIR_NAME)
+    /// Where earlier versions of hh kept the workspace's rules, `CANONICAL_PATH/.hh/
+    /// harness-rules.toml`: still read (`hh rules migrate` moves it to [`Self::rules_file`]).
+    pub fn legacy_rules_file(&self) -> PathBuf {
+        self.canonical_path
+            .join(RULES_DIR_NAME)
+            .join(RULES_FILE_NAME)
+    }
+
+    /// Every rules file of the workspace, in the order their rules are listed.
+    pub fn rules_files(&self) -> Vec<PathBuf> {
+        vec![self.rules_file(), self.legacy_rules_file()]
     }
 }
 
@@ -678,6 +687,10 @@ canonical_path = "~/src/hh"
         assert_eq!(workspace.canonical_path, Path::new("/home/u/src/hh"));
         assert_eq!(
             workspace.rules_file(),
+            Path::new("/home/u/src/hh/harness-rules.toml")
+        );
+        assert_eq!(
+            workspace.legacy_rules_file(),
             Path::new("/home/u/src/hh/.hh/harness-rules.toml")
         );
     }

@@ -66,7 +66,10 @@ impl Service for ApprovalsService {
             },
             ClientRequest::StartSession(_)
             | ClientRequest::ListSessions {}
-            | ClientRequest::StopSession { .. } => Reply::Error {
+            | ClientRequest::StopSession { .. }
+            | ClientRequest::RulesStatus { .. }
+            | ClientRequest::TrustRules { .. }
+            | ClientRequest::AddRule { .. } => Reply::Error {
                 message: "this is a standalone hh proxy: it has no sessions, only approvals \
                           (start sessions with `hh agent`)"
                     .into(),

@@ -19,7 +19,7 @@
 //! and the command a person runs to allow it, so an agent reading the 403 can pass it on.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -34,8 +34,8 @@ use crate::{
     api::protocol::{DecisionEvent, Event},
     audit::{self, AuditLog, AuditRecord},
     rules::{
-        Action, Host, Layer, Method, NormPath, Policy, RawRefusal, Request, Rule, Verdict,
-        policy::RuleOrigin, store,
+        Action, Host, Layer, Method, NormPath, Policy, RawRefusal, Request, Rule, TrustError,
+        TrustStore, Verdict, file::RulesFile, policy::RuleOrigin, store,
     },
 };
 
@@ -131,6 +131,8 @@ enum PersistError {
     Append(#[source] store::StoreError),
     #[error("appended, but the file no longer loads: {0}")]
     Reread(#[source] store::StoreError),
+    #[error("cannot append it: {0}")]
+    Trusted(#[source] TrustError),
     #[error("the rules writer failed: {0}")]
     Writer(#[source] tokio::task::JoinError),
     #[error("appended, but {file} no longer decides the request (edited meanwhile?)")]
@@ -149,11 +151,43 @@ pub struct EngineSetup {
     pub approvals: Arc<Approvals>,
     /// The rules file an answer "forever" is appended to.
     pub rules_file: PathBuf,
+    /// How that file is written.
+    pub rules_writer: RulesWriter,
     /// How a person names that file to `hh rules add` (`--rules FILE`, `--workspace NAME`).
     pub rules_target: String,
     pub audit: Option<AuditLog>,
     /// `None` when the policy source needs no nudge (a fixed policy).
     pub on_rules_written: Option<RulesWrittenFn>,
+}
+
+/// How an answer "forever" reaches the rules file.
+#[derive(Clone)]
+pub enum RulesWriter {
+    /// Straight to the file, under its sidecar lock (`hh proxy`: a person's own process,
+    /// whose policy is the file as it reads).
+    Live,
+    /// To the file and its trusted copy in one step (the agent's sessions, whose policy is
+    /// the trusted copies): `owner` is the user the file's directory must belong to.
+    Trusted {
+        store: Arc<TrustStore>,
+        owner: Option<u32>,
+    },
+}
+
+impl RulesWriter {
+    /// Appends `rule`; the rules of `file` as they now decide.
+    fn append(&self, file: &Path, action: Action, rule: &Rule) -> Result<RulesFile, PersistError> {
+        match self {
+            RulesWriter::Live => {
+                store::append_rule(file, action, rule).map_err(PersistError::Append)?;
+                store::load_rules(file).map_err(PersistError::Reread)
+            }
+            RulesWriter::Trusted { store, owner } => store
+                .append(file, *owner, action, rule)
+                .map(|(rules, _)| rules)
+                .map_err(PersistError::Trusted),
+        }
+    }
 }
 
 /// Decides requests against the current policy, asks (and times out), and audits.
@@ -162,6 +196,7 @@ pub struct DecisionEngine {
     policy: PolicyFn,
     approvals: Arc<Approvals>,
     rules_file: PathBuf,
+    rules_writer: RulesWriter,
     rules_target: String,
     audit: Option<Arc<AuditLog>>,
     on_rules_written: Option<RulesWrittenFn>,
@@ -174,6 +209,7 @@ impl DecisionEngine {
             policy: setup.policy,
             approvals: setup.approvals,
             rules_file: setup.rules_file,
+            rules_writer: setup.rules_writer,
             rules_target: setup.rules_target,
             audit: setup.audit.map(Arc::new),
             on_rules_written: setup.on_rules_written,
@@ -267,11 +303,11 @@ impl DecisionEngine {
         kind: Kind,
     ) -> Result<Ruling, PersistError> {
         let file = self.rules_file.clone();
+        let writer = self.rules_writer.clone();
         let request = request.clone();
         let decided = tokio::task::spawn_blocking(move || {
-            store::append_rule(&file, action, &rule).map_err(PersistError::Append)?;
-            let layer = store::load_rules(&file)
-                .map_err(PersistError::Reread)?
+            let layer = writer
+                .append(&file, action, &rule)?
                 .into_layer(Layer::Workspace, &file.display().to_string());
             Ok(decide_with(&Policy::new(vec![layer]), &request, kind))
         })
@@ -613,6 +649,7 @@ mod tests {
             approvals: Arc::new(Approvals::new(8, timeout, events)),
             rules_target: format!("--rules {}", rules_file.display()),
             rules_file,
+            rules_writer: RulesWriter::Live,
             audit: None,
             on_rules_written: None,
         })

@@ -28,11 +28,13 @@
 //! ```
 
 pub mod canonical;
+pub mod diff;
 pub mod file;
 pub mod grammar;
 pub mod host;
 pub mod policy;
 pub mod store;
+pub mod trust;
 
 pub use canonical::{HttpTarget, Method, MethodError, NormPath, PathError, Request, UrlError};
 pub use file::{
@@ -42,3 +44,4 @@ pub use grammar::{Action, DomainPattern, PathPattern, Rule, RuleError, RuleError
 pub use host::{Host, HostError};
 pub use policy::{Decision, Layer, LayerRules, Policy, RawRefusal, RuleOrigin, Verdict};
 pub use store::{PolicySources, StoreError, WatchedPolicy};
+pub use trust::{Standing, TrustError, TrustStore};

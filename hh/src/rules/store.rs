@@ -27,6 +27,7 @@ use super::{
     file::{RulesFile, RulesFileError, append_rule as append_to_text, parse_rules_file},
     grammar::{Action, Rule, RuleError},
     policy::{Layer, LayerRules, Policy},
+    trust::TrustStore,
 };
 
 /// How long an append waits for the sidecar lock before it gives up with an error.
@@ -46,6 +47,8 @@ pub enum StoreError {
     },
     #[error(transparent)]
     File(#[from] RulesFileError),
+    #[error(transparent)]
+    Trusted(Box<super::trust::TrustError>),
     #[error("{origin}: rule {index} `{text}`: {error}")]
     TemplateRule {
         origin: String,
@@ -63,10 +66,9 @@ fn io_error<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) 
     }
 }
 
-/// Reads a file without following a symlink in its last component; `None` if it is missing.
-/// The largest rules file read; a policy is a few kilobytes, so more is a mistake or an attack.
-const MAX_RULES_FILE: u64 = 4 << 20;
+use super::trust::MAX_RULES_FILE;
 
+/// Reads a file without following a symlink in its last component; `None` if it is missing.
 fn read_nofollow(path: &Path) -> Result<Option<String>, StoreError> {
     // O_NONBLOCK: a FIFO planted at the path must not hang the reader (which may hold the
     // policy of every request); it is refused below as not a regular file.
@@ -294,33 +296,62 @@ fn hand_to_owner_of_dir(file: &File, path: &Path) {
     }
 }
 
-/// What a policy is built from: up to one file per file layer, and the template's rules.
+/// What a policy is built from: the global file, the workspace's files, and the template's
+/// rules.
 #[derive(Clone, Debug, Default)]
 pub struct PolicySources {
     /// The global rules file (missing file = no rules).
     pub global: Option<PathBuf>,
-    /// The workspace's rules file (missing file = no rules).
-    pub workspace: Option<PathBuf>,
+    /// The workspace's rules files (missing file = no rules).
+    pub workspace: Vec<PathBuf>,
     /// The template's allow rules and where they come from (e.g. `harness-hat.toml
     /// container_profiles.rust.starter_network_allowlist`).
     pub template: Option<(String, Vec<String>)>,
+    /// When set, each file's rules are its trusted copy in this store, never the file as it
+    /// reads now ([`super::trust`]): what the agent's sessions run under. `None`: the files
+    /// are read live (`hh proxy`, `hh rules check`, run by a person for their own processes).
+    pub trust: Option<Arc<TrustStore>>,
 }
 
 impl PolicySources {
+    /// Each file layer's rules file, as configured (what errors and rule origins name).
     fn files(&self) -> impl Iterator<Item = (Layer, &Path)> {
-        [
-            (Layer::Global, &self.global),
-            (Layer::Workspace, &self.workspace),
-        ]
-        .into_iter()
-        .filter_map(|(layer, path)| path.as_deref().map(|p| (layer, p)))
+        let global = self
+            .global
+            .iter()
+            .map(|path| (Layer::Global, path.as_path()));
+        let workspace = self
+            .workspace
+            .iter()
+            .map(|path| (Layer::Workspace, path.as_path()));
+        global.chain(workspace)
+    }
+
+    /// Where each file's rules are read from: the file, or its trusted copy.
+    fn read_paths(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        self.files().map(|(_, path)| match &self.trust {
+            Some(store) => store.copy_path(path),
+            None => path.to_path_buf(),
+        })
+    }
+
+    fn rules_of(&self, path: &Path) -> Result<RulesFile, StoreError> {
+        match &self.trust {
+            Some(store) => store
+                .trusted_rules(path)
+                .map_err(|error| StoreError::Trusted(Box::new(error))),
+            None => load_rules(path),
+        }
     }
 
     /// Reads every source and compiles the policy.
     pub fn load(&self) -> Result<Policy, StoreError> {
         let mut layers = Vec::new();
         for (layer, path) in self.files() {
-            layers.push(load_rules(path)?.into_layer(layer, &path.display().to_string()));
+            layers.push(
+                self.rules_of(path)?
+                    .into_layer(layer, &path.display().to_string()),
+            );
         }
         if let Some((source, rules)) = &self.template {
             let mut layer = LayerRules::new(Layer::Template, source.as_str());
@@ -377,7 +408,7 @@ pub struct WatchedPolicy {
 impl WatchedPolicy {
     /// Loads the policy; fails if a source is invalid now.
     pub fn load(sources: PolicySources) -> Result<WatchedPolicy, StoreError> {
-        let seen = sources.files().map(|(_, path)| identity(path)).collect();
+        let seen = sources.read_paths().map(|path| identity(&path)).collect();
         let policy = Arc::new(sources.load()?);
         let state = WatchState {
             policy,
@@ -418,8 +449,8 @@ impl WatchedPolicy {
             state.checked = Instant::now();
             let seen: Vec<Option<FileId>> = self
                 .sources
-                .files()
-                .map(|(_, path)| identity(path))
+                .read_paths()
+                .map(|path| identity(&path))
                 .collect();
             if seen != state.seen {
                 match self.sources.load() {
@@ -584,7 +615,7 @@ mod tests {
         let path = dir.path().join("harness-rules.toml");
         fs::write(&path, "[network]\nallowlist = [\"domain=a.com\"]\n").unwrap();
         let sources = PolicySources {
-            workspace: Some(path.clone()),
+            workspace: vec![path.clone()],
             ..PolicySources::default()
         };
         let watched = WatchedPolicy::load(sources)
@@ -611,11 +642,46 @@ mod tests {
     }
 
     #[test]
+    fn with_a_trust_store_only_trusted_versions_are_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(TrustStore::open(&dir.path().join("trusted")).unwrap());
+        let path = dir.path().join("harness-rules.toml");
+        fs::write(&path, "[network]\nallowlist = [\"domain=a.com\"]\n").unwrap();
+        let sources = PolicySources {
+            workspace: vec![path.clone()],
+            trust: Some(store.clone()),
+            ..PolicySources::default()
+        };
+        let watched = WatchedPolicy::load(sources)
+            .unwrap()
+            .with_interval(Duration::ZERO);
+        // Never trusted: no rules.
+        assert_eq!(verdict(&watched.current(), "https://a.com/"), Verdict::Ask);
+        let seen = store.standing(&path, None).unwrap().live_sha256;
+        store.trust(&path, None, &seen).unwrap();
+        assert_eq!(
+            verdict(&watched.current(), "https://a.com/"),
+            Verdict::Allow
+        );
+        // An edit nobody trusted changes nothing.
+        fs::write(&path, "[network]\nallowlist = [\"domain=*\"]\n").unwrap();
+        assert_eq!(verdict(&watched.current(), "https://b.com/"), Verdict::Ask);
+        // A "forever" answer is in force at once.
+        let rule = Rule::parse("domain=c.com").unwrap();
+        store.append(&path, None, Action::Allow, &rule).unwrap();
+        assert_eq!(
+            verdict(&watched.current(), "https://c.com/"),
+            Verdict::Allow
+        );
+        assert_eq!(verdict(&watched.current(), "https://b.com/"), Verdict::Ask);
+    }
+
+    #[test]
     fn the_holder_looks_at_most_once_per_interval() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("harness-rules.toml");
         let sources = PolicySources {
-            workspace: Some(path.clone()),
+            workspace: vec![path.clone()],
             ..PolicySources::default()
         };
         let watched = WatchedPolicy::load(sources)

@@ -11,4 +11,5 @@ pub mod cgroup;
 pub mod interfaces;
 pub mod mountinfo;
 pub mod netns;
+pub mod owned_dir;
 pub mod socket;

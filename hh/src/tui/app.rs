@@ -89,12 +89,6 @@ pub enum Effect {
     /// Write the starter config (what `hh init` writes) at the config path.
     CreateConfig,
     ChangeWorkspaces(WorkspaceChange),
-    /// Append a rule made from an Activity line (no held request to answer).
-    AppendRule {
-        file: PathBuf,
-        action: Action,
-        rule: String,
-    },
 }
 
 /// What the rule editor's answer goes to.
@@ -102,8 +96,12 @@ pub enum Effect {
 pub enum EditorFor {
     /// A held request: the answer is `AllowForever` / `DenyForever` with the rule.
     Prompt { id: u64, rules_file: String },
-    /// An Activity line: the rule is appended to the session workspace's rules file.
-    Decision { rules_file: PathBuf },
+    /// An Activity line: the agent appends the rule to the session workspace's rules file
+    /// and its trusted copy (in force at once).
+    Decision {
+        workspace: String,
+        rules_file: PathBuf,
+    },
 }
 
 /// A one-line text field.
@@ -268,6 +266,13 @@ impl App {
                     session.id, start.workspace, start.template
                 ));
                 self.sessions.started(session);
+            }
+            (ClientRequest::AddRule { action, rule, .. }, Ok(Reply::RuleAdded { file, added })) => {
+                self.status = Some(if added {
+                    format!("added {action} `{rule}` to {file} (in force)")
+                } else {
+                    format!("already there: {action} `{rule}` in {file}")
+                });
             }
             (ClientRequest::StopSession { id }, Ok(_)) => {
                 self.status = Some(format!("stopping session {id}"));
@@ -497,12 +502,12 @@ impl App {
             return;
         }
         let workspace = self.sessions.workspace_of(&decision.session);
-        let rules_file = workspace.and_then(|name| {
+        let found = workspace.and_then(|name| {
             self.loaded_config()
                 .and_then(|c| c.workspace(name))
-                .map(|w| w.rules_file())
+                .map(|w| (w.name.clone(), w.rules_file()))
         });
-        let Some(rules_file) = rules_file else {
+        let Some((workspace, rules_file)) = found else {
             self.status = Some(format!(
                 "the workspace of session {} is unknown or not in the config: no rules file to write to",
                 decision.session
@@ -517,7 +522,10 @@ impl App {
         };
         self.mode = Mode::Editor {
             editor: RuleEditor::new(target, Action::Allow, None),
-            target: EditorFor::Decision { rules_file },
+            target: EditorFor::Decision {
+                workspace,
+                rules_file,
+            },
         };
     }
 
@@ -558,11 +566,13 @@ impl App {
                         self.mode = Mode::Editor { editor, target };
                         None
                     }
-                    EditorFor::Decision { rules_file } => Some(Effect::AppendRule {
-                        file: rules_file,
-                        action: editor.action(),
-                        rule: text,
-                    }),
+                    EditorFor::Decision { workspace, .. } => {
+                        Some(Effect::Send(ClientRequest::AddRule {
+                            workspace,
+                            action: editor.action().to_string(),
+                            rule: text,
+                        }))
+                    }
                 };
             }
             _ => {}
@@ -680,6 +690,9 @@ fn request_name(request: &ClientRequest) -> &'static str {
         ClientRequest::Answer { .. } => "answer",
         ClientRequest::Subscribe {} => "subscribe",
         ClientRequest::Exec(_) => "exec",
+        ClientRequest::RulesStatus { .. } => "rules status",
+        ClientRequest::TrustRules { .. } => "trust rules",
+        ClientRequest::AddRule { .. } => "add rule",
     }
 }
 

@@ -343,8 +343,7 @@ fn workspaces_are_added_with_path_then_name_and_removed_after_confirmation() {
 }
 
 #[test]
-fn a_denied_activity_line_becomes_an_allow_rule_in_its_workspace_file_even_after_the_session_ended()
-{
+fn a_denied_activity_line_becomes_an_allow_rule_the_agent_adds_even_after_the_session_ended() {
     let mut app = app();
     app.sessions.started(SessionInfo {
         id: "s1".into(),
@@ -380,11 +379,11 @@ fn a_denied_activity_line_becomes_an_allow_rule_in_its_workspace_file_even_after
     press(&mut app, KeyCode::Char('/'));
     assert_eq!(
         press(&mut app, KeyCode::Enter),
-        Some(Effect::AppendRule {
-            file: PathBuf::from("/home/u/src/shop/.hh/harness-rules.toml"),
-            action: Action::Allow,
+        Some(Effect::Send(ClientRequest::AddRule {
+            workspace: "shop".into(),
+            action: "allow".into(),
             rule: "domain=pypi.org path=/simple/*".into(),
-        })
+        }))
     );
 }
 
@@ -456,7 +455,7 @@ fn an_activity_rule_that_would_not_cover_its_request_is_not_written() {
     press(&mut app, KeyCode::Char('p'));
     assert!(matches!(
         press(&mut app, KeyCode::Enter),
-        Some(Effect::AppendRule { rule, .. }) if rule == "domain=db.test port=5432"
+        Some(Effect::Send(ClientRequest::AddRule { rule, .. })) if rule == "domain=db.test port=5432"
     ));
 }
 

@@ -53,7 +53,6 @@ use crate::{
         protocol::{ClientRequest, StartSession},
     },
     config::{self, Env},
-    rules::{Rule, store},
 };
 
 /// The longest the loop waits for a key before it looks at the agent channel again: with the
@@ -246,18 +245,6 @@ fn perform(
                 }
                 Err(error) => app.status = Some(error.to_string()),
             }
-        }
-        Effect::AppendRule { file, action, rule } => {
-            let outcome = Rule::parse(&rule)
-                .map_err(|e| format!("rule `{rule}`: {e}"))
-                .and_then(|parsed| {
-                    store::append_rule(&file, action, &parsed).map_err(|e| e.to_string())
-                });
-            app.status = Some(match outcome {
-                Ok(true) => format!("added {action} `{rule}` to {}", file.display()),
-                Ok(false) => format!("already there: {action} `{rule}` in {}", file.display()),
-                Err(error) => error,
-            });
         }
     }
 }

@@ -96,7 +96,7 @@ fn render_editor(editor: &RuleEditor, target: &EditorFor, frame: &mut Frame) {
     };
     let file = match target {
         EditorFor::Prompt { rules_file, .. } => rules_file.clone(),
-        EditorFor::Decision { rules_file } => rules_file.display().to_string(),
+        EditorFor::Decision { rules_file, .. } => rules_file.display().to_string(),
     };
     let request = editor.target();
     let rule = editor.rule();

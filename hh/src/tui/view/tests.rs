@@ -576,7 +576,7 @@ fn workspaces_screen_lists_the_config_workspaces() {
         r#"
  hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
 ┌ Workspaces in /home/u/.config/harness-hat/harness-hat.toml ──────────────────┐
-│  NAME             PATH (rules: PATH/.hh/harness-rules.toml)                  │
+│  NAME             PATH (rules: PATH/harness-rules.toml)                      │
 │> shop             /home/u/src/shop                                           │
 │  blog             /home/u/src/blog                                           │
 │                                                                              │
@@ -693,7 +693,7 @@ fn adding_a_workspace_asks_for_its_directory() {
         r#"
  hh 1 Sessions 2 Approvals 3 Activity 4 Workspaces 5 Templates  agent: ok
 ┌ Workspaces in /home/u/.config/harness-hat/harness-hat.toml ──────────────────┐
-│  NAME             PATH (rules: PATH/.hh/harness-rules.toml)                  │
+│  NAME             PATH (rules: PATH/harness-rules.toml)                      │
 │> shop             /home/u/src/shop                                           │
 │  blog             /home/u/src/blog                                           │
 │                                                                              │

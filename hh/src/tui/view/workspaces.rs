@@ -22,7 +22,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let title = format!(" Workspaces in {} ", app.config_path.display());
     let table = Table::new(rows, [Constraint::Length(16), Constraint::Min(20)])
         .header(
-            Row::new(["NAME", "PATH (rules: PATH/.hh/harness-rules.toml)"])
+            Row::new(["NAME", "PATH (rules: PATH/harness-rules.toml)"])
                 .style(Style::new().add_modifier(Modifier::BOLD)),
         )
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))

@@ -1,0 +1,191 @@
+//! The agent's answers about rules files: where each stands against the version a person
+//! trusted, trusting a version, and adding a rule (in force at once). The files and the trust
+//! model are [`crate::rules::trust`]'s; this module says who may do what.
+//!
+//! A user reads, trusts and adds to files whose directory they own; root to any. The agent reads
+//! a user's file as root, so the owner is checked on the directory's descriptor
+//! ([`crate::sys::owned_dir`]), never by path.
+
+use std::{path::PathBuf, sync::Arc};
+
+use super::Agent;
+use crate::{
+    api::{
+        protocol::{Reply, RulesFileStatus},
+        server::Peer,
+    },
+    rules::{Action, Layer, Rule, TrustStore},
+};
+
+/// The user whose directories a request may touch: `None` (any) for root.
+pub fn owner_for(uid: u32) -> Option<u32> {
+    (uid != 0).then_some(uid)
+}
+
+/// Every rules file a session of `workspace` runs under, with its layer.
+fn files_of(agent: &Agent, workspace: &str) -> Option<Vec<(Layer, PathBuf)>> {
+    let config = &agent.settings.config;
+    let found = config.workspace(workspace)?;
+    let mut files = vec![(Layer::Global, config.manager.global_rules_file.clone())];
+    files.extend(
+        found
+            .rules_files()
+            .into_iter()
+            .map(|f| (Layer::Workspace, f)),
+    );
+    Some(files)
+}
+
+/// Every session looks at its trusted copies now (which ones changed is for each to see).
+fn reload_sessions(agent: &Agent) {
+    let sessions: Vec<_> = agent.sessions().values().cloned().collect();
+    for session in sessions {
+        session.reload_rules();
+    }
+}
+
+fn unknown(workspace: &str) -> Reply {
+    Reply::Error {
+        message: format!("no workspace `{workspace}` in the agent's config"),
+    }
+}
+
+/// `RulesStatus`: each file of the workspace against its trusted copy.
+pub async fn status(agent: &Arc<Agent>, peer: Peer, workspace: String) -> Reply {
+    let Some(files) = files_of(agent, &workspace) else {
+        return unknown(&workspace);
+    };
+    let store = Arc::clone(&agent.trust);
+    let statuses = tokio::task::spawn_blocking(move || {
+        files
+            .into_iter()
+            .map(|(layer, file)| file_status(&store, peer, layer, file))
+            .collect()
+    })
+    .await;
+    match statuses {
+        Ok(files) => Reply::Rules { files },
+        Err(error) => Reply::Error {
+            message: format!("internal: the rules reader failed: {error}"),
+        },
+    }
+}
+
+fn file_status(store: &TrustStore, peer: Peer, layer: Layer, file: PathBuf) -> RulesFileStatus {
+    let mut status = RulesFileStatus {
+        file: file.display().to_string(),
+        layer: layer.to_string(),
+        in_force: false,
+        ever_trusted: false,
+        sha256: String::new(),
+        diff: String::new(),
+        error: None,
+    };
+    match store.standing(&file, owner_for(peer.uid)) {
+        Ok(standing) => {
+            status.in_force = standing.in_force;
+            status.ever_trusted = standing.ever_trusted;
+            status.sha256 = standing.live_sha256;
+            status.diff = standing.diff;
+            status.error = standing.error;
+        }
+        Err(error) => status.error = Some(error.to_string()),
+    }
+    status
+}
+
+/// `TrustRules`: trusts `file` (one of the workspace's) as it reads now, if it is the version
+/// `sha256` names.
+pub async fn trust(
+    agent: &Arc<Agent>,
+    peer: Peer,
+    workspace: String,
+    file: String,
+    sha256: String,
+) -> Reply {
+    let Some(files) = files_of(agent, &workspace) else {
+        return unknown(&workspace);
+    };
+    let Some((layer, path)) = files
+        .into_iter()
+        .find(|(_, path)| path.display().to_string() == file)
+    else {
+        return Reply::Error {
+            message: format!("{file} is not a rules file of workspace `{workspace}`"),
+        };
+    };
+    let store = Arc::clone(&agent.trust);
+    let trusted = tokio::task::spawn_blocking(move || {
+        store
+            .trust(&path, owner_for(peer.uid), &sha256)
+            .map(|_| file_status(&store, peer, layer, path))
+    })
+    .await;
+    match trusted {
+        Ok(Ok(status)) => {
+            tracing::info!(uid = peer.uid, file = %status.file, sha256 = %status.sha256, "rules trusted");
+            reload_sessions(agent);
+            Reply::Rules {
+                files: vec![status],
+            }
+        }
+        Ok(Err(error)) => Reply::Error {
+            message: error.to_string(),
+        },
+        Err(error) => Reply::Error {
+            message: format!("internal: the rules writer failed: {error}"),
+        },
+    }
+}
+
+/// `AddRule`: appends to the workspace's rules file and its trusted copy.
+pub async fn add(
+    agent: &Arc<Agent>,
+    peer: Peer,
+    workspace: String,
+    action: String,
+    rule: String,
+) -> Reply {
+    let Some(found) = agent.settings.config.workspace(&workspace) else {
+        return unknown(&workspace);
+    };
+    let file = found.rules_file();
+    let action = match action.as_str() {
+        "allow" => Action::Allow,
+        "deny" => Action::Deny,
+        other => {
+            return Reply::Error {
+                message: format!("unknown action `{other}`: allow or deny"),
+            };
+        }
+    };
+    let parsed = match Rule::parse(&rule) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return Reply::Error {
+                message: format!("rule `{rule}`: {error}"),
+            };
+        }
+    };
+    let store = Arc::clone(&agent.trust);
+    let path = file.clone();
+    let added = tokio::task::spawn_blocking(move || {
+        store.append(&path, owner_for(peer.uid), action, &parsed)
+    })
+    .await;
+    match added {
+        Ok(Ok((_, added))) => {
+            reload_sessions(agent);
+            Reply::RuleAdded {
+                file: file.display().to_string(),
+                added,
+            }
+        }
+        Ok(Err(error)) => Reply::Error {
+            message: error.to_string(),
+        },
+        Err(error) => Reply::Error {
+            message: format!("internal: the rules writer failed: {error}"),
+        },
+    }
+}

@@ -1,0 +1,141 @@
+//! A real agent with its socket group and two ordinary users in it (neither root nor in
+//! `docker`): the world of the end-to-end tests that run hh the way people do.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command},
+};
+
+use super::users::{TestGroup, TestUser};
+
+/// The agent, its socket group and two users; everything removed on drop.
+pub struct UserWorld {
+    _dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub group: String,
+    pub bpf_dir: PathBuf,
+    pub agent: Child,
+    /// Owns the workspace `demo` (`~alice/proj`), the config and the global rules.
+    pub alice: TestUser,
+    /// Another user in the socket group, with a workspace of his own (`~bob/proj`).
+    pub bob: TestUser,
+    /// A file of alice's that sessions get a per-session copy of (`/seeded.txt`).
+    pub seed: PathBuf,
+    _socket_group: TestGroup,
+}
+
+impl UserWorld {
+    pub fn new() -> UserWorld {
+        let socket_group = TestGroup::create("x");
+        let alice = TestUser::create("a", &[&socket_group]);
+        let bob = TestUser::create("b", &[&socket_group]);
+        let workspace = alice.make_dir("proj", 0o755);
+        let rules = workspace.join("harness-rules.toml");
+        alice.write_file(&rules, "[network]\nallowlist = []\n");
+        let global = alice.home.join("global-rules.toml");
+        alice.write_file(&global, "[network]\nallowlist = []\n");
+        let seed = alice.home.join("seed.txt");
+        alice.write_file(&seed, "alice's seed\n");
+        let bobs = bob.make_dir("proj", 0o755);
+        bob.write_file(
+            bobs.join("harness-rules.toml"),
+            "# bob's\n[network]\nallowlist = []\n",
+        );
+        let config = alice.home.join("harness-hat.toml");
+        alice.write_file(
+            &config,
+            format!(
+                "version = 1\n[manager]\nglobal_rules_file = \"{}\"\n\
+                 [[defaults.containers.mounts]]\nhost = \"{}\"\ncontainer = \"/seeded.txt\"\n\
+                 mode = \"rw\"\nseed = true\n\
+                 [container_profiles.test]\nimage = \"test\"\n\
+                 [[workspaces]]\nname = \"demo\"\ncanonical_path = \"{}\"\n\
+                 [[workspaces]]\nname = \"bobs\"\ncanonical_path = \"{}\"\n",
+                global.display(),
+                seed.display(),
+                workspace.display(),
+                bobs.display(),
+            ),
+        );
+        // The socket's directory must be reachable by the users; the socket itself is the
+        // agent's (0660, the socket group).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let socket = dir.path().join("agent.sock");
+        // Unique per world: tests of this file run side by side.
+        static WORLDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let group = format!("hhtestx{}n{serial}", std::process::id());
+        let bpf_dir = PathBuf::from(format!("/sys/fs/bpf/{group}"));
+        let mut command = super::hh();
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("agent")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--socket-group")
+            .arg(socket_group.gid.to_string())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--bpf-dir")
+            .arg(&bpf_dir)
+            .args(["--cgroup-group", &group, "--ask-timeout", "1"])
+            .env("HH_LOG", "hh=info");
+        let (agent, _) = super::spawn_announcing(&mut command, "hh agent: listening on ");
+        UserWorld {
+            _dir: dir,
+            socket,
+            config,
+            group,
+            bpf_dir,
+            agent,
+            alice,
+            bob,
+            seed,
+            _socket_group: socket_group,
+        }
+    }
+
+    /// `hh ARGS` as `user`, against this agent.
+    pub fn hh(&self, user: &TestUser, args: &[&str]) -> Command {
+        let mut command = user.command(env!("CARGO_BIN_EXE_hh"));
+        command
+            .env("HH_AGENT_SOCKET", &self.socket)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
+        command
+    }
+
+    /// The shell command line that runs `hh ARGS` as `user` (for a tmux pane).
+    pub fn hh_line(&self, user: &TestUser, args: &str) -> String {
+        format!(
+            "setpriv --reuid={uid} --regid={gid} --init-groups -- env -i HOME={home} \
+             PATH=/usr/bin:/bin TERM=screen HH_AGENT_SOCKET={socket} {hh} --config {config} {args}",
+            uid = user.uid,
+            gid = user.gid,
+            home = user.home.display(),
+            socket = self.socket.display(),
+            hh = env!("CARGO_BIN_EXE_hh"),
+            config = self.config.display(),
+        )
+    }
+}
+
+impl Drop for UserWorld {
+    fn drop(&mut self) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.agent.id() as i32, libc::SIGTERM) };
+        let _ = self.agent.wait();
+        for mount in super::session_world::cgroup_mounts() {
+            let _ = std::fs::remove_dir(mount.join(&self.group));
+        }
+        let _ = std::fs::remove_dir_all(&self.bpf_dir);
+    }
+}
