@@ -42,6 +42,12 @@ fn start_session(world: &UserWorld) -> String {
         .output()
         .unwrap();
     assert!(output.status.success(), "session start: {}", text(&output));
+    // Session start says what is protected.
+    assert!(
+        text(&output).contains("read-only in the session: .git/config, .git/hooks"),
+        "{}",
+        text(&output)
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .last()
@@ -160,6 +166,37 @@ fn the_owner_runs_commands_through_the_agent_without_docker_and_no_one_else_can(
         std::fs::read_to_string(&world.seed).unwrap(),
         "alice's seed\n"
     );
+
+    // What host git runs is read-only, and `.git` cannot be moved aside for a fresh one; the
+    // rest of `.git` (objects, refs) stays writable.
+    for attack in [
+        "echo '[core] fsmonitor = touch /tmp/pwned' >> /workspace/.git/config",
+        "printf x > /workspace/new && mv /workspace/new /workspace/.git/config",
+        "touch /workspace/.git/hooks/pre-commit",
+        "rm -rf /workspace/.git/hooks",
+        "mv /workspace/.git /workspace/moved-git",
+        "rm -rf /workspace/.git",
+    ] {
+        let output = world
+            .hh(&world.alice, &["shell", &id, "--", "sh", "-c", attack])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "`{attack}` succeeded");
+    }
+    let git = world.alice.home.join("proj/.git");
+    assert_eq!(
+        std::fs::read_to_string(git.join("config")).unwrap(),
+        "[core]\n\tbare = false\n"
+    );
+    assert_eq!(std::fs::read_dir(git.join("hooks")).unwrap().count(), 0);
+    let output = world
+        .hh(
+            &world.alice,
+            &["shell", &id, "--", "sh", "-c", "echo ref > /workspace/.git/HEAD"],
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
 
     // stdin reaches the command, and its end ends it.
     let mut cat = world

@@ -31,6 +31,9 @@ impl UserWorld {
         let alice = TestUser::create("a", &[&socket_group]);
         let bob = TestUser::create("b", &[&socket_group]);
         let workspace = alice.make_dir("proj", 0o755);
+        // A git checkout's parts that host git runs: protected in sessions by default.
+        alice.make_dir("proj/.git/hooks", 0o755);
+        alice.write_file(workspace.join(".git/config"), "[core]\n\tbare = false\n");
         let rules = workspace.join("harness-rules.toml");
         alice.write_file(&rules, "[network]\nallowlist = []\n");
         let global = alice.home.join("global-rules.toml");

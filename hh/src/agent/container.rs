@@ -27,6 +27,8 @@ pub mod label {
     pub const STARTED_AT: &str = "dev.hh.started-at";
     /// The agent instance (its cgroup group): an agent adopts and removes only its own.
     pub const GROUP: &str = "dev.hh.group";
+    /// The workspace's paths the session sees read-only, comma-separated.
+    pub const PROTECTED: &str = "dev.hh.protected";
 }
 
 /// Why a Docker call failed.

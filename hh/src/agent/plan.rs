@@ -10,13 +10,14 @@ use std::{
 };
 
 use super::{
-    access::{AccessError, Identity, MountCheck, check_mountable},
+    access::{AccessError, FileId, Identity, MountCheck, check_mountable},
     container::{ContainerPlan, label},
 };
 use crate::{
     api::protocol::StartSession,
     config::{Config, schema::MountMode},
     rules::PolicySources,
+    sys::owned_dir::OwnedDir,
 };
 
 /// Where the agent's session files (init, killme, CA) appear in every container.
@@ -59,6 +60,11 @@ pub enum PlanError {
     ExposesRules { mount: PathBuf, protected: PathBuf },
     #[error("mount {path}: a path with `:` or `,` cannot be handed to Docker unambiguously")]
     AmbiguousPath { path: PathBuf },
+    #[error(
+        "protected path {path}: {reason} (list it out of the workspace's protected_paths to \
+         start anyway)"
+    )]
+    Protected { path: PathBuf, reason: String },
 }
 
 /// A copy of a host path made for one session (`seed = true`).
@@ -84,6 +90,8 @@ pub struct SessionPlan {
     pub policy: PolicySources,
     /// Where "forever" answers append.
     pub rules_file: PathBuf,
+    /// The workspace's protected paths made read-only in the session.
+    pub protected_paths: Vec<String>,
 }
 
 /// What the agent adds that is not in the config.
@@ -173,6 +181,12 @@ pub fn plan(
             MountMode::ReadOnly,
         )?,
     ];
+    let protected_paths = protect(
+        &workspace_dir,
+        &workspace.protected_paths,
+        &mut binds,
+        &mut mount_checks,
+    )?;
     let mut seeds = Vec::new();
     let mounts = config
         .defaults
@@ -238,6 +252,7 @@ pub fn plan(
         (label::OWNER_UID.to_owned(), identity.uid.to_string()),
         (label::STARTED_AT.to_owned(), context.started_at.to_string()),
         (label::GROUP.to_owned(), context.group.to_owned()),
+        (label::PROTECTED.to_owned(), protected_paths.join(",")),
     ]);
     let command = if request.command.is_empty() {
         vec!["sleep".into(), "infinity".into()]
@@ -277,6 +292,7 @@ pub fn plan(
         seeds,
         policy,
         rules_file,
+        protected_paths,
     })
 }
 
@@ -306,6 +322,89 @@ pub fn policy_sources(
         )),
     };
     Ok((policy, rules_file))
+}
+
+/// Makes each of the workspace's `protected` paths (relative) read-only in the session, and
+/// every directory on the way to it a mount point of itself: a mount point cannot be renamed
+/// or removed from inside, so the session can neither write `.git/config` nor move `.git`
+/// aside and make a new one. Paths are walked on descriptors without following a symlink; a
+/// protected path that is a symlink stops the start; a missing one is skipped (nothing there
+/// for a host tool to run). Returns the paths made read-only.
+fn protect(
+    workspace_dir: &Path,
+    protected: &[String],
+    binds: &mut Vec<String>,
+    mount_checks: &mut Vec<MountCheck>,
+) -> Result<Vec<String>, PlanError> {
+    let failed = |path: &str, reason: String| PlanError::Protected {
+        path: workspace_dir.join(path),
+        reason,
+    };
+    let root = OwnedDir::open(workspace_dir, None).map_err(|e| failed("", e.to_string()))?;
+    let mut pinned: Vec<PathBuf> = Vec::new();
+    let mut done = Vec::new();
+    'paths: for path in protected {
+        let parts: Vec<&str> = path.split('/').collect();
+        let (last, dirs) = parts.split_last().expect("validated: not empty");
+        let mut dir_chain: Vec<(PathBuf, (u64, u64))> = Vec::new();
+        let mut dir = None::<OwnedDir>;
+        let mut relative = PathBuf::new();
+        for part in dirs {
+            relative.push(part);
+            let parent = dir.as_ref().unwrap_or(&root);
+            match parent.subdir_owned_by(part, None) {
+                Ok(Some(next)) => {
+                    let id = next.id().map_err(|e| failed(path, e.to_string()))?;
+                    dir_chain.push((relative.clone(), id));
+                    dir = Some(next);
+                }
+                Ok(None) => continue 'paths,
+                Err(error) => return Err(failed(path, error.to_string())),
+            }
+        }
+        let parent = dir.as_ref().unwrap_or(&root);
+        let entry = match parent.entry(last) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => continue,
+            Err(error) => return Err(failed(path, error.to_string())),
+        };
+        if entry.kind == rustix::fs::FileType::Symlink {
+            return Err(failed(
+                path,
+                "it is a symbolic link; hh will not mount through it".into(),
+            ));
+        }
+        let inside = Path::new(WORKSPACE_MOUNT);
+        for (relative, (dev, ino)) in dir_chain {
+            if pinned.contains(&relative) {
+                continue;
+            }
+            binds.push(bind(
+                &workspace_dir.join(&relative),
+                &inside.join(&relative),
+                MountMode::ReadWrite,
+            )?);
+            mount_checks.push(MountCheck {
+                container: inside.join(&relative),
+                file: FileId { dev, ino },
+            });
+            pinned.push(relative);
+        }
+        binds.push(bind(
+            &workspace_dir.join(path),
+            &inside.join(path),
+            MountMode::ReadOnly,
+        )?);
+        mount_checks.push(MountCheck {
+            container: inside.join(path),
+            file: FileId {
+                dev: entry.dev,
+                ino: entry.ino,
+            },
+        });
+        done.push(path.clone());
+    }
+    Ok(done)
 }
 
 /// Refuses a read-write mount of `source` that contains (or is) one of `protected`.
@@ -474,6 +573,76 @@ canonical_path = "{}"
                 dir.path().join(".hh/harness-rules.toml")
             ]
         );
+    }
+
+    #[test]
+    fn git_config_and_hooks_are_read_only_and_git_itself_cannot_be_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(workspace.join(".git/hooks")).unwrap();
+        std::fs::write(workspace.join(".git/config"), "[core]\n").unwrap();
+        let planned = plan(
+            &config(&workspace, ""),
+            &request(),
+            &root(),
+            0,
+            &context(&workspace),
+        )
+        .unwrap();
+        let binds = &planned.container.binds;
+        let w = workspace.display();
+        for expected in [
+            format!("{w}/.git:/workspace/.git"),
+            format!("{w}/.git/config:/workspace/.git/config:ro"),
+            format!("{w}/.git/hooks:/workspace/.git/hooks:ro"),
+        ] {
+            assert_eq!(
+                binds.iter().filter(|b| **b == expected).count(),
+                1,
+                "{expected} in {binds:?}"
+            );
+        }
+        assert_eq!(planned.protected_paths, [".git/config", ".git/hooks"]);
+        let checked: Vec<_> = planned
+            .container
+            .mount_checks
+            .iter()
+            .map(|check| check.container.display().to_string())
+            .collect();
+        assert!(checked.contains(&"/workspace/.git/config".to_owned()), "{checked:?}");
+        assert!(checked.contains(&"/workspace/.git".to_owned()), "{checked:?}");
+
+        // Opting out is explicit.
+        let mut open = config(&workspace, "");
+        open.workspaces[0].protected_paths.clear();
+        let planned = plan(&open, &request(), &root(), 0, &context(&workspace)).unwrap();
+        assert!(planned.protected_paths.is_empty());
+        assert!(!planned.container.binds.iter().any(|b| b.contains(".git")));
+
+        // A protected path that is a symlink is not mounted through.
+        std::fs::remove_file(workspace.join(".git/config")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", workspace.join(".git/config")).unwrap();
+        let error = plan(
+            &config(&workspace, ""),
+            &request(),
+            &root(),
+            0,
+            &context(&workspace),
+        )
+        .unwrap_err();
+        assert!(matches!(error, PlanError::Protected { .. }), "{error}");
+
+        // No .git: nothing to protect, nothing mounted.
+        std::fs::remove_dir_all(workspace.join(".git")).unwrap();
+        let planned = plan(
+            &config(&workspace, ""),
+            &request(),
+            &root(),
+            0,
+            &context(&workspace),
+        )
+        .unwrap();
+        assert!(planned.protected_paths.is_empty());
     }
 
     #[test]

@@ -245,6 +245,7 @@ async fn build(
         cpu_usec: None,
         allowed: 0,
         denied: 0,
+        protected_paths: plan.protected_paths.clone(),
     };
     let (session, canary) = serve(
         agent,
@@ -587,6 +588,16 @@ async fn adopt(
         cpu_usec: None,
         allowed: 0,
         denied: 0,
+        protected_paths: labels
+            .get(label::PROTECTED)
+            .map(|joined| {
+                joined
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let policy = WatchedPolicy::load(PolicySources {
         trust: Some(Arc::clone(&agent.trust)),

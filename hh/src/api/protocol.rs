@@ -174,6 +174,9 @@ pub struct SessionInfo {
     pub allowed: u64,
     #[serde(default)]
     pub denied: u64,
+    /// Paths of the workspace the session sees read-only (its `protected_paths` that exist).
+    #[serde(default)]
+    pub protected_paths: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

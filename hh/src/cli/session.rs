@@ -83,6 +83,19 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
         other => bail!("unexpected reply from the agent: {other:?}"),
     };
     warn_untrusted_rules(&options.workspace);
+    if info.protected_paths.is_empty() {
+        eprintln!(
+            "hh: nothing in workspace {} is read-only in the session (no protected path \
+             exists there, or protected_paths = []): what a session writes there, such as \
+             .git/config or .git/hooks, may run code when you use host tools in it",
+            options.workspace
+        );
+    } else {
+        eprintln!(
+            "hh: read-only in the session: {}",
+            info.protected_paths.join(", ")
+        );
+    }
     if options.detach {
         println!("{}", info.id);
         return Ok(ExitCode::SUCCESS);

@@ -88,6 +88,11 @@ pub enum ConfigErrorKind {
     Version { found: u32 },
     #[error("`{path}` is under {root}, which hh never hands to a session")]
     ForbiddenWorkspace { path: PathBuf, root: PathBuf },
+    #[error(
+        "`{path}` is not a path inside the workspace: give it relative, of plain names \
+         (no leading `/`, `.` or `..`), e.g. \".git/hooks\""
+    )]
+    ProtectedPath { path: String },
     #[error("`{path}` contains `{character}`, which Docker's mount syntax would split on")]
     MountPathCharacter { path: PathBuf, character: char },
     #[error("`{path}` must be an absolute path")]
@@ -310,6 +315,14 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
             };
             return Err(invalid(format!("{key}.canonical_path"), kind));
         }
+        for (j, path) in workspace.protected_paths.iter().enumerate() {
+            if !is_plain_relative(path) {
+                return Err(invalid(
+                    format!("{key}.protected_paths[{j}]"),
+                    ConfigErrorKind::ProtectedPath { path: path.clone() },
+                ));
+            }
+        }
         let name = &config.workspaces[i].name;
         if name.trim().is_empty() || config.workspaces[..i].iter().any(|w| &w.name == name) {
             return Err(invalid(
@@ -435,6 +448,14 @@ fn lexical(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// A relative path of plain names: no leading `/`, no `.` or `..`, no empty component.
+fn is_plain_relative(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\0'))
 }
 
 /// Expands a leading `~` and every `$HOME` / `${HOME}`; without a home, leaves them.
@@ -761,6 +782,10 @@ canonical_path = "~/src/hh"
             (
                 "version = 1\n[defaults.proxy]\nproxy_host = \"127.0.0.2\"\n",
                 "hh.toml:3:1: `defaults.proxy.proxy_host`: `127.0.0.2`: a session's control",
+            ),
+            (
+                "version = 1\n[[workspaces]]\nname = \"w\"\ncanonical_path = \"/w\"\nprotected_paths = [\".git/config\", \"../x\"]\n",
+                "hh.toml:5:35: `workspaces[0].protected_paths[1]`: `../x` is not a path inside the workspace",
             ),
             (
                 "version = 1\n[defaults.containers]\nlocalhost_forwards = [11434, 28781]\n",

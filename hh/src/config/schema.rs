@@ -245,6 +245,18 @@ impl<'de> de::Visitor<'de> for ForwardVisitor {
 pub struct Workspace {
     pub name: String,
     pub canonical_path: PathBuf,
+    /// Paths under the workspace (relative) that sessions see read-only, because tools on the
+    /// host run what they say: git runs `.git/config`'s `core.fsmonitor` and `.git/hooks/*`.
+    /// Setting the key replaces the default; `[]` protects nothing (and session start says so).
+    #[serde(default = "default_protected_paths")]
+    pub protected_paths: Vec<String>,
+}
+
+/// What a workspace protects unless its config says otherwise.
+pub const DEFAULT_PROTECTED_PATHS: [&str; 2] = [".git/config", ".git/hooks"];
+
+fn default_protected_paths() -> Vec<String> {
+    DEFAULT_PROTECTED_PATHS.map(String::from).to_vec()
 }
 
 /// A memory limit in bytes, written as Docker does: `6g`, `512m`, `1024k`, `1073741824`.

@@ -73,11 +73,14 @@ env = {}
 # localhost_forwards = [{ container_port = 11434, host_port = 11434 }]
 
 # Workspaces: a name and the directory handed to the session. Its network rules live in
-# CANONICAL_PATH/.hh/harness-rules.toml, read-only inside sessions. Paths under ~/.ssh,
-# ~/.gnupg and /etc are refused.
+# CANONICAL_PATH/harness-rules.toml; sessions run the version you last trusted
+# (`hh rules status` / `hh rules trust`). Paths under ~/.ssh, ~/.gnupg and /etc are refused.
+# protected_paths (relative) are read-only in sessions, because host tools run them; the
+# default is [".git/config", ".git/hooks"], [] protects nothing.
 # [[workspaces]]
 # name = "my-project"
 # canonical_path = "~/src/my-project"
+# protected_paths = [".git/config", ".git/hooks", ".envrc"]
 "#;
 
 #[cfg(test)]

@@ -49,6 +49,14 @@ pub enum OwnedDirError {
     BadName { name: String },
 }
 
+/// A directory entry as `lstat` sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub dev: u64,
+    pub ino: u64,
+    pub kind: rfs::FileType,
+}
+
 /// A directory held open, with the owner it had when it was opened.
 #[derive(Debug)]
 pub struct OwnedDir {
@@ -107,8 +115,38 @@ impl OwnedDir {
         self.uid
     }
 
+    /// The directory's (device, inode).
+    pub fn id(&self) -> Result<(u64, u64), OwnedDirError> {
+        let stat = rfs::fstat(&self.fd).map_err(|errno| refused(&self.path, "stat", errno))?;
+        Ok((stat.st_dev, stat.st_ino))
+    }
+
+    /// What `name` is, without following it: `None` when there is nothing.
+    pub fn entry(&self, name: &str) -> Result<Option<Entry>, OwnedDirError> {
+        let path = self.child(name)?;
+        match rfs::statat(&self.fd, name, rfs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(Entry {
+                dev: stat.st_dev,
+                ino: stat.st_ino,
+                kind: rfs::FileType::from_raw_mode(stat.st_mode),
+            })),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(errno) => Err(refused(&path, "stat", errno)),
+        }
+    }
+
     /// The subdirectory `name`, owned by the same user; `None` when there is none.
     pub fn subdir(&self, name: &str) -> Result<Option<OwnedDir>, OwnedDirError> {
+        self.subdir_owned_by(name, Some(self.uid))
+    }
+
+    /// The subdirectory `name`, owned by `expected` (anyone when `None`); `None` when there
+    /// is none.
+    pub fn subdir_owned_by(
+        &self,
+        name: &str,
+        expected: Option<u32>,
+    ) -> Result<Option<OwnedDir>, OwnedDirError> {
         let path = self.child(name)?;
         match rfs::openat2(
             &self.fd,
@@ -119,7 +157,7 @@ impl OwnedDir {
             Mode::empty(),
             BENEATH,
         ) {
-            Ok(fd) => Self::from_fd(path, fd, Some(self.uid)).map(Some),
+            Ok(fd) => Self::from_fd(path, fd, expected).map(Some),
             Err(rustix::io::Errno::NOENT) => Ok(None),
             Err(errno) => Err(refused(&path, "open", errno)),
         }

@@ -283,6 +283,7 @@ fn sessions_stop_and_attach_the_selected_one() {
         cpu_usec: None,
         allowed: 0,
         denied: 0,
+        protected_paths: Vec::new(),
     };
     app.on_agent(FromAgent::Reply {
         request: ClientRequest::ListSessions {},
@@ -358,6 +359,7 @@ fn a_denied_activity_line_becomes_an_allow_rule_the_agent_adds_even_after_the_se
         cpu_usec: None,
         allowed: 0,
         denied: 1,
+        protected_paths: Vec::new(),
     });
     app.sessions.ended("s1");
     app.on_agent(FromAgent::Event {
@@ -430,6 +432,7 @@ fn an_activity_rule_that_would_not_cover_its_request_is_not_written() {
                 cpu_usec: None,
                 allowed: 0,
                 denied: 1,
+                protected_paths: Vec::new(),
             }],
         }),
     });

@@ -135,6 +135,7 @@ mod tests {
             cpu_usec: Some(cpu_usec),
             allowed: 0,
             denied: 0,
+            protected_paths: Vec::new(),
         }
     }
 

@@ -84,6 +84,7 @@ fn session(id: &str, workspace: &str, template: &str) -> SessionInfo {
         cpu_usec: Some(12_300_000),
         allowed: 41,
         denied: 2,
+        protected_paths: Vec::new(),
     }
 }
 
