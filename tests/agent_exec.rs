@@ -192,7 +192,14 @@ fn the_owner_runs_commands_through_the_agent_without_docker_and_no_one_else_can(
     let output = world
         .hh(
             &world.alice,
-            &["shell", &id, "--", "sh", "-c", "echo ref > /workspace/.git/HEAD"],
+            &[
+                "shell",
+                &id,
+                "--",
+                "sh",
+                "-c",
+                "echo ref > /workspace/.git/HEAD",
+            ],
         )
         .output()
         .unwrap();

@@ -609,8 +609,14 @@ canonical_path = "{}"
             .iter()
             .map(|check| check.container.display().to_string())
             .collect();
-        assert!(checked.contains(&"/workspace/.git/config".to_owned()), "{checked:?}");
-        assert!(checked.contains(&"/workspace/.git".to_owned()), "{checked:?}");
+        assert!(
+            checked.contains(&"/workspace/.git/config".to_owned()),
+            "{checked:?}"
+        );
+        assert!(
+            checked.contains(&"/workspace/.git".to_owned()),
+            "{checked:?}"
+        );
 
         // Opting out is explicit.
         let mut open = config(&workspace, "");

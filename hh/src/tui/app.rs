@@ -15,7 +15,7 @@ use super::{
     workspace_edit::{WorkspaceChange, default_name},
 };
 use crate::{
-    api::protocol::{AgentHello, Answer, ClientRequest, Event, Reply},
+    api::protocol::{AgentHello, Answer, ClientRequest, Event, Reply, RulesFileStatus},
     config::Config,
     rules::Action,
 };
@@ -133,6 +133,13 @@ pub enum Mode {
     },
     ConfirmRemove {
         name: String,
+    },
+    /// A rules file of a workspace that is not in force as it reads: its diff from the
+    /// version in force, and the question whether to trust it (the files after it follow).
+    ReviewRules {
+        workspace: String,
+        file: RulesFileStatus,
+        rest: Vec<RulesFileStatus>,
     },
     /// Keys and what they do.
     Help,
@@ -274,6 +281,19 @@ impl App {
                     format!("already there: {action} `{rule}` in {file}")
                 });
             }
+            (ClientRequest::RulesStatus { workspace }, Ok(Reply::Rules { files })) => {
+                let changed: Vec<_> = files.into_iter().filter(|file| !file.in_force).collect();
+                if changed.is_empty() {
+                    self.status = Some(format!(
+                        "every rules file of {workspace} is in force as it reads"
+                    ));
+                } else if matches!(self.mode, Mode::Normal) {
+                    self.review_next(workspace, changed);
+                }
+            }
+            (ClientRequest::TrustRules { file, .. }, Ok(_)) => {
+                self.status = Some(format!("trusted {file}: this version is in force"));
+            }
             (ClientRequest::StopSession { id }, Ok(_)) => {
                 self.status = Some(format!("stopping session {id}"));
             }
@@ -328,7 +348,56 @@ impl App {
                 }
                 _ => None,
             },
+            Mode::ReviewRules {
+                workspace,
+                file,
+                rest,
+            } => self.on_key_review(key, workspace, file, rest),
         }
+    }
+
+    /// `y` trusts the file shown (the exact version shown: the agent checks its SHA-256),
+    /// `n` leaves it untrusted; either goes on to the next file. Esc stops reviewing.
+    fn on_key_review(
+        &mut self,
+        key: KeyEvent,
+        workspace: String,
+        file: RulesFileStatus,
+        rest: Vec<RulesFileStatus>,
+    ) -> Option<Effect> {
+        let effect = match key.code {
+            KeyCode::Char('y') if file.error.is_none() => {
+                Some(Effect::Send(ClientRequest::TrustRules {
+                    workspace: workspace.clone(),
+                    file: file.file.clone(),
+                    sha256: file.sha256.clone(),
+                }))
+            }
+            KeyCode::Char('n') => None,
+            KeyCode::Esc => return None,
+            _ => {
+                self.mode = Mode::ReviewRules {
+                    workspace,
+                    file,
+                    rest,
+                };
+                return None;
+            }
+        };
+        self.review_next(workspace, rest);
+        effect
+    }
+
+    fn review_next(&mut self, workspace: String, mut files: Vec<RulesFileStatus>) {
+        if files.is_empty() {
+            return;
+        }
+        let file = files.remove(0);
+        self.mode = Mode::ReviewRules {
+            workspace,
+            file,
+            rest: files,
+        };
     }
 
     fn on_key_normal(&mut self, key: KeyEvent) -> Option<Effect> {
@@ -479,6 +548,9 @@ impl App {
                         };
                     }
                     (KeyCode::Char('x'), Some(name)) => self.mode = Mode::ConfirmRemove { name },
+                    (KeyCode::Char('t'), Some(workspace)) => {
+                        return Some(Effect::Send(ClientRequest::RulesStatus { workspace }));
+                    }
                     _ => {}
                 }
             }

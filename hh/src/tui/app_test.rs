@@ -472,3 +472,70 @@ fn losing_the_agent_drops_its_prompts_and_their_editor() {
     assert_eq!(app.mode, Mode::Normal);
     assert_eq!(press(&mut app, KeyCode::Char('a')), None);
 }
+
+fn standing(file: &str, diff: &str, error: Option<&str>) -> RulesFileStatus {
+    RulesFileStatus {
+        file: file.into(),
+        layer: "workspace".into(),
+        in_force: false,
+        ever_trusted: true,
+        sha256: format!("sha-of-{file}"),
+        diff: diff.into(),
+        error: error.map(str::to_owned),
+    }
+}
+
+#[test]
+fn t_on_a_workspace_shows_each_changed_rules_file_and_trusts_exactly_the_version_shown() {
+    let mut app = app();
+    press(&mut app, KeyCode::Char('4'));
+    let asked = press(&mut app, KeyCode::Char('t'));
+    let Some(Effect::Send(request @ ClientRequest::RulesStatus { .. })) = asked else {
+        panic!("{asked:?}");
+    };
+    let workspace = match &request {
+        ClientRequest::RulesStatus { workspace } => workspace.clone(),
+        _ => unreachable!(),
+    };
+    let mut in_force = standing("/w/global.toml", "", None);
+    in_force.in_force = true;
+    app.on_agent(FromAgent::Reply {
+        request,
+        result: Ok(Reply::Rules {
+            files: vec![
+                in_force,
+                standing(
+                    "/w/harness-rules.toml",
+                    "+ allowlist = [\"domain=*\"]\n",
+                    None,
+                ),
+                standing(
+                    "/w/.hh/harness-rules.toml",
+                    "+ [network\n",
+                    Some("line 1: bad"),
+                ),
+            ],
+        }),
+    });
+    // The first changed file, with its diff; a key that is no answer changes nothing.
+    assert!(
+        matches!(&app.mode, Mode::ReviewRules { file, .. } if file.file == "/w/harness-rules.toml")
+    );
+    assert_eq!(press(&mut app, KeyCode::Char('a')), None);
+    assert!(matches!(&app.mode, Mode::ReviewRules { .. }));
+    assert_eq!(
+        press(&mut app, KeyCode::Char('y')),
+        Some(Effect::Send(ClientRequest::TrustRules {
+            workspace: workspace.clone(),
+            file: "/w/harness-rules.toml".into(),
+            sha256: "sha-of-/w/harness-rules.toml".into(),
+        }))
+    );
+    // The next one does not parse: `y` cannot trust it; `n` passes, and the review ends.
+    assert!(
+        matches!(&app.mode, Mode::ReviewRules { file, .. } if file.file == "/w/.hh/harness-rules.toml")
+    );
+    assert_eq!(press(&mut app, KeyCode::Char('y')), None);
+    assert_eq!(press(&mut app, KeyCode::Char('n')), None);
+    assert_eq!(app.mode, Mode::Normal);
+}

@@ -182,7 +182,7 @@ fn help_line(app: &App) -> String {
         (Mode::Normal, Screen::Workspaces | Screen::Templates) if app.loaded_config().is_none() => {
             "fix the config file, then start hh again"
         }
-        (Mode::Normal, Screen::Workspaces) => "n add  x remove  ↑↓ select",
+        (Mode::Normal, Screen::Workspaces) => "n add  x remove  t trust rules  ↑↓ select",
         (Mode::Normal, Screen::Templates) => "↑↓ select",
         (Mode::Editor { .. }, _) => {
             return "h host  p port  / path  m method  t allow/deny  Enter write  Esc cancel"
@@ -193,6 +193,7 @@ fn help_line(app: &App) -> String {
             return "↑↓ select  Enter ok  Esc cancel".into();
         }
         (Mode::ConfirmRemove { .. }, _) => return "y remove  any other key keeps it".into(),
+        (Mode::ReviewRules { .. }, _) => return "y trust  n not now  Esc stop".into(),
         (Mode::Help, _) => return "any key closes".into(),
     };
     // The prompt's own keys are on the prompt.

@@ -11,6 +11,7 @@ use ratatui::{
 
 use super::format;
 use crate::{
+    api::protocol::RulesFileStatus,
     rules::Action,
     tui::{
         app::{AgentStatus, App, EditorFor, InputFor, Mode},
@@ -55,6 +56,9 @@ pub fn render(app: &App, frame: &mut Frame) {
             ];
             popup(frame, " Remove workspace ", lines, 74, 4);
         }
+        Mode::ReviewRules {
+            workspace, file, ..
+        } => render_review(workspace, file, frame),
         Mode::Help => {
             let mut lines: Vec<Line> = HELP.iter().map(|line| Line::raw(*line)).collect();
             lines.push(Line::raw(match &app.agent {
@@ -80,11 +84,44 @@ const HELP: [&str; 11] = [
     "           Enter writes the rule, Esc goes back",
     "Sessions   n new (workspace, template), s stop, Enter attach (hh shell)",
     "Activity   f session filter, v decision filter, Enter rule from denied",
-    "Workspaces n add, x remove",
+    "Workspaces n add, x remove, t review and trust changed rules",
     "First run  c writes the starter config",
     "",
     "The agent decides; the rule shown is the exact text written.",
 ];
+
+/// A changed rules file: what it is, its diff from the version in force, and the question.
+fn render_review(workspace: &str, file: &RulesFileStatus, frame: &mut Frame) {
+    let state = if file.ever_trusted {
+        "changed since it was trusted; the trusted version is in force"
+    } else {
+        "never trusted; none of it is in force"
+    };
+    let mut lines = vec![
+        Line::raw(format!("{} ({})", file.file, file.layer)),
+        Line::raw(state),
+        Line::raw(""),
+    ];
+    for diff in file.diff.lines() {
+        let style = match diff.as_bytes().first() {
+            Some(b'+') => Style::new().fg(Color::Green),
+            Some(b'-') => Style::new().fg(Color::Red),
+            _ => Style::new(),
+        };
+        lines.push(Line::styled(diff.to_owned(), style));
+    }
+    lines.push(Line::raw(""));
+    lines.push(match &file.error {
+        Some(error) => Line::styled(
+            format!("Cannot be trusted: {error}"),
+            Style::new().fg(Color::Red),
+        ),
+        None => Line::raw("y: trust this exact version (in force at once)  n: not now  Esc: stop"),
+    });
+    let height = (lines.len() as u16 + 2).min(frame.area().height);
+    let title = format!(" Rules of {workspace}: trust this change? ");
+    popup(frame, &title, lines, 78, height);
+}
 
 fn render_editor(editor: &RuleEditor, target: &EditorFor, frame: &mut Frame) {
     let action = editor.action();

@@ -592,7 +592,7 @@ fn workspaces_screen_lists_the_config_workspaces() {
 │                                                                              │
 │                                                                              │
 └──────────────────────────────────────────────────────────────────────────────┘
-n add  x remove  ↑↓ select  Tab/1-5 screens  ? help  q quit
+n add  x remove  t trust rules  ↑↓ select  Tab/1-5 screens  ? help  q quit
 "#,
     );
 }
@@ -669,7 +669,7 @@ fn help_lists_every_key() {
 │  │           Enter writes the rule, Esc goes back                         │  │
 │  │Sessions   n new (workspace, template), s stop, Enter attach (hh shell) │  │
 │  │Activity   f session filter, v decision filter, Enter rule from denied  │  │
-│  │Workspaces n add, x remove                                              │  │
+│  │Workspaces n add, x remove, t review and trust changed rules            │  │
 │  │First run  c writes the starter config                                  │  │
 │  │                                                                        │  │
 │  │The agent decides; the rule shown is the exact text written.            │  │
@@ -744,4 +744,35 @@ fn a_config_that_does_not_load_says_where() {
 fix the config file, then start hh again  Tab/1-5 screens  ? help  q quit
 "#,
     );
+}
+
+#[test]
+fn a_changed_rules_file_shows_its_diff_and_the_question() {
+    let mut app = app();
+    app.mode = crate::tui::app::Mode::ReviewRules {
+        workspace: "shop".into(),
+        file: crate::api::protocol::RulesFileStatus {
+            file: "/home/u/src/shop/harness-rules.toml".into(),
+            layer: "workspace".into(),
+            in_force: false,
+            ever_trusted: true,
+            sha256: "00".into(),
+            diff: "  [network]\n- allowlist = [\"domain=a.test\"]\n+ allowlist = [\"domain=*\"]\n"
+                .into(),
+            error: None,
+        },
+        rest: Vec::new(),
+    };
+    let screen = draw(&app);
+    for expected in [
+        " Rules of shop: trust this change? ",
+        "/home/u/src/shop/harness-rules.toml (workspace)",
+        "changed since it was trusted; the trusted version is in force",
+        "- allowlist = [\"domain=a.test\"]",
+        "+ allowlist = [\"domain=*\"]",
+        "y: trust this exact version (in force at once)",
+        "y trust  n not now  Esc stop",
+    ] {
+        assert!(screen.contains(expected), "{expected} not in\n{screen}");
+    }
 }
