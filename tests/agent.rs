@@ -60,8 +60,15 @@ fn a_changed_rules_file_is_in_force_only_once_a_person_trusts_it() {
     );
     assert!(text.contains("\"domain=unknown.test port="), "{text}");
 
-    // Trusted: in force at once (the next look of the session's policy).
-    let trusted = world.hh(&["rules", "trust", "--workspace", "demo"]);
+    // Without a terminal, `trust` trusts nothing it was not told the SHA-256 of: a session
+    // may have changed the file since the person looked.
+    let blind = world.hh(&["rules", "trust", "--workspace", "demo"]);
+    let text = String::from_utf8_lossy(&blind.stdout).to_string();
+    assert_eq!(blind.status.code(), Some(1), "{text}");
+    assert!(text.contains("no terminal to ask on"), "{text}");
+    assert_eq!(fetch(&world, &id, &url).0, 403);
+    // Trusted, the version looked at: in force at once (the next look of the session's policy).
+    let trusted = world.trust_rules();
     assert!(trusted.status.success(), "{trusted:?}");
     let (code, out) = fetch(&world, &id, &url);
     assert_eq!(code, 200, "{out}");
@@ -70,7 +77,7 @@ fn a_changed_rules_file_is_in_force_only_once_a_person_trusts_it() {
 
     // An edit that does not parse cannot be trusted, and the trusted version stays in force.
     std::fs::write(world.rules_file(), "[network\n").unwrap();
-    let refused = world.hh(&["rules", "trust", "--workspace", "demo"]);
+    let refused = world.trust_rules();
     let text = String::from_utf8_lossy(&refused.stdout).to_string();
     assert_eq!(refused.status.code(), Some(1), "{text}");
     assert!(text.contains("not trusted"), "{text}");

@@ -87,11 +87,14 @@ fn a_user_sees_trusts_and_adds_to_their_own_workspace_rules_only() {
     let out = text(&status);
     assert_eq!(status.status.code(), Some(1), "{out}");
     assert!(out.contains("NEVER TRUSTED"), "{out}");
-    let trust = hh(
+    let status = hh(
         &world,
         &world.alice,
-        &["rules", "trust", "--workspace", "demo"],
+        &["rules", "status", "--workspace", "demo", "--json"],
     );
+    let args = support::trust_args("demo", &status.stdout);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let trust = hh(&world, &world.alice, &args);
     assert!(trust.status.success(), "{}", text(&trust));
     let status = hh(
         &world,

@@ -78,3 +78,23 @@ pub fn spawn_announcing(command: &mut Command, announcement: &str) -> (Child, St
         .to_owned();
     (child, rest)
 }
+
+/// `hh rules trust` arguments that trust, for `workspace`, exactly the versions `hh rules
+/// status --json` printed (`status_json`) for the files not in force: what a person does
+/// after looking, without a terminal to answer on.
+pub fn trust_args(workspace: &str, status_json: &[u8]) -> Vec<String> {
+    let files: Vec<serde_json::Value> = serde_json::from_slice(status_json).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {}",
+            String::from_utf8_lossy(status_json)
+        )
+    });
+    let mut args: Vec<String> = ["rules", "trust", "--workspace", workspace]
+        .map(String::from)
+        .to_vec();
+    for file in files.iter().filter(|file| file["in_force"] == false) {
+        args.push("--sha256".into());
+        args.push(file["sha256"].as_str().unwrap().into());
+    }
+    args
+}

@@ -170,19 +170,23 @@ canonical_path = "{workspace}"
         let (child, _socket) = super::spawn_announcing(&mut command, "hh agent: listening on ");
         let agent = Agent { child };
         // The rules written above are in force once a person trusted them (rules::trust).
-        self.trust_rules();
+        let trusted = self.trust_rules();
+        assert!(
+            trusted.status.success(),
+            "rules trust: {}{}",
+            String::from_utf8_lossy(&trusted.stdout),
+            String::from_utf8_lossy(&trusted.stderr)
+        );
         agent
     }
 
-    /// `hh rules trust --workspace demo`: the rules files as they read now are in force.
-    pub fn trust_rules(&self) {
-        let output = self.hh(&["rules", "trust", "--workspace", "demo"]);
-        assert!(
-            output.status.success(),
-            "rules trust: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+    /// `hh rules trust --workspace demo` naming the versions `hh rules status` shows: the
+    /// rules files as they read now are in force.
+    pub fn trust_rules(&self) -> Output {
+        let status = self.hh(&["rules", "status", "--workspace", "demo", "--json"]);
+        let args = super::trust_args("demo", &status.stdout);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.hh(&args)
     }
 
     /// The workspace's rules file (where "forever" answers go).

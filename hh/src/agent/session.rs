@@ -690,7 +690,8 @@ async fn copy_seeds(
     };
     let seeds_dir = first.copy.parent().unwrap_or(session_dir).to_path_buf();
     let staging = session_dir.join(SEEDS_STAGING_DIR);
-    for (dir, mode) in [(&seeds_dir, 0o711), (&staging, 0o700)] {
+    // Both 0700: the copies are the user's files, for no other user to read; Docker is root.
+    for (dir, mode) in [(&seeds_dir, 0o700), (&staging, 0o700)] {
         std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
     }

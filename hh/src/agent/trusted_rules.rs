@@ -14,7 +14,8 @@ use crate::{
         protocol::{Reply, RulesFileStatus},
         server::Peer,
     },
-    rules::{Action, Layer, Rule, TrustStore},
+    rules::{Action, Layer, Rule, TrustError, TrustStore, diff::printable},
+    sys::owned_dir::OwnedDirError,
 };
 
 /// The user whose directories a request may touch: `None` (any) for root.
@@ -81,15 +82,26 @@ fn file_status(store: &TrustStore, peer: Peer, layer: Layer, file: PathBuf) -> R
         diff: String::new(),
         error: None,
     };
-    match store.standing(&file, owner_for(peer.uid)) {
+    let mut standing = store.standing(&file, owner_for(peer.uid));
+    // The global rules are the admin's (root's): anyone may see where they stand, only root
+    // may trust them.
+    if layer == Layer::Global
+        && matches!(
+            standing,
+            Err(TrustError::Dir(OwnedDirError::WrongOwner { owner: 0, .. }))
+        )
+    {
+        standing = store.standing(&file, Some(0));
+    }
+    match standing {
         Ok(standing) => {
             status.in_force = standing.in_force;
             status.ever_trusted = standing.ever_trusted;
             status.sha256 = standing.live_sha256;
             status.diff = standing.diff;
-            status.error = standing.error;
+            status.error = standing.error.map(|error| printable(&error));
         }
-        Err(error) => status.error = Some(error.to_string()),
+        Err(error) => status.error = Some(printable(&error.to_string())),
     }
     status
 }
@@ -174,11 +186,12 @@ pub async fn add(
     })
     .await;
     match added {
-        Ok(Ok((_, added))) => {
+        Ok(Ok(appended)) => {
             reload_sessions(agent);
             Reply::RuleAdded {
                 file: file.display().to_string(),
-                added,
+                added: appended.changed,
+                note: appended.file_note,
             }
         }
         Ok(Err(error)) => Reply::Error {

@@ -135,6 +135,10 @@ pub enum Reply {
     RuleAdded {
         file: String,
         added: bool,
+        /// When the rule is in force but the file itself could not take it (a session broke
+        /// it): why.
+        #[serde(default)]
+        note: Option<String>,
     },
     /// The request was refused or failed; the text says why and what to do.
     Error {

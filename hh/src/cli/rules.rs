@@ -8,6 +8,7 @@
 //! `.hh/harness-rules.toml` to its root.
 
 use std::{
+    io::IsTerminal as _,
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -64,6 +65,10 @@ pub struct TrustOptions {
     /// Trust this file only (as `hh rules status` names it).
     #[arg(long, value_name = "FILE")]
     pub file: Option<String>,
+    /// Without a terminal to ask on: trust the version with this SHA-256 (as `hh rules status`
+    /// shows it), and only that one. Repeat for several files.
+    #[arg(long = "sha256", value_name = "SHA")]
+    pub sha256: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -248,11 +253,15 @@ fn add_through_agent(
                 rule: rule.to_string(),
             };
             match client.call(&request).await? {
-                Reply::RuleAdded { file, added: true } => {
-                    println!("added {action} `{rule}` to {file} (in force)")
-                }
-                Reply::RuleAdded { file, added: false } => {
-                    println!("already there: {action} `{rule}` in {file}")
+                Reply::RuleAdded { file, added, note } => {
+                    if added {
+                        println!("added {action} `{rule}` to {file} (in force)");
+                    } else {
+                        println!("already there: {action} `{rule}` in {file}");
+                    }
+                    if let Some(note) = note {
+                        eprintln!("hh: {note}");
+                    }
                 }
                 other => bail!("unexpected reply from the agent: {other:?}"),
             }
@@ -295,6 +304,9 @@ fn print_standing(file: &RulesFileStatus, workspace: &str) {
         (false, false) => "NEVER TRUSTED: none of it is in force",
     };
     println!("{} ({}): {state}", file.file, file.layer);
+    if !file.in_force {
+        println!("  sha256 {}", file.sha256);
+    }
     if let Some(error) = &file.error {
         println!("  cannot be trusted as it reads: {error}");
     }
@@ -303,7 +315,11 @@ fn print_standing(file: &RulesFileStatus, workspace: &str) {
             println!("  {line}");
         }
         if file.error.is_none() {
-            println!("  put it in force with `hh rules trust --workspace {workspace}`");
+            println!(
+                "  put it in force with `hh rules trust --workspace {workspace}` (asks), or \
+                 `--sha256 {}` for this exact version",
+                file.sha256
+            );
         }
     }
 }
@@ -329,12 +345,33 @@ fn run_trust(options: &TrustOptions) -> anyhow::Result<ExitCode> {
             println!("{}: in force already", file.file);
             continue;
         }
-        println!("{} ({}):", file.file, file.layer);
+        println!("{} ({}), sha256 {}:", file.file, file.layer, file.sha256);
         for line in file.diff.lines() {
             println!("  {line}");
         }
         if let Some(error) = &file.error {
             println!("  not trusted: {error}");
+            failed = true;
+            continue;
+        }
+        // A person says yes to what they were shown: on a terminal, here; without one, by
+        // naming the version's SHA-256 they looked at (a session may change the file at any
+        // moment, and a blanket "trust" would take its change too).
+        let agreed = if options.sha256.iter().any(|sha| sha == &file.sha256) {
+            true
+        } else if !options.sha256.is_empty() {
+            println!("  not trusted: this version is not one --sha256 named (changed since?)");
+            false
+        } else if std::io::stdin().is_terminal() {
+            ask_yes(&format!("trust this version of {}? [y/N] ", file.file))?
+        } else {
+            println!(
+                "  not trusted: no terminal to ask on; after looking at it, pass --sha256 {}",
+                file.sha256
+            );
+            false
+        };
+        if !agreed {
             failed = true;
             continue;
         }
@@ -356,6 +393,16 @@ fn run_trust(options: &TrustOptions) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Asks on the terminal; only `y` or `yes` agrees.
+fn ask_yes(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    print!("{question}");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// Moves `.hh/harness-rules.toml` to the workspace root, as the user (no agent needed). The

@@ -184,7 +184,7 @@ impl RulesWriter {
             }
             RulesWriter::Trusted { store, owner } => store
                 .append(file, *owner, action, rule)
-                .map(|(rules, _)| rules)
+                .map(|appended| appended.rules)
                 .map_err(PersistError::Trusted),
         }
     }

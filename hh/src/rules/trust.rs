@@ -72,6 +72,17 @@ pub struct Standing {
     pub error: Option<String>,
 }
 
+/// What [`TrustStore::append`] did.
+#[derive(Debug)]
+pub struct Appended {
+    /// The trusted rules of the file as they now are (what decides).
+    pub rules: RulesFile,
+    /// Whether the trusted copy changed (false: an equal rule was there).
+    pub changed: bool,
+    /// Why the live file could not take the rule too, when it could not.
+    pub file_note: Option<String>,
+}
+
 /// The agent's trusted copies of rules files, one per file, in a private directory.
 #[derive(Debug)]
 pub struct TrustStore {
@@ -134,26 +145,23 @@ impl TrustStore {
         Ok(standing_of(live, Some(&now), Some(&now)))
     }
 
-    /// Appends `rule` to the `action` list of `live` (created if missing) and of its trusted
-    /// copy, under the store's lock: the rule is in force at once, and whatever else changed in
-    /// the file stays untrusted. Returns the trusted rules as they now are, and whether the
-    /// trusted copy changed.
+    /// Appends `rule` to the `action` list of `live`'s trusted copy and of `live` itself
+    /// (created if missing), under the store's lock: the rule is in force at once, and
+    /// whatever else changed in the file stays untrusted. The trusted copy comes first: a live
+    /// file a session broke (unparsable, replaced by a directory) must not lose a person's
+    /// answer; the file is then left as it is and the returned note says why. Returns the
+    /// trusted rules as they now are, whether the trusted copy changed, and that note.
     pub fn append(
         &self,
         live: &Path,
         owner: Option<u32>,
         action: Action,
         rule: &Rule,
-    ) -> Result<(RulesFile, bool), TrustError> {
+    ) -> Result<Appended, TrustError> {
         let _lock = self.lock()?;
+        // The owner check comes first, for the copy as well: a user may only add to files of
+        // a directory they own.
         let (dir, name) = open_parent(live, owner)?;
-        let now = match dir.read(name, MAX_RULES_FILE)? {
-            Some(bytes) => text(bytes, live)?,
-            None => String::new(),
-        };
-        if let Some(appended) = append_to_text(&now, live, action, rule)? {
-            dir.replace(name, appended.as_bytes())?;
-        }
         let trusted = self.trusted(live)?.unwrap_or_default();
         let changed = match append_to_text(&trusted, live, action, rule)? {
             Some(appended) => {
@@ -163,7 +171,25 @@ impl TrustStore {
             }
             None => false,
         };
-        Ok((self.trusted_rules(live)?, changed))
+        let written = (|| -> Result<(), TrustError> {
+            let now = match dir.read(name, MAX_RULES_FILE)? {
+                Some(bytes) => text(bytes, live)?,
+                None => String::new(),
+            };
+            if let Some(appended) = append_to_text(&now, live, action, rule)? {
+                dir.replace(name, appended.as_bytes())?;
+            }
+            Ok(())
+        })();
+        let file_note = written.err().map(|error| {
+            tracing::warn!(file = %live.display(), %error, "rule in force, but not written to the file");
+            format!("in force, but {} was left as it is: {error}", live.display())
+        });
+        Ok(Appended {
+            rules: self.trusted_rules(live)?,
+            changed,
+            file_note,
+        })
     }
 
     /// Held while a copy is read, compared and replaced: two answers at once lose nothing.
@@ -315,9 +341,14 @@ mod tests {
         )
         .unwrap();
         let rule = Rule::parse("domain=b.test").unwrap();
-        let (rules, changed) = store.append(&live, None, Action::Allow, &rule).unwrap();
-        assert!(changed);
-        let names: Vec<String> = rules.allow.iter().map(|w| w.rule.to_string()).collect();
+        let appended = store.append(&live, None, Action::Allow, &rule).unwrap();
+        assert!(appended.changed && appended.file_note.is_none());
+        let names: Vec<String> = appended
+            .rules
+            .allow
+            .iter()
+            .map(|w| w.rule.to_string())
+            .collect();
         assert_eq!(names, ["domain=a.test", "domain=b.test"]);
         let now = std::fs::read_to_string(&live).unwrap();
         assert!(
@@ -327,8 +358,20 @@ mod tests {
         assert!(now.starts_with("# team rules"), "{now}");
         assert!(!store.standing(&live, None).unwrap().in_force);
         // Appending again changes nothing.
-        let (_, changed) = store.append(&live, None, Action::Allow, &rule).unwrap();
-        assert!(!changed);
+        assert!(
+            !store
+                .append(&live, None, Action::Allow, &rule)
+                .unwrap()
+                .changed
+        );
+        // A file the session broke does not lose a person's answer: in force, and said so.
+        std::fs::write(&live, "[network\n").unwrap();
+        let rule = Rule::parse("domain=c.test").unwrap();
+        let appended = store.append(&live, None, Action::Allow, &rule).unwrap();
+        assert!(appended.changed, "{appended:?}");
+        assert!(appended.file_note.unwrap().contains("left as it is"));
+        assert_eq!(appended.rules.allow.len(), 3);
+        assert_eq!(std::fs::read_to_string(&live).unwrap(), "[network\n");
     }
 
     #[test]
@@ -342,7 +385,21 @@ mod tests {
             store.standing(&live, None),
             Err(TrustError::Dir(OwnedDirError::Symlink { .. }))
         ));
-        assert!(store.append(&live, None, Action::Allow, &rule).is_err());
+        // The person's rule is in force; the file it would go to is not written through.
+        let appended = store.append(&live, None, Action::Allow, &rule).unwrap();
+        assert!(appended.file_note.unwrap().contains("symbolic link"));
         assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), RULES);
+        // A symlinked directory on the way refuses the append as a whole.
+        let linked_dir = dir.path().join("linked-ws");
+        std::os::unix::fs::symlink(dir.path().join("ws"), &linked_dir).unwrap();
+        assert!(matches!(
+            store.append(
+                &linked_dir.join("harness-rules.toml"),
+                None,
+                Action::Allow,
+                &rule
+            ),
+            Err(TrustError::Dir(OwnedDirError::Symlink { .. }))
+        ));
     }
 }

@@ -43,6 +43,8 @@ pub enum OwnedDirError {
     },
     #[error("{} is not a regular file", .path.display())]
     NotAFile { path: PathBuf },
+    #[error("{} has other names (hard links); hh reads it as root and will not", .path.display())]
+    HardLinked { path: PathBuf },
     #[error("{} is larger than {limit} bytes", .path.display())]
     TooLarge { path: PathBuf, limit: u64 },
     #[error("`{name}` is not a plain file name")]
@@ -70,20 +72,26 @@ pub struct OwnedDir {
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_SYMLINKS);
 
 impl OwnedDir {
-    /// Opens the directory at `path` (absolute; made canonical first, then opened with no
-    /// symlink in any component, so the directory opened is the one the canonical path names
-    /// at that moment) and checks that `expected` owns it (any owner when `None`).
+    /// Opens the directory at `path` (absolute, and no symlink in any component: a path a
+    /// user could have pointed elsewhere is refused, not followed) and checks that `expected`
+    /// owns it (any owner when `None`).
     pub fn open(path: &Path, expected: Option<u32>) -> Result<OwnedDir, OwnedDirError> {
-        let canonical = std::fs::canonicalize(path).map_err(io_at("open", path))?;
+        if !path.is_absolute() {
+            return Err(OwnedDirError::Io {
+                op: "open",
+                path: path.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not an absolute path"),
+            });
+        }
         let fd = rfs::openat2(
             rfs::CWD,
-            &canonical,
+            path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::NO_SYMLINKS,
         )
-        .map_err(|errno| refused(&canonical, "open", errno))?;
-        Self::from_fd(canonical, fd, expected)
+        .map_err(|errno| refused(path, "open", errno))?;
+        Self::from_fd(path.to_path_buf(), fd, expected)
     }
 
     fn from_fd(path: PathBuf, fd: OwnedFd, expected: Option<u32>) -> Result<Self, OwnedDirError> {
@@ -181,6 +189,11 @@ impl OwnedDir {
         let stat = rfs::fstat(&fd).map_err(|errno| refused(&path, "stat", errno))?;
         if !rfs::FileType::from_raw_mode(stat.st_mode).is_file() {
             return Err(OwnedDirError::NotAFile { path });
+        }
+        // A second name is a hard link, maybe to a file its maker cannot read (where
+        // protected_hardlinks is off): root must not read it for them.
+        if stat.st_nlink != 1 {
+            return Err(OwnedDirError::HardLinked { path });
         }
         let mut bytes = Vec::new();
         File::from(fd)
@@ -416,6 +429,17 @@ mod tests {
         ));
         assert!(owned.subdir("real").unwrap().is_some());
         assert!(owned.subdir("missing").unwrap().is_none());
+        // A symlink anywhere on the way is refused too, not followed.
+        assert!(matches!(
+            OwnedDir::open(&dir.path().join("dirlink"), None),
+            Err(OwnedDirError::Symlink { .. })
+        ));
+        std::fs::hard_link(&target, dir.path().join("real/linked")).unwrap();
+        let real = owned.subdir("real").unwrap().unwrap();
+        assert!(matches!(
+            real.read("linked", 100),
+            Err(OwnedDirError::HardLinked { .. })
+        ));
         for name in ["", ".", "..", "a/b"] {
             assert!(matches!(
                 owned.read(name, 1),

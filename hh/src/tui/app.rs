@@ -274,11 +274,18 @@ impl App {
                 ));
                 self.sessions.started(session);
             }
-            (ClientRequest::AddRule { action, rule, .. }, Ok(Reply::RuleAdded { file, added })) => {
-                self.status = Some(if added {
+            (
+                ClientRequest::AddRule { action, rule, .. },
+                Ok(Reply::RuleAdded { file, added, note }),
+            ) => {
+                let said = if added {
                     format!("added {action} `{rule}` to {file} (in force)")
                 } else {
                     format!("already there: {action} `{rule}` in {file}")
+                };
+                self.status = Some(match note {
+                    Some(note) => format!("{said}; {note}"),
+                    None => said,
                 });
             }
             (ClientRequest::RulesStatus { workspace }, Ok(Reply::Rules { files })) => {
