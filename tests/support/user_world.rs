@@ -36,8 +36,10 @@ impl UserWorld {
         alice.write_file(workspace.join(".git/config"), "[core]\n\tbare = false\n");
         let rules = workspace.join("harness-rules.toml");
         alice.write_file(&rules, "[network]\nallowlist = []\n");
-        let global = alice.home.join("global-rules.toml");
-        alice.write_file(&global, "[network]\nallowlist = []\n");
+        alice.write_file(
+            alice.home.join("global-rules.toml"),
+            "[network]\nallowlist = []\n",
+        );
         let seed = alice.home.join("seed.txt");
         alice.write_file(&seed, "alice's seed\n");
         let bobs = bob.make_dir("proj", 0o755);
@@ -49,14 +51,14 @@ impl UserWorld {
         alice.write_file(
             &config,
             format!(
-                "version = 1\n[manager]\nglobal_rules_file = \"{}\"\n\
-                 [[defaults.containers.mounts]]\nhost = \"{}\"\ncontainer = \"/seeded.txt\"\n\
+                // `~` is the home of the user whose session it is (not the agent's, root's):
+                // every user has global rules and a seed of their own.
+                "version = 1\n[manager]\nglobal_rules_file = \"~/global-rules.toml\"\n\
+                 [[defaults.containers.mounts]]\nhost = \"~/seed.txt\"\ncontainer = \"/seeded.txt\"\n\
                  mode = \"rw\"\nseed = true\n\
                  [container_profiles.test]\nimage = \"test\"\n\
                  [[workspaces]]\nname = \"demo\"\ncanonical_path = \"{}\"\n\
                  [[workspaces]]\nname = \"bobs\"\ncanonical_path = \"{}\"\n",
-                global.display(),
-                seed.display(),
                 workspace.display(),
                 bobs.display(),
             ),

@@ -222,6 +222,22 @@ impl Agent {
         self.settings.bpf_dir.join("sessions").join(id)
     }
 
+    /// The config as it describes `uid`'s sessions: the agent's config file read now, with
+    /// `~` and `$HOME` meaning that user's home (from the passwd database), never root's.
+    /// Root's sessions use the config the agent started with.
+    pub fn config_for(&self, uid: u32) -> anyhow::Result<Config> {
+        if uid == 0 {
+            return Ok(self.settings.config.clone());
+        }
+        let home = crate::sys::users::home_of(uid)
+            .with_context(|| format!("cannot find the home directory of uid {uid}"))?;
+        let env = crate::config::Env {
+            home: Some(home),
+            xdg_config_home: None,
+        };
+        Ok(crate::config::load(&self.settings.config_path, &env)?)
+    }
+
     fn session_dir(&self, id: &str) -> PathBuf {
         self.settings.state_dir.join("sessions").join(id)
     }

@@ -8,7 +8,7 @@
 use std::{
     net::{Ipv4Addr, SocketAddrV4},
     os::unix::fs::{PermissionsExt as _, chown},
-    path::Path,
+    path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -35,6 +35,7 @@ use crate::{
         server::Peer,
     },
     audit::AuditLog,
+    config::Config,
     dns::{self, SyntheticAddresses},
     enforce::ebpf::unpin_session,
     proxy::{
@@ -114,7 +115,9 @@ pub async fn start(
     let session_dir = agent.session_dir(&id);
     let started_at = unix_now();
     let identity = Identity::of_process(peer.uid, peer.gid, peer.pid);
-    let config = &agent.settings.config;
+    // The user's sessions as the config describes them for this user (`~` is their home).
+    let config = &tokio::task::block_in_place(|| agent.config_for(peer.uid))?;
+    let agent_config = &agent.settings.config;
     let config_source = agent.settings.config_path.display().to_string();
     let image = config
         .container_profiles
@@ -127,8 +130,9 @@ pub async fn start(
     let context = plan::Context {
         id: &id,
         token: &token,
-        token_var: &config.defaults.control.token_env_var,
-        control_port: config.defaults.control.server_port,
+        // What the session files were written for at the agent's start.
+        token_var: &agent_config.defaults.control.token_env_var,
+        control_port: agent_config.defaults.control.server_port,
         proxy_port: agent.ports.proxy,
         session_files: &agent.session_files,
         session_dir: &session_dir,
@@ -151,7 +155,7 @@ pub async fn start(
         uid = peer.uid,
         "starting session"
     );
-    match build(agent, &plan, &placement, &token, peer.gid).await {
+    match build(agent, &plan, config, &placement, &token, peer.gid).await {
         Ok(session) => {
             let info = session.snapshot(&agent.cgroup_root);
             agent.emit(Event::SessionStarted(info.clone()));
@@ -186,6 +190,7 @@ pub async fn start(
 async fn build(
     agent: &Arc<Agent>,
     plan: &SessionPlan,
+    config: &Config,
     placement: &Placement,
     token: &str,
     gid: u32,
@@ -249,11 +254,14 @@ async fn build(
     };
     let (session, canary) = serve(
         agent,
+        config,
         info,
         placement.clone(),
         &mount_checks,
-        policy,
-        &plan.rules_file,
+        SessionRules {
+            policy,
+            file: plan.rules_file.clone(),
+        },
         token,
     )
     .await?;
@@ -271,19 +279,29 @@ async fn build(
     Ok(session)
 }
 
+/// What a session decides by: its policy, and the rules file its "forever" answers go to.
+struct SessionRules {
+    policy: WatchedPolicy,
+    file: PathBuf,
+}
+
 /// Opens the session's listeners inside its container's network namespace, starts serving
 /// them, registers the session and watches for its end. Returns the canary's notifier.
 /// `mount_checks`: what the container's mounts must be (checked when it was planned; empty for
 /// a session adopted after a restart, which was checked when it started).
 async fn serve(
     agent: &Arc<Agent>,
+    session_config: &Config,
     info: SessionInfo,
     placement: Placement,
     mount_checks: &[MountCheck],
-    policy: WatchedPolicy,
-    rules_file: &Path,
+    rules: SessionRules,
     token: &str,
 ) -> anyhow::Result<(Arc<Session>, Arc<Notify>)> {
+    let SessionRules {
+        policy,
+        file: rules_file,
+    } = rules;
     let id = info.id.clone();
     let process = agent
         .docker
@@ -302,7 +320,7 @@ async fn serve(
     let proxy_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.proxy);
     let control_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.control.server_port);
     let dns_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.dns);
-    let forwarded = localhost_forwards(&agent.settings.config, &info.template);
+    let forwarded = localhost_forwards(session_config, &info.template);
     let (proxy_listener, control_listener, dns_socket, forward_listeners) =
         tokio::task::spawn_blocking(move || {
             netns::bind_in_namespace(netns, move || {
@@ -328,7 +346,7 @@ async fn serve(
         session: id.clone(),
         policy: Arc::clone(&current),
         approvals: Arc::clone(&agent.approvals),
-        rules_file: rules_file.to_path_buf(),
+        rules_file: rules_file.clone(),
         rules_writer: RulesWriter::Trusted {
             store: Arc::clone(&agent.trust),
             owner: super::trusted_rules::owner_for(info.owner_uid),
@@ -361,7 +379,7 @@ async fn serve(
         original_dst: Arc::clone(&agent.original_dst),
         names: Arc::clone(&names),
         canary: Arc::clone(&canary),
-        bypass: bypass_patterns(&agent.settings.config, &info.template),
+        bypass: bypass_patterns(session_config, &info.template),
     });
     let control = Arc::new(ControlState {
         identity: serde_json::json!({
@@ -560,14 +578,15 @@ async fn adopt(
     };
     let workspace = get(label::WORKSPACE)?;
     let template = get(label::TEMPLATE)?;
-    let config = &agent.settings.config;
+    let owner_uid: u32 = get(label::OWNER_UID)?.parse().context("owner uid label")?;
+    let config = &agent.config_for(owner_uid)?;
     let (policy, rules_file) = plan::policy_sources(
         config,
         &workspace,
         &template,
         &agent.settings.config_path.display().to_string(),
     )?;
-    let token_var = format!("{}=", config.defaults.control.token_env_var);
+    let token_var = format!("{}=", agent.settings.config.defaults.control.token_env_var);
     let token = agent
         .docker
         .env(container_id)
@@ -580,7 +599,7 @@ async fn adopt(
         name: get(label::NAME)?,
         workspace,
         template,
-        owner_uid: get(label::OWNER_UID)?.parse().context("owner uid label")?,
+        owner_uid,
         container_id: container_id.to_owned(),
         started_at: get(label::STARTED_AT)?.parse().unwrap_or(0),
         state: SessionState::Running,
@@ -604,15 +623,26 @@ async fn adopt(
         ..policy
     })
     .context("the session's rules do not load")?;
-    let (session, _canary) =
-        serve(agent, info, placement, &[], policy, &rules_file, &token).await?;
+    let (session, _canary) = serve(
+        agent,
+        config,
+        info,
+        placement,
+        &[],
+        SessionRules {
+            policy,
+            file: rules_file,
+        },
+        &token,
+    )
+    .await?;
     session.control.ready.store(true, Ordering::Release);
     Ok(())
 }
 
 /// The hosts a session's proxy splices without terminating TLS: the config's and the
 /// template's `bypass_proxy` (both checked when the config loaded).
-fn bypass_patterns(config: &crate::config::Config, template: &str) -> Vec<DomainPattern> {
+fn bypass_patterns(config: &Config, template: &str) -> Vec<DomainPattern> {
     let profile = config
         .container_profiles
         .get(template)
@@ -630,7 +660,7 @@ fn bypass_patterns(config: &crate::config::Config, template: &str) -> Vec<Domain
 
 /// The config's and the template's `localhost_forwards` (checked when the config loaded).
 fn localhost_forwards(
-    config: &crate::config::Config,
+    config: &Config,
     template: &str,
 ) -> Vec<crate::config::schema::LocalhostForward> {
     let profile = config

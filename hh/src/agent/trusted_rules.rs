@@ -14,6 +14,7 @@ use crate::{
         protocol::{Reply, RulesFileStatus},
         server::Peer,
     },
+    config::Config,
     rules::{Action, Layer, Rule, TrustError, TrustStore, diff::printable},
     sys::owned_dir::OwnedDirError,
 };
@@ -23,10 +24,13 @@ pub fn owner_for(uid: u32) -> Option<u32> {
     (uid != 0).then_some(uid)
 }
 
-/// Every rules file a session of `workspace` runs under, with its layer.
-fn files_of(agent: &Agent, workspace: &str) -> Option<Vec<(Layer, PathBuf)>> {
-    let config = &agent.settings.config;
-    let found = config.workspace(workspace)?;
+/// Every rules file a session of `workspace` of `uid`'s runs under, with its layer (the
+/// config as it reads for that user: `~` is their home).
+fn files_of(agent: &Agent, uid: u32, workspace: &str) -> Result<Vec<(Layer, PathBuf)>, String> {
+    let config = config_of(agent, uid)?;
+    let found = config
+        .workspace(workspace)
+        .ok_or_else(|| unknown(workspace))?;
     let mut files = vec![(Layer::Global, config.manager.global_rules_file.clone())];
     files.extend(
         found
@@ -34,7 +38,11 @@ fn files_of(agent: &Agent, workspace: &str) -> Option<Vec<(Layer, PathBuf)>> {
             .into_iter()
             .map(|f| (Layer::Workspace, f)),
     );
-    Some(files)
+    Ok(files)
+}
+
+fn config_of(agent: &Agent, uid: u32) -> Result<Config, String> {
+    tokio::task::block_in_place(|| agent.config_for(uid)).map_err(|error| format!("{error:#}"))
 }
 
 /// Every session looks at its trusted copies now (which ones changed is for each to see).
@@ -45,16 +53,19 @@ fn reload_sessions(agent: &Agent) {
     }
 }
 
-fn unknown(workspace: &str) -> Reply {
-    Reply::Error {
-        message: format!("no workspace `{workspace}` in the agent's config"),
-    }
+fn unknown(workspace: &str) -> String {
+    format!("no workspace `{workspace}` in the agent's config")
+}
+
+fn refused(message: String) -> Reply {
+    Reply::Error { message }
 }
 
 /// `RulesStatus`: each file of the workspace against its trusted copy.
 pub async fn status(agent: &Arc<Agent>, peer: Peer, workspace: String) -> Reply {
-    let Some(files) = files_of(agent, &workspace) else {
-        return unknown(&workspace);
+    let files = match files_of(agent, peer.uid, &workspace) {
+        Ok(files) => files,
+        Err(message) => return refused(message),
     };
     let store = Arc::clone(&agent.trust);
     let statuses = tokio::task::spawn_blocking(move || {
@@ -115,8 +126,9 @@ pub async fn trust(
     file: String,
     sha256: String,
 ) -> Reply {
-    let Some(files) = files_of(agent, &workspace) else {
-        return unknown(&workspace);
+    let files = match files_of(agent, peer.uid, &workspace) {
+        Ok(files) => files,
+        Err(message) => return refused(message),
     };
     let Some((layer, path)) = files
         .into_iter()
@@ -158,8 +170,12 @@ pub async fn add(
     action: String,
     rule: String,
 ) -> Reply {
-    let Some(found) = agent.settings.config.workspace(&workspace) else {
-        return unknown(&workspace);
+    let config = match config_of(agent, peer.uid) {
+        Ok(config) => config,
+        Err(message) => return refused(message),
+    };
+    let Some(found) = config.workspace(&workspace) else {
+        return refused(unknown(&workspace));
     };
     let file = found.rules_file();
     let action = match action.as_str() {

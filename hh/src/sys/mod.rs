@@ -13,3 +13,4 @@ pub mod mountinfo;
 pub mod netns;
 pub mod owned_dir;
 pub mod socket;
+pub mod users;
