@@ -6,8 +6,9 @@
 //!   `host:port`; otherwise `200`, then the tunnel goes to [`pipeline::tunnel`], which every
 //!   front door shares: TLS and HTTP/1 are parsed and every request decided on its own,
 //!   anything else is raw TCP, which only a rule for raw TCP admits.
-//! - absolute-form `http://…`: decided, forwarded with `Connection: close`, and the response
-//!   streamed back; one request per client connection.
+//! - absolute-form `http://…`: decided, forwarded with `Connection: close` and `Content-Length`
+//!   written as the number the body is framed by, and the response streamed back; one request
+//!   per client connection.
 //!
 //! Every decision goes through [`DecisionEngine`]. Heads are bounded by [`Limits`], every wait
 //! by [`Proxy::idle_timeout`], concurrent clients by [`MAX_CONNECTIONS`].
@@ -237,6 +238,7 @@ async fn absolute_form(
     head.headers.retain(|header| !header.is("host"));
     head.headers.insert(0, Header::new("Host", authority));
     head.headers.push(Header::new("Connection", "close"));
+    write_length_plainly(&mut head);
     upstream.write_all(&head.to_bytes()).await?;
 
     // Only this message's body goes up; anything after it is not forwarded (one request per
@@ -269,6 +271,21 @@ async fn absolute_form(
     up?;
     down?;
     Ok(())
+}
+
+/// Writes `Content-Length` as the number the body is framed by: `007` goes up as `7`, since
+/// some servers read a leading zero as octal and would end the body early, taking its rest for
+/// a request nobody decided (http-garden's `garden-server-32`, DesyncBox's `CL-pad`).
+fn write_length_plainly(head: &mut RequestHead) {
+    if let BodyFraming::ContentLength(len) = head.framing {
+        for header in head
+            .headers
+            .iter_mut()
+            .filter(|header| header.is("content-length"))
+        {
+            header.value = len.to_string().into_bytes();
+        }
+    }
 }
 
 /// A host as it goes in an authority: IPv6 in brackets.
@@ -334,6 +351,16 @@ mod tests {
         assert_eq!(parsed("a.test"), None);
         assert_eq!(parsed("a.test:0"), None);
         assert_eq!(parsed("a.test:https"), None);
+    }
+
+    #[test]
+    fn content_length_goes_upstream_as_the_number_the_body_is_framed_by() {
+        let sent = b"POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0010\r\n\r\n";
+        let limits = super::super::http1::Limits::default();
+        let (mut head, _) = parse_request_head(sent, &limits).unwrap().unwrap();
+        write_length_plainly(&mut head);
+        let lengths: Vec<&[u8]> = head.header_values("content-length").collect();
+        assert_eq!(lengths, [b"10"]);
     }
 
     #[test]

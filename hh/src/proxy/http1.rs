@@ -11,6 +11,9 @@
 //!   request line;
 //! - the request line is exactly `method SP target SP HTTP/1.0|HTTP/1.1` (§3);
 //! - field names are tokens with no whitespace before the colon (§5.1); values hold no CTL but HTAB;
+//! - no field name spells `Transfer-Encoding` or `Content-Length` with other punctuation
+//!   (`Transfer_Encoding`): hh frames without it, a server that folds `_` to `-` (CGI style)
+//!   frames with it ([`is_framing_lookalike`]);
 //! - `Content-Length` appears at most once and is plain digits (§6.3 item 5); `Transfer-Encoding`
 //!   appears at most once, is exactly `chunked`, never beside `Content-Length`, never in HTTP/1.0
 //!   (§6.1);
@@ -197,6 +200,8 @@ pub enum Http1Error {
     WhitespaceBeforeColon { name: String },
     #[error("header `{name}` has a control character in its value")]
     InvalidHeaderValue { name: String },
+    #[error("header `{name}` is no framing field, but some servers read it as one")]
+    FramingLookalike { name: String },
     #[error("request has both Content-Length and Transfer-Encoding")]
     ContentLengthWithTransferEncoding,
     #[error("request has more than one Content-Length")]
@@ -333,6 +338,27 @@ pub(crate) fn is_rerouting(name: &str) -> bool {
                 };
                 f == n
             })
+    })
+}
+
+/// Whether the field `name` spells `Transfer-Encoding` or `Content-Length` once its
+/// punctuation is dropped, without being that field (`Transfer_Encoding`, `content.length`).
+/// The proxy frames a message without such a field, but a server that reads `_` as `-` (CGI's
+/// `HTTP_TRANSFER_ENCODING`) frames it with it: a request smuggled in the body would reach it
+/// undecided (PortSwigger's DesyncBox "underjoin" permutation; RFC 9112 §11.2). No client
+/// sends one by mistake, so such a request is refused, never repaired.
+pub(crate) fn is_framing_lookalike(name: &str) -> bool {
+    const FRAMING: [(&str, &str); 2] = [
+        ("transferencoding", "transfer-encoding"),
+        ("contentlength", "content-length"),
+    ];
+    let letters = name.bytes().filter(u8::is_ascii_alphanumeric);
+    FRAMING.iter().any(|(spelled, field)| {
+        !name.eq_ignore_ascii_case(field)
+            && letters
+                .clone()
+                .map(|byte| byte.to_ascii_lowercase())
+                .eq(spelled.bytes())
     })
 }
 
@@ -486,6 +512,9 @@ fn parse_header_line(line: &[u8], number: usize) -> Result<Header, Http1Error> {
         return Err(Http1Error::InvalidHeaderName { name: lossy(name) });
     }
     let name = lossy(name);
+    if is_framing_lookalike(&name) {
+        return Err(Http1Error::FramingLookalike { name });
+    }
     let value = trim_ows(value);
     if !value.iter().all(|&byte| is_field_byte(byte)) {
         return Err(Http1Error::InvalidHeaderValue { name });

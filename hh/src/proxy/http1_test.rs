@@ -186,6 +186,16 @@ fn refused_requests() -> Vec<(&'static str, Vec<u8>, Http1Error)> {
             E::WhitespaceBeforeColon { name: "Content-Length\t".into() },
         ),
         (
+            "transfer-encoding spelled with an underscore",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer_Encoding: chunked\r\n\r\n".into(),
+            E::FramingLookalike { name: "Transfer_Encoding".into() },
+        ),
+        (
+            "content-length spelled with a dot",
+            "POST / HTTP/1.1\r\nHost: a\r\ncontent.length: 5\r\n\r\n".into(),
+            E::FramingLookalike { name: "content.length".into() },
+        ),
+        (
             "control character in a header value",
             "GET / HTTP/1.1\r\nHost: a\r\nX-Y: a\x01b\r\n\r\n".into(),
             E::InvalidHeaderValue { name: "X-Y".into() },
@@ -740,6 +750,30 @@ async fn every_refused_request_sent_over_a_socket_gets_400_and_a_close() {
         assert_eq!(exchange(addr, &bytes).await, BAD_REQUEST, "{name}");
     }
     server.abort();
+}
+
+#[test]
+fn framing_fields_spelled_with_other_punctuation_are_known_and_the_fields_themselves_are_not() {
+    for name in [
+        "Transfer_Encoding",
+        "transfer.encoding",
+        "TransferEncoding",
+        "Content_Length",
+        "content-length-",
+        "-Content~Length",
+    ] {
+        assert!(is_framing_lookalike(name), "{name}");
+    }
+    for name in [
+        "Transfer-Encoding",
+        "CONTENT-LENGTH",
+        "Content-Encoding",
+        "Transfer-Encodings",
+        "X-Content-Length",
+        "te",
+    ] {
+        assert!(!is_framing_lookalike(name), "{name}");
+    }
 }
 
 #[test]

@@ -29,6 +29,11 @@
 //! the client's connection parsing HTTP. Other upgrades (`h2c`) are hop-by-hop and stripped, so
 //! the upstream answers as to a plain request.
 //!
+//! A field that spells a framing field with other punctuation (`Transfer_Encoding`) is refused
+//! with `400` ([`super::http1::is_framing_lookalike`]): hyper frames the request without it, a
+//! server behind the proxy might not. `Content-Length` goes upstream as the length hyper framed
+//! the body by, never as the client wrote it (`010`).
+//!
 //! Fields that ask a server to re-route a request (`X-HTTP-Method-Override`,
 //! `X-Original-URL`, …: [`super::http1::REROUTING`]) are stripped: the upstream sees the method and path that
 //! were decided, nothing else.
@@ -52,7 +57,7 @@ use super::{
     approvals::Outgoing,
     body::Metered,
     decision::Ticket,
-    http1::{END_TO_END, HOP_BY_HOP, is_rerouting},
+    http1::{END_TO_END, HOP_BY_HOP, is_framing_lookalike, is_rerouting},
     idle::{Activity, serve_until_idle},
     kept_upstream::{KeptUpstream, UpstreamSender},
     relay::splice,
@@ -285,6 +290,18 @@ async fn handle(tunnel: &Tunnel<'_>, request: HttpRequest<Incoming>) -> Response
     if let Err(reason) = check_authority(&request, host, port) {
         return text(StatusCode::MISDIRECTED_REQUEST, reason);
     }
+    // hyper framed this request without the field; an upstream that folds `_` to `-` would
+    // frame it with it (see `is_framing_lookalike`).
+    if let Some(name) = request
+        .headers()
+        .keys()
+        .find(|name| is_framing_lookalike(name.as_str()))
+    {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("hh: header `{name}` is no framing field, but some servers read it as one\n"),
+        );
+    }
     let method = match Method::parse(request.method().as_str()) {
         Ok(method) => method,
         Err(error) => return text(StatusCode::BAD_REQUEST, format!("{error}\n")),
@@ -380,6 +397,7 @@ async fn forward(
     let upstream_h2 = matches!(sender, UpstreamSender::H2(_));
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
+    write_length_plainly(&mut parts.headers, &body);
     let body = Metered::new(body, Arc::clone(&ticket.up), proxy.idle_timeout, None);
     let upgrade = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
@@ -609,6 +627,21 @@ fn split_authority(authority: &str) -> (&str, Option<&str>) {
     match authority.rsplit_once(':') {
         Some((name, port)) => (name, Some(port)),
         None => (authority, None),
+    }
+}
+
+/// Writes `Content-Length` as the length hyper framed the body by (hyper keeps the field as
+/// sent): `010` goes up as `10`, since some servers read a leading zero as octal and would take
+/// the body's rest for a request nobody decided (http-garden's `garden-server-32`). A body
+/// framed by chunks goes up without one.
+fn write_length_plainly(headers: &mut HeaderMap, body: &Incoming) {
+    use hyper::body::Body as _;
+    if !headers.contains_key(header::CONTENT_LENGTH) {
+        return;
+    }
+    match body.size_hint().exact() {
+        Some(len) => drop(headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len))),
+        None => drop(headers.remove(header::CONTENT_LENGTH)),
     }
 }
 
