@@ -47,10 +47,23 @@ fn a_changed_rules_file_is_in_force_only_once_a_person_trusts_it() {
         "\"domain=bypass.test",
         &format!("\"domain=unknown.test port={port}\", \"domain=bypass.test"),
     );
+    // ... and a deny rule with it, which needs nobody's trust: a tightening counts at once.
+    let pulled = pulled.replace(
+        "[\"domain=denied.test\"]",
+        "[\"domain=denied.test\", \"domain=allowed.test path=/live-deny\"]",
+    );
     assert_ne!(pulled, rules);
     std::fs::write(world.rules_file(), &pulled).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(fetch(&world, &id, &url).0, 403);
+    assert_eq!(
+        fetch(&world, &id, &world.url("allowed.test", "/live-deny")).0,
+        403
+    );
+    assert_eq!(
+        fetch(&world, &id, &world.url("allowed.test", "/other")).0,
+        200
+    );
     let status = world.hh(&["rules", "status", "--workspace", "demo"]);
     let text = String::from_utf8_lossy(&status.stdout).to_string();
     assert_eq!(status.status.code(), Some(1), "{text}");

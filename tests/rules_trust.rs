@@ -235,3 +235,50 @@ fn exchange_once(a: &Path, b: &Path) {
     };
     assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
 }
+
+#[test]
+fn a_workspace_added_to_the_config_counts_without_restarting_the_agent() {
+    if !require_root("agent rules e2e") {
+        return;
+    }
+    let world = UserWorld::new();
+    let status = |name: &str| {
+        hh(
+            &world,
+            &world.alice,
+            &["rules", "status", "--workspace", name],
+        )
+    };
+    let before = status("later");
+    assert!(
+        text(&before).contains("no workspace `later`"),
+        "{}",
+        text(&before)
+    );
+    let later = world.alice.make_dir("later", 0o755);
+    let mut config = std::fs::read_to_string(&world.config).unwrap();
+    // `~` is alice's home for alice's requests.
+    config.push_str("[[workspaces]]\nname = \"later\"\ncanonical_path = \"~/later\"\n");
+    world.alice.write_file(&world.config, &config);
+    world.alice.write_file(
+        later.join("harness-rules.toml"),
+        "[network]\nallowlist = [\"domain=later.test\"]\n",
+    );
+    let after = status("later");
+    let out = text(&after);
+    assert!(
+        out.contains(&later.join("harness-rules.toml").display().to_string()),
+        "{out}"
+    );
+    assert!(out.contains("NEVER TRUSTED"), "{out}");
+    // A config that no longer loads is named, and refuses only the new requests.
+    world
+        .alice
+        .write_file(&world.config, "version = 1\n[[workspaces]\n");
+    let broken = status("later");
+    assert!(
+        text(&broken).contains("no longer loads"),
+        "{}",
+        text(&broken)
+    );
+}

@@ -222,20 +222,23 @@ impl Agent {
         self.settings.bpf_dir.join("sessions").join(id)
     }
 
-    /// The config as it describes `uid`'s sessions: the agent's config file read now, with
-    /// `~` and `$HOME` meaning that user's home (from the passwd database), never root's.
-    /// Root's sessions use the config the agent started with.
+    /// The config as it describes `uid`'s sessions: the agent's config file read now (a
+    /// workspace added since the agent started counts), with `~` and `$HOME` meaning that
+    /// user's home (from the passwd database), never root's. A file that no longer loads is
+    /// an error naming its line and key; running sessions are not touched by it.
     pub fn config_for(&self, uid: u32) -> anyhow::Result<Config> {
-        if uid == 0 {
-            return Ok(self.settings.config.clone());
-        }
         let home = crate::sys::users::home_of(uid)
             .with_context(|| format!("cannot find the home directory of uid {uid}"))?;
         let env = crate::config::Env {
             home: Some(home),
             xdg_config_home: None,
         };
-        Ok(crate::config::load(&self.settings.config_path, &env)?)
+        crate::config::load(&self.settings.config_path, &env).with_context(|| {
+            format!(
+                "the agent's config {} no longer loads (fix it; running sessions keep running)",
+                self.settings.config_path.display()
+            )
+        })
     }
 
     fn session_dir(&self, id: &str) -> PathBuf {

@@ -316,6 +316,7 @@ pub fn policy_sources(
         global: Some(config.manager.global_rules_file.clone()),
         workspace: workspace.rules_files(),
         trust: None,
+        owner: None,
         template: Some((
             format!("{config_source} container_profiles.{template}.starter_network_allowlist"),
             profile.starter_network_allowlist.clone(),

@@ -199,6 +199,7 @@ async fn build(
     // person trusted, never the files as they read now (rules::trust).
     let mut sources = plan.policy.clone();
     sources.trust = Some(Arc::clone(&agent.trust));
+    sources.owner = super::trusted_rules::owner_for(plan.owner_uid);
     let policy = WatchedPolicy::load(sources).context("the session's rules do not load")?;
     let session_dir = agent.session_dir(&plan.id);
     std::fs::create_dir_all(&session_dir)
@@ -620,6 +621,7 @@ async fn adopt(
     };
     let policy = WatchedPolicy::load(PolicySources {
         trust: Some(Arc::clone(&agent.trust)),
+        owner: super::trusted_rules::owner_for(owner_uid),
         ..policy
     })
     .context("the session's rules do not load")?;

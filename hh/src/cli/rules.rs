@@ -170,6 +170,7 @@ fn run_check(options: &CheckOptions, config_path: Option<&Path>) -> anyhow::Resu
             workspace: workspace_rules_files(&config, name)?,
             template,
             trust: None,
+            owner: None,
         };
         sources.load()?
     } else if !options.rules.is_empty() {
@@ -300,8 +301,11 @@ fn run_status(options: &StatusOptions) -> anyhow::Result<ExitCode> {
 fn print_standing(file: &RulesFileStatus, workspace: &str) {
     let state = match (file.in_force, file.ever_trusted) {
         (true, _) => "in force",
-        (false, true) => "CHANGED since you trusted it: the trusted version is in force",
-        (false, false) => "NEVER TRUSTED: none of it is in force",
+        (false, true) => {
+            "CHANGED since you trusted it: the trusted version is in force (and the deny rules \
+             of the file as it reads)"
+        }
+        (false, false) => "NEVER TRUSTED: only its deny rules are in force",
     };
     println!("{} ({}): {state}", file.file, file.layer);
     if !file.in_force {

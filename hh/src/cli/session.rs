@@ -120,9 +120,10 @@ fn warn_untrusted_rules(workspace: &str) {
     };
     for file in files.iter().filter(|file| !file.in_force) {
         let what = if file.ever_trusted {
-            "changed since it was trusted; the trusted version is in force"
+            "changed since it was trusted; the trusted version (and its deny rules as it reads) \
+             is in force"
         } else {
-            "was never trusted; none of it is in force"
+            "was never trusted; only its deny rules are in force"
         };
         eprintln!(
             "hh: {} {what}. See `hh rules status --workspace {workspace}`",

@@ -308,9 +308,14 @@ pub struct PolicySources {
     /// container_profiles.rust.starter_network_allowlist`).
     pub template: Option<(String, Vec<String>)>,
     /// When set, each file's rules are its trusted copy in this store, never the file as it
-    /// reads now ([`super::trust`]): what the agent's sessions run under. `None`: the files
-    /// are read live (`hh proxy`, `hh rules check`, run by a person for their own processes).
+    /// reads now ([`super::trust`]): what the agent's sessions run under. Only the deny rules
+    /// of the file as it reads count besides: a tightening needs nobody's trust. `None`: the
+    /// files are read live (`hh proxy`, `hh rules check`, run by a person for their own
+    /// processes).
     pub trust: Option<Arc<TrustStore>>,
+    /// With `trust`: the user whose directories the files must be in, to read them as they
+    /// are (`None`: any, for root's sessions).
+    pub owner: Option<u32>,
 }
 
 impl PolicySources {
@@ -327,11 +332,11 @@ impl PolicySources {
         global.chain(workspace)
     }
 
-    /// Where each file's rules are read from: the file, or its trusted copy.
+    /// What a change shows in: each file, and its trusted copy when there is a store.
     fn read_paths(&self) -> impl Iterator<Item = PathBuf> + '_ {
-        self.files().map(|(_, path)| match &self.trust {
-            Some(store) => store.copy_path(path),
-            None => path.to_path_buf(),
+        self.files().flat_map(|(_, path)| {
+            let copy = self.trust.as_ref().map(|store| store.copy_path(path));
+            std::iter::once(path.to_path_buf()).chain(copy)
         })
     }
 
@@ -348,10 +353,18 @@ impl PolicySources {
     pub fn load(&self) -> Result<Policy, StoreError> {
         let mut layers = Vec::new();
         for (layer, path) in self.files() {
-            layers.push(
-                self.rules_of(path)?
-                    .into_layer(layer, &path.display().to_string()),
-            );
+            let source = path.display().to_string();
+            layers.push(self.rules_of(path)?.into_layer(layer, &source));
+            if let Some(store) = &self.trust {
+                // The file's deny rules as it reads now: in force without trust. A file that
+                // cannot be read or parsed adds none (its trusted version still counts).
+                match store.live_denies(path, self.owner) {
+                    Ok(denies) => layers.push(denies.into_layer(layer, &source)),
+                    Err(error) => {
+                        tracing::debug!(file = %path.display(), %error, "no deny rules read from the file as it is");
+                    }
+                }
+            }
         }
         if let Some((source, rules)) = &self.template {
             let mut layer = LayerRules::new(Layer::Template, source.as_str());
@@ -650,6 +663,7 @@ mod tests {
         let sources = PolicySources {
             workspace: vec![path.clone()],
             trust: Some(store.clone()),
+            owner: None,
             ..PolicySources::default()
         };
         let watched = WatchedPolicy::load(sources)
@@ -663,9 +677,21 @@ mod tests {
             verdict(&watched.current(), "https://a.com/"),
             Verdict::Allow
         );
-        // An edit nobody trusted changes nothing.
-        fs::write(&path, "[network]\nallowlist = [\"domain=*\"]\n").unwrap();
+        // An edit nobody trusted loosens nothing; its deny rules count at once.
+        fs::write(
+            &path,
+            "[network]\nallowlist = [\"domain=*\"]\ndenylist = [\"domain=a.com path=/x\"]\n",
+        )
+        .unwrap();
         assert_eq!(verdict(&watched.current(), "https://b.com/"), Verdict::Ask);
+        assert_eq!(
+            verdict(&watched.current(), "https://a.com/"),
+            Verdict::Allow
+        );
+        assert_eq!(
+            verdict(&watched.current(), "https://a.com/x"),
+            Verdict::Deny
+        );
         // A "forever" answer is in force at once.
         let rule = Rule::parse("domain=c.com").unwrap();
         store.append(&path, None, Action::Allow, &rule).unwrap();

@@ -116,6 +116,17 @@ impl TrustStore {
         Ok(parse_rules_file(&text, live)?)
     }
 
+    /// The deny rules of `live` as it reads now (nothing else of it): a tightening, in force
+    /// without anyone's trust. An error when it cannot be read or does not parse.
+    pub fn live_denies(&self, live: &Path, owner: Option<u32>) -> Result<RulesFile, TrustError> {
+        let text = read_live(live, owner)?.unwrap_or_default();
+        let rules = parse_rules_file(&text, live)?;
+        Ok(RulesFile {
+            allow: Vec::new(),
+            deny: rules.deny,
+        })
+    }
+
     /// Where `live` stands; `owner`: the user its directory must belong to (any when `None`).
     pub fn standing(&self, live: &Path, owner: Option<u32>) -> Result<Standing, TrustError> {
         let now = read_live(live, owner)?;

@@ -373,7 +373,7 @@ impl App {
         rest: Vec<RulesFileStatus>,
     ) -> Option<Effect> {
         let effect = match key.code {
-            KeyCode::Char('y') if file.error.is_none() => {
+            KeyCode::Char('y') if file.error.is_none() && reviewable_here(&file) => {
                 Some(Effect::Send(ClientRequest::TrustRules {
                     workspace: workspace.clone(),
                     file: file.file.clone(),
@@ -756,6 +756,15 @@ impl App {
         };
         None
     }
+}
+
+/// The most diff lines the TUI shows for a person to trust: a longer change is reviewed with
+/// `hh rules status` and trusted with `hh rules trust`, never trusted half seen.
+pub const REVIEW_MAX_LINES: usize = 20;
+
+/// Whether the TUI may ask about `file` itself (its whole diff fits the review box).
+pub fn reviewable_here(file: &RulesFileStatus) -> bool {
+    file.diff.lines().count() <= REVIEW_MAX_LINES
 }
 
 /// How a failed request is named in the status line.

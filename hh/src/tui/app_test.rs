@@ -538,4 +538,16 @@ fn t_on_a_workspace_shows_each_changed_rules_file_and_trusts_exactly_the_version
     assert_eq!(press(&mut app, KeyCode::Char('y')), None);
     assert_eq!(press(&mut app, KeyCode::Char('n')), None);
     assert_eq!(app.mode, Mode::Normal);
+
+    // A change longer than the review box is never trusted half seen.
+    let long: String = (0..=REVIEW_MAX_LINES)
+        .map(|n| format!("+ line {n}\n"))
+        .collect();
+    app.mode = Mode::ReviewRules {
+        workspace: workspace.clone(),
+        file: standing("/w/harness-rules.toml", &long, None),
+        rest: Vec::new(),
+    };
+    assert_eq!(press(&mut app, KeyCode::Char('y')), None);
+    assert!(matches!(app.mode, Mode::ReviewRules { .. }));
 }

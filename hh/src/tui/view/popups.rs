@@ -14,7 +14,7 @@ use crate::{
     api::protocol::RulesFileStatus,
     rules::Action,
     tui::{
-        app::{AgentStatus, App, EditorFor, InputFor, Mode},
+        app::{AgentStatus, App, EditorFor, InputFor, Mode, reviewable_here},
         rule_editor::RuleEditor,
     },
 };
@@ -93,22 +93,31 @@ const HELP: [&str; 11] = [
 /// A changed rules file: what it is, its diff from the version in force, and the question.
 fn render_review(workspace: &str, file: &RulesFileStatus, frame: &mut Frame) {
     let state = if file.ever_trusted {
-        "changed since it was trusted; the trusted version is in force"
+        "changed since trusted: the trusted version and the deny rules are in force"
     } else {
-        "never trusted; none of it is in force"
+        "never trusted; only its deny rules are in force"
     };
     let mut lines = vec![
         Line::raw(format!("{} ({})", file.file, file.layer)),
         Line::raw(state),
         Line::raw(""),
     ];
-    for diff in file.diff.lines() {
-        let style = match diff.as_bytes().first() {
-            Some(b'+') => Style::new().fg(Color::Green),
-            Some(b'-') => Style::new().fg(Color::Red),
-            _ => Style::new(),
-        };
-        lines.push(Line::styled(diff.to_owned(), style));
+    let reviewable = reviewable_here(file);
+    if reviewable {
+        for diff in file.diff.lines() {
+            let style = match diff.as_bytes().first() {
+                Some(b'+') => Style::new().fg(Color::Green),
+                Some(b'-') => Style::new().fg(Color::Red),
+                _ => Style::new(),
+            };
+            lines.push(Line::styled(diff.to_owned(), style));
+        }
+    } else {
+        lines.push(Line::raw(format!(
+            "The diff is {} lines, more than this box shows: review it with \
+             `hh rules status --workspace {workspace}`, trust it with `hh rules trust`.",
+            file.diff.lines().count()
+        )));
     }
     lines.push(Line::raw(""));
     lines.push(match &file.error {
@@ -116,11 +125,23 @@ fn render_review(workspace: &str, file: &RulesFileStatus, frame: &mut Frame) {
             format!("Cannot be trusted: {error}"),
             Style::new().fg(Color::Red),
         ),
-        None => Line::raw("y: trust this exact version (in force at once)  n: not now  Esc: stop"),
+        None if reviewable => {
+            Line::raw("y: trust this exact version (in force at once)  n: not now  Esc: stop")
+        }
+        None => Line::raw("n: next  Esc: stop"),
     });
-    let height = (lines.len() as u16 + 2).min(frame.area().height);
+    // Lines wrap inside the box; its height counts the wrapped rows.
+    const WIDTH: u16 = 78;
+    let inner = usize::from(WIDTH - 2);
+    let rows: usize = lines
+        .iter()
+        .map(|line| line.width().max(1).div_ceil(inner))
+        .sum();
+    let height = u16::try_from(rows + 2)
+        .unwrap_or(u16::MAX)
+        .min(frame.area().height);
     let title = format!(" Rules of {workspace}: trust this change? ");
-    popup(frame, &title, lines, 78, height);
+    popup(frame, &title, lines, WIDTH, height);
 }
 
 fn render_editor(editor: &RuleEditor, target: &EditorFor, frame: &mut Frame) {

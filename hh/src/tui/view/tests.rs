@@ -767,7 +767,7 @@ fn a_changed_rules_file_shows_its_diff_and_the_question() {
     for expected in [
         " Rules of shop: trust this change? ",
         "/home/u/src/shop/harness-rules.toml (workspace)",
-        "changed since it was trusted; the trusted version is in force",
+        "changed since trusted: the trusted version and the deny rules are in force",
         "- allowlist = [\"domain=a.test\"]",
         "+ allowlist = [\"domain=*\"]",
         "y: trust this exact version (in force at once)",
