@@ -8,7 +8,7 @@ mod support;
 
 use std::{
     io::Write as _,
-    process::{Command, Output, Stdio},
+    process::{Output, Stdio},
     time::Duration,
 };
 
@@ -256,7 +256,8 @@ fn an_interactive_shell_echoes_resizes_takes_ctrl_c_and_reattaches() {
     pane.wait_for("sum-42", within);
     // The command's terminal has this pane's size, and follows it.
     let size = |pane: &Tmux| {
-        let output = Command::new("tmux")
+        let output = pane
+            .tmux()
             .args([
                 "display",
                 "-p",
@@ -270,7 +271,8 @@ fn an_interactive_shell_echoes_resizes_takes_ctrl_c_and_reattaches() {
     };
     pane.keys(&["stty size | sed 's/^/size=/'", "Enter"]);
     pane.wait_for(&format!("size={}", size(&pane)), within);
-    let resized = Command::new("tmux")
+    let resized = pane
+        .tmux()
         .args(["resize-window", "-t", &pane.name, "-x", "120", "-y", "40"])
         .status()
         .unwrap();

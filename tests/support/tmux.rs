@@ -1,5 +1,7 @@
 //! A real terminal for the tests that drive `hh`'s UI: a detached tmux session of a fixed
 //! size, its screen read with `capture-pane`, keys sent with `send-keys`; killed on drop.
+//! Each session has a tmux server of its own (`-L`): one test's server shutting down as its
+//! last session ends cannot refuse the next test's `new-session`.
 
 use std::{
     process::Command,
@@ -11,9 +13,18 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// `tmux` against this session's own server.
+    pub fn tmux(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.args(["-L", &format!("hh-{}", self.name)]);
+        command
+    }
+
     /// Runs `command` (a shell command line) in a new 100×32 tmux session called `name`.
     pub fn start(name: &str, command: &str) -> Tmux {
-        let status = Command::new("tmux")
+        let tmux = Tmux { name: name.into() };
+        let status = tmux
+            .tmux()
             .args([
                 "new-session",
                 "-d",
@@ -28,11 +39,12 @@ impl Tmux {
             .status()
             .expect("tmux runs (`cargo xtask setup` installs it)");
         assert!(status.success());
-        Tmux { name: name.into() }
+        tmux
     }
 
     pub fn screen(&self) -> String {
-        let output = Command::new("tmux")
+        let output = self
+            .tmux()
             .args(["capture-pane", "-p", "-t", &self.name])
             .output()
             .unwrap();
@@ -40,7 +52,8 @@ impl Tmux {
     }
 
     pub fn keys(&self, keys: &[&str]) {
-        let status = Command::new("tmux")
+        let status = self
+            .tmux()
             .args(["send-keys", "-t", &self.name])
             .args(keys)
             .status()
@@ -67,8 +80,11 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
+        // The server may be gone already (its last session ended): nothing to say then.
+        let _ = self
+            .tmux()
+            .arg("kill-server")
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }

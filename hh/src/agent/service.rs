@@ -101,7 +101,10 @@ async fn handle(agent: &Arc<Agent>, peer: Peer, request: ClientRequest) -> Reply
                 answer,
                 Answer::AllowForever { .. } | Answer::DenyForever { .. }
             );
-            if forever && !may_write_rules(&peer, &pending.rules_file) {
+            // Filesystem work (a user's FUSE directory can stall it): off the async workers.
+            if forever
+                && !tokio::task::block_in_place(|| may_write_rules(&peer, &pending.rules_file))
+            {
                 return Reply::Error {
                     message: format!(
                         "only the owner of {} (or root) may answer \"forever\"; answer once instead",

@@ -762,8 +762,10 @@ async fn copy_seeds(
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
-        let (dev, ino) = crate::sys::owned_dir::move_entry(&staging, &seeds_dir, name)
-            .with_context(|| format!("cannot take the copy of {}", seed.source.display()))?;
+        let (dev, ino) = tokio::task::block_in_place(|| {
+            crate::sys::owned_dir::move_entry(&staging, &seeds_dir, name)
+        })
+        .with_context(|| format!("cannot take the copy of {}", seed.source.display()))?;
         checks.push(MountCheck {
             container: seed.container.clone(),
             file: FileId { dev, ino },

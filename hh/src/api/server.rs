@@ -119,14 +119,50 @@ pub fn bind(path: &Path, gid: Option<u32>) -> Result<UnixListener, BindError> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(io_error(error)),
     }
-    let listener = UnixListener::bind(path).map_err(io_error)?;
-    // Between bind and chmod the socket carries the umask's mode; the agent runs with umask
-    // 077 at this point (see `cli::agent`), so that window is closed to others too.
-    fs::set_permissions(path, fs::Permissions::from_mode(0o660)).map_err(io_error)?;
-    if let Some(gid) = gid {
-        std::os::unix::fs::chown(path, None, Some(gid)).map_err(io_error)?;
-    }
-    Ok(listener)
+    let listener = bind_then_place(path, gid).map_err(io_error)?;
+    UnixListener::from_std(listener).map_err(io_error)
+}
+
+/// Binds a socket in a directory only this process can enter, gives the socket file its mode
+/// (0660) and group there, moves it to `path` with one rename, and only then listens: no
+/// client can connect before the socket has its final mode and group, and the mode and group
+/// are set on a path no other user can change (not on `path`, whose directory may be theirs).
+fn bind_then_place(path: &Path, gid: Option<u32>) -> io::Result<std::os::unix::net::UnixListener> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // An unguessable name: in a directory others may write, they cannot take it first.
+    let nonce = {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
+    let private = parent.join(format!(".hh-bind.{}.{nonce:016x}", std::process::id()));
+    fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let placed = (|| -> io::Result<std::os::unix::net::UnixListener> {
+        let socket = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        let staged = private.join("sock");
+        rustix::net::bind(&socket, &SocketAddrUnix::new(&staged)?)?;
+        fs::set_permissions(&staged, fs::Permissions::from_mode(0o660))?;
+        if let Some(gid) = gid {
+            std::os::unix::fs::chown(&staged, None, Some(gid))?;
+        }
+        fs::rename(&staged, path)?;
+        rustix::net::listen(&socket, 1024)?;
+        let listener = std::os::unix::net::UnixListener::from(socket);
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    })();
+    let _ = fs::remove_dir_all(&private);
+    placed
 }
 
 /// Serves clients until the listener fails; each client on its own task.
@@ -275,4 +311,38 @@ pub async fn write_line(
     let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
     line.push(b'\n');
     write.write_all(&line).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_socket_listens_only_with_its_mode_and_group_and_leaves_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let gid = fs::metadata(dir.path()).unwrap().gid();
+        let listener = bind(&path, Some(gid)).unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.mode() & 0o777, 0o660);
+        assert_eq!(meta.gid(), gid);
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        let (connected, accepted) = tokio::join!(UnixStream::connect(&path), listener.accept());
+        connected.unwrap();
+        accepted.unwrap();
+        drop(listener);
+        // A stale socket is replaced; any other file is refused and left alone.
+        bind(&path, None).unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, "x").unwrap();
+        assert!(matches!(
+            bind(&file, None),
+            Err(BindError::NotASocket { .. })
+        ));
+        assert_eq!(fs::read(&file).unwrap(), b"x");
+    }
 }
