@@ -25,6 +25,14 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// `sh -c script` in session `id`, as alice through `hh shell`.
+fn alice_sh(world: &UserWorld, id: &str, script: &str) -> Output {
+    world
+        .hh(&world.alice, &["shell", id, "--", "sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
 fn start_session(world: &UserWorld) -> String {
     let output = world
         .hh(
@@ -124,20 +132,7 @@ fn the_owner_runs_commands_through_the_agent_without_docker_and_no_one_else_can(
     let id = start_session(&world);
 
     // Streams stay apart, and the exit status comes back.
-    let output = world
-        .hh(
-            &world.alice,
-            &[
-                "shell",
-                &id,
-                "--",
-                "sh",
-                "-c",
-                "echo out; echo err >&2; id -u; exit 7",
-            ],
-        )
-        .output()
-        .unwrap();
+    let output = alice_sh(&world, &id, "echo out; echo err >&2; id -u; exit 7");
     assert_eq!(output.status.code(), Some(7), "{}", text(&output));
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
@@ -146,20 +141,7 @@ fn the_owner_runs_commands_through_the_agent_without_docker_and_no_one_else_can(
     assert_eq!(String::from_utf8_lossy(&output.stderr), "err\n");
 
     // A seeded mount of alice's: her own per-session copy, writable, the original untouched.
-    let output = world
-        .hh(
-            &world.alice,
-            &[
-                "shell",
-                &id,
-                "--",
-                "sh",
-                "-c",
-                "cat /seeded.txt && echo changed > /seeded.txt",
-            ],
-        )
-        .output()
-        .unwrap();
+    let output = alice_sh(&world, &id, "cat /seeded.txt && echo changed > /seeded.txt");
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "alice's seed\n");
     assert_eq!(
@@ -177,10 +159,7 @@ fn the_owner_runs_commands_through_the_agent_without_docker_and_no_one_else_can(
         "mv /workspace/.git /workspace/moved-git",
         "rm -rf /workspace/.git",
     ] {
-        let output = world
-            .hh(&world.alice, &["shell", &id, "--", "sh", "-c", attack])
-            .output()
-            .unwrap();
+        let output = alice_sh(&world, &id, attack);
         assert!(!output.status.success(), "`{attack}` succeeded");
     }
     let git = world.alice.home.join("proj/.git");
@@ -189,20 +168,7 @@ fn the_owner_runs_commands_through_the_agent_without_docker_and_no_one_else_can(
         "[core]\n\tbare = false\n"
     );
     assert_eq!(std::fs::read_dir(git.join("hooks")).unwrap().count(), 0);
-    let output = world
-        .hh(
-            &world.alice,
-            &[
-                "shell",
-                &id,
-                "--",
-                "sh",
-                "-c",
-                "echo ref > /workspace/.git/HEAD",
-            ],
-        )
-        .output()
-        .unwrap();
+    let output = alice_sh(&world, &id, "echo ref > /workspace/.git/HEAD");
     assert!(output.status.success(), "{}", text(&output));
 
     // stdin reaches the command, and its end ends it.

@@ -12,7 +12,7 @@ use std::{
     net::{SocketAddr, TcpStream as StdTcpStream},
     path::{Path, PathBuf},
     process::{Child, Command},
-    sync::{Arc, atomic::Ordering},
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -554,7 +554,7 @@ type TlsClient = rustls::StreamOwned<rustls::ClientConnection, StdTcpStream>;
 /// Opens a CONNECT tunnel to `connect_host` and starts TLS in it with `sni`, trusting hh's CA.
 /// The handshake runs on first use.
 fn tunnel(proxy: &Proxy, connect_host: &str, sni: &str) -> TlsClient {
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+    use rustls::pki_types::ServerName;
     let port = proxy.upstream.tls_port;
     let mut stream = StdTcpStream::connect(proxy.addr).unwrap();
     stream
@@ -567,19 +567,10 @@ fn tunnel(proxy: &Proxy, connect_host: &str, sni: &str) -> TlsClient {
     stream.read_exact(&mut established).unwrap();
     assert_eq!(&established, b"HTTP/1.1 200 Connection Established\r\n\r\n");
 
-    let mut roots = rustls::RootCertStore::empty();
     let ca_pem = std::fs::read(proxy.state.join("ca.pem")).unwrap();
-    roots
-        .add(CertificateDer::from_pem_slice(&ca_pem).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = support::upstream::client_trusting(&ca_pem, &[]);
     let name = ServerName::try_from(sni.to_owned()).unwrap();
-    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let connection = rustls::ClientConnection::new(config, name).unwrap();
     rustls::StreamOwned::new(connection, stream)
 }
 
@@ -928,7 +919,7 @@ async fn h2_tunnel(
     proxy: &Proxy,
     connect_host: &str,
 ) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+    use rustls::pki_types::ServerName;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let port = proxy.upstream.tls_port;
     let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
@@ -938,20 +929,10 @@ async fn h2_tunnel(
     let mut established = [0u8; 39];
     stream.read_exact(&mut established).await.unwrap();
     assert_eq!(&established, b"HTTP/1.1 200 Connection Established\r\n\r\n");
-    let mut roots = rustls::RootCertStore::empty();
     let ca_pem = std::fs::read(proxy.state.join("ca.pem")).unwrap();
-    roots
-        .add(CertificateDer::from_pem_slice(&ca_pem).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = support::upstream::client_trusting(&ca_pem, &[b"h2"]);
     let name = ServerName::try_from(connect_host.to_owned()).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, stream)
         .await
         .unwrap();

@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+use rustls::pki_types::ServerName;
 
 use crate::support;
 
@@ -150,16 +150,5 @@ fn read_all(stream: &mut impl std::io::Read) -> Vec<u8> {
 
 /// A TLS client configuration trusting hh's CA (`ca_pem`) and offering only `http/1.1`.
 fn client_config(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca_pem).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+    crate::support::upstream::client_trusting(ca_pem, &[b"http/1.1"])
 }

@@ -302,3 +302,21 @@ pub fn test_server_config(names: &[String], alpn: &[&[u8]]) -> (rustls::ServerCo
     config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
     (config, ca_cert.pem())
 }
+
+/// A TLS client configuration that trusts only the CA in `ca_pem` (hh's, for a client of its
+/// proxy) and offers `alpn`.
+pub fn client_trusting(ca_pem: &[u8], alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject as _};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}

@@ -580,16 +580,10 @@ canonical_path = "{}"
     fn git_config_and_hooks_are_read_only_and_git_itself_cannot_be_moved() {
         let dir = tempfile::tempdir().unwrap();
         let workspace = dir.path().canonicalize().unwrap();
+        let plan_for = |config: &Config| plan(config, &request(), &root(), 0, &context(&workspace));
         std::fs::create_dir_all(workspace.join(".git/hooks")).unwrap();
         std::fs::write(workspace.join(".git/config"), "[core]\n").unwrap();
-        let planned = plan(
-            &config(&workspace, ""),
-            &request(),
-            &root(),
-            0,
-            &context(&workspace),
-        )
-        .unwrap();
+        let planned = plan_for(&config(&workspace, "")).unwrap();
         let binds = &planned.container.binds;
         let w = workspace.display();
         for expected in [
@@ -622,33 +616,19 @@ canonical_path = "{}"
         // Opting out is explicit.
         let mut open = config(&workspace, "");
         open.workspaces[0].protected_paths.clear();
-        let planned = plan(&open, &request(), &root(), 0, &context(&workspace)).unwrap();
+        let planned = plan_for(&open).unwrap();
         assert!(planned.protected_paths.is_empty());
         assert!(!planned.container.binds.iter().any(|b| b.contains(".git")));
 
         // A protected path that is a symlink is not mounted through.
         std::fs::remove_file(workspace.join(".git/config")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", workspace.join(".git/config")).unwrap();
-        let error = plan(
-            &config(&workspace, ""),
-            &request(),
-            &root(),
-            0,
-            &context(&workspace),
-        )
-        .unwrap_err();
+        let error = plan_for(&config(&workspace, "")).unwrap_err();
         assert!(matches!(error, PlanError::Protected { .. }), "{error}");
 
         // No .git: nothing to protect, nothing mounted.
         std::fs::remove_dir_all(workspace.join(".git")).unwrap();
-        let planned = plan(
-            &config(&workspace, ""),
-            &request(),
-            &root(),
-            0,
-            &context(&workspace),
-        )
-        .unwrap();
+        let planned = plan_for(&config(&workspace, "")).unwrap();
         assert!(planned.protected_paths.is_empty());
     }
 
