@@ -63,8 +63,10 @@ impl Env {
 /// A config that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: could not read: {source}", file.display())]
-    Read { file: PathBuf, source: io::Error },
+    /// `reason`, not `source`: the message says it already, and a source would say it again
+    /// in every `{:#}` chain.
+    #[error("{}: could not read: {reason}", file.display())]
+    Read { file: PathBuf, reason: io::Error },
     #[error("no config path given and neither $XDG_CONFIG_HOME nor $HOME is set")]
     NoDefaultPath,
     #[error("{}:{line}:{column}: {}{kind}", file.display(), key.as_deref().map(|k| format!("`{k}`: ")).unwrap_or_default())]
@@ -127,9 +129,9 @@ pub enum ConfigErrorKind {
 
 /// Reads and checks the config at `path`, expanding `~` and `$HOME` from `env`.
 pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
         file: path.into(),
-        source,
+        reason,
     })?;
     check(&text, path, env)
 }

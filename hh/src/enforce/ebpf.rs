@@ -28,7 +28,8 @@ use hh_common::{ConnKey, Ipv4Dest, SockKey, SocketCookie, global, map, program, 
 
 use super::original_dst::OriginalDst;
 
-/// The object `cargo xtask build-ebpf` built, 8-byte aligned as ELF parsing needs.
+/// The object `cargo xtask build-ebpf` built, 8-byte aligned as ELF parsing needs; empty in
+/// a build made without it (see `hh/build.rs`).
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("HH_EBPF_OBJECT"));
 
 /// The sock_addr programs a session cgroup gets, in attach order.
@@ -45,6 +46,11 @@ const SOCK_ADDR_PROGRAMS: &[&str] = &[
 pub enum EbpfError {
     #[error("the embedded eBPF object could not be parsed or its maps created")]
     Object(#[source] aya::EbpfError),
+    #[error(
+        "this hh was built without its eBPF object: run `cargo xtask build-ebpf` (after `cargo \
+         xtask setup`), then build hh again"
+    )]
+    NoObject,
     #[error("the embedded object has no program `{0}`")]
     MissingProgram(&'static str),
     #[error("the embedded object has no map `{0}`")]
@@ -196,6 +202,9 @@ impl Programs {
             ] {
                 loader.map_pin_path(name, dir.join(name));
             }
+        }
+        if OBJECT.is_empty() {
+            return Err(EbpfError::NoObject);
         }
         let mut ebpf = loader.load(OBJECT).map_err(EbpfError::Object)?;
         let mut loaded = Vec::new();

@@ -90,10 +90,10 @@ pub fn remove(text: &str, file: &Path, name: &str) -> Result<String, EditError> 
 /// Applies `change` to the config file at `file` if the result passes every load check;
 /// returns the new config.
 pub fn apply(file: &Path, change: &WorkspaceChange, env: &Env) -> Result<Config, EditError> {
-    let text = std::fs::read_to_string(file).map_err(|source| {
+    let text = std::fs::read_to_string(file).map_err(|reason| {
         EditError::Refused(config::ConfigError::Read {
             file: file.into(),
-            source,
+            reason,
         })
     })?;
     let new_text = match change {
