@@ -553,3 +553,53 @@ fn walk_find(dir: &Path, names: &[&str]) -> Option<PathBuf> {
     }
     found
 }
+
+/// `text` without its ANSI color sequences (`ESC [ … m`).
+fn without_colors(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for next in chars.by_ref() {
+                if next == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_log_lines_of_two_sessions_say_whose_they_are() {
+    if !require_root("agent e2e") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("l");
+    let log = world.dir.path().join("agent.log");
+    let _agent = world.agent_logging_to("hh=debug", &log);
+    let ids = [world.start_session(), world.start_session()];
+    for id in &ids {
+        let (code, out) = fetch(
+            &world,
+            id,
+            &world.url("unknown.test", &format!("/from-{id}")),
+        );
+        assert_eq!(code, 403, "{out}");
+    }
+    let text = without_colors(&std::fs::read_to_string(&log).unwrap());
+    for id in &ids {
+        // The proxy's decision line, inside the session's span and its connection's.
+        let asked = text.lines().find(|line| {
+            line.contains(&format!("session{{id={id}}}"))
+                && line.contains("connection{client=")
+                && line.contains("no rule matched; asking")
+        });
+        assert!(
+            asked.is_some(),
+            "no decision line of session {id} in:\n{text}"
+        );
+    }
+}

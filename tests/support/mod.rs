@@ -62,9 +62,18 @@ pub fn docker(args: &[&str]) -> String {
 /// must start with `announcement` (`listening on `, `hh agent: listening on `); returns the
 /// child and the rest of that line.
 pub fn spawn_announcing(command: &mut Command, announcement: &str) -> (Child, String) {
+    spawn_announcing_to(command, announcement, Stdio::inherit())
+}
+
+/// [`spawn_announcing`] with the command's stderr going to `stderr` (a log file).
+pub fn spawn_announcing_to(
+    command: &mut Command,
+    announcement: &str,
+    stderr: Stdio,
+) -> (Child, String) {
     let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("the command starts");
     let mut line = String::new();

@@ -141,6 +141,16 @@ canonical_path = "{workspace}"
 
     /// An agent whose unanswered asks wait `ask_timeout` seconds.
     pub fn agent_asking(&self, ask_timeout: u32) -> Agent {
+        self.agent_with(ask_timeout, "hh=info", std::process::Stdio::inherit())
+    }
+
+    /// An agent logging at `filter` (`HH_LOG`) into `log`.
+    pub fn agent_logging_to(&self, filter: &str, log: &std::path::Path) -> Agent {
+        let file = std::fs::File::create(log).unwrap();
+        self.agent_with(1, filter, file.into())
+    }
+
+    fn agent_with(&self, ask_timeout: u32, filter: &str, stderr: std::process::Stdio) -> Agent {
         let mut command = hh();
         command
             .arg("--config")
@@ -166,8 +176,9 @@ canonical_path = "{workspace}"
         ] {
             command.args(["--resolve", &format!("{name}=127.0.0.1")]);
         }
-        command.env("HH_LOG", "hh=info");
-        let (child, _socket) = super::spawn_announcing(&mut command, "hh agent: listening on ");
+        command.env("HH_LOG", filter);
+        let (child, _socket) =
+            super::spawn_announcing_to(&mut command, "hh agent: listening on ", stderr);
         let agent = Agent { child };
         // The rules written above are in force once a person trusted them (rules::trust).
         let trusted = self.trust_rules();

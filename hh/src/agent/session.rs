@@ -18,6 +18,7 @@ use std::{
 
 use anyhow::{Context as _, anyhow, bail};
 use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
+use tracing::Instrument as _;
 
 use super::{
     Agent,
@@ -393,14 +394,24 @@ async fn serve(
     let proxy_listener = TcpListener::from_std(proxy_listener)?;
     let control_listener = TcpListener::from_std(control_listener)?;
     let dns_socket = tokio::net::UdpSocket::from_std(dns_socket)?;
+    // Every line the session's proxy, DNS stub, control server and forwards log says whose
+    // it is: `session{id=…}`.
+    let span = tracing::info_span!("session", id = %id);
     let mut tasks = vec![
-        tokio::spawn(async move {
-            if let Err(error) = transparent::serve(proxy_listener, front).await {
-                tracing::error!(%error, "session proxy listener failed");
+        tokio::spawn(
+            async move {
+                if let Err(error) = transparent::serve(proxy_listener, front).await {
+                    tracing::error!(%error, "session proxy listener failed");
+                }
             }
-        }),
-        tokio::spawn(control::serve(control_listener, Arc::clone(&control))),
-        tokio::spawn(dns::serve(dns_socket, names, dns::Limits::default())),
+            .instrument(span.clone()),
+        ),
+        tokio::spawn(
+            control::serve(control_listener, Arc::clone(&control)).instrument(span.clone()),
+        ),
+        tokio::spawn(
+            dns::serve(dns_socket, names, dns::Limits::default()).instrument(span.clone()),
+        ),
     ];
     let forward_audit = AuditLog::open(&agent.settings.state_dir.join("logs"))?;
     let forward_audit = Some(Arc::new(forward_audit));
@@ -411,7 +422,9 @@ async fn serve(
             audit: forward_audit.clone(),
         });
         let listener = TcpListener::from_std(listener)?;
-        tasks.push(tokio::spawn(forwards::serve(listener, forward)));
+        tasks.push(tokio::spawn(
+            forwards::serve(listener, forward).instrument(span.clone()),
+        ));
     }
     let session = Arc::new(Session {
         info: Mutex::new(info.clone()),

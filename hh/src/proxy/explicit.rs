@@ -24,6 +24,7 @@ use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
 };
+use tracing::Instrument as _;
 
 use super::{
     approvals::Outgoing,
@@ -45,11 +46,13 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) -> io::Result<()> {
     crate::sys::accept::serve_bounded(listener, MAX_CONNECTIONS, |client, peer| {
         let proxy = Arc::clone(&proxy);
+        let span = tracing::info_span!("connection", client = %peer);
         async move {
             if let Err(error) = handle_client(proxy, client, peer).await {
                 tracing::debug!(%peer, %error, "client connection ended with an error");
             }
         }
+        .instrument(span)
     })
     .await;
     Ok(())

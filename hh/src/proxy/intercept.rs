@@ -48,7 +48,7 @@ use hyper::{
     header::{self, HeaderMap, HeaderValue},
     service::service_fn,
 };
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::server::Acceptor;
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
@@ -225,7 +225,7 @@ where
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let activity = Activity::new();
-    let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+    let connection = hyper::server::conn::http2::Builder::new(super::in_span::SpanExecutor)
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_STREAMS)
         .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
@@ -547,7 +547,7 @@ fn switch_protocols(
 ) -> Response<ProxyBody> {
     let upstream_upgrade = hyper::upgrade::on(&mut response);
     let idle = proxy.idle_timeout;
-    tokio::spawn(async move {
+    super::in_span::spawn(async move {
         let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
             (Ok(client), Ok(upstream)) => (client, upstream),
             (Err(error), _) | (_, Err(error)) => {

@@ -25,7 +25,7 @@ use std::{
 };
 
 use hyper::{Request, Response, body::Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     net::TcpStream,
     sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, watch},
@@ -77,11 +77,11 @@ impl UpstreamSender {
         let io: UpstreamIo = TokioIo::new(tls);
         if h2 {
             let (sender, connection) =
-                hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                hyper::client::conn::http2::Builder::new(super::in_span::SpanExecutor)
                     .timer(TokioTimer::new())
                     .handshake(io)
                     .await?;
-            tokio::spawn(async move {
+            super::in_span::spawn(async move {
                 let _permits = permits;
                 if let Err(error) = connection.await {
                     tracing::debug!(%error, "upstream h2 connection ended with an error");
@@ -91,7 +91,7 @@ impl UpstreamSender {
         } else {
             // HTTP/1.1, which may switch protocols (WebSocket).
             let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
-            tokio::spawn(async move {
+            super::in_span::spawn(async move {
                 let _permits = permits;
                 if let Err(error) = connection.with_upgrades().await {
                     tracing::debug!(%error, "upstream connection ended with an error");
@@ -107,7 +107,7 @@ impl UpstreamSender {
         permits: UpstreamPermits,
     ) -> Result<UpstreamSender, hyper::Error> {
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-        tokio::spawn(async move {
+        super::in_span::spawn(async move {
             let _permits = permits;
             if let Err(error) = connection.with_upgrades().await {
                 tracing::debug!(%error, "upstream connection ended with an error");
@@ -260,7 +260,7 @@ impl KeptUpstream {
             Arc::clone(&self.connections),
             Arc::clone(&self.returned),
         );
-        let task = tokio::spawn(async move {
+        let task = super::in_span::spawn(async move {
             // Whatever becomes of the dial, `done` is dropped with this task, which wakes the
             // request waiting in `take`.
             let _done = done;
@@ -355,7 +355,7 @@ impl KeptUpstream {
         }
         if !kept.closer {
             kept.closer = true;
-            tokio::spawn(close_when_unused(Arc::downgrade(&self.slot), self.keep));
+            super::in_span::spawn(close_when_unused(Arc::downgrade(&self.slot), self.keep));
         }
     }
 

@@ -33,6 +33,7 @@ pub mod first_bytes;
 pub mod host_addresses;
 pub mod http1;
 pub mod idle;
+pub mod in_span;
 pub mod intercept;
 pub mod kept_upstream;
 pub mod pipeline;

@@ -27,6 +27,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::Notify,
 };
+use tracing::Instrument as _;
 
 use super::{
     bypass, explicit,
@@ -62,6 +63,8 @@ pub struct TransparentFront {
 pub async fn serve(listener: TcpListener, front: Arc<TransparentFront>) -> io::Result<()> {
     crate::sys::accept::serve_bounded(listener, MAX_SESSION_CONNECTIONS, |client, peer| {
         let front = Arc::clone(&front);
+        // Every line of this connection names its client (and, in the agent, its session).
+        let span = tracing::info_span!("connection", client = %peer);
         async move {
             let _ = client.set_nodelay(true);
             let destination = match front.original_dst.take(&client, peer) {
@@ -79,6 +82,7 @@ pub async fn serve(listener: TcpListener, front: Arc<TransparentFront>) -> io::R
                 tracing::debug!(%peer, %error, "session connection ended with an error");
             }
         }
+        .instrument(span)
     })
     .await;
     Ok(())

@@ -3,6 +3,8 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use tracing::Instrument as _;
+
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::Semaphore,
@@ -31,9 +33,13 @@ where
             }
         };
         let served = handle(stream, peer);
-        tokio::spawn(async move {
-            served.await;
-            drop(slot);
-        });
+        // In the listener's span (the session's), so each connection's lines say whose it is.
+        tokio::spawn(
+            async move {
+                served.await;
+                drop(slot);
+            }
+            .in_current_span(),
+        );
     }
 }
