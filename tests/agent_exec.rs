@@ -273,3 +273,82 @@ fn an_interactive_shell_echoes_resizes_takes_ctrl_c_and_reattaches() {
     );
     again.wait_for("kept-23", within);
 }
+
+#[test]
+fn an_ordinary_user_answers_forever_and_the_other_user_cannot_answer_for_her() {
+    if !require_root("agent exec e2e") || !build_test_stem() {
+        return;
+    }
+    let world = UserWorld::new();
+    let id = start_session(&world);
+    let request = world
+        .hh(
+            &world.alice,
+            &[
+                "shell",
+                &id,
+                "--",
+                "curl",
+                "-sS",
+                "-m",
+                "40",
+                "http://unknown.test/asked",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let listed = |user: &TestUser| -> Vec<serde_json::Value> {
+        let output = world.hh(user, &["approvals", "--json"]).output().unwrap();
+        serde_json::from_slice(&output.stdout).unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let pending = loop {
+        let pending = listed(&world.alice);
+        if !pending.is_empty() {
+            break pending;
+        }
+        assert!(std::time::Instant::now() < deadline, "no prompt came");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(pending[0]["host"], "unknown.test", "{pending:?}");
+    let approval = pending[0]["id"].to_string();
+    // Bob sees nothing of it and cannot answer it.
+    assert!(listed(&world.bob).is_empty());
+    let refused = world
+        .hh(&world.bob, &["approvals", "allow", &approval, "--forever"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    // Alice answers "forever": the rule lands in her rules file, which stays hers.
+    let answered = world
+        .hh(
+            &world.alice,
+            &["approvals", "allow", &approval, "--forever"],
+        )
+        .output()
+        .unwrap();
+    assert!(answered.status.success(), "{}", text(&answered));
+    let output = request.wait_with_output().unwrap();
+    // Allowed; nothing listens upstream on loopback, so the proxy says so.
+    assert!(
+        text(&output).contains("cannot connect to unknown.test at 127.0.0.1:80"),
+        "{}",
+        text(&output)
+    );
+    let rules = world.alice.home.join("proj/harness-rules.toml");
+    let written = std::fs::read_to_string(&rules).unwrap();
+    assert!(written.contains("domain=unknown.test"), "{written}");
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(&rules).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (world.alice.uid, world.alice.gid));
+    // And the next request is decided by it: no prompt.
+    let again = alice_sh(
+        &world,
+        &id,
+        "curl -sS -m 10 http://unknown.test/again; true",
+    );
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(listed(&world.alice).is_empty());
+}

@@ -90,7 +90,15 @@ impl UserWorld {
             .arg(dir.path().join("state"))
             .arg("--bpf-dir")
             .arg(&bpf_dir)
-            .args(["--cgroup-group", &group, "--ask-timeout", "1"])
+            .args(["--cgroup-group", &group, "--ask-timeout", "30"])
+            // The one name a session here asks about, kept on loopback (nothing upstream
+            // listens: an allowed request gets a 502).
+            .args([
+                "--resolve",
+                "unknown.test=127.0.0.1",
+                "--dial-grant",
+                "127.0.0.1/32",
+            ])
             .env("HH_LOG", "hh=info");
         let (agent, _) = super::spawn_announcing(&mut command, "hh agent: listening on ");
         UserWorld {
