@@ -137,3 +137,43 @@ fn the_plain_report_says_what_failed_and_how_to_fix_it() {
     assert!(text.contains("fix: "), "{text}");
     assert!(text.lines().last().unwrap().starts_with("=> "), "{text}");
 }
+
+#[test]
+fn the_service_unit_passes_systemd_analyze_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("harness-hat.toml");
+    std::fs::write(&config, "version = 1\n").unwrap();
+    let unit = hh()
+        .arg("--config")
+        .arg(&config)
+        .args(["service", "unit", "--socket-group", "1000"])
+        .output()
+        .unwrap();
+    assert!(
+        unit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unit.stderr)
+    );
+    let text = String::from_utf8_lossy(&unit.stdout).to_string();
+    let exec = format!(
+        "ExecStart={} --config {} agent --socket-group 1000",
+        std::fs::canonicalize(env!("CARGO_BIN_EXE_hh"))
+            .unwrap()
+            .display(),
+        std::fs::canonicalize(&config).unwrap().display()
+    );
+    assert!(text.contains(&exec), "{text}");
+    let path = dir.path().join("hh-agent.service");
+    std::fs::write(&path, &text).unwrap();
+    // spawns: systemd-analyze
+    let verified = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze runs (`cargo xtask setup` installs systemd)");
+    let said = String::from_utf8_lossy(&verified.stderr);
+    assert!(
+        verified.status.success() && said.trim().is_empty(),
+        "{said}"
+    );
+}

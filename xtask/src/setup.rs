@@ -132,6 +132,11 @@ pub const HOST_PROGRAMS: &[HostProgram] = &[
         "socket clients the enforcement tests run; the bench's mitmproxy venv",
     ),
     apt("tmux", "tmux", "drives the terminal UI in end-to-end tests"),
+    apt(
+        "systemd-analyze",
+        "systemd",
+        "checks the agent's systemd unit (`hh service unit`)",
+    ),
     // Users and privileges.
     apt(
         "sudo",

@@ -7,6 +7,7 @@ mod image;
 pub(crate) mod init;
 mod proxy;
 mod rules;
+pub(crate) mod service;
 mod session;
 mod shell;
 
@@ -45,12 +46,14 @@ pub enum Command {
     Doctor(doctor::Options),
     /// Write a commented starter harness-hat.toml (default ./harness-hat.toml).
     Init(init::Options),
-    /// Check a request against the rules, or add a rule to a workspace's harness-rules.toml.
+    /// Check requests against the rules; add, review, trust and migrate rules files.
     Rules(rules::Options),
     /// Run the MITM proxy standalone, as an explicit HTTP proxy (CONNECT and absolute-form).
     Proxy(proxy::Options),
     /// Run the host agent (root): eBPF enforcement, sessions, proxy, DNS and control servers.
     Agent(agent::Options),
+    /// The agent as a systemd service: print its unit, or install, enable and start it.
+    Service(service::Options),
     /// Start, list and stop sessions (through the agent).
     Session(session::Options),
     /// Open a shell (or run a command) in a running session; with no id, list sessions.
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules(options) => rules::run(&options, cli.config.as_deref()),
         Command::Proxy(options) => proxy::run(&options, cli.config.as_deref()),
         Command::Agent(options) => agent::run(&options, cli.config.as_deref()),
+        Command::Service(options) => service::run(&options, cli.config.as_deref()),
         Command::Session(options) => session::run(&options, cli.config.as_deref()),
         Command::Shell(options) => shell::run(&options),
         Command::Attach(options) => shell::attach(&options),

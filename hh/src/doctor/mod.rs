@@ -106,6 +106,7 @@ pub fn diagnose(inputs: &Inputs) -> Report {
         .clone()
         .unwrap_or_else(crate::api::client::socket_path);
     checks.push(agent_socket::check(&socket));
+    checks.push(check_service());
 
     let mut report = Report {
         mode: Mode::None,
@@ -143,6 +144,51 @@ fn skip(name: &'static str, because: &str) -> Check {
         status: Status::Skip,
         detail: format!("not run: {because}"),
         fix: None,
+    }
+}
+
+/// Whether the agent is installed as a systemd service, and running as one (a warning, never
+/// a failure: `sudo hh agent` in a terminal works as well).
+fn check_service() -> Check {
+    use crate::cli::service::{UNIT_DIR, UNIT_NAME, systemd_runs};
+    let unit = Path::new(UNIT_DIR).join(UNIT_NAME);
+    let warn = |detail: String, fix: &str| Check {
+        name: "service",
+        status: Status::Warn,
+        detail,
+        fix: Some(fix.into()),
+    };
+    if !unit.exists() {
+        return warn(
+            format!(
+                "{} is not installed: the agent runs only while `sudo hh agent` does",
+                unit.display()
+            ),
+            "sudo hh --config CONFIG service install",
+        );
+    }
+    if !systemd_runs() {
+        return warn(
+            format!(
+                "{} is installed, but systemd does not run on this host",
+                unit.display()
+            ),
+            "start the agent with `sudo hh --config CONFIG agent`",
+        );
+    }
+    // spawns: systemctl
+    let state = std::process::Command::new("systemctl")
+        .args(["is-active", UNIT_NAME])
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_else(|error| format!("unknown ({error})"));
+    if state == "active" {
+        pass("service", format!("{UNIT_NAME} is active"))
+    } else {
+        warn(
+            format!("{UNIT_NAME} is installed but {state}"),
+            "sudo systemctl enable --now hh-agent.service; journalctl -u hh-agent says why it stopped",
+        )
     }
 }
 
