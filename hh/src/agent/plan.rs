@@ -181,12 +181,14 @@ pub fn plan(
             MountMode::ReadOnly,
         )?,
     ];
-    let protected_paths = protect(
-        &workspace_dir,
-        &workspace.protected_paths,
-        &mut binds,
-        &mut mount_checks,
-    )?;
+    // The workspace's protected paths, then the template's that it does not list already.
+    let mut wanted = workspace.protected_paths.clone();
+    for path in &profile.protected_paths {
+        if !wanted.contains(path) {
+            wanted.push(path.clone());
+        }
+    }
+    let protected_paths = protect(&workspace_dir, &wanted, &mut binds, &mut mount_checks)?;
     let mut seeds = Vec::new();
     let mounts = config
         .defaults
@@ -611,6 +613,23 @@ canonical_path = "{}"
         assert!(
             checked.contains(&"/workspace/.git".to_owned()),
             "{checked:?}"
+        );
+
+        // A template adds its own.
+        std::fs::write(workspace.join(".envrc"), "export X=1\n").unwrap();
+        let mut with_envrc = config(&workspace, "");
+        let test = with_envrc.container_profiles.get_mut("test").unwrap();
+        test.protected_paths = vec![".envrc".into(), ".git/hooks".into()];
+        let planned = plan_for(&with_envrc).unwrap();
+        assert_eq!(
+            planned.protected_paths,
+            [".git/config", ".git/hooks", ".envrc"]
+        );
+        assert!(
+            planned
+                .container
+                .binds
+                .contains(&format!("{w}/.envrc:/workspace/.envrc:ro"))
         );
 
         // Opting out is explicit.

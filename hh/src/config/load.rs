@@ -296,6 +296,14 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
             env,
             &invalid,
         )?;
+        for (j, path) in profile.protected_paths.iter().enumerate() {
+            if !is_plain_relative(path) {
+                return Err(invalid(
+                    format!("{base}.protected_paths[{j}]"),
+                    ConfigErrorKind::ProtectedPath { path: path.clone() },
+                ));
+            }
+        }
         let names: Vec<String> = profile.env.keys().cloned().collect();
         check_env_names(&names, &format!("{base}.env"), &invalid)?;
         check_forwards(

@@ -173,6 +173,10 @@ pub struct Profile {
     /// Forwards this template adds to `[defaults.containers] localhost_forwards`.
     #[serde(default)]
     pub localhost_forwards: Vec<LocalhostForward>,
+    /// Paths this template's sessions also see read-only in their workspace, besides the
+    /// workspace's own `protected_paths` (e.g. `.envrc` for a stem whose users run direnv).
+    #[serde(default)]
+    pub protected_paths: Vec<String>,
 }
 
 /// A session's `127.0.0.1:container_port` relayed to the host's `127.0.0.1:host_port`.

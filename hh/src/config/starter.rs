@@ -70,6 +70,7 @@ env = {}
 # cpus = "4"
 # starter_network_allowlist = ["domain=crates.io,*.crates.io", "domain=static.rust-lang.org"]
 # env = { CARGO_TERM_COLOR = "always" }
+# protected_paths = [".envrc"]   # read-only in this template's sessions, besides the workspace's
 # localhost_forwards = [{ container_port = 11434, host_port = 11434 }]
 
 # Workspaces: a name and the directory handed to the session. Its network rules live in
