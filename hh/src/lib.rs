@@ -4,19 +4,28 @@
 //! tests, benches and fuzz targets use the same code as the binary.
 //!
 //! # Layout
+//! - [`agent`]: `hh agent`, root: sessions (plan, container, cgroup, seeds, protected paths),
+//!   their proxies, the trusted rules, and the answers on the client socket.
+//! - [`api`]: what clients and the agent say on the unix socket: protocol, client, server.
 //! - [`audit`]: the audit log, one JSON line per proxy decision, 0600.
 //! - [`cli`]: one module per subcommand; the only place that prints for a person.
 //! - [`config`]: `harness-hat.toml`, the manager's config: load, expand, validate; the `hh init` starter.
 //! - [`dns`]: the per-session DNS stub: synthetic A answers that map back to the name, no upstream.
 //! - [`doctor`]: checks whether this host can run hh, and in which mode.
 //! - [`enforce`]: how a session's traffic is forced through the proxy (eBPF in agent mode).
+//! - [`image`]: session images: the Dockerfile stems under `docker/` and their build order.
 //! - [`private_fs`]: 0700 directories and 0600 files opened without following symlinks.
 //! - [`proxy`]: the MITM proxy: SSRF guard, strict HTTP/1 parsing, the one decision per request,
 //!   and the explicit-proxy front door (`hh proxy`).
-//! - [`rules`]: `harness-rules.toml`, the policy: grammar, canonical hosts and paths, decisions.
-//! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf).
+//! - [`rules`]: `harness-rules.toml`, the policy: grammar, canonical hosts and paths, decisions,
+//!   and the trusted copies sessions run under.
+//! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf), and the
+//!   descriptor-relative file work root does in users' directories.
 //! - [`tls`]: the installation CA and the per-host leaf certificates the proxy presents.
 //! - [`tui`]: `hh` with no arguments: the terminal UI, a client of the agent.
+
+// Every `unsafe` block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod agent;
 pub mod api;

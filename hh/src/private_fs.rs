@@ -300,8 +300,7 @@ impl PrivateDir {
 }
 
 fn check_owner(path: &Path, owner: u32) -> Result<(), PrivateFsError> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let expected = unsafe { libc::geteuid() };
+    let expected = rustix::process::geteuid().as_raw();
     if owner != expected {
         return Err(PrivateFsError::WrongOwner {
             path: path.to_owned(),

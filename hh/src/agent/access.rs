@@ -298,8 +298,7 @@ mod tests {
     /// The checks take on another user's credentials, which needs root (the agent is root).
     /// Outside CI a non-root run skips them and says so; in CI (root) they always run.
     fn as_root() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = rustix::process::geteuid().is_root();
         assert!(
             root || std::env::var_os("CI").is_none(),
             "CI runs the agent's access checks as root"

@@ -58,8 +58,7 @@ pub struct Options {
 }
 
 pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         bail!("hh agent needs root (cgroups, eBPF, network namespaces): run `sudo hh agent`");
     }
     raise_open_files_limit();

@@ -61,6 +61,5 @@ pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }

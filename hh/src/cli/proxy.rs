@@ -145,8 +145,7 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
     if let Some(path) = &options.api_socket {
         let listener = api::server::bind(path, None)
             .with_context(|| format!("cannot serve the API on {}", path.display()))?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let owner_uid = unsafe { libc::geteuid() };
+        let owner_uid = rustix::process::geteuid().as_raw();
         let service = Arc::new(ApprovalsService::new(Arc::clone(&approvals), owner_uid));
         tokio::spawn(async move {
             if let Err(error) = api::server::serve(listener, service).await {

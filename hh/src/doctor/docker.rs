@@ -53,8 +53,7 @@ pub fn check(given: Option<&str>) -> Check {
                systemd does not run (`cargo xtask setup` does this)";
     let version: Version = match get(&socket, "/version") {
         Ok(version) => version,
-        // SAFETY: geteuid has no preconditions.
-        Err(why) if why.contains("ermission denied") && unsafe { libc::geteuid() } != 0 => {
+        Err(why) if why.contains("ermission denied") && !rustix::process::geteuid().is_root() => {
             return super::skip(
                 NAME,
                 &format!(

@@ -150,17 +150,12 @@ impl Lock {
         // a root agent writes) must not be able to stall the writer forever.
         let deadline = Instant::now() + wait;
         loop {
-            // SAFETY: flock on a descriptor we own; no memory is passed.
-            let result = unsafe {
-                libc::flock(
-                    std::os::fd::AsRawFd::as_raw_fd(&file),
-                    libc::LOCK_EX | libc::LOCK_NB,
-                )
-            };
-            if result == 0 {
+            let result =
+                rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+            let Err(errno) = result else {
                 return Ok(Lock { _file: file });
-            }
-            let error = io::Error::last_os_error();
+            };
+            let error = io::Error::from(errno);
             match error.kind() {
                 io::ErrorKind::Interrupted => {}
                 io::ErrorKind::WouldBlock if Instant::now() < deadline => {
@@ -277,8 +272,7 @@ fn create_rules_dir(path: &Path) -> Result<(), StoreError> {
 }
 
 fn chown_if_root(file: &File, owner: Option<(u32, u32)>) -> io::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = rustix::process::geteuid().is_root();
     match owner {
         Some((uid, gid)) if root => std::os::unix::fs::fchown(file, Some(uid), Some(gid)),
         _ => Ok(()),
@@ -597,8 +591,7 @@ mod tests {
     fn a_root_writer_leaves_the_file_and_lock_to_their_owner() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("harness-rules.toml");
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = rustix::process::geteuid().is_root();
         let owner = if root {
             // A user's workspace: the directory and the file belong to uid/gid 4242.
             std::os::unix::fs::chown(dir.path(), Some(4242), Some(4242)).unwrap();

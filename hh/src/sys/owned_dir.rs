@@ -282,8 +282,7 @@ impl OwnedDir {
 
     /// Owner and mode on the file's own descriptor: the directory's owner keeps their file.
     fn give_to_owner(&self, file: &OwnedFd, mode: u32) -> io::Result<()> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if rustix::process::geteuid().is_root() {
             rfs::fchown(
                 file,
                 Some(rfs::Uid::from_raw(self.uid)),
