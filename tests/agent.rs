@@ -10,7 +10,6 @@ mod support;
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
@@ -132,6 +131,15 @@ fn a_session_reaches_allowed_hosts_through_the_proxy_and_nothing_else() {
     let id = world.start_session();
     let sessions = world.sessions();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
+    // An ordinary user's session: neither root nor in `docker`.
+    assert_eq!(sessions[0]["owner_uid"], world.user.uid, "{sessions:?}");
+    assert!(
+        !world
+            .user
+            .groups()
+            .iter()
+            .any(|group| group == "docker" || group == "root")
+    );
     assert_eq!(sessions[0]["id"], id.as_str());
     assert_eq!(sessions[0]["state"], "running");
 
@@ -410,18 +418,14 @@ fn clients_see_and_act_on_their_own_sessions_only() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no workspace `nope`"), "{stderr}");
 
-    // Root's session, and a second user (nobody) who may connect to the socket.
+    // The user's session, and a second user in the socket group.
     let id = world.start_session();
-    std::fs::set_permissions(
-        world.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::os::unix::fs::chown(&world.socket, None, Some(65534)).unwrap();
+    let other = support::users::TestUser::create("o", &[&world.socket_group]);
     let as_nobody = |args: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_hh"))
+        other
+            .command(env!("CARGO_BIN_EXE_hh"))
+            .arg("--config")
+            .arg(&world.config)
             .args(args)
             .env("HH_AGENT_SOCKET", &world.socket)
             .output()
@@ -434,16 +438,19 @@ fn clients_see_and_act_on_their_own_sessions_only() {
         String::from_utf8_lossy(&listed.stderr)
     );
     let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
-    assert!(listed.is_empty(), "nobody sees root's session: {listed:?}");
+    assert!(
+        listed.is_empty(),
+        "the other user sees the session: {listed:?}"
+    );
     let stopped = as_nobody(&["session", "stop", &id]);
     assert!(!stopped.status.success());
     assert!(String::from_utf8_lossy(&stopped.stderr).contains("no session"));
     assert_eq!(
         world.sessions().len(),
         1,
-        "root's session survived nobody's stop"
+        "the session survived the other user's stop"
     );
-    // nobody may not have the agent mount a workspace nobody cannot read.
+    // The other user may not have the agent mount a workspace they cannot read.
     std::fs::set_permissions(
         &world.workspace,
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
@@ -460,7 +467,10 @@ fn clients_see_and_act_on_their_own_sessions_only() {
     ]);
     assert!(!started.status.success());
     let stderr = String::from_utf8_lossy(&started.stderr);
-    assert!(stderr.contains("uid 65534 may not read"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("uid {} may not read", other.uid)),
+        "{stderr}"
+    );
 
     let output = world.hh(&["session", "stop", &id]);
     assert!(output.status.success());
@@ -477,15 +487,12 @@ fn an_unknown_host_waits_for_an_answer_and_allow_forever_writes_the_rule() {
     let agent = world.agent_asking(60);
     let id = world.start_session();
     let url = world.url("unknown.test", "/asked");
-    let curl = {
-        let mut command = support::hh();
-        command
-            .env("HH_AGENT_SOCKET", &world.socket)
-            .args(["shell", &id, "--", "curl", "-sS", "-m", "30", &url])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        command.spawn().unwrap()
-    };
+    let curl = world
+        .hh_command(&["shell", &id, "--", "curl", "-sS", "-m", "30", &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut pending = Vec::new();
     wait_until("the request is held for an answer", || {
         let listed = world.hh(&["approvals", "--json"]);

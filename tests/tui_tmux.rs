@@ -39,14 +39,9 @@ impl UiWorld {
         let world = World::new(tag);
         let agent = world.agent_asking(ask_timeout);
         let id = world.start_session();
-        let log = world.dir.path().join("tui.log");
-        let command = format!(
-            "env HH_AGENT_SOCKET={} HH_LOG_FILE={} HH_LOG=hh=info {} --config {}",
-            world.socket.display(),
-            log.display(),
-            env!("CARGO_BIN_EXE_hh"),
-            world.config.display()
-        );
+        // The UI runs as the world's user, like every hh client here; its log is theirs.
+        let log = world.user.home.join("tui.log");
+        let command = world.hh_line(&format!("HH_LOG_FILE={} HH_LOG=hh=info", log.display()), "");
         let tmux = Tmux::start(&format!("hh-tui-{tag}-{}", std::process::id()), &command);
         wait_until("the UI shows the session", || {
             tmux.screen().contains(&id[..6])
@@ -72,9 +67,8 @@ impl UiWorld {
 
 /// `curl URL` inside session `id`, on its own: it blocks while its request is held.
 fn curl_in_session(world: &World, id: &str, url: &str) -> std::process::Child {
-    support::hh()
-        .env("HH_AGENT_SOCKET", &world.socket)
-        .args([
+    world
+        .hh_command(&[
             "shell",
             id,
             "--",
@@ -268,9 +262,8 @@ fn a_held_request_is_answered_allow_forever_from_the_terminal_ui() {
     let (world, id, tmux) = (&ui.world, &ui.id, &ui.tmux);
 
     let url = world.url("unknown.test", "/from-tui");
-    let curl = support::hh()
-        .env("HH_AGENT_SOCKET", &world.socket)
-        .args(["shell", id, "--", "curl", "-sS", "-m", "40", &url])
+    let curl = world
+        .hh_command(&["shell", id, "--", "curl", "-sS", "-m", "40", &url])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

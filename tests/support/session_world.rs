@@ -1,5 +1,8 @@
 //! A real `hh agent` with a test workspace, rules, config and local HTTPS upstream: what the
-//! agent end-to-end tests and the session benchmark stand on.
+//! agent end-to-end tests and the session benchmark stand on. Root runs the agent and sets the
+//! world up (as an admin would: the config and the global rules are root's); everything a person
+//! does with hh — start sessions, shells, approvals, rules — runs as an ordinary user in the
+//! agent's socket group, neither root nor in `docker` ([`World::hh`]).
 
 use std::{
     path::PathBuf,
@@ -7,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{hh, upstream};
+use super::{
+    hh, upstream,
+    users::{TestGroup, TestUser},
+};
 
 pub const BASE_IMAGE: &str = "hh-test-base";
 /// The `test` stem [`build_test_stem`] builds on [`BASE_IMAGE`].
@@ -52,6 +58,9 @@ pub struct World {
     pub group: String,
     pub upstream: upstream::Upstream,
     pub upstream_ca: PathBuf,
+    /// Who uses hh here: owns the workspace, is in the socket group.
+    pub user: TestUser,
+    pub socket_group: TestGroup,
 }
 
 /// The workspace's rules, for the upstream's ports (HTTPS, plain HTTP).
@@ -75,15 +84,21 @@ impl World {
             "unknown.test",
             "bypass.test",
         ]);
-        let workspace = dir.path().join("workspace");
-        std::fs::create_dir_all(&workspace).unwrap();
-        std::fs::write(
-            workspace.join("harness-rules.toml"),
-            rules(upstream.tls_port, upstream.http_port),
+        // Reachable by the user (the socket, the config); only root writes here.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
-        let seed = dir.path().join("seeded.txt");
-        std::fs::write(&seed, "original\n").unwrap();
+        let socket_group = TestGroup::create(&format!("w{tag}"));
+        let user = TestUser::create(tag, &[&socket_group]);
+        let workspace = user.make_dir("workspace", 0o755);
+        user.write_file(
+            workspace.join("harness-rules.toml"),
+            rules(upstream.tls_port, upstream.http_port),
+        );
+        let seed = user.home.join("seeded.txt");
+        user.write_file(&seed, "original\n");
         let global = dir.path().join("global-rules.toml");
         std::fs::write(&global, "[network]\nallowlist = []\n").unwrap();
         let config = dir.path().join("harness-hat.toml");
@@ -131,6 +146,8 @@ canonical_path = "{workspace}"
             upstream,
             upstream_ca,
             dir,
+            user,
+            socket_group,
         }
     }
 
@@ -158,6 +175,8 @@ canonical_path = "{workspace}"
             .arg("agent")
             .arg("--socket")
             .arg(&self.socket)
+            .arg("--socket-group")
+            .arg(self.socket_group.gid.to_string())
             .arg("--state-dir")
             .arg(&self.state)
             .arg("--bpf-dir")
@@ -191,13 +210,21 @@ canonical_path = "{workspace}"
         agent
     }
 
-    /// `hh rules trust --workspace demo` naming the versions `hh rules status` shows: the
-    /// rules files as they read now are in force.
+    /// `hh rules trust --workspace demo` naming the versions `hh rules status` shows, as root
+    /// (the admin: the global rules are root's): the rules files as they read now are in force.
     pub fn trust_rules(&self) -> Output {
-        let status = self.hh(&["rules", "status", "--workspace", "demo", "--json"]);
+        let as_root = |args: &[&str]| {
+            hh().env("HH_AGENT_SOCKET", &self.socket)
+                .arg("--config")
+                .arg(&self.config)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let status = as_root(&["rules", "status", "--workspace", "demo", "--json"]);
         let args = super::trust_args("demo", &status.stdout);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.hh(&args)
+        as_root(&args)
     }
 
     /// The workspace's rules file (where "forever" answers go).
@@ -205,16 +232,38 @@ canonical_path = "{workspace}"
         self.workspace.join("harness-rules.toml")
     }
 
-    /// Runs `hh` as the user would: this world's config and agent socket.
+    /// Runs `hh` as the user would: as [`World::user`], with this world's config and agent
+    /// socket.
     pub fn hh(&self, args: &[&str]) -> Output {
-        hh().env("HH_AGENT_SOCKET", &self.socket)
+        self.hh_command(args).output().unwrap()
+    }
+
+    /// [`World::hh`], not yet run (to spawn it, or pipe it).
+    pub fn hh_command(&self, args: &[&str]) -> Command {
+        let mut command = self.user.command(env!("CARGO_BIN_EXE_hh"));
+        command
+            .env("HH_AGENT_SOCKET", &self.socket)
             .env("HH_TEST_PASSED", "from-the-client")
             .env("HH_TEST_NOT_PASSED", "secret")
             .arg("--config")
             .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
+            .args(args);
+        command
+    }
+
+    /// The shell command line that runs `hh ARGS` as [`World::user`] (for a tmux pane), with
+    /// `env` (`NAME=VALUE …`) added.
+    pub fn hh_line(&self, env: &str, args: &str) -> String {
+        format!(
+            "setpriv --reuid={uid} --regid={gid} --init-groups -- env -i HOME={home} \
+             PATH=/usr/bin:/bin TERM=screen HH_AGENT_SOCKET={socket} {env} {hh} --config {config} {args}",
+            uid = self.user.uid,
+            gid = self.user.gid,
+            home = self.user.home.display(),
+            socket = self.socket.display(),
+            hh = env!("CARGO_BIN_EXE_hh"),
+            config = self.config.display(),
+        )
     }
 
     pub fn start_session(&self) -> String {
