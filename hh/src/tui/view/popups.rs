@@ -32,22 +32,46 @@ pub fn render(app: &App, frame: &mut Frame) {
             popup(frame, title, lines, 60, 4);
         }
         Mode::PickWorkspace { selected } => {
-            let names = app
+            let names: Vec<String> = app
                 .loaded_config()
                 .map(|c| c.workspaces.iter().map(|w| w.name.clone()).collect())
                 .unwrap_or_default();
-            picker(frame, " New session: workspace ", names, *selected);
+            if names.is_empty() {
+                let lines = vec![
+                    Line::raw("No workspace yet: add one on the Workspaces screen (4, then n),"),
+                    Line::raw(format!(
+                        "or a [[workspaces]] entry (name, canonical_path) in {}.",
+                        app.config_path.display()
+                    )),
+                    Line::raw("Esc goes back."),
+                ];
+                popup(frame, " New session: workspace ", lines, 74, 5);
+            } else {
+                picker(frame, " New session: workspace ", names, *selected);
+            }
         }
         Mode::PickTemplate {
             workspace,
             selected,
         } => {
-            let names = app
+            let names: Vec<String> = app
                 .loaded_config()
                 .map(|c| c.container_profiles.keys().cloned().collect())
                 .unwrap_or_default();
             let title = format!(" New session of {workspace}: template ");
-            picker(frame, &title, names, *selected);
+            if names.is_empty() {
+                let lines = vec![
+                    Line::raw("No template yet: add [container_profiles.NAME] with"),
+                    Line::raw(format!(
+                        "image = \"STEM\" (a stem under docker/) to {}.",
+                        app.config_path.display()
+                    )),
+                    Line::raw("Esc goes back."),
+                ];
+                popup(frame, &title, lines, 74, 5);
+            } else {
+                picker(frame, &title, names, *selected);
+            }
         }
         Mode::ConfirmRemove { name } => {
             let lines = vec![

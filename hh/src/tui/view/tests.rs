@@ -776,3 +776,26 @@ fn a_changed_rules_file_shows_its_diff_and_the_question() {
         assert!(screen.contains(expected), "{expected} not in\n{screen}");
     }
 }
+
+#[test]
+fn an_empty_template_picker_says_how_to_add_a_template() {
+    let env = crate::config::Env {
+        home: Some("/home/u".into()),
+        xdg_config_home: None,
+    };
+    let text =
+        "version = 1\n[[workspaces]]\nname = \"shop\"\ncanonical_path = \"/home/u/src/shop\"\n";
+    let config = crate::config::load::parse(text, std::path::Path::new("c.toml"), &env).unwrap();
+    let mut app = app();
+    app.config = crate::tui::app::ConfigState::Loaded(Box::new(config));
+    app.mode = crate::tui::app::Mode::PickTemplate {
+        workspace: "shop".into(),
+        selected: 0,
+    };
+    let screen = draw(&app);
+    assert!(
+        screen.contains("No template yet: add [container_profiles.NAME] with"),
+        "{screen}"
+    );
+    assert!(screen.contains("(a stem under docker/) to"), "{screen}");
+}
