@@ -65,6 +65,7 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
         } => {
             let target = stem.as_deref().unwrap_or("default");
             let chain = build_order(&stems, target)?;
+            refuse_without_docker_socket()?;
             let context = tempfile_dir()?;
             let ids = user_ids();
             for (step, stem) in chain.iter().enumerate() {
@@ -128,4 +129,26 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("hh-image-{}", crate::agent::random_hex(8)?));
     std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
+}
+
+/// Building talks to the Docker socket, which is root's (and the `docker` group's, which is
+/// root on the host): say so before the first step fails with Docker's own words.
+fn refuse_without_docker_socket() -> anyhow::Result<()> {
+    if std::env::var_os("DOCKER_HOST").is_some() || rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    let socket = std::path::Path::new("/var/run/docker.sock");
+    let usable = rustix::fs::access(
+        socket,
+        rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+    );
+    if let Err(errno) = usable {
+        bail!(
+            "building images needs the Docker socket {} ({}); run `sudo hh --config CONFIG image \
+             build` (a member of the `docker` group can too, but that group is root on this host)",
+            socket.display(),
+            std::io::Error::from(errno)
+        );
+    }
+    Ok(())
 }
