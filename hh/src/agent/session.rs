@@ -196,12 +196,8 @@ async fn build(
     token: &str,
     gid: u32,
 ) -> anyhow::Result<Arc<Session>> {
-    // Rules that do not load stop the start before anything exists. They are the versions a
-    // person trusted, never the files as they read now (rules::trust).
-    let mut sources = plan.policy.clone();
-    sources.trust = Some(Arc::clone(&agent.trust));
-    sources.owner = super::trusted_rules::owner_for(plan.owner_uid);
-    let policy = WatchedPolicy::load(sources).context("the session's rules do not load")?;
+    // Rules that do not load stop the start before anything exists.
+    let policy = session_policy(agent, plan.policy.clone(), plan.owner_uid)?;
     let session_dir = agent.session_dir(&plan.id);
     std::fs::create_dir_all(&session_dir)
         .with_context(|| format!("cannot create {}", session_dir.display()))?;
@@ -279,6 +275,21 @@ async fn build(
     session.control.ready.store(true, Ordering::Release);
     set_state(&session, SessionState::Running);
     Ok(session)
+}
+
+/// The policy a session of `owner_uid`'s runs under: the versions of its rules files a person
+/// trusted (and their deny rules as they read), never the files as they read (rules::trust).
+fn session_policy(
+    agent: &Agent,
+    sources: PolicySources,
+    owner_uid: u32,
+) -> anyhow::Result<WatchedPolicy> {
+    WatchedPolicy::load(PolicySources {
+        trust: Some(Arc::clone(&agent.trust)),
+        owner: super::trusted_rules::owner_for(owner_uid),
+        ..sources
+    })
+    .context("the session's rules do not load")
 }
 
 /// What a session decides by: its policy, and the rules file its "forever" answers go to.
@@ -632,12 +643,7 @@ async fn adopt(
             })
             .unwrap_or_default(),
     };
-    let policy = WatchedPolicy::load(PolicySources {
-        trust: Some(Arc::clone(&agent.trust)),
-        owner: super::trusted_rules::owner_for(owner_uid),
-        ..policy
-    })
-    .context("the session's rules do not load")?;
+    let policy = session_policy(agent, policy, owner_uid)?;
     let (session, _canary) = serve(
         agent,
         config,

@@ -61,6 +61,17 @@ fn refused(message: String) -> Reply {
     Reply::Error { message }
 }
 
+/// Runs `work` (file work on users' directories) off the async workers; its error, or the
+/// worker's, as the message a client reads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, TrustError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done.map_err(|error| error.to_string()),
+        Err(error) => Err(format!("internal: the rules worker failed: {error}")),
+    }
+}
+
 /// `RulesStatus`: each file of the workspace against its trusted copy.
 pub async fn status(agent: &Arc<Agent>, peer: Peer, workspace: String) -> Reply {
     let files = match files_of(agent, peer.uid, &workspace) {
@@ -68,18 +79,16 @@ pub async fn status(agent: &Arc<Agent>, peer: Peer, workspace: String) -> Reply 
         Err(message) => return refused(message),
     };
     let store = Arc::clone(&agent.trust);
-    let statuses = tokio::task::spawn_blocking(move || {
-        files
+    let statuses = blocking(move || {
+        Ok(files
             .into_iter()
             .map(|(layer, file)| file_status(&store, peer, layer, file))
-            .collect()
+            .collect())
     })
     .await;
     match statuses {
         Ok(files) => Reply::Rules { files },
-        Err(error) => Reply::Error {
-            message: format!("internal: the rules reader failed: {error}"),
-        },
+        Err(message) => refused(message),
     }
 }
 
@@ -134,31 +143,26 @@ pub async fn trust(
         .into_iter()
         .find(|(_, path)| path.display().to_string() == file)
     else {
-        return Reply::Error {
-            message: format!("{file} is not a rules file of workspace `{workspace}`"),
-        };
+        return refused(format!(
+            "{file} is not a rules file of workspace `{workspace}`"
+        ));
     };
     let store = Arc::clone(&agent.trust);
-    let trusted = tokio::task::spawn_blocking(move || {
+    let trusted = blocking(move || {
         store
             .trust(&path, owner_for(peer.uid), &sha256)
             .map(|_| file_status(&store, peer, layer, path))
     })
     .await;
     match trusted {
-        Ok(Ok(status)) => {
+        Ok(status) => {
             tracing::info!(uid = peer.uid, file = %status.file, sha256 = %status.sha256, "rules trusted");
             reload_sessions(agent);
             Reply::Rules {
                 files: vec![status],
             }
         }
-        Ok(Err(error)) => Reply::Error {
-            message: error.to_string(),
-        },
-        Err(error) => Reply::Error {
-            message: format!("internal: the rules writer failed: {error}"),
-        },
+        Err(message) => refused(message),
     }
 }
 
@@ -181,28 +185,17 @@ pub async fn add(
     let action = match action.as_str() {
         "allow" => Action::Allow,
         "deny" => Action::Deny,
-        other => {
-            return Reply::Error {
-                message: format!("unknown action `{other}`: allow or deny"),
-            };
-        }
+        other => return refused(format!("unknown action `{other}`: allow or deny")),
     };
     let parsed = match Rule::parse(&rule) {
         Ok(parsed) => parsed,
-        Err(error) => {
-            return Reply::Error {
-                message: format!("rule `{rule}`: {error}"),
-            };
-        }
+        Err(error) => return refused(format!("rule `{rule}`: {error}")),
     };
     let store = Arc::clone(&agent.trust);
     let path = file.clone();
-    let added = tokio::task::spawn_blocking(move || {
-        store.append(&path, owner_for(peer.uid), action, &parsed)
-    })
-    .await;
+    let added = blocking(move || store.append(&path, owner_for(peer.uid), action, &parsed)).await;
     match added {
-        Ok(Ok(appended)) => {
+        Ok(appended) => {
             reload_sessions(agent);
             Reply::RuleAdded {
                 file: file.display().to_string(),
@@ -210,11 +203,6 @@ pub async fn add(
                 note: appended.file_note,
             }
         }
-        Ok(Err(error)) => Reply::Error {
-            message: error.to_string(),
-        },
-        Err(error) => Reply::Error {
-            message: format!("internal: the rules writer failed: {error}"),
-        },
+        Err(message) => refused(message),
     }
 }

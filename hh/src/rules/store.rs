@@ -27,7 +27,7 @@ use super::{
     file::{RulesFile, RulesFileError, append_rule as append_to_text, parse_rules_file},
     grammar::{Action, Rule, RuleError},
     policy::{Layer, LayerRules, Policy},
-    trust::TrustStore,
+    trust::{MAX_RULES_FILE, TrustStore},
 };
 
 /// How long an append waits for the sidecar lock before it gives up with an error.
@@ -65,8 +65,6 @@ fn io_error<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) 
         source,
     }
 }
-
-use super::trust::MAX_RULES_FILE;
 
 /// Reads a file without following a symlink in its last component; `None` if it is missing.
 fn read_nofollow(path: &Path) -> Result<Option<String>, StoreError> {

@@ -36,19 +36,14 @@ pub fn render(app: &App, frame: &mut Frame) {
                 .loaded_config()
                 .map(|c| c.workspaces.iter().map(|w| w.name.clone()).collect())
                 .unwrap_or_default();
-            if names.is_empty() {
-                let lines = vec![
-                    Line::raw("No workspace yet: add one on the Workspaces screen (4, then n),"),
-                    Line::raw(format!(
-                        "or a [[workspaces]] entry (name, canonical_path) in {}.",
-                        app.config_path.display()
-                    )),
-                    Line::raw("Esc goes back."),
-                ];
-                popup(frame, " New session: workspace ", lines, 74, 5);
-            } else {
-                picker(frame, " New session: workspace ", names, *selected);
-            }
+            let hint = [
+                "No workspace yet: add one on the Workspaces screen (4, then n),".to_owned(),
+                format!(
+                    "or a [[workspaces]] entry (name, canonical_path) in {}.",
+                    app.config_path.display()
+                ),
+            ];
+            picker(frame, " New session: workspace ", names, *selected, hint);
         }
         Mode::PickTemplate {
             workspace,
@@ -59,19 +54,14 @@ pub fn render(app: &App, frame: &mut Frame) {
                 .map(|c| c.container_profiles.keys().cloned().collect())
                 .unwrap_or_default();
             let title = format!(" New session of {workspace}: template ");
-            if names.is_empty() {
-                let lines = vec![
-                    Line::raw("No template yet: add [container_profiles.NAME] with"),
-                    Line::raw(format!(
-                        "image = \"STEM\" (a stem under docker/) to {}.",
-                        app.config_path.display()
-                    )),
-                    Line::raw("Esc goes back."),
-                ];
-                popup(frame, &title, lines, 74, 5);
-            } else {
-                picker(frame, &title, names, *selected);
-            }
+            let hint = [
+                "No template yet: add [container_profiles.NAME] with".to_owned(),
+                format!(
+                    "image = \"STEM\" (a stem under docker/) to {}.",
+                    app.config_path.display()
+                ),
+            ];
+            picker(frame, &title, names, *selected, hint);
         }
         Mode::ConfirmRemove { name } => {
             let lines = vec![
@@ -245,7 +235,14 @@ fn render_editor(editor: &RuleEditor, target: &EditorFor, frame: &mut Frame) {
 /// The rule editor's width, when the terminal has it.
 const EDITOR_WIDTH: u16 = 76;
 
-fn picker(frame: &mut Frame, title: &str, names: Vec<String>, selected: usize) {
+/// A list to pick from; with nothing in it, `hint` says how to add something.
+fn picker(frame: &mut Frame, title: &str, names: Vec<String>, selected: usize, hint: [String; 2]) {
+    if names.is_empty() {
+        let mut lines: Vec<Line> = hint.into_iter().map(Line::raw).collect();
+        lines.push(Line::raw("Esc goes back."));
+        popup(frame, title, lines, 74, 5);
+        return;
+    }
     let area = centered(frame.area(), 50, names.len() as u16 + 2);
     let items: Vec<ListItem> = names.into_iter().map(ListItem::new).collect();
     let list = List::new(items)
