@@ -31,6 +31,8 @@ enum Target {
     Enforce,
     /// Session start to a ready shell against a plain `docker run` (needs root and Docker).
     Session,
+    /// `hh shell` through the agent against `docker exec`: keystroke echo, stdout throughput.
+    Exec,
     /// `hh proxy` against direct HTTPS and mitmproxy: latency, req/s, download, SSE, memory.
     Proxy,
 }
@@ -54,6 +56,7 @@ pub fn run(workspace: &Path, options: &Options) -> Result<()> {
             bench_harness(workspace, "enforce")
         }
         Target::Session => bench_harness(workspace, "session"),
+        Target::Exec => bench_harness(workspace, "exec"),
         Target::Proxy => {
             // Best effort: without mitmproxy the bench still runs and its table says so.
             if let Err(error) = install_mitmproxy(workspace) {

@@ -29,6 +29,20 @@ pub mod label {
     pub const GROUP: &str = "dev.hh.group";
     /// The workspace's paths the session sees read-only, comma-separated.
     pub const PROTECTED: &str = "dev.hh.protected";
+    /// The image the session was started from, by the name it had then (`hh-test:u1000`).
+    pub const IMAGE: &str = "dev.hh.image";
+}
+
+/// The image a session runs: found by name, run by id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionImage {
+    /// The name it was found by (`hh-STEM:uUID` or `hh-STEM`).
+    pub name: String,
+    /// The engine's id (`sha256:…`): what the container is created from, so that a build
+    /// that retags the name while the session starts changes nothing.
+    pub id: String,
+    /// The `PATH` the image sets, if any (sessions put the agent's tools in front of it).
+    pub path: Option<String>,
 }
 
 /// Why a Docker call failed.
@@ -132,6 +146,11 @@ impl Engine {
         Ok(Engine { docker })
     }
 
+    /// The engine's client, for the calls that are not the agent's own (image builds).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
     /// Docker's cgroup driver (`cgroupfs` or `systemd`).
     pub async fn cgroup_driver(&self) -> Result<String, ContainerError> {
         let info = self.docker.info().await.map_err(api("info"))?;
@@ -193,17 +212,64 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// The `PATH` an image sets, if it sets one (sessions put the agent's tools in front of it).
-    pub async fn image_path(&self, image: &str) -> Result<Option<String>, ContainerError> {
-        let inspected = self.docker.inspect_image(image).await.map_err(api(format!(
-            "inspect image {image} (build it with `hh image build`)"
-        )))?;
-        Ok(inspected
-            .config
-            .and_then(|config| config.env)
-            .unwrap_or_default()
-            .into_iter()
-            .find_map(|entry| entry.strip_prefix("PATH=").map(str::to_owned)))
+    /// The image a session of `owner_uid` from stem `stem` runs: that user's own build
+    /// (`hh-STEM:uUID`, made by the agent for them and labelled so) when there is one, else
+    /// root's `hh-STEM`.
+    pub async fn session_image(
+        &self,
+        stem: &str,
+        owner_uid: u32,
+    ) -> Result<SessionImage, ContainerError> {
+        use crate::image::build::{BUILT_BY_LABEL, user_image};
+        let found = |name: String, inspected: bollard::models::ImageInspect| {
+            let config = inspected.config.unwrap_or_default();
+            SessionImage {
+                name,
+                id: inspected.id.unwrap_or_default(),
+                path: config
+                    .env
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find_map(|entry| entry.strip_prefix("PATH=").map(str::to_owned)),
+            }
+        };
+        if owner_uid != 0 {
+            let own = user_image(stem, owner_uid);
+            match self.docker.inspect_image(&own).await {
+                Ok(inspected) => {
+                    let built_by = inspected
+                        .config
+                        .as_ref()
+                        .and_then(|config| config.labels.as_ref())
+                        .and_then(|labels| labels.get(BUILT_BY_LABEL))
+                        .cloned();
+                    // Only the agent tags a user's name, and always labels it; anything else
+                    // under that name was put there behind hh's back and is not theirs to run.
+                    if built_by == Some(owner_uid.to_string()) {
+                        return Ok(found(own, inspected));
+                    }
+                    tracing::warn!(
+                        image = own,
+                        ?built_by,
+                        "image not labelled as built by its user; using root's"
+                    );
+                }
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(source) => return Err(api(format!("inspect image {own}"))(source)),
+            }
+        }
+        let shared = crate::image::image_name(stem);
+        let inspected = self
+            .docker
+            .inspect_image(&shared)
+            .await
+            .map_err(api(format!(
+                "inspect image {shared} (root builds it with `sudo hh image build {stem}`; \
+             `hh image build {stem}` builds one of your own)"
+            )))?;
+        Ok(found(shared, inspected))
     }
 
     /// The container's first process, held through a `/proc/PID` handle and found in the

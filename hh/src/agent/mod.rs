@@ -14,6 +14,7 @@
 //! - [`session`]: one session's start, adoption after a restart, and teardown.
 //! - [`control`]: the in-session control server (`killme`, readiness).
 //! - [`exec`]: `hh shell` / `hh attach` run through the agent, relayed over its socket.
+//! - [`image_build`]: `hh image build` through the agent, into the caller's own images.
 //! - [`forwards`]: `localhost_forwards`, host ports a session reaches on its own loopback.
 //! - [`session_files`]: hh-init, killme and the CA, mounted into every session.
 //! - [`session_process`]: a session container's first process, held by one handle.
@@ -25,6 +26,7 @@ pub mod container;
 pub mod control;
 pub mod exec;
 pub mod forwards;
+pub mod image_build;
 pub mod placement;
 pub mod plan;
 pub mod seccomp;

@@ -11,7 +11,7 @@ use std::{
 
 use super::{
     access::{AccessError, FileId, Identity, MountCheck, check_mountable},
-    container::{ContainerPlan, label},
+    container::{ContainerPlan, SessionImage, label},
 };
 use crate::{
     api::protocol::StartSession,
@@ -51,7 +51,7 @@ pub enum PlanError {
     UnknownTemplate(String),
     #[error("session name `{0}` may only contain a-z, 0-9, `-` and `_` (at most 40)")]
     BadName(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Access(#[from] AccessError),
     #[error(
         "{mount} would be writable in the session and contains {protected}: a session may not \
@@ -92,6 +92,8 @@ pub struct SessionPlan {
     pub rules_file: PathBuf,
     /// The workspace's protected paths made read-only in the session.
     pub protected_paths: Vec<String>,
+    /// The image's name as found (its id is in the container plan).
+    pub image: String,
 }
 
 /// What the agent adds that is not in the config.
@@ -110,8 +112,9 @@ pub struct Context<'a> {
     pub group: &'a str,
     pub started_at: u64,
     pub config_source: &'a str,
-    /// The `PATH` the session's image sets, if any.
-    pub image_path: Option<&'a str>,
+    /// The image the template's stem resolved to for this user (`None` only when the template
+    /// does not exist, which planning refuses).
+    pub image: Option<&'a SessionImage>,
 }
 
 pub fn plan(
@@ -242,10 +245,17 @@ pub fn plan(
     env.push(format!("HH_CONTROL_PORT={}", context.control_port));
     env.push(format!("HH_PROXY_PORT={}", context.proxy_port));
     // The image's own PATH (a stem may add its toolchain), with the agent's tools in front.
-    let image_path = context.image_path.unwrap_or(DEFAULT_PATH);
+    let image_path = context
+        .image
+        .and_then(|image| image.path.as_deref())
+        .unwrap_or(DEFAULT_PATH);
     env.push(format!("PATH={SESSION_FILES_MOUNT}/bin:{image_path}"));
     env.push(format!("{}={}", context.token_var, context.token));
 
+    let image_name = context.image.map_or_else(
+        || crate::image::image_name(&profile.image),
+        |image| image.name.clone(),
+    );
     let labels = HashMap::from([
         (label::SESSION.to_owned(), context.id.to_owned()),
         (label::NAME.to_owned(), name.clone()),
@@ -255,7 +265,9 @@ pub fn plan(
         (label::STARTED_AT.to_owned(), context.started_at.to_string()),
         (label::GROUP.to_owned(), context.group.to_owned()),
         (label::PROTECTED.to_owned(), protected_paths.join(",")),
+        (label::IMAGE.to_owned(), image_name.clone()),
     ]);
+
     let command = if request.command.is_empty() {
         vec!["sleep".into(), "infinity".into()]
     } else {
@@ -263,7 +275,11 @@ pub fn plan(
     };
     let container = ContainerPlan {
         name: format!("hh-{}-{}", name, context.id),
-        image: crate::image::image_name(&profile.image),
+        // By id: what the engine had under the name when the session was asked for.
+        image: context.image.map_or_else(
+            || crate::image::image_name(&profile.image),
+            |image| image.id.clone(),
+        ),
         user: format!("{}:{gid}", identity.uid),
         env,
         binds,
@@ -295,6 +311,7 @@ pub fn plan(
         policy,
         rules_file,
         protected_paths,
+        image: image_name,
     })
 }
 
@@ -507,7 +524,11 @@ canonical_path = "{}"
             group: "hh",
             started_at: 1,
             config_source: "/etc/hh/harness-hat.toml",
-            image_path: Some("/home/coder/.cargo/bin:/usr/bin"),
+            image: Some(Box::leak(Box::new(SessionImage {
+                name: "hh-test:u1000".into(),
+                id: "sha256:0123".into(),
+                path: Some("/home/coder/.cargo/bin:/usr/bin".into()),
+            }))),
         }
     }
 
@@ -565,7 +586,9 @@ canonical_path = "{}"
             c.env
                 .contains(&"PATH=/opt/hh/bin:/home/coder/.cargo/bin:/usr/bin".to_owned())
         );
-        assert_eq!(c.image, "hh-test");
+        assert_eq!(c.image, "sha256:0123");
+        assert_eq!(plan.image, "hh-test:u1000");
+        assert_eq!(c.labels[label::IMAGE], "hh-test:u1000");
         assert_eq!(c.cgroup_parent, "/hh/0123456789ab");
         assert_eq!(plan.name, format!("{}-012345", slug("demo")));
         assert_eq!(plan.rules_file, dir.path().join("harness-rules.toml"));

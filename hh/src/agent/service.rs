@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use super::{Agent, session, trusted_rules};
 use crate::{
     api::{
-        protocol::{AgentHello, Answer, ClientRequest, Event, ExecRequest, Reply},
+        protocol::{AgentHello, Answer, BuildRequest, ClientRequest, Event, ExecRequest, Reply},
         server::{ExecStream, Peer, Service},
     },
     sys::owned_dir::OwnedDir,
@@ -39,6 +39,16 @@ impl Service for AgentService {
     ) -> impl Future<Output = std::io::Result<()>> + Send {
         let agent = Arc::clone(&self.0);
         async move { super::exec::serve(&agent, peer, request, stream).await }
+    }
+
+    fn build_image(
+        &self,
+        peer: Peer,
+        request: BuildRequest,
+        write: &mut tokio::net::unix::OwnedWriteHalf,
+    ) -> impl Future<Output = std::io::Result<()>> + Send {
+        let agent = Arc::clone(&self.0);
+        async move { super::image_build::serve(&agent, peer, request, write).await }
     }
 }
 
@@ -132,9 +142,13 @@ async fn handle(agent: &Arc<Agent>, peer: Peer, request: ClientRequest) -> Reply
             action,
             rule,
         } => trusted_rules::add(agent, peer, workspace, action, rule).await,
-        ClientRequest::Subscribe {} | ClientRequest::Exec(_) => Reply::Error {
-            message: "internal: subscriptions and execs are handled by the socket server".into(),
-        },
+        ClientRequest::Subscribe {} | ClientRequest::Exec(_) | ClientRequest::BuildImage(_) => {
+            Reply::Error {
+                message:
+                    "internal: subscriptions, execs and builds are handled by the socket server"
+                        .into(),
+            }
+        }
     }
 }
 

@@ -120,12 +120,10 @@ pub async fn start(
     let config = &tokio::task::block_in_place(|| agent.config_for(peer.uid))?;
     let agent_config = &agent.settings.config;
     let config_source = agent.settings.config_path.display().to_string();
-    let image = config
-        .container_profiles
-        .get(&request.template)
-        .map(|profile| crate::image::image_name(&profile.image));
-    let image_path = match &image {
-        Some(image) => agent.docker.image_path(image).await?,
+    // The user's own build of the template's stem, else root's (planning refuses a template
+    // that does not exist).
+    let image = match config.container_profiles.get(&request.template) {
+        Some(profile) => Some(agent.docker.session_image(&profile.image, peer.uid).await?),
         None => None,
     };
     let context = plan::Context {
@@ -141,7 +139,7 @@ pub async fn start(
         group: &agent.settings.cgroup_group,
         started_at,
         config_source: &config_source,
-        image_path: image_path.as_deref(),
+        image: image.as_ref(),
     };
     // Planning checks the requested paths on the filesystem as the user; a path on a FUSE
     // mount the user serves can stall there. Off the async workers' duty meanwhile (the agent's
@@ -249,6 +247,7 @@ async fn build(
         allowed: 0,
         denied: 0,
         protected_paths: plan.protected_paths.clone(),
+        image: plan.image.clone(),
     };
     let (session, canary) = serve(
         agent,
@@ -642,6 +641,7 @@ async fn adopt(
                     .collect()
             })
             .unwrap_or_default(),
+        image: labels.get(label::IMAGE).cloned().unwrap_or_default(),
     };
     let policy = session_policy(agent, policy, owner_uid)?;
     let (session, _canary) = serve(

@@ -15,7 +15,10 @@ use tokio::{
 };
 
 use super::{
-    protocol::{ClientRequest, DEFAULT_SOCKET, Event, ExecRequest, Reply, SOCKET_ENV},
+    protocol::{
+        BuildRequest, BuiltImage, ClientRequest, DEFAULT_SOCKET, Event, ExecRequest, Reply,
+        SOCKET_ENV,
+    },
     server::write_line,
 };
 
@@ -89,6 +92,28 @@ impl Client {
     ) -> Result<(BufReader<OwnedReadHalf>, OwnedWriteHalf), ClientError> {
         self.call(&ClientRequest::Exec(request)).await?;
         Ok((self.lines.into_inner(), self.write))
+    }
+
+    /// Builds the chain `request` names, handing the engine's output to `output` as it comes;
+    /// what each stem was built into once done.
+    pub async fn build_image(
+        &mut self,
+        request: BuildRequest,
+        mut output: impl FnMut(&str),
+    ) -> Result<Vec<BuiltImage>, ClientError> {
+        write_line(&mut self.write, &ClientRequest::BuildImage(request)).await?;
+        loop {
+            match self.next_line::<Reply>().await? {
+                Reply::BuildOutput { text } => output(&text),
+                Reply::ImagesBuilt { images } => return Ok(images),
+                Reply::Error { message } => return Err(ClientError::Refused(message)),
+                other => {
+                    return Err(ClientError::Refused(format!(
+                        "unexpected reply to a build: {other:?}"
+                    )));
+                }
+            }
+        }
     }
 
     /// Turns this connection into a subscription.

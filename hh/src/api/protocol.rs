@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::image::build::{BuildRequest, BuiltImage, StemText};
+
 /// Where `hh agent` listens unless told otherwise (`--socket`, `$HH_AGENT_SOCKET`).
 pub const DEFAULT_SOCKET: &str = "/run/hh/agent.sock";
 
@@ -58,6 +60,10 @@ pub enum ClientRequest {
         action: String,
         rule: String,
     },
+    /// Build a chain of stems into the caller's images. The agent answers with
+    /// [`Reply::BuildOutput`] lines as the engine works, then one [`Reply::ImagesBuilt`] or
+    /// [`Reply::Error`].
+    BuildImage(BuildRequest),
 }
 
 impl ClientRequest {
@@ -75,6 +81,7 @@ impl ClientRequest {
             ClientRequest::RulesStatus { .. } => "rules_status",
             ClientRequest::TrustRules { .. } => "trust_rules",
             ClientRequest::AddRule { .. } => "add_rule",
+            ClientRequest::BuildImage(_) => "build_image",
         }
     }
 }
@@ -140,6 +147,14 @@ pub enum Reply {
         #[serde(default)]
         note: Option<String>,
     },
+    /// What the engine printed while building (a [`ClientRequest::BuildImage`] goes on).
+    BuildOutput {
+        text: String,
+    },
+    /// A [`ClientRequest::BuildImage`] done: what each stem was built into.
+    ImagesBuilt {
+        images: Vec<BuiltImage>,
+    },
     /// The request was refused or failed; the text says why and what to do.
     Error {
         message: String,
@@ -181,6 +196,10 @@ pub struct SessionInfo {
     /// Paths of the workspace the session sees read-only (its `protected_paths` that exist).
     #[serde(default)]
     pub protected_paths: Vec<String>,
+    /// The image it runs, by the name it was started from (`hh-test:u1000` is the owner's own
+    /// build, `hh-test` root's).
+    #[serde(default)]
+    pub image: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

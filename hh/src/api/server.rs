@@ -21,7 +21,7 @@ use tokio::{
     sync::broadcast::{self, error::RecvError},
 };
 
-use super::protocol::{ClientRequest, Event, ExecRequest, MAX_LINE, Reply};
+use super::protocol::{BuildRequest, ClientRequest, Event, ExecRequest, MAX_LINE, Reply};
 
 /// The client as the kernel reported it when it connected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +61,23 @@ pub trait Service: Send + Sync + 'static {
                 message: "this socket runs no commands (it is not an hh agent's)".into(),
             };
             write_line(&mut write, &reply).await
+        }
+    }
+
+    /// Builds the chain `request` names into `peer`'s images, writing [`Reply::BuildOutput`]
+    /// lines to `write` as the engine works and one last reply. Only the agent builds.
+    fn build_image(
+        &self,
+        peer: Peer,
+        request: BuildRequest,
+        write: &mut tokio::net::unix::OwnedWriteHalf,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        let _ = (peer, request);
+        async move {
+            let reply = Reply::Error {
+                message: "this socket builds no images (it is not an hh agent's)".into(),
+            };
+            write_line(write, &reply).await
         }
     }
 }
@@ -229,6 +246,11 @@ async fn serve_client<S: Service>(stream: UnixStream, service: Arc<S>) -> io::Re
                 write,
             };
             return service.exec(peer, exec, stream).await;
+        }
+        if let ClientRequest::BuildImage(build) = request {
+            tracing::debug!(uid = peer.uid, op = "build_image", "agent socket request");
+            service.build_image(peer, build, &mut write).await?;
+            continue;
         }
         // The operation only: a request may carry the client's environment values.
         tracing::debug!(uid = peer.uid, op = request.op(), "agent socket request");

@@ -1,15 +1,22 @@
-//! `hh image build [STEM]` and `hh image list`: the session images, built with the Docker CLI
-//! so its step-by-step output shows what happens (and its layer cache skips what is current).
+//! `hh image build [STEM]` and `hh image list`: the session images. The client reads the stems
+//! (as the user) and the agent builds them into the user's own images (root's: the images
+//! every user's sessions run by default); the engine's step-by-step output is shown as it
+//! comes, and its layer cache skips what is current.
 
-use std::{
-    io::Write as _,
-    path::Path,
-    process::{Command, ExitCode},
-};
+use std::{io::Write as _, path::Path, process::ExitCode};
 
 use anyhow::{Context as _, bail};
 
-use crate::image::{build_order, discover, image_name};
+use crate::{
+    api::{
+        client::{Client, socket_path},
+        protocol::{BuildRequest, BuiltImage, StemText},
+    },
+    image::{
+        build::{BuildPlan, Builder},
+        build_order, discover,
+    },
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Options {
@@ -19,13 +26,15 @@ pub struct Options {
 
 #[derive(clap::Subcommand, Debug)]
 enum ImageCommand {
-    /// Build a stem (default: `default`) and every stem it builds on, in order.
+    /// Build a stem (default: `default`) and every stem it builds on, in order, through the
+    /// agent: root's builds are `hh-STEM` (every user's default), a user's are `hh-STEM:uUID`,
+    /// which only that user's sessions run. Without an agent, root builds with Docker directly.
     Build {
         stem: Option<String>,
         /// The image the first stem of the chain builds on (its `ARG BASE`).
         #[arg(long, value_name = "IMAGE")]
         base: Option<String>,
-        /// Passed to every `docker build` of the chain; repeatable.
+        /// Passed to every build step of the chain; repeatable.
         #[arg(long = "build-arg", value_name = "KEY=VALUE")]
         build_args: Vec<String>,
     },
@@ -41,6 +50,11 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
     let stems = discover(docker_dir.as_deref())?;
     match &options.command {
         ImageCommand::List => {
+            // The names this user's builds make (and their sessions look for first).
+            let builder = Builder::of(
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            );
             let mut out = std::io::stdout().lock();
             for stem in stems.values() {
                 let from = stem.parent.as_deref().unwrap_or("(its BASE arg)");
@@ -50,9 +64,9 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
                     .map_or_else(|| "built in".to_owned(), |p| p.display().to_string());
                 writeln!(
                     out,
-                    "{:<12} {:<16} on {:<16} {source}",
+                    "{:<12} {:<20} on {:<16} {source}",
                     stem.name,
-                    image_name(&stem.name),
+                    builder.image(&stem.name),
                     from
                 )?;
             }
@@ -65,90 +79,105 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
         } => {
             let target = stem.as_deref().unwrap_or("default");
             let chain = build_order(&stems, target)?;
-            refuse_without_docker_socket()?;
-            let context = tempfile_dir()?;
-            let ids = user_ids();
-            for (step, stem) in chain.iter().enumerate() {
-                let dockerfile = context.join(format!("{}.dockerfile", stem.name));
-                std::fs::write(&dockerfile, &stem.text)
-                    .with_context(|| format!("cannot write {}", dockerfile.display()))?;
-                eprintln!(
-                    "hh image: [{}/{}] {} -> {}",
-                    step + 1,
-                    chain.len(),
-                    stem.name,
-                    image_name(&stem.name)
-                );
-                let mut build = Command::new("docker");
-                build.args(["build", "-t", &image_name(&stem.name), "-f"]);
-                build.arg(&dockerfile);
-                let parent_image = match &stem.parent {
-                    Some(parent) => Some(image_name(parent)),
-                    None => base.clone(),
-                };
-                if let Some(parent_image) = parent_image {
-                    build.args(["--build-arg", &format!("BASE={parent_image}")]);
-                }
-                for (key, value) in &ids {
-                    build.args(["--build-arg", &format!("{key}={value}")]);
-                }
-                for arg in build_args {
-                    build.args(["--build-arg", arg]);
-                }
-                build.arg(&context);
-                let status = build
-                    .status()
-                    .context("cannot run `docker build` (is the docker CLI installed?)")?;
-                if !status.success() {
-                    bail!("building stem `{}` failed ({status})", stem.name);
-                }
+            let request = BuildRequest {
+                stems: chain
+                    .iter()
+                    .map(|stem| StemText {
+                        name: stem.name.clone(),
+                        text: stem.text.clone(),
+                    })
+                    .collect(),
+                base: base.clone(),
+                build_args: sudo_user_ids()
+                    .into_iter()
+                    .chain(build_args.iter().cloned())
+                    .collect(),
+            };
+            let images = super::client_runtime()?.block_on(build(request))?;
+            for image in &images {
+                eprintln!("hh image: {} is {}", image.image, image.id);
             }
-            let _ = std::fs::remove_dir_all(&context);
+            if let Some(last) = images.last()
+                && !rustix::process::geteuid().is_root()
+            {
+                eprintln!(
+                    "hh image: your sessions of stem `{}` run {} from now on (other users' \
+                     sessions are not affected)",
+                    last.stem, last.image
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// The invoking user's ids, so the image's `coder` matches them (under sudo: the sudo user's).
-fn user_ids() -> Vec<(&'static str, String)> {
-    let from_env = |name| std::env::var(name).ok();
-    // SAFETY: getuid/getgid have no preconditions.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let uid = from_env("SUDO_UID").unwrap_or_else(|| uid.to_string());
-    let gid = from_env("SUDO_GID").unwrap_or_else(|| gid.to_string());
-    if uid == "0" {
-        // Root's ids would clash with the image's root; keep the image's default.
-        return Vec::new();
-    }
-    vec![("USER_UID", uid), ("USER_GID", gid)]
-}
-
-/// An empty build context: stems copy nothing in, so Docker has nothing to send. A fresh,
-/// unguessable directory (created, never reused: another user's file cannot be there).
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("hh-image-{}", crate::agent::random_hex(8)?));
-    std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
-}
-
-/// Building talks to the Docker socket, which is root's (and the `docker` group's, which is
-/// root on the host): say so before the first step fails with Docker's own words.
-fn refuse_without_docker_socket() -> anyhow::Result<()> {
-    if std::env::var_os("DOCKER_HOST").is_some() || rustix::process::geteuid().is_root() {
-        return Ok(());
-    }
-    let socket = std::path::Path::new("/var/run/docker.sock");
-    let usable = rustix::fs::access(
-        socket,
-        rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
-    );
-    if let Err(errno) = usable {
+/// Builds through the agent, which names the images for the user it sees on its socket; where
+/// no agent answers, with the Docker engine directly — which only root (or the `docker` group,
+/// which is root on the host) may use.
+async fn build(request: BuildRequest) -> anyhow::Result<Vec<BuiltImage>> {
+    let print = |text: &str| {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(text.as_bytes());
+        let _ = err.flush();
+    };
+    let socket = socket_path();
+    let no_agent = match Client::connect(&socket).await {
+        Ok(mut client) => return Ok(client.build_image(request, print).await?),
+        Err(error) => error,
+    };
+    if !may_use_docker() {
         bail!(
-            "building images needs the Docker socket {} ({}); run `sudo hh --config CONFIG image \
-             build` (a member of the `docker` group can too, but that group is root on this host)",
-            socket.display(),
-            std::io::Error::from(errno)
+            "{no_agent}\n  (building images needs the agent, or the Docker socket, which is \
+             root's: `sudo hh --config CONFIG image build`)"
         );
     }
-    Ok(())
+    eprintln!(
+        "hh image: no agent answers at {}; building with the Docker engine directly",
+        socket.display()
+    );
+    let docker =
+        bollard::Docker::connect_with_local_defaults().context("cannot reach the Docker engine")?;
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    let plan = BuildPlan::new(&request, Builder::of(uid, gid))?;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<String>(64);
+    let printing = async move {
+        while let Some(text) = receiver.recv().await {
+            print(&text);
+        }
+    };
+    let building = async {
+        let built = crate::image::build::run(&docker, &plan, &sender).await;
+        drop(sender);
+        built
+    };
+    let (built, ()) = tokio::join!(building, printing);
+    Ok(built?)
+}
+
+/// Under sudo, the ids of the user who ran it, so that the `coder` of root's images matches
+/// them; a user's own builds get the user's ids from the builder, whatever is sent.
+fn sudo_user_ids() -> Vec<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Vec::new();
+    }
+    match (std::env::var("SUDO_UID"), std::env::var("SUDO_GID")) {
+        // Root's ids would clash with the image's root; keep the image's default.
+        (Ok(uid), Ok(gid)) if uid != "0" => {
+            vec![format!("USER_UID={uid}"), format!("USER_GID={gid}")]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Whether this process may use the Docker engine itself: root, or someone whose
+/// `DOCKER_HOST` or access to the default socket says so.
+fn may_use_docker() -> bool {
+    std::env::var_os("DOCKER_HOST").is_some()
+        || rustix::process::geteuid().is_root()
+        || rustix::fs::access(
+            "/var/run/docker.sock",
+            rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+        )
+        .is_ok()
 }

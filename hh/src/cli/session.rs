@@ -83,6 +83,9 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
         other => bail!("unexpected reply from the agent: {other:?}"),
     };
     warn_untrusted_rules(&options.workspace);
+    if !info.image.is_empty() {
+        eprintln!("hh: the session runs image {}", info.image);
+    }
     if info.protected_paths.is_empty() {
         eprintln!(
             "hh: nothing in workspace {} is read-only in the session (no protected path \

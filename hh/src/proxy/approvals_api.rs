@@ -75,9 +75,11 @@ impl Service for ApprovalsService {
                     .into(),
             },
             // The server answers subscriptions itself and never passes them here.
-            ClientRequest::Subscribe {} | ClientRequest::Exec(_) => Reply::Error {
-                message: "subscribe and exec are answered by the server".into(),
-            },
+            ClientRequest::Subscribe {} | ClientRequest::Exec(_) | ClientRequest::BuildImage(_) => {
+                Reply::Error {
+                    message: "subscribe, exec and build are answered by the server".into(),
+                }
+            }
         }
     }
 

@@ -781,6 +781,7 @@ fn request_name(request: &ClientRequest) -> &'static str {
         ClientRequest::RulesStatus { .. } => "rules status",
         ClientRequest::TrustRules { .. } => "trust rules",
         ClientRequest::AddRule { .. } => "add rule",
+        ClientRequest::BuildImage(_) => "build image",
     }
 }
 

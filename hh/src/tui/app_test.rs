@@ -284,6 +284,7 @@ fn sessions_stop_and_attach_the_selected_one() {
         allowed: 0,
         denied: 0,
         protected_paths: Vec::new(),
+        image: String::new(),
     };
     app.on_agent(FromAgent::Reply {
         request: ClientRequest::ListSessions {},
@@ -360,6 +361,7 @@ fn a_denied_activity_line_becomes_an_allow_rule_the_agent_adds_even_after_the_se
         allowed: 0,
         denied: 1,
         protected_paths: Vec::new(),
+        image: String::new(),
     });
     app.sessions.ended("s1");
     app.on_agent(FromAgent::Event {
@@ -433,6 +435,7 @@ fn an_activity_rule_that_would_not_cover_its_request_is_not_written() {
                 allowed: 0,
                 denied: 1,
                 protected_paths: Vec::new(),
+                image: String::new(),
             }],
         }),
     });

@@ -136,6 +136,7 @@ mod tests {
             allowed: 0,
             denied: 0,
             protected_paths: Vec::new(),
+            image: String::new(),
         }
     }
 

@@ -31,9 +31,9 @@ pub enum EditError {
     NoSuchWorkspace { file: PathBuf, name: String },
     #[error("{} is not a directory (create it first, or pick another)", .path.display())]
     NoSuchDirectory { path: PathBuf },
-    #[error("{0}")]
+    #[error(transparent)]
     Refused(#[from] config::ConfigError),
-    #[error("{0}")]
+    #[error(transparent)]
     Write(#[from] crate::rules::StoreError),
 }
 

@@ -85,6 +85,7 @@ fn session(id: &str, workspace: &str, template: &str) -> SessionInfo {
         allowed: 41,
         denied: 2,
         protected_paths: Vec::new(),
+        image: String::new(),
     }
 }
 

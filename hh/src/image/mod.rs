@@ -7,6 +7,8 @@
 //! is current. The stems shipped with hh are built in; a file of the same name in the config's
 //! `docker_dir` replaces one, and other files there add stems (`image = "something"`).
 
+pub mod build;
+
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -14,16 +16,19 @@ use std::{
 
 /// The stems hh ships, by name.
 const BUILT_IN: &[(&str, &str)] = &[
-    ("base", include_str!("../../docker/base.dockerfile")),
-    ("default", include_str!("../../docker/default.dockerfile")),
+    ("base", include_str!("../../../docker/base.dockerfile")),
+    (
+        "default",
+        include_str!("../../../docker/default.dockerfile"),
+    ),
     (
         "typescript",
-        include_str!("../../docker/typescript.dockerfile"),
+        include_str!("../../../docker/typescript.dockerfile"),
     ),
-    ("go", include_str!("../../docker/go.dockerfile")),
-    ("rust", include_str!("../../docker/rust.dockerfile")),
-    ("php", include_str!("../../docker/php.dockerfile")),
-    ("test", include_str!("../../docker/test.dockerfile")),
+    ("go", include_str!("../../../docker/go.dockerfile")),
+    ("rust", include_str!("../../../docker/rust.dockerfile")),
+    ("php", include_str!("../../../docker/php.dockerfile")),
+    ("test", include_str!("../../../docker/test.dockerfile")),
 ];
 
 const PARENT_HEADER: &str = "# hh-stem-parent:";
@@ -106,11 +111,8 @@ pub fn discover(dir: Option<&Path>) -> Result<BTreeMap<String, Stem>, StemError>
         else {
             continue;
         };
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
+        // A file whose name is no stem name is not a stem (an editor's backup, say).
+        if !build::valid_stem_name(name) {
             continue;
         }
         let text = std::fs::read_to_string(&path).map_err(|error| StemError::Read {

@@ -1,0 +1,264 @@
+//! `hh image build` through the agent, as ordinary users (in the socket group, not in `docker`):
+//! a user's build makes images of their own, their sessions run them, and no user's build can
+//! replace an image that root's or another user's sessions run.
+
+mod support;
+
+use std::{io::Write as _, process::Output, process::Stdio};
+
+use support::{require_root, session_world::build_test_stem, user_world::UserWorld};
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The engine's id of `image`, or `None` when there is none.
+fn image_id(image: &str) -> Option<String> {
+    let output = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .output()
+        .unwrap();
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+fn remove_image(image: &str) {
+    let _ = std::process::Command::new("docker")
+        .args(["image", "rm", "--force", image])
+        .output();
+}
+
+/// Starts a detached session of `workspace` as `user`; its id and what start printed.
+fn start(world: &UserWorld, user: &support::users::TestUser, workspace: &str) -> (String, String) {
+    let output = world
+        .hh(
+            user,
+            &[
+                "session",
+                "start",
+                "--detach",
+                "--workspace",
+                workspace,
+                "--template",
+                "test",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "session start: {}", text(&output));
+    let id = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    (id, text(&output))
+}
+
+/// One raw request line on the agent socket as `user`; the agent's reply lines.
+fn raw_request(world: &UserWorld, user: &support::users::TestUser, line: &str) -> String {
+    let script = "import socket,sys\n\
+                  s=socket.socket(socket.AF_UNIX)\n\
+                  s.connect(sys.argv[1])\n\
+                  s.sendall(sys.stdin.buffer.read())\n\
+                  s.shutdown(socket.SHUT_WR)\n\
+                  out=b''\n\
+                  while True:\n\
+                  \x20   chunk=s.recv(65536)\n\
+                  \x20   if not chunk: break\n\
+                  \x20   out+=chunk\n\
+                  sys.stdout.write(out.decode())\n";
+    let mut child = user
+        .command("python3")
+        .args(["-c", script])
+        .arg(&world.socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{line}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_users_build_is_theirs_alone_and_replaces_nobody_elses_image() {
+    if !require_root("agent image build e2e") || !build_test_stem() {
+        return;
+    }
+    let world = UserWorld::new();
+    let alices = format!("hh-test:u{}", world.alice.uid);
+    let bobs = format!("hh-test:u{}", world.bob.uid);
+    remove_image(&alices);
+    remove_image(&bobs);
+    let roots = image_id("hh-test").expect("root's hh-test");
+
+    // Alice's own `test` stem, in her docker_dir (the config's default, under her home): it
+    // marks the image as hers.
+    let stems = world.alice.make_dir(".config/harness-hat/docker", 0o755);
+    world.alice.write_file(
+        stems.join("test.dockerfile"),
+        "# hh-stem-parent: none\nARG BASE=hh-test-base\nFROM ${BASE}\n\
+         RUN echo alice > /built-by\n",
+    );
+    let build = world
+        .hh(
+            &world.alice,
+            &["image", "build", "test", "--base", "hh-test-base"],
+        )
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", text(&build));
+    // The engine's own step output reaches her, and she is told what her sessions run now.
+    assert!(text(&build).contains("Step 1/"), "{}", text(&build));
+    assert!(
+        text(&build).contains(&format!("your sessions of stem `test` run {alices}")),
+        "{}",
+        text(&build)
+    );
+    let built = image_id(&alices).expect("alice's image");
+    assert_eq!(
+        support::docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"dev.hh.built-by-uid\"}}",
+            &alices
+        ])
+        .trim(),
+        world.alice.uid.to_string()
+    );
+    // Root's image, which every other user's sessions run, is the one it was.
+    assert_eq!(image_id("hh-test").as_deref(), Some(roots.as_str()));
+
+    // Her sessions run her image; bob's (who built none) run root's.
+    let (alice_session, started) = start(&world, &world.alice, "demo");
+    assert!(
+        started.contains(&format!("runs image {alices}\n")),
+        "{started}"
+    );
+    let marker = world
+        .hh(
+            &world.alice,
+            &["shell", &alice_session, "--", "cat", "/built-by"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&marker.stdout),
+        "alice\n",
+        "{}",
+        text(&marker)
+    );
+    // Bob's own seed and global rules, which the config names under his home.
+    world
+        .bob
+        .write_file(world.bob.home.join("seed.txt"), "bob's seed\n");
+    world.bob.write_file(
+        world.bob.home.join("global-rules.toml"),
+        "[network]\nallowlist = []\n",
+    );
+    let (bob_session, started) = start(&world, &world.bob, "bobs");
+    assert!(started.contains("runs image hh-test\n"), "{started}");
+    let marker = world
+        .hh(
+            &world.bob,
+            &["shell", &bob_session, "--", "cat", "/built-by"],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        !marker.status.success(),
+        "bob runs alice's image: {}",
+        text(&marker)
+    );
+    let listed = world
+        .hh(&world.alice, &["session", "list"])
+        .output()
+        .unwrap();
+    assert!(text(&listed).contains(&alice_session), "{}", text(&listed));
+
+    // Bob, on the socket itself, tries to write alice's or root's name: through the stem's
+    // name, the base, or the build args. Each is refused before the engine sees it.
+    let stem = |name: &str| {
+        serde_json::json!({
+            "op": "build_image",
+            "stems": [{"name": name, "text": "# hh-stem-parent: none\nFROM hh-test-base\nRUN echo bob > /built-by\n"}],
+        })
+    };
+    for (request, refusal) in [
+        (
+            stem(&format!("test:u{}", world.alice.uid)),
+            "cannot name a stem",
+        ),
+        (stem("test:latest"), "cannot name a stem"),
+        (stem("../test"), "cannot name a stem"),
+        (
+            serde_json::json!({
+                "op": "build_image",
+                "stems": [{"name": "test", "text": "# hh-stem-parent: none\nARG BASE\nFROM ${BASE}\n"}],
+                "build_args": ["BASE=hh-test-base"],
+            }),
+            "set by hh",
+        ),
+        (
+            serde_json::json!({
+                "op": "build_image",
+                "stems": [{"name": "test", "text": "# hh-stem-parent: none\nFROM hh-test-base\n"}],
+                "tag": alices,
+            }),
+            "unknown field",
+        ),
+    ] {
+        let reply = raw_request(&world, &world.bob, &request.to_string());
+        assert!(
+            reply.contains("\"reply\":\"error\"") && reply.contains(refusal),
+            "{request}: {reply}"
+        );
+    }
+    // What bob can build is his own: his name, his ids, nobody else's image touched.
+    let reply = raw_request(&world, &world.bob, &stem("test").to_string());
+    assert!(reply.contains("\"reply\":\"images_built\""), "{reply}");
+    assert!(reply.contains(&bobs), "{reply}");
+    assert_eq!(image_id(&alices).as_deref(), Some(built.as_str()));
+    assert_eq!(image_id("hh-test").as_deref(), Some(roots.as_str()));
+    assert_eq!(
+        support::docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"dev.hh.built-by-uid\"}}",
+            &bobs
+        ])
+        .trim(),
+        world.bob.uid.to_string()
+    );
+    // Alice's running session still runs what it started from, and her next one too.
+    let marker = world
+        .hh(
+            &world.alice,
+            &["shell", &alice_session, "--", "cat", "/built-by"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&marker.stdout), "alice\n");
+    for session in [&alice_session, &bob_session] {
+        let _ = world
+            .hh(&world.alice, &["session", "stop", session])
+            .output();
+        let _ = world.hh(&world.bob, &["session", "stop", session]).output();
+    }
+    remove_image(&alices);
+    remove_image(&bobs);
+}
