@@ -13,6 +13,7 @@
 //! - [`dns`]: the per-session DNS stub: synthetic A answers that map back to the name, no upstream.
 //! - [`doctor`]: checks whether this host can run hh, and in which mode.
 //! - [`enforce`]: how a session's traffic is forced through the proxy (eBPF in agent mode).
+//! - [`harness`]: the coding agents sessions run (`--harness`): commands, credentials, policy layer.
 //! - [`image`]: session images: the Dockerfile stems under `docker/` and their build order.
 //! - [`private_fs`]: 0700 directories and 0600 files opened without following symlinks.
 //! - [`proxy`]: the MITM proxy: SSRF guard, strict HTTP/1 parsing, the one decision per request,
@@ -35,6 +36,7 @@ pub mod config;
 pub mod dns;
 pub mod doctor;
 pub mod enforce;
+pub mod harness;
 pub mod image;
 pub mod private_fs;
 pub mod proxy;

@@ -12,6 +12,8 @@ use super::users::{TestGroup, TestUser};
 pub struct UserWorld {
     _dir: tempfile::TempDir,
     pub socket: PathBuf,
+    /// The agent's state directory (its audit log is `logs/audit.jsonl` there).
+    pub state: PathBuf,
     pub config: PathBuf,
     pub group: String,
     pub bpf_dir: PathBuf,
@@ -27,6 +29,12 @@ pub struct UserWorld {
 
 impl UserWorld {
     pub fn new() -> UserWorld {
+        UserWorld::with(&[], "")
+    }
+
+    /// A world whose agent also gets `agent_args`, and whose config ends with `config_extra`
+    /// (whole tables, e.g. another `[container_profiles.NAME]`).
+    pub fn with(agent_args: &[&str], config_extra: &str) -> UserWorld {
         let socket_group = TestGroup::create("x");
         let alice = TestUser::create("a", &[&socket_group]);
         let bob = TestUser::create("b", &[&socket_group]);
@@ -58,7 +66,7 @@ impl UserWorld {
                  mode = \"rw\"\nseed = true\n\
                  [container_profiles.test]\nimage = \"test\"\n\
                  [[workspaces]]\nname = \"demo\"\ncanonical_path = \"{}\"\n\
-                 [[workspaces]]\nname = \"bobs\"\ncanonical_path = \"{}\"\n",
+                 [[workspaces]]\nname = \"bobs\"\ncanonical_path = \"{}\"\n{config_extra}",
                 workspace.display(),
                 bobs.display(),
             ),
@@ -72,6 +80,7 @@ impl UserWorld {
         )
         .unwrap();
         let socket = dir.path().join("agent.sock");
+        let state = dir.path().join("state");
         // Unique per world: tests of this file run side by side.
         static WORLDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let serial = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -87,7 +96,7 @@ impl UserWorld {
             .arg("--socket-group")
             .arg(socket_group.gid.to_string())
             .arg("--state-dir")
-            .arg(dir.path().join("state"))
+            .arg(&state)
             .arg("--bpf-dir")
             .arg(&bpf_dir)
             .args(["--cgroup-group", &group, "--ask-timeout", "30"])
@@ -99,11 +108,13 @@ impl UserWorld {
                 "--dial-grant",
                 "127.0.0.1/32",
             ])
+            .args(agent_args)
             .env("HH_LOG", "hh=info");
         let (agent, _) = super::spawn_announcing(&mut command, "hh agent: listening on ");
         UserWorld {
             _dir: dir,
             socket,
+            state,
             config,
             group,
             bpf_dir,

@@ -37,13 +37,101 @@ pub struct Options {
     rebuild: bool,
 }
 
-pub fn run(_workspace: &Path, options: &Options) -> Result<()> {
+pub fn run(workspace: &Path, options: &Options) -> Result<()> {
     let wanted = TEST_BASE_PACKAGES.join(",");
     if !options.rebuild && image_label(TEST_BASE, CONTENT_LABEL).as_deref() == Some(&wanted) {
         eprintln!("xtask image: {TEST_BASE} present, reused");
+    } else {
+        build_test_base()?;
+    }
+    let agents = agents_content();
+    if !options.rebuild && image_label(TEST_AGENTS, AGENTS_LABEL).as_deref() == Some(&agents) {
+        eprintln!("xtask image: {TEST_AGENTS} present, reused");
         return Ok(());
     }
-    build_test_base()
+    build_test_agents(workspace, &agents)
+}
+
+/// The test base with the real coding-agent CLIs the harness tests run (their native
+/// binaries, from the npm registry's tarballs: no Node.js needed in the image).
+pub const TEST_AGENTS: &str = "hh-test-agents";
+
+/// The pinned CLIs: npm package, version, and the binary's path inside its tarball.
+const AGENT_CLIS: &[(&str, &str, &str, &str)] = &[
+    (
+        "claude",
+        "@anthropic-ai/claude-code-linux-x64",
+        "2.1.332",
+        "package/claude",
+    ),
+    (
+        "codex",
+        "@openai/codex",
+        "0.171.0-linux-x64",
+        "package/vendor/x86_64-unknown-linux-musl/bin/codex",
+    ),
+];
+
+/// What [`TEST_AGENTS`] was made with (rebuilt when it changes).
+const AGENTS_LABEL: &str = "dev.hh.test-agents";
+
+fn agents_content() -> String {
+    let clis: Vec<String> = AGENT_CLIS
+        .iter()
+        .map(|(_, package, version, _)| format!("{package}@{version}"))
+        .collect();
+    format!("{};{}", clis.join(","), TEST_BASE_PACKAGES.join(","))
+}
+
+fn build_test_agents(workspace: &Path, content: &str) -> Result<()> {
+    if std::env::consts::ARCH != "x86_64" {
+        bail!(
+            "the test agents image pins the CLIs' linux-x64 builds; this host is {}",
+            std::env::consts::ARCH
+        );
+    }
+    // Under target/, which no other user can write (not a shared temp dir).
+    let dir = workspace.join("target/hh-test-agents");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let built = (|| -> Result<()> {
+        let mut pack = Command::new("npm");
+        pack.args(["pack", "--silent", "--pack-destination"])
+            .arg(&dir);
+        for (_, package, version, _) in AGENT_CLIS {
+            pack.arg(format!("{package}@{version}"));
+        }
+        exec::run(&mut pack)?;
+        let mut dockerfile = format!("FROM {TEST_BASE}\n");
+        for (name, package, version, inner) in AGENT_CLIS {
+            // `npm pack` names the tarball after the package and version, scope flattened.
+            let tarball = format!(
+                "{}-{version}.tgz",
+                package.trim_start_matches('@').replace('/', "-")
+            );
+            exec::run(
+                Command::new("tar")
+                    .arg("-xzf")
+                    .arg(dir.join(&tarball))
+                    .arg("-C")
+                    .arg(&dir)
+                    .arg(inner),
+            )?;
+            std::fs::rename(dir.join(inner), dir.join(name))
+                .with_context(|| format!("moving {inner} out of {tarball}"))?;
+            std::fs::remove_file(dir.join(&tarball))?;
+            dockerfile.push_str(&format!("COPY {name} /usr/local/bin/{name}\n"));
+        }
+        dockerfile.push_str(&format!("LABEL {AGENTS_LABEL}=\"{content}\"\n"));
+        std::fs::write(dir.join("Dockerfile"), dockerfile)?;
+        exec::run(
+            Command::new("docker")
+                .args(["build", "-q", "-t", TEST_AGENTS])
+                .arg(&dir),
+        )
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    built.with_context(|| format!("building {TEST_AGENTS}"))
 }
 
 /// The value of `label` on image `name`; `None` when there is no such image or label.

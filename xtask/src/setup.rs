@@ -24,6 +24,9 @@ use crate::exec;
 pub enum Source {
     /// A Debian package that `cargo xtask setup` installs when missing.
     Apt(&'static str),
+    /// A Debian package that setup installs only when no program of that name is on `PATH`
+    /// (another packaging of it may be there: Node.js's own npm conflicts with Debian's).
+    AptIfMissing(&'static str),
     /// Debian's Docker engine, installed only when no engine answers and none is installed.
     Docker,
     /// Part of every Debian/Ubuntu system (Essential or `required` packages): never missing.
@@ -136,6 +139,16 @@ pub const HOST_PROGRAMS: &[HostProgram] = &[
         "systemd-analyze",
         "systemd",
         "checks the agent's systemd unit (`hh service unit`)",
+    ),
+    from(
+        "npm",
+        Source::AptIfMissing("npm"),
+        "fetches the coding-agent CLIs (Claude Code, Codex) the harness tests run, pinned",
+    ),
+    base(
+        "tar",
+        "tar",
+        "unpacks the agent CLIs' npm tarballs into the test agents image",
     ),
     // Users and privileges.
     apt(
@@ -257,6 +270,14 @@ pub fn run(options: &Options) -> Result<()> {
         .map(|(name, _)| name)
         .filter(|name| !package_installed(name))
         .collect();
+    for program in HOST_PROGRAMS {
+        if let Source::AptIfMissing(package) = program.source
+            && !has_program(program.name)
+            && !missing.contains(&package)
+        {
+            missing.push(package);
+        }
+    }
     let engine_answers = !options.no_docker && docker_answers();
     if !options.no_docker && !engine_answers && !has_program("dockerd") {
         missing.push(DOCKER_PACKAGE);
@@ -288,7 +309,7 @@ fn check_distribution() -> Result<()> {
         let names: Vec<_> = HOST_PROGRAMS
             .iter()
             .filter_map(|program| match program.source {
-                Source::Apt(package) => Some(format!(
+                Source::Apt(package) | Source::AptIfMissing(package) => Some(format!(
                     "  {} (Debian: {package}): {}",
                     program.name, program.why
                 )),

@@ -29,6 +29,8 @@ pub mod label {
     pub const GROUP: &str = "dev.hh.group";
     /// The workspace's paths the session sees read-only, comma-separated.
     pub const PROTECTED: &str = "dev.hh.protected";
+    /// The coding agent the session is for (empty: none).
+    pub const HARNESS: &str = "dev.hh.harness";
     /// The image the session was started from, by the name it had then (`hh-test:u1000`).
     pub const IMAGE: &str = "dev.hh.image";
 }
@@ -93,6 +95,8 @@ pub struct ContainerPlan {
     pub memory_bytes: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub working_dir: String,
+    /// tmpfs mounts: the container path and its mount options.
+    pub tmpfs: Vec<(String, String)>,
 }
 
 /// The most processes a session may have.
@@ -179,6 +183,7 @@ impl Engine {
                 format!("seccomp={seccomp}"),
             ]),
             init: Some(false),
+            tmpfs: Some(plan.tmpfs.iter().cloned().collect()),
             ..HostConfig::default()
         };
         let body = ContainerCreateBody {

@@ -27,6 +27,11 @@ pub const SEEDS_DIR: &str = "seeds";
 /// Where the workspace appears.
 pub const WORKSPACE_MOUNT: &str = "/workspace";
 
+/// The session user's home: a tmpfs of their own (0700), gone when the session stops, so that
+/// every CLI has somewhere to write its config and cache whatever the image's users are (an
+/// image rarely has the host user's uid). A template's `env` may set another `HOME`.
+pub const SESSION_HOME: &str = "/home/hh";
+
 /// `PATH` for an image that sets none (Docker's own default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -53,6 +58,8 @@ pub enum PlanError {
     BadName(String),
     #[error(transparent)]
     Access(#[from] AccessError),
+    #[error(transparent)]
+    UnknownHarness(#[from] crate::harness::UnknownHarness),
     #[error(
         "{mount} would be writable in the session and contains {protected}: a session may not \
          write hh's config or rules (mount it read-only, or move the workspace)"
@@ -94,6 +101,7 @@ pub struct SessionPlan {
     pub protected_paths: Vec<String>,
     /// The image's name as found (its id is in the container plan).
     pub image: String,
+    pub harness: Option<String>,
 }
 
 /// What the agent adds that is not in the config.
@@ -131,6 +139,11 @@ pub fn plan(
         .container_profiles
         .get(&request.template)
         .ok_or_else(|| PlanError::UnknownTemplate(request.template.clone()))?;
+    let harness = request
+        .harness
+        .as_deref()
+        .map(crate::harness::find)
+        .transpose()?;
     let name = match &request.name {
         Some(name) => {
             let valid = !name.is_empty()
@@ -227,10 +240,31 @@ pub fn plan(
 
     let mut env: Vec<String> = Vec::new();
     // The client's values, for the names the config passes through; never the agent's own.
-    for key in &config.defaults.containers.env_passthrough {
-        if let Some(value) = request.env.get(key) {
+    // The harness's credentials reach sessions of that harness only.
+    let harness_env = harness.map_or(&[][..], |harness| harness.auth_env);
+    let passed = config
+        .defaults
+        .containers
+        .env_passthrough
+        .iter()
+        .map(String::as_str)
+        .chain(harness_env.iter().copied());
+    let mut seen = std::collections::BTreeSet::new();
+    for key in passed {
+        if let Some(value) = request.env.get(key)
+            && seen.insert(key)
+        {
             env.push(format!("{key}={value}"));
         }
+    }
+    if let Some(harness) = harness {
+        env.push(format!("HH_HARNESS={}", harness.name));
+        env.extend(
+            harness
+                .fixed_env
+                .iter()
+                .map(|(key, value)| format!("{key}={value}")),
+        );
     }
     env.extend(
         profile
@@ -251,6 +285,9 @@ pub fn plan(
         .unwrap_or(DEFAULT_PATH);
     env.push(format!("PATH={SESSION_FILES_MOUNT}/bin:{image_path}"));
     env.push(format!("{}={}", context.token_var, context.token));
+    if !profile.env.contains_key("HOME") {
+        env.push(format!("HOME={SESSION_HOME}"));
+    }
 
     let image_name = context.image.map_or_else(
         || crate::image::image_name(&profile.image),
@@ -266,6 +303,10 @@ pub fn plan(
         (label::GROUP.to_owned(), context.group.to_owned()),
         (label::PROTECTED.to_owned(), protected_paths.join(",")),
         (label::IMAGE.to_owned(), image_name.clone()),
+        (
+            label::HARNESS.to_owned(),
+            harness.map_or_else(String::new, |harness| harness.name.to_owned()),
+        ),
     ]);
 
     let command = if request.command.is_empty() {
@@ -293,11 +334,16 @@ pub fn plan(
             .map(|m| i64::try_from(m.0).unwrap_or(i64::MAX)),
         nano_cpus: profile.cpus.map(|c| (c.0 * 1e9) as i64),
         working_dir: WORKSPACE_MOUNT.into(),
+        tmpfs: vec![(
+            SESSION_HOME.to_owned(),
+            format!("uid={},gid={gid},mode=0700", identity.uid),
+        )],
     };
     let (policy, rules_file) = policy_sources(
         config,
         &workspace.name,
         &request.template,
+        harness,
         context.config_source,
     )?;
     Ok(SessionPlan {
@@ -312,6 +358,7 @@ pub fn plan(
         rules_file,
         protected_paths,
         image: image_name,
+        harness: harness.map(|harness| harness.name.to_owned()),
     })
 }
 
@@ -321,6 +368,7 @@ pub fn policy_sources(
     config: &Config,
     workspace: &str,
     template: &str,
+    harness: Option<&'static crate::harness::Harness>,
     config_source: &str,
 ) -> Result<(PolicySources, PathBuf), PlanError> {
     let workspace = config
@@ -336,6 +384,7 @@ pub fn policy_sources(
         workspace: workspace.rules_files(),
         trust: None,
         owner: None,
+        harness,
         template: Some((
             format!("{config_source} container_profiles.{template}.starter_network_allowlist"),
             profile.starter_network_allowlist.clone(),
@@ -541,7 +590,10 @@ canonical_path = "{}"
             env: BTreeMap::from([
                 ("TERM".into(), "xterm".into()),
                 ("SECRET".into(), "leak".into()),
+                ("ANTHROPIC_API_KEY".into(), "sk-ant".into()),
+                ("OPENAI_API_KEY".into(), "sk-openai".into()),
             ]),
+            harness: None,
         }
     }
 
@@ -573,6 +625,14 @@ canonical_path = "{}"
         assert_eq!(c.nano_cpus, Some(1_500_000_000));
         assert!(c.env.contains(&"TERM=xterm".to_owned()));
         assert!(!c.env.iter().any(|e| e.starts_with("SECRET=")));
+        // No harness, no harness credentials.
+        assert!(!c.env.iter().any(|e| e.contains("sk-")));
+        assert!(c.env.contains(&"HOME=/home/hh".to_owned()));
+        assert_eq!(
+            c.tmpfs,
+            [("/home/hh".to_owned(), "uid=0,gid=0,mode=0700".to_owned())]
+        );
+        assert!(plan.policy.harness.is_none());
         assert!(
             c.env
                 .contains(&"SSL_CERT_FILE=/opt/hh/ca-bundle.pem".to_owned())
@@ -599,6 +659,43 @@ canonical_path = "{}"
                 dir.path().join(".hh/harness-rules.toml")
             ]
         );
+    }
+
+    #[test]
+    fn a_harness_session_gets_that_harness_credentials_only_and_its_policy_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = StartSession {
+            harness: Some("claude".into()),
+            ..request()
+        };
+        let plan = plan(
+            &config(dir.path(), ""),
+            &request,
+            &root(),
+            0,
+            &context(dir.path()),
+        )
+        .unwrap();
+        let env = &plan.container.env;
+        assert!(env.contains(&"ANTHROPIC_API_KEY=sk-ant".to_owned()));
+        assert!(!env.iter().any(|e| e.starts_with("OPENAI_API_KEY=")));
+        assert!(env.contains(&"HH_HARNESS=claude".to_owned()));
+        assert!(env.contains(&"DISABLE_AUTOUPDATER=1".to_owned()));
+        assert_eq!(plan.container.labels[label::HARNESS], "claude");
+        assert_eq!(plan.policy.harness.map(|h| h.name), Some("claude"));
+        let unknown = StartSession {
+            harness: Some("clod".into()),
+            ..request
+        };
+        let error = super::plan(
+            &config(dir.path(), ""),
+            &unknown,
+            &root(),
+            0,
+            &context(dir.path()),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("no harness `clod`"), "{error}");
     }
 
     #[test]

@@ -248,6 +248,7 @@ async fn build(
         denied: 0,
         protected_paths: plan.protected_paths.clone(),
         image: plan.image.clone(),
+        harness: plan.harness.clone(),
     };
     let (session, canary) = serve(
         agent,
@@ -604,10 +605,15 @@ async fn adopt(
     let template = get(label::TEMPLATE)?;
     let owner_uid: u32 = get(label::OWNER_UID)?.parse().context("owner uid label")?;
     let config = &agent.config_for(owner_uid)?;
+    let harness = match labels.get(label::HARNESS).map(String::as_str) {
+        None | Some("") => None,
+        Some(name) => Some(crate::harness::find(name)?),
+    };
     let (policy, rules_file) = plan::policy_sources(
         config,
         &workspace,
         &template,
+        harness,
         &agent.settings.config_path.display().to_string(),
     )?;
     let token_var = format!("{}=", agent.settings.config.defaults.control.token_env_var);
@@ -642,6 +648,7 @@ async fn adopt(
             })
             .unwrap_or_default(),
         image: labels.get(label::IMAGE).cloned().unwrap_or_default(),
+        harness: harness.map(|harness| harness.name.to_owned()),
     };
     let policy = session_policy(agent, policy, owner_uid)?;
     let (session, _canary) = serve(

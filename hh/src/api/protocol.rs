@@ -97,9 +97,14 @@ pub struct StartSession {
     /// The command the session runs instead of an idle shell host; empty for none.
     #[serde(default)]
     pub command: Vec<String>,
-    /// The client's own values for the config's `env_passthrough` names (never the agent's).
+    /// The client's own values for the config's `env_passthrough` names and the harness's
+    /// credentials (never the agent's).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The coding agent the session is for ([`crate::harness`]): its credentials pass
+    /// through, its policy layer applies.
+    #[serde(default)]
+    pub harness: Option<String>,
 }
 
 /// A command to run in a session (`hh shell`, `hh attach`), as the session's own user, in
@@ -196,6 +201,9 @@ pub struct SessionInfo {
     /// Paths of the workspace the session sees read-only (its `protected_paths` that exist).
     #[serde(default)]
     pub protected_paths: Vec<String>,
+    /// The coding agent it is for, if any.
+    #[serde(default)]
+    pub harness: Option<String>,
     /// The image it runs, by the name it was started from (`hh-test:u1000` is the owner's own
     /// build, `hh-test` root's).
     #[serde(default)]

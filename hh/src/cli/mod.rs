@@ -7,6 +7,7 @@ mod image;
 pub(crate) mod init;
 mod proxy;
 mod rules;
+mod run;
 pub(crate) mod service;
 mod session;
 mod shell;
@@ -56,6 +57,8 @@ pub enum Command {
     Service(service::Options),
     /// Start, list and stop sessions (through the agent).
     Session(session::Options),
+    /// Ask a coding agent one prompt in a fresh session, headless; its output streams here.
+    Run(run::Options),
     /// Open a shell (or run a command) in a running session; with no id, list sessions.
     Shell(shell::Options),
     /// Attach to a session's own terminal (its tmux session `hh`, made on first attach).
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(options) => agent::run(&options, cli.config.as_deref()),
         Command::Service(options) => service::run(&options, cli.config.as_deref()),
         Command::Session(options) => session::run(&options, cli.config.as_deref()),
+        Command::Run(options) => run::run(&options, cli.config.as_deref()),
         Command::Shell(options) => shell::run(&options),
         Command::Attach(options) => shell::attach(&options),
         Command::Image(options) => image::run(&options, cli.config.as_deref()),

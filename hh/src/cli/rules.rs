@@ -169,6 +169,7 @@ fn run_check(options: &CheckOptions, config_path: Option<&Path>) -> anyhow::Resu
             global: Some(config.manager.global_rules_file.clone()),
             workspace: workspace_rules_files(&config, name)?,
             template,
+            harness: None,
             trust: None,
             owner: None,
         };

@@ -40,6 +40,11 @@ struct StartOptions {
     /// Leave the session running and print its id (last line); CMD becomes its main process.
     #[arg(long)]
     detach: bool,
+    /// Start this coding agent in the session's tmux (`claude`, `codex`, `gemini`, `opencode`,
+    /// `pi`): its credentials pass through from your environment, its API is allowed and its
+    /// telemetry denied. Without --detach you are attached to it; `hh attach ID` returns.
+    #[arg(long, value_name = "NAME")]
+    harness: Option<String>,
     /// The command to run (default: a shell).
     #[arg(last = true)]
     command: Vec<String>,
@@ -66,17 +71,26 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
 }
 
 fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    let config_names = passthrough_env(config);
+    let harness = options
+        .harness
+        .as_deref()
+        .map(crate::harness::find)
+        .transpose()?;
+    if harness.is_some() && !options.command.is_empty() {
+        bail!("--harness starts the coding agent; give either it or a command");
+    }
+    let command = match harness {
+        Some(harness) => harness.interactive_container_command(),
+        None if options.detach => options.command.clone(),
+        None => Vec::new(),
+    };
     let request = StartSession {
         workspace: options.workspace.clone(),
         template: options.template.clone(),
         name: options.name.clone(),
-        command: if options.detach {
-            options.command.clone()
-        } else {
-            Vec::new()
-        },
-        env: config_names,
+        command,
+        env: passthrough_env(config, harness),
+        harness: harness.map(|harness| harness.name.to_owned()),
     };
     let info = match call(ClientRequest::StartSession(request))? {
         Reply::Session(info) => info,
@@ -102,6 +116,29 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
     if options.detach {
         println!("{}", info.id);
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(harness) = harness {
+        let status = shell::exec_in(
+            &info.id,
+            &["tmux", "attach-session", "-t", "hh"].map(str::to_owned),
+        );
+        // Detached from tmux with the agent still running: the session stays for `hh attach`.
+        let running = shell::exec_quiet(
+            &info.id,
+            &["tmux", "has-session", "-t", "hh"].map(str::to_owned),
+        )
+        .is_ok_and(|code| code == 0);
+        if running {
+            eprintln!(
+                "hh: {} keeps running in session {}; `hh attach {}` returns to it",
+                harness.title, info.id, info.id
+            );
+            return status;
+        }
+        call(ClientRequest::StopSession {
+            id: info.id.clone(),
+        })?;
+        return status;
     }
     let status = shell::exec_in(&info.id, &options.command);
     let stopped = call(ClientRequest::StopSession {
@@ -135,18 +172,22 @@ fn warn_untrusted_rules(workspace: &str) {
     }
 }
 
-/// The client's values for the config's `env_passthrough` names (the agent keeps only those
-/// too); nothing else of the client's environment leaves this process.
-fn passthrough_env(config: Option<&std::path::Path>) -> BTreeMap<String, String> {
-    let Ok((config, _)) = super::load_config(config) else {
-        return BTreeMap::new();
-    };
-    config
-        .defaults
-        .containers
-        .env_passthrough
+/// The client's values for the config's `env_passthrough` names and the harness's credentials
+/// (the agent keeps only those too); nothing else of the client's environment leaves this
+/// process.
+pub(super) fn passthrough_env(
+    config: Option<&std::path::Path>,
+    harness: Option<&crate::harness::Harness>,
+) -> BTreeMap<String, String> {
+    let configured = super::load_config(config)
+        .map(|(config, _)| config.defaults.containers.env_passthrough)
+        .unwrap_or_default();
+    let credentials = harness.map_or(&[][..], |harness| harness.auth_env);
+    configured
         .iter()
-        .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
+        .map(String::as_str)
+        .chain(credentials.iter().copied())
+        .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
         .collect()
 }
 

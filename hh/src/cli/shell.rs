@@ -87,15 +87,78 @@ pub(super) fn exec_in(session: &str, command: &[String]) -> anyhow::Result<ExitC
         rows,
         term: tty.then(|| std::env::var("TERM").ok()).flatten(),
     };
+    let status = run_relay(request, Input::Stdin, &mut print_output)?;
+    Ok(ExitCode::from(u8::try_from(status).unwrap_or(1)))
+}
+
+/// Runs `command` in `session` with no input and its output handed to `output` as it comes;
+/// its exit status. For commands hh itself runs in a session (`hh run`, tmux checks).
+pub(super) fn exec_with_output(
+    session: &str,
+    command: &[String],
+    output: &mut dyn FnMut(OutputStream, &[u8]) -> std::io::Result<()>,
+) -> anyhow::Result<i32> {
+    let request = ExecRequest {
+        session: session.to_owned(),
+        command: command.to_vec(),
+        tty: false,
+        columns: 0,
+        rows: 0,
+        term: None,
+    };
+    run_relay(request, Input::None, output)
+}
+
+/// [`exec_with_output`] with the output dropped.
+pub(super) fn exec_quiet(session: &str, command: &[String]) -> anyhow::Result<i32> {
+    exec_with_output(session, command, &mut |_, _| Ok(()))
+}
+
+/// Which of the command's streams bytes came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// What the command reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// This process's stdin (and, with a terminal, its window size).
+    Stdin,
+    /// Nothing: its stdin is closed at once.
+    None,
+}
+
+/// Writes the command's output to ours, as it comes.
+fn print_output(stream: OutputStream, bytes: &[u8]) -> std::io::Result<()> {
+    match stream {
+        OutputStream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()
+        }
+        OutputStream::Stderr => {
+            let mut err = std::io::stderr().lock();
+            err.write_all(bytes)?;
+            err.flush()
+        }
+    }
+}
+
+fn run_relay(
+    request: ExecRequest,
+    input: Input,
+    output: &mut dyn FnMut(OutputStream, &[u8]) -> std::io::Result<()>,
+) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let status = runtime.block_on(relay(request, tty));
+    let status = runtime.block_on(relay(request, input, output));
     // The stdin reader may sit in a blocking read: do not wait for it.
     runtime.shutdown_background();
-    let status = status?;
-    Ok(ExitCode::from(u8::try_from(status).unwrap_or(1)))
+    status
 }
 
 /// Raw mode for as long as the remote terminal is ours, restored however the relay ends.
@@ -115,10 +178,21 @@ impl Drop for RawMode {
     }
 }
 
-async fn relay(request: ExecRequest, tty: bool) -> anyhow::Result<i32> {
+async fn relay(
+    request: ExecRequest,
+    input: Input,
+    output: &mut dyn FnMut(OutputStream, &[u8]) -> std::io::Result<()>,
+) -> anyhow::Result<i32> {
+    let tty = request.tty;
     let client = Client::connect(&socket_path()).await?;
     let (mut from_agent, mut to_agent) = client.exec(request).await?;
     let _raw = tty.then(RawMode::enter).transpose()?;
+    if input == Input::None {
+        let mut frame = BytesMut::new();
+        exec_stream::encode(&Frame::StdinClosed, &mut frame);
+        to_agent.write_all(&frame).await?;
+        return read_output(&mut from_agent, output).await;
+    }
 
     // This terminal → the command: stdin, then its end; window sizes for as long as it runs.
     tokio::spawn(async move {
@@ -157,22 +231,21 @@ async fn relay(request: ExecRequest, tty: bool) -> anyhow::Result<i32> {
         }
     });
 
-    // The command → this terminal, until its exit status.
+    read_output(&mut from_agent, output).await
+}
+
+/// The command's output, handed to `output`, until its exit status.
+async fn read_output(
+    from_agent: &mut (impl tokio::io::AsyncRead + Unpin),
+    output: &mut dyn FnMut(OutputStream, &[u8]) -> std::io::Result<()>,
+) -> anyhow::Result<i32> {
     let mut decoder = Decoder::default();
     let mut buf = vec![0u8; CHUNK];
     loop {
         while let Some(frame) = decoder.next_frame()? {
             match frame {
-                Frame::Stdout(bytes) => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&bytes)?;
-                    out.flush()?;
-                }
-                Frame::Stderr(bytes) => {
-                    let mut err = std::io::stderr().lock();
-                    err.write_all(&bytes)?;
-                    err.flush()?;
-                }
+                Frame::Stdout(bytes) => output(OutputStream::Stdout, &bytes)?,
+                Frame::Stderr(bytes) => output(OutputStream::Stderr, &bytes)?,
                 Frame::Exit(status) => return Ok(status),
                 other => bail!("the agent sent a frame only a client sends: {other:?}"),
             }

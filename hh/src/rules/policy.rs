@@ -35,6 +35,8 @@ pub enum Layer {
     Workspace,
     /// The container profile's `starter_network_allowlist`.
     Template,
+    /// The session's coding agent: its API allowed, its telemetry denied (built into hh).
+    Harness,
 }
 
 impl fmt::Display for Layer {
@@ -43,6 +45,7 @@ impl fmt::Display for Layer {
             Layer::Global => "global",
             Layer::Workspace => "workspace",
             Layer::Template => "template",
+            Layer::Harness => "harness",
         })
     }
 }

@@ -299,6 +299,9 @@ pub struct PolicySources {
     /// The template's allow rules and where they come from (e.g. `harness-hat.toml
     /// container_profiles.rust.starter_network_allowlist`).
     pub template: Option<(String, Vec<String>)>,
+    /// The session's coding agent, whose built-in layer allows its API and denies its
+    /// telemetry ([`crate::harness`]).
+    pub harness: Option<&'static crate::harness::Harness>,
     /// When set, each file's rules are its trusted copy in this store, never the file as it
     /// reads now ([`super::trust`]): what the agent's sessions run under. Only the deny rules
     /// of the file as it reads count besides: a tightening needs nobody's trust. `None`: the
@@ -370,6 +373,9 @@ impl PolicySources {
                 layer.push(Action::Allow, rule, text.clone());
             }
             layers.push(layer);
+        }
+        if let Some(harness) = self.harness {
+            layers.push(harness.policy_layer());
         }
         Ok(Policy::new(layers))
     }

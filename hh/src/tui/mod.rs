@@ -194,6 +194,7 @@ fn perform(
                 name: None,
                 command: Vec::new(),
                 env,
+                harness: None,
             }));
         }
         Effect::Attach(id) => {

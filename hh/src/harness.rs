@@ -1,0 +1,210 @@
+//! The coding agents hh runs (`--harness NAME`): how each is started, interactively and for one
+//! prompt, the credentials it needs, and the network it needs and should not have.
+//!
+//! A harness's credentials (`auth_env`) reach only sessions of that harness, and only the
+//! values the client has (never the agent's). Its policy layer, compiled into hh, allows the
+//! API hosts the CLI cannot work without and denies its telemetry and self-update hosts up
+//! front, so that a headless run never waits on a prompt nobody will answer; the user's own
+//! rules still decide everything else, and their deny rules win over this layer's allows.
+
+use crate::rules::{Action, Layer, LayerRules, Rule};
+
+/// One coding-agent CLI.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Harness {
+    /// What `--harness` takes.
+    pub name: &'static str,
+    /// What people call it.
+    pub title: &'static str,
+    /// The command of an interactive session (run in the session's tmux).
+    pub interactive: &'static [&'static str],
+    /// The command that answers one prompt and exits; the prompt is its last argument.
+    pub one_shot: &'static [&'static str],
+    /// Its configuration directory, under the session user's home.
+    pub config_dir: &'static str,
+    /// The project instructions file it reads from the working directory.
+    pub instructions_file: &'static str,
+    /// The variables it authenticates (and finds its API) with, passed through from the
+    /// client's environment to sessions of this harness only.
+    pub auth_env: &'static [&'static str],
+    /// Set in every session of this harness: what a CLI in a container must not attempt.
+    pub fixed_env: &'static [(&'static str, &'static str)],
+    /// Allowed for sessions of this harness: the API it cannot work without.
+    pub api_rules: &'static [&'static str],
+    /// Denied for sessions of this harness: telemetry, error reporting and self-update.
+    pub quiet_rules: &'static [&'static str],
+}
+
+const ANTHROPIC_API: &str = "domain=api.anthropic.com port=443";
+const OPENAI_API: &str = "domain=api.openai.com port=443";
+const GEMINI_API: &str = "domain=generativelanguage.googleapis.com port=443";
+
+/// The harnesses hh knows.
+pub const BUILT_IN: &[Harness] = &[
+    Harness {
+        name: "claude",
+        title: "Claude Code",
+        interactive: &["claude"],
+        one_shot: &["claude", "-p"],
+        config_dir: ".claude",
+        instructions_file: "CLAUDE.md",
+        auth_env: &[
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_AUTH_TOKEN",
+            "CLAUDE_CODE_OAUTH_TOKEN",
+            "ANTHROPIC_BASE_URL",
+            "ANTHROPIC_MODEL",
+        ],
+        fixed_env: &[("DISABLE_AUTOUPDATER", "1")],
+        api_rules: &[ANTHROPIC_API],
+        quiet_rules: &[
+            "domain=statsig.anthropic.com",
+            "domain=*.statsig.com",
+            "domain=*.sentry.io",
+            "domain=api.anthropic.com path=/api/event_logging/*",
+            "domain=storage.googleapis.com path=/claude-code-dist-*",
+        ],
+    },
+    Harness {
+        name: "codex",
+        title: "Codex CLI",
+        interactive: &["codex"],
+        one_shot: &["codex", "exec", "--skip-git-repo-check"],
+        config_dir: ".codex",
+        instructions_file: "AGENTS.md",
+        auth_env: &["OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL"],
+        fixed_env: &[],
+        api_rules: &[OPENAI_API],
+        quiet_rules: &["domain=ab.chatgpt.com", "domain=*.sentry.io"],
+    },
+    Harness {
+        name: "gemini",
+        title: "Gemini CLI",
+        interactive: &["gemini"],
+        one_shot: &["gemini", "-p"],
+        config_dir: ".gemini",
+        instructions_file: "GEMINI.md",
+        auth_env: &[
+            "GEMINI_API_KEY",
+            "GOOGLE_API_KEY",
+            "GOOGLE_GEMINI_BASE_URL",
+            "GOOGLE_CLOUD_PROJECT",
+        ],
+        fixed_env: &[],
+        api_rules: &[GEMINI_API],
+        quiet_rules: &["domain=play.googleapis.com path=/log*"],
+    },
+    Harness {
+        name: "opencode",
+        title: "OpenCode",
+        interactive: &["opencode"],
+        one_shot: &["opencode", "run"],
+        config_dir: ".config/opencode",
+        instructions_file: "AGENTS.md",
+        auth_env: &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"],
+        fixed_env: &[("OPENCODE_DISABLE_AUTOUPDATE", "1")],
+        api_rules: &[ANTHROPIC_API, OPENAI_API, GEMINI_API],
+        quiet_rules: &[],
+    },
+    Harness {
+        name: "pi",
+        title: "pi",
+        interactive: &["pi"],
+        one_shot: &["pi", "-p"],
+        config_dir: ".pi",
+        instructions_file: "AGENTS.md",
+        auth_env: &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"],
+        fixed_env: &[],
+        api_rules: &[ANTHROPIC_API, OPENAI_API, GEMINI_API],
+        quiet_rules: &[],
+    },
+];
+
+/// The harness called `name`.
+pub fn find(name: &str) -> Result<&'static Harness, UnknownHarness> {
+    BUILT_IN
+        .iter()
+        .find(|harness| harness.name == name)
+        .ok_or_else(|| UnknownHarness(name.to_owned()))
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("no harness `{0}` (known: {known})", known = names().join(", "))]
+pub struct UnknownHarness(pub String);
+
+/// Every harness's name.
+pub fn names() -> Vec<&'static str> {
+    BUILT_IN.iter().map(|harness| harness.name).collect()
+}
+
+impl Harness {
+    /// Its policy layer: the API allowed, telemetry and self-update denied.
+    pub fn policy_layer(&self) -> LayerRules {
+        let mut layer = LayerRules::new(Layer::Harness, format!("{} (built into hh)", self.name));
+        for (action, rules) in [
+            (Action::Allow, self.api_rules),
+            (Action::Deny, self.quiet_rules),
+        ] {
+            for text in rules {
+                // Compiled in and checked by this module's tests.
+                let rule = Rule::parse(text).expect("a built-in harness rule parses");
+                layer.push(action, rule, *text);
+            }
+        }
+        layer
+    }
+
+    /// The one-shot command for `prompt`.
+    pub fn one_shot_command(&self, prompt: &str) -> Vec<String> {
+        self.one_shot
+            .iter()
+            .map(|part| (*part).to_owned())
+            .chain(std::iter::once(prompt.to_owned()))
+            .collect()
+    }
+
+    /// The container command of an interactive session: the CLI in the session's tmux
+    /// session `hh` (what `hh attach` attaches to), the container kept running after it exits.
+    pub fn interactive_container_command(&self) -> Vec<String> {
+        let cli = self.interactive.join(" ");
+        vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "tmux new-session -d -s hh -x 200 -y 50 'exec {cli}' || echo 'hh: no tmux in \
+                 this image; `hh shell` into the session and run {cli}' >&2; exec sleep infinity"
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_rule_parses_and_names_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for harness in BUILT_IN {
+            assert!(seen.insert(harness.name), "{} twice", harness.name);
+            let layer = harness.policy_layer();
+            assert_eq!(layer.allow.len(), harness.api_rules.len());
+            assert_eq!(layer.deny.len(), harness.quiet_rules.len());
+            assert!(!harness.auth_env.is_empty(), "{}", harness.name);
+            assert_eq!(harness.one_shot[0], harness.interactive[0]);
+        }
+    }
+
+    #[test]
+    fn an_unknown_harness_is_refused_with_the_known_ones() {
+        let error = find("clod").unwrap_err().to_string();
+        assert!(
+            error.contains("clod") && error.contains("claude, codex"),
+            "{error}"
+        );
+        assert_eq!(
+            find("codex").unwrap().one_shot_command("hi"),
+            ["codex", "exec", "--skip-git-repo-check", "hi"]
+        );
+    }
+}

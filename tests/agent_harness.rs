@@ -1,0 +1,349 @@
+//! The real coding-agent CLIs in real sessions, as an ordinary user: `hh run --harness NAME`
+//! runs Claude Code and Codex (their released binaries, in the `hh-test-agents` image `cargo
+//! xtask image` makes) against local stand-ins of their APIs, reached through the MITM with the
+//! session CA; the credentials reach only sessions of that harness; telemetry is denied up front
+//! so that a headless run never waits on a prompt.
+
+mod support;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use support::{
+    llm::{LlmStandIn, REPLY},
+    require_root,
+    user_world::UserWorld,
+};
+
+const AGENTS_IMAGE: &str = "hh-test-agents";
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Whether the agents image is there; in CI it must be (`cargo xtask test` builds it).
+fn agents_image() -> bool {
+    let present = std::process::Command::new("docker")
+        .args(["image", "inspect", AGENTS_IMAGE])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    assert!(
+        present || std::env::var_os("CI").is_none(),
+        "CI must have the {AGENTS_IMAGE} image (`cargo xtask image` builds it)"
+    );
+    if !present {
+        eprintln!("skipping: no {AGENTS_IMAGE} image (run `cargo xtask image`)");
+    }
+    present
+}
+
+/// A world whose agent resolves the stand-ins' names to loopback and trusts their CA, with a
+/// template on the agents image and alice's workspace rules allowing the stand-ins (trusted).
+fn world(standin: &LlmStandIn, ca: &std::path::Path) -> UserWorld {
+    let ca = ca.display().to_string();
+    let world = UserWorld::with(
+        &[
+            "--resolve",
+            "api.anthropic.test=127.0.0.1",
+            "--resolve",
+            "api.openai.test=127.0.0.1",
+            "--resolve",
+            "statsig.anthropic.com=127.0.0.1",
+            "--upstream-ca",
+            &ca,
+        ],
+        "[container_profiles.agents]\nimage = \"test-agents\"\n",
+    );
+    let rules = world.alice.home.join("proj/harness-rules.toml");
+    world.alice.write_file(
+        &rules,
+        format!(
+            "[network]\nallowlist = [\"domain=api.anthropic.test port={port}\", \
+             \"domain=api.openai.test port={port}\"]\n",
+            port = standin.tls_port
+        ),
+    );
+    let status = world
+        .hh(
+            &world.alice,
+            &["rules", "status", "--workspace", "demo", "--json"],
+        )
+        .output()
+        .unwrap();
+    let args = support::trust_args("demo", &status.stdout);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let trusted = world.hh(&world.alice, &args).output().unwrap();
+    assert!(trusted.status.success(), "{}", text(&trusted));
+    world
+}
+
+/// `hh run --json` as alice with `env`; every JSON line with the time it arrived.
+fn run_json(
+    world: &UserWorld,
+    harness: &str,
+    env: &[(&str, String)],
+    extra: &[&str],
+) -> (Option<i32>, Vec<(Duration, serde_json::Value)>, String) {
+    let mut args = vec![
+        "run",
+        "--workspace",
+        "demo",
+        "--template",
+        "agents",
+        "--harness",
+        harness,
+        "--json",
+        "--timeout",
+        "120",
+    ];
+    args.extend_from_slice(extra);
+    args.push("Say the magic word.");
+    let mut command = world.hh(&world.alice, &args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|error| panic!("not a JSON line ({error}): {line}"));
+        lines.push((started.elapsed(), value));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        lines,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn events<'a>(
+    lines: &'a [(Duration, serde_json::Value)],
+    kind: &'a str,
+) -> impl Iterator<Item = &'a (Duration, serde_json::Value)> + 'a {
+    lines.iter().filter(move |(_, line)| line["event"] == kind)
+}
+
+fn stdout_text(lines: &[(Duration, serde_json::Value)]) -> String {
+    events(lines, "output")
+        .filter(|(_, line)| line["stream"] == "stdout")
+        .map(|(_, line)| line["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn claude_code_and_codex_answer_a_prompt_through_the_mitm_as_an_ordinary_user() {
+    if !require_root("harness e2e") || !agents_image() {
+        return;
+    }
+    let standin = LlmStandIn::start(
+        &[
+            "api.anthropic.test",
+            "api.openai.test",
+            "statsig.anthropic.com",
+        ],
+        Duration::from_millis(50),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("standin-ca.pem");
+    std::fs::write(&ca, &standin.ca_pem).unwrap();
+    let world = world(&standin, &ca);
+    let base = |host: &str| format!("https://{host}:{}", standin.tls_port);
+
+    // Claude Code: its key and base URL pass through (they are its harness's credentials).
+    let (code, lines, stderr) = run_json(
+        &world,
+        "claude",
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-test-alice".into()),
+            ("ANTHROPIC_BASE_URL", base("api.anthropic.test")),
+            ("OPENAI_API_KEY", "sk-openai-not-for-claude".into()),
+        ],
+        // Another harness's credentials never reach this one's session.
+        &[
+            "--setup-script",
+            "if env | grep -q not-for-claude; then echo leaked >&2; exit 9; fi",
+        ],
+    );
+    let said = stdout_text(&lines);
+    assert_eq!(code, Some(0), "{said}\n{stderr}\n{lines:?}");
+    assert!(said.contains(REPLY), "{said}\n{stderr}");
+    let started = events(&lines, "started").next().expect("a started event");
+    assert_eq!(started.1["harness"], "claude");
+    assert_eq!(started.1["image"], AGENTS_IMAGE);
+    let finished = events(&lines, "finished").next().expect("a finished event");
+    assert_eq!(finished.1["status"], 0);
+    let seen = standin.seen();
+    let messages: Vec<_> = seen
+        .iter()
+        .filter(|seen| seen.method == "POST" && seen.path.starts_with("/v1/messages"))
+        .collect();
+    assert!(!messages.is_empty(), "{seen:?}");
+    assert!(
+        messages
+            .iter()
+            .all(|seen| seen.key.as_deref() == Some("sk-ant-test-alice")),
+        "{messages:?}"
+    );
+
+    // Codex, in a session of its own harness: its key, and not Claude's.
+    let codex_config = format!(
+        "mkdir -p ~/.codex && printf '%s\\n' 'model_provider = \"standin\"' 'model = \"gpt-test\"' \
+         '[model_providers.standin]' 'name = \"standin\"' 'base_url = \"{}/v1\"' \
+         'env_key = \"OPENAI_API_KEY\"' 'wire_api = \"responses\"' > ~/.codex/config.toml \
+         && if env | grep -q not-for-codex; then echo leaked >&2; exit 9; fi",
+        base("api.openai.test")
+    );
+    let (code, lines, stderr) = run_json(
+        &world,
+        "codex",
+        &[
+            ("OPENAI_API_KEY", "sk-openai-test-alice".into()),
+            ("ANTHROPIC_API_KEY", "sk-ant-not-for-codex".into()),
+        ],
+        // Codex takes another API only from its config (the session's home is its own).
+        &["--setup-script", &codex_config],
+    );
+    let said = stdout_text(&lines);
+    assert_eq!(code, Some(0), "{said}\n{stderr}\n{lines:?}");
+    assert!(said.contains(REPLY), "{said}\n{stderr}");
+    let seen = standin.seen();
+    let responses: Vec<_> = seen
+        .iter()
+        .filter(|seen| seen.method == "POST" && seen.path.ends_with("/responses"))
+        .collect();
+    assert!(!responses.is_empty(), "{seen:?}");
+    assert!(
+        responses
+            .iter()
+            .all(|seen| seen.key.as_deref() == Some("Bearer sk-openai-test-alice")),
+        "{responses:?}"
+    );
+
+    // Its telemetry was refused by the harness's own layer at once: nobody was asked (a prompt
+    // would have held the run for the agent's 30 s ask timeout).
+    let denied: Vec<_> = events(&lines, "denied").collect();
+    assert!(
+        denied
+            .iter()
+            .any(|(_, line)| line["host"] == "ab.chatgpt.com"
+                && line["rule"]
+                    .as_str()
+                    .is_some_and(|rule| rule.contains("harness codex (built into hh)"))),
+        "{denied:?}"
+    );
+    let finished = events(&lines, "finished").next().expect("a finished event");
+    assert!(finished.0 < Duration::from_secs(25), "{:?}", finished.0);
+
+    // An interactive session of a harness runs the CLI in the session's tmux, to attach to.
+    let started = world
+        .hh(
+            &world.alice,
+            &[
+                "session",
+                "start",
+                "--detach",
+                "--workspace",
+                "demo",
+                "--template",
+                "agents",
+                "--harness",
+                "claude",
+            ],
+        )
+        .env("ANTHROPIC_API_KEY", "sk-ant-test-alice")
+        .env("ANTHROPIC_BASE_URL", base("api.anthropic.test"))
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{}", text(&started));
+    let id = String::from_utf8_lossy(&started.stdout).trim().to_owned();
+    let mut panes = String::new();
+    for _ in 0..50 {
+        let listed = world
+            .hh(
+                &world.alice,
+                &[
+                    "shell",
+                    &id,
+                    "--",
+                    "tmux",
+                    "list-panes",
+                    "-t",
+                    "hh",
+                    "-F",
+                    "#{pane_current_command}",
+                ],
+            )
+            .output()
+            .unwrap();
+        panes = text(&listed);
+        if panes.contains("claude") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(panes.contains("claude"), "{panes}");
+    let stopped = world
+        .hh(&world.alice, &["session", "stop", &id])
+        .output()
+        .unwrap();
+    assert!(stopped.status.success(), "{}", text(&stopped));
+
+    // The audit log shows the intercepted API calls, each decided by alice's rule.
+    let audit = std::fs::read_to_string(world.state.join("logs/audit.jsonl")).unwrap();
+    for host in ["api.anthropic.test", "api.openai.test"] {
+        assert!(
+            audit
+                .lines()
+                .any(|line| line.contains(host) && line.contains("\"allow\"")),
+            "no allowed request to {host} in the audit log:\n{audit}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_setup_script_stops_the_run_with_its_stderr_and_the_session_is_gone() {
+    if !require_root("harness e2e") || !agents_image() {
+        return;
+    }
+    let standin = LlmStandIn::start(&["api.anthropic.test"], Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("standin-ca.pem");
+    std::fs::write(&ca, &standin.ca_pem).unwrap();
+    let world = world(&standin, &ca);
+    let (code, lines, stderr) = run_json(
+        &world,
+        "claude",
+        &[],
+        &["--setup-script", "echo cannot install >&2; exit 3"],
+    );
+    assert_eq!(code, Some(3), "{stderr}\n{lines:?}");
+    let failed = events(&lines, "setup_failed").next().expect("setup_failed");
+    assert_eq!(failed.1["status"], 3);
+    assert_eq!(failed.1["stderr"], "cannot install\n");
+    assert!(events(&lines, "finished").next().is_none());
+    assert!(
+        standin.seen().is_empty(),
+        "the agent ran: {:?}",
+        standin.seen()
+    );
+    let listed = world
+        .hh(&world.alice, &["session", "list", "--json"])
+        .output()
+        .unwrap();
+    let sessions: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(sessions.is_empty(), "{sessions:?}");
+}
