@@ -61,13 +61,13 @@ fn start(world: &UserWorld, user: &support::users::TestUser, workspace: &str) ->
     (id, text(&output))
 }
 
-/// One raw request line on the agent socket as `user`; the agent's reply lines.
+/// One raw request line on the agent socket as `user`; the agent's reply lines, until it
+/// closes the connection (this side stays open: a build's client that closes is gone).
 fn raw_request(world: &UserWorld, user: &support::users::TestUser, line: &str) -> String {
     let script = "import socket,sys\n\
                   s=socket.socket(socket.AF_UNIX)\n\
                   s.connect(sys.argv[1])\n\
                   s.sendall(sys.stdin.buffer.read())\n\
-                  s.shutdown(socket.SHUT_WR)\n\
                   out=b''\n\
                   while True:\n\
                   \x20   chunk=s.recv(65536)\n\
@@ -189,46 +189,89 @@ fn a_users_build_is_theirs_alone_and_replaces_nobody_elses_image() {
         .unwrap();
     assert!(text(&listed).contains(&alice_session), "{}", text(&listed));
 
-    // Bob, on the socket itself, tries to write alice's or root's name: through the stem's
-    // name, the base, or the build args. Each is refused before the engine sees it.
-    let stem = |name: &str| {
+    // Bob, on the socket itself, tries to write alice's or root's name (through the stem's
+    // name, the base, the build args), to read alice's image or a local one of root's, or to
+    // have the engine act for him as root. Each is refused before the engine sees it.
+    let private = format!("hhtestprivate/p{}:local", std::process::id());
+    support::docker(&["tag", "hh-test-base", &private]);
+    let request = |name: &str, text: &str, base: Option<&str>, args: &[&str]| {
         serde_json::json!({
             "op": "build_image",
-            "stems": [{"name": name, "text": "# hh-stem-parent: none\nFROM hh-test-base\nRUN echo bob > /built-by\n"}],
+            "stems": [{"name": name, "text": format!("# hh-stem-parent: none\n{text}")}],
+            "base": base,
+            "build_args": args,
         })
     };
-    for (request, refusal) in [
+    let own = "ARG BASE=hh-test-base\nFROM ${BASE}\nRUN echo bob > /built-by\n";
+    for (attempt, refusal) in [
         (
-            stem(&format!("test:u{}", world.alice.uid)),
+            request(&format!("test:u{}", world.alice.uid), own, None, &[]),
             "cannot name a stem",
         ),
-        (stem("test:latest"), "cannot name a stem"),
-        (stem("../test"), "cannot name a stem"),
+        (request("test:latest", own, None, &[]), "cannot name a stem"),
+        (request("../test", own, None, &[]), "cannot name a stem"),
         (
-            serde_json::json!({
-                "op": "build_image",
-                "stems": [{"name": "test", "text": "# hh-stem-parent: none\nARG BASE\nFROM ${BASE}\n"}],
-                "build_args": ["BASE=hh-test-base"],
-            }),
+            request("test", own, None, &["BASE=hh-test-base"]),
             "set by hh",
         ),
         (
+            request("test", own, Some(&alices), &[]),
+            "another user's image",
+        ),
+        (
+            request("test", own, Some(&private), &[]),
+            "built on this host",
+        ),
+        (
+            request("test", &format!("FROM {alices}\n"), None, &[]),
+            "a user's stem builds on its BASE",
+        ),
+        (
+            request(
+                "test",
+                &format!("FROM ${{BASE}}\nCOPY --from={alices} / /a\n"),
+                None,
+                &[],
+            ),
+            "copies out of another image",
+        ),
+        (
+            request(
+                "test",
+                "FROM ${BASE}\nADD http://127.0.0.1:9/x /x\n",
+                None,
+                &[],
+            ),
+            "fetched by the engine",
+        ),
+        (
+            request("test", own, None, &["HTTP_PROXY=http://127.0.0.1:9"]),
+            "root's to set",
+        ),
+        (
             serde_json::json!({
                 "op": "build_image",
-                "stems": [{"name": "test", "text": "# hh-stem-parent: none\nFROM hh-test-base\n"}],
+                "stems": [{"name": "test", "text": own}],
                 "tag": alices,
             }),
             "unknown field",
         ),
     ] {
-        let reply = raw_request(&world, &world.bob, &request.to_string());
+        let reply = raw_request(&world, &world.bob, &attempt.to_string());
         assert!(
             reply.contains("\"reply\":\"error\"") && reply.contains(refusal),
-            "{request}: {reply}"
+            "{attempt}: {reply}"
         );
     }
+    let _ = std::process::Command::new("docker")
+        .args(["image", "rm", &private])
+        .output();
     // What bob can build is his own: his name, his ids, nobody else's image touched.
-    let reply = raw_request(&world, &world.bob, &stem("test").to_string());
+    let reply = raw_request(
+        &world,
+        &world.bob,
+        &request("test", own, None, &[]).to_string(),
+    );
     assert!(reply.contains("\"reply\":\"images_built\""), "{reply}");
     assert!(reply.contains(&bobs), "{reply}");
     assert_eq!(image_id(&alices).as_deref(), Some(built.as_str()));

@@ -1,16 +1,21 @@
 //! `hh image build` through the agent: the engine builds the chain the client sent into the
 //! peer's own images ([`crate::image::build::Builder`] names them by the kernel's word on who
 //! asks), and what it prints goes back to the client line by line.
+//!
+//! A user's build is held to what the user could do without the engine being root for them:
+//! its chain starts from root's `hh-*` images, the user's own, or an image the engine pulled
+//! from a registry (never a local image someone built), one build per user runs at a time, and
+//! a client that goes away stops its build.
 
 use std::sync::Arc;
 
-use tokio::{net::unix::OwnedWriteHalf, sync::mpsc};
+use tokio::{io::AsyncReadExt as _, sync::mpsc};
 
 use super::Agent;
 use crate::{
     api::{
         protocol::{BuildRequest, Reply},
-        server::{Peer, write_line},
+        server::{ExecStream, Peer, write_line},
     },
     image::build::{self, BuildPlan, Builder},
 };
@@ -22,15 +27,27 @@ pub async fn serve(
     agent: &Arc<Agent>,
     peer: Peer,
     request: BuildRequest,
-    write: &mut OwnedWriteHalf,
+    stream: ExecStream,
 ) -> std::io::Result<()> {
+    let ExecStream {
+        mut read,
+        mut write,
+    } = stream;
+    let refuse = |message: String| Reply::Error { message };
     let builder = Builder::of(peer.uid, peer.gid);
     let plan = match BuildPlan::new(&request, builder) {
         Ok(plan) => plan,
-        Err(error) => {
-            let message = error.to_string();
-            return write_line(write, &Reply::Error { message }).await;
-        }
+        Err(error) => return write_line(&mut write, &refuse(error.to_string())).await,
+    };
+    if let Builder::User { uid, .. } = builder
+        && let Some(base) = plan.first_base()
+        && let Err(why) = user_may_start_from(agent, &base, uid).await
+    {
+        return write_line(&mut write, &refuse(why)).await;
+    }
+    let Some(_running) = BuildSlot::take(agent, peer.uid) else {
+        let message = "a build of yours is running; one at a time".to_owned();
+        return write_line(&mut write, &refuse(message)).await;
     };
     let images: Vec<&str> = plan.steps.iter().map(|step| step.image.as_str()).collect();
     tracing::info!(uid = peer.uid, ?images, "building images");
@@ -47,11 +64,23 @@ pub async fn serve(
         // Owned here, so that it is dropped (and the build told) the moment this ends.
         let mut receiver = receiver;
         while let Some(text) = receiver.recv().await {
-            write_line(&mut *write, &Reply::BuildOutput { text }).await?;
+            write_line(&mut write, &Reply::BuildOutput { text }).await?;
         }
         Ok::<_, std::io::Error>(())
     };
-    let (result, forwarded) = tokio::join!(building, forwarding);
+    // A client sends nothing after its request; the end of its side is its going away, which
+    // stops a build that prints nothing (a `RUN sleep` …) as well.
+    let client_gone = async {
+        let mut byte = [0u8; 1];
+        while read.read(&mut byte).await.is_ok_and(|read| read > 0) {}
+    };
+    let (result, forwarded) = tokio::select! {
+        done = async { tokio::join!(building, forwarding) } => done,
+        () = client_gone => {
+            tracing::info!(uid = peer.uid, "image build stopped: its client went away");
+            return Ok(());
+        }
+    };
     forwarded?;
     let reply = match result {
         Ok(images) => {
@@ -60,10 +89,62 @@ pub async fn serve(
         }
         Err(error) => {
             tracing::info!(uid = peer.uid, %error, "image build failed");
-            Reply::Error {
-                message: error.to_string(),
-            }
+            refuse(error.to_string())
         }
     };
-    write_line(write, &reply).await
+    write_line(&mut write, &reply).await
+}
+
+/// Whether user `uid`'s chain may start from `base`: root's `hh-*` images and the user's own
+/// by name; any other image only when it is not on the engine yet (it will be pulled) or came
+/// from a registry (it has a repository digest). A local image without one was built or
+/// imported on this host, by root: not the user's to read.
+async fn user_may_start_from(agent: &Agent, base: &str, uid: u32) -> Result<(), String> {
+    match build::user_base_by_name(base, uid) {
+        Some(true) => return Ok(()),
+        Some(false) => {
+            return Err(format!(
+                "`{base}` is another user's image; your chain may start from root's hh images, \
+                 your own, or a registry's"
+            ));
+        }
+        None => {}
+    }
+    match agent.docker.client().inspect_image(base).await {
+        Ok(image) if image.repo_digests.as_ref().is_some_and(|d| !d.is_empty()) => Ok(()),
+        Ok(_) => Err(format!(
+            "`{base}` is an image built on this host, not pulled from a registry: your chain may \
+             start from root's hh images (`hh-STEM`), your own, or a registry's image"
+        )),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(error) => Err(format!("cannot inspect the base image `{base}`: {error}")),
+    }
+}
+
+/// One running build of a uid; released when dropped.
+struct BuildSlot<'a> {
+    agent: &'a Agent,
+    uid: u32,
+}
+
+impl<'a> BuildSlot<'a> {
+    fn take(agent: &'a Agent, uid: u32) -> Option<BuildSlot<'a>> {
+        let mut building = agent
+            .building
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        building.insert(uid).then_some(BuildSlot { agent, uid })
+    }
+}
+
+impl Drop for BuildSlot<'_> {
+    fn drop(&mut self) {
+        self.agent
+            .building
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.uid);
+    }
 }

@@ -113,6 +113,8 @@ pub struct Agent {
     events: broadcast::Sender<Event>,
     /// The versions of rules files a person trusted: what every session's policy is read from.
     trust: Arc<TrustStore>,
+    /// The uids with an image build running: one build per user at a time.
+    building: Mutex<std::collections::HashSet<u32>>,
 }
 
 impl Agent {
@@ -192,6 +194,7 @@ impl Agent {
             approvals,
             events,
             trust,
+            building: Mutex::new(std::collections::HashSet::new()),
         });
         tokio::spawn(count_decisions(
             Arc::downgrade(&agent),

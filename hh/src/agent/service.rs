@@ -45,10 +45,10 @@ impl Service for AgentService {
         &self,
         peer: Peer,
         request: BuildRequest,
-        write: &mut tokio::net::unix::OwnedWriteHalf,
+        stream: ExecStream,
     ) -> impl Future<Output = std::io::Result<()>> + Send {
         let agent = Arc::clone(&self.0);
-        async move { super::image_build::serve(&agent, peer, request, write).await }
+        async move { super::image_build::serve(&agent, peer, request, stream).await }
     }
 }
 

@@ -8,12 +8,12 @@
 //! the agent's own, the host's).
 
 use std::{
-    ffi::{CStr, CString},
+    ffi::CStr,
     fs::File,
     io,
     os::{
         fd::{AsRawFd as _, FromRawFd as _},
-        unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+        unix::fs::MetadataExt as _,
     },
     path::Path,
 };
@@ -43,12 +43,10 @@ impl SessionProcess {
     /// for it (Docker resolved the path again when it mounted; see
     /// [`super::access::Mountable`]).
     pub fn verify_mounts(&self, mounts: &[MountCheck]) -> io::Result<()> {
+        // The process's root, entered once: every path below is resolved inside it.
+        let root = open_at(&self.dir, c"root")?;
         for mount in mounts {
-            let inside = mount
-                .container
-                .strip_prefix("/")
-                .unwrap_or(&mount.container);
-            let seen = file_at(&self.dir, &Path::new("root").join(inside))?;
+            let seen = file_in_root(&root, &mount.container)?;
             if seen != mount.file {
                 return Err(io::Error::other(format!(
                     "{} is not the directory that was checked (replaced before Docker mounted \
@@ -67,7 +65,8 @@ impl SessionProcess {
         match super::seccomp::mode_in_status(&status) {
             Some(super::seccomp::FILTER_MODE) => Ok(()),
             mode => Err(io::Error::other(format!(
-                "process {} runs without a seccomp filter (Seccomp: {}); hh's profile was not                  applied (a Docker daemon with seccomp disabled, or a runtime without it)",
+                "process {} runs without a seccomp filter (Seccomp: {}); hh's profile was not \
+                 applied (a Docker daemon with seccomp disabled, or a runtime without it)",
                 self.pid,
                 mode.unwrap_or("missing")
             ))),
@@ -108,18 +107,20 @@ fn open_at(dir: &File, name: &CStr) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-/// The identity of the file at `path` relative to the directory `dir` (following links: the
-/// `root` of a `/proc/PID` directory leads into that process's root).
-fn file_at(dir: &File, path: &Path) -> io::Result<FileId> {
-    let path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: zeroes are a valid `stat`; it is only read after fstatat filled it.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid directory descriptor, a NUL-terminated path and a `stat` to fill.
-    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), path.as_ptr(), &raw mut stat, 0) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+/// The identity of the file at `path` inside the directory `root`, resolved as if `root` were
+/// `/` (as Docker resolved it when it mounted): an image's symlink such as `/workspace ->
+/// /home/x` leads to the container's `/home/x`, never the host's, and no procfs magic link is
+/// followed on the way. A user may build the image, so its links are the user's.
+fn file_in_root(root: &File, path: &Path) -> io::Result<FileId> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let found = rustix::fs::openat2(
+        root,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    let stat = rustix::fs::fstat(&found)?;
     Ok(FileId {
         dev: stat.st_dev,
         ino: stat.st_ino,
@@ -151,14 +152,33 @@ mod tests {
             ino: checked.ino(),
         };
         let process = File::open("/proc/self").unwrap();
-        let through_root = Path::new("root").join(workspace.strip_prefix("/").unwrap());
-        assert_eq!(file_at(&process, &through_root).unwrap(), checked);
+        let root = open_at(&process, c"root").unwrap();
+        assert_eq!(file_in_root(&root, &workspace).unwrap(), checked);
         // Swapped for a symlink to another directory, as a user owning the parent could.
         let elsewhere = dir.path().join("elsewhere");
         std::fs::create_dir(&elsewhere).unwrap();
         std::fs::rename(&workspace, dir.path().join("moved")).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &workspace).unwrap();
-        assert_ne!(file_at(&process, &through_root).unwrap(), checked);
+        assert_ne!(file_in_root(&root, &workspace).unwrap(), checked);
+    }
+
+    #[test]
+    fn an_images_absolute_symlink_leads_inside_the_container_root_not_the_hosts() {
+        // A container root whose `/workspace` is a link to `/tmp` (a user's image may be so):
+        // Docker mounted the workspace at the container's /tmp, and that is what must be
+        // compared, not the host's /tmp (which an attacker can arrange to be the checked one).
+        let container = tempfile::tempdir().unwrap();
+        std::fs::create_dir(container.path().join("tmp")).unwrap();
+        std::os::unix::fs::symlink("/tmp", container.path().join("workspace")).unwrap();
+        let root = File::open(container.path()).unwrap();
+        let inside = std::fs::metadata(container.path().join("tmp")).unwrap();
+        let host = std::fs::metadata("/tmp").unwrap();
+        let seen = file_in_root(&root, Path::new("/workspace")).unwrap();
+        assert_eq!((seen.dev, seen.ino), (inside.dev(), inside.ino()));
+        assert_ne!((seen.dev, seen.ino), (host.dev(), host.ino()));
+        // `..` cannot climb out of it either.
+        let climbed = file_in_root(&root, Path::new("/../../tmp")).unwrap();
+        assert_eq!((climbed.dev, climbed.ino), (inside.dev(), inside.ino()));
     }
 
     #[test]

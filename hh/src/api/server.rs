@@ -65,25 +65,27 @@ pub trait Service: Send + Sync + 'static {
     }
 
     /// Builds the chain `request` names into `peer`'s images, writing [`Reply::BuildOutput`]
-    /// lines to `write` as the engine works and one last reply. Only the agent builds.
+    /// lines as the engine works and one last reply; the rest of the connection is the
+    /// build's (its end stops the build). Only the agent builds.
     fn build_image(
         &self,
         peer: Peer,
         request: BuildRequest,
-        write: &mut tokio::net::unix::OwnedWriteHalf,
+        stream: ExecStream,
     ) -> impl Future<Output = io::Result<()>> + Send {
         let _ = (peer, request);
         async move {
+            let ExecStream { mut write, .. } = stream;
             let reply = Reply::Error {
                 message: "this socket builds no images (it is not an hh agent's)".into(),
             };
-            write_line(write, &reply).await
+            write_line(&mut write, &reply).await
         }
     }
 }
 
-/// The connection of an exec request, past its request line: bytes the client sent after it
-/// are still in `read`'s buffer.
+/// The connection of an exec (or build) request, past its request line: bytes the client sent
+/// after it are still in `read`'s buffer.
 pub struct ExecStream {
     pub read: BufReader<tokio::net::unix::OwnedReadHalf>,
     pub write: tokio::net::unix::OwnedWriteHalf,
@@ -249,8 +251,11 @@ async fn serve_client<S: Service>(stream: UnixStream, service: Arc<S>) -> io::Re
         }
         if let ClientRequest::BuildImage(build) = request {
             tracing::debug!(uid = peer.uid, op = "build_image", "agent socket request");
-            service.build_image(peer, build, &mut write).await?;
-            continue;
+            let stream = ExecStream {
+                read: reader,
+                write,
+            };
+            return service.build_image(peer, build, stream).await;
         }
         // The operation only: a request may carry the client's environment values.
         tracing::debug!(uid = peer.uid, op = request.op(), "agent socket request");

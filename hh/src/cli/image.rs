@@ -43,10 +43,12 @@ enum ImageCommand {
 }
 
 pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    // A missing config is fine here: the built-in stems need none.
-    let docker_dir = super::load_config(config)
-        .ok()
-        .map(|(config, _)| config.docker_dir);
+    // A missing config is fine here (the built-in stems need none); a broken one is not.
+    let docker_dir = match super::load_config(config) {
+        Ok((config, _)) => Some(config.docker_dir),
+        Err(error) if is_missing_config(&error) => None,
+        Err(error) => return Err(error),
+    };
     let stems = discover(docker_dir.as_deref())?;
     match &options.command {
         ImageCommand::List => {
@@ -153,6 +155,16 @@ async fn build(request: BuildRequest) -> anyhow::Result<Vec<BuiltImage>> {
     };
     let (built, ()) = tokio::join!(building, printing);
     Ok(built?)
+}
+
+/// Whether loading the config failed only because there is none.
+fn is_missing_config(error: &anyhow::Error) -> bool {
+    use crate::config::ConfigError;
+    match error.downcast_ref::<ConfigError>() {
+        Some(ConfigError::NoDefaultPath) => true,
+        Some(ConfigError::Read { reason, .. }) => reason.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
 }
 
 /// Under sudo, the ids of the user who ran it, so that the `coder` of root's images matches

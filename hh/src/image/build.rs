@@ -22,11 +22,32 @@ use super::parent_of;
 /// The label on every image hh builds: the uid whose build made it (`0` for root's).
 pub const BUILT_BY_LABEL: &str = "dev.hh.built-by-uid";
 
+/// The memory a build step's container may use (the engine's limit is an `i32` of bytes).
+const BUILD_MEMORY: i32 = i32::MAX;
+
 /// The longest chain one build request may carry.
 pub const MAX_CHAIN: usize = 16;
 
 /// Build arguments the builder sets itself.
 const BASE_ARG: &str = "BASE";
+/// Declared after every `FROM` and set to the builder's uid: the legacy builder keys a `RUN`
+/// step's cache on the build args it sees, so no builder's cached layer is ever another's
+/// (one user's `RUN apt-get …` done through their own proxy, say, never reaches root's image).
+const BUILT_BY_ARG: &str = "HH_BUILT_BY";
+/// Build args the engine hands every `RUN` without keying its cache on them (moby's
+/// "transparent" proxy args): a user may set none of them.
+const TRANSPARENT_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
 const UID_ARG: &str = "USER_UID";
 const GID_ARG: &str = "USER_GID";
 
@@ -128,6 +149,17 @@ pub enum BuildError {
     BadArg(String),
     #[error("build arg `{0}` is set by hh (give the first stem's base with --base)")]
     ReservedArg(String),
+    #[error(
+        "build arg `{0}` is root's to set: the engine does not key its layer cache on it, so a \
+         user's value could reach other builds"
+    )]
+    TransparentArg(String),
+    #[error("stem `{stem}`, line {line}: {reason}")]
+    Instruction {
+        stem: String,
+        line: usize,
+        reason: String,
+    },
     #[error("`{0}` is not an image reference")]
     BadBase(String),
     #[error("building stem `{stem}` into {image}: {message}")]
@@ -173,8 +205,11 @@ impl BuildPlan {
                 .split_once('=')
                 .filter(|(key, _)| valid_arg_key(key))
                 .ok_or_else(|| BuildError::BadArg(arg.clone()))?;
-            if key == BASE_ARG {
+            if key == BASE_ARG || key == BUILT_BY_ARG {
                 return Err(BuildError::ReservedArg(key.to_owned()));
+            }
+            if matches!(builder, Builder::User { .. }) && TRANSPARENT_ARGS.contains(&key) {
+                return Err(BuildError::TransparentArg(key.to_owned()));
             }
             args.insert(key.to_owned(), value.to_owned());
         }
@@ -182,6 +217,7 @@ impl BuildPlan {
             args.insert(UID_ARG.to_owned(), uid.to_string());
             args.insert(GID_ARG.to_owned(), gid.to_string());
         }
+        args.insert(BUILT_BY_ARG.to_owned(), builder.uid().to_string());
         if let Some(base) = &request.base
             && !valid_image_reference(base)
         {
@@ -192,6 +228,9 @@ impl BuildPlan {
         for stem in &request.stems {
             if !valid_stem_name(&stem.name) {
                 return Err(BuildError::BadName(stem.name.clone()));
+            }
+            if matches!(builder, Builder::User { .. }) {
+                check_user_dockerfile(&stem.name, &stem.text)?;
             }
             let declared = parent_of(&stem.name, &stem.text);
             let previous = steps.last();
@@ -219,13 +258,53 @@ impl BuildPlan {
             steps.push(BuildStep {
                 stem: stem.name.clone(),
                 image: builder.image(&stem.name),
-                dockerfile: stem.text.clone(),
+                dockerfile: with_builder_arg(&stem.text),
                 build_args,
                 labels: labels.clone(),
             });
         }
         Ok(BuildPlan { steps })
     }
+}
+
+impl BuildPlan {
+    /// What the first step builds on: its `BASE` build arg, else the default its Dockerfile
+    /// declares (`ARG BASE=…` before its first `FROM`); `None` when it declares none.
+    pub fn first_base(&self) -> Option<String> {
+        let first = self.steps.first()?;
+        if let Some(base) = first.build_args.get(BASE_ARG) {
+            return Some(base.clone());
+        }
+        instructions(&first.dockerfile)
+            .into_iter()
+            .map(|(_, instruction)| instruction)
+            .take_while(|instruction| {
+                !instruction
+                    .get(..5)
+                    .is_some_and(|word| word.eq_ignore_ascii_case("FROM "))
+            })
+            .find_map(|instruction| {
+                let declared = instruction.strip_prefix("ARG ")?.trim();
+                declared
+                    .strip_prefix("BASE=")
+                    .map(|value| value.trim_matches('"').to_owned())
+            })
+    }
+}
+
+/// Whether user `uid`'s chain may start from `base`, by its name: root's `hh-STEM` images and
+/// the user's own `hh-STEM:uUID` yes, another user's no; `None` for any other name (decided
+/// by where the image came from, see the agent's build).
+pub fn user_base_by_name(base: &str, uid: u32) -> Option<bool> {
+    let rest = base.strip_prefix("hh-")?;
+    if rest.contains(['/', '@']) {
+        return Some(false);
+    }
+    Some(match rest.split_once(':') {
+        None => true,
+        Some((_, "latest")) => true,
+        Some((_, tag)) => tag == format!("u{uid}"),
+    })
 }
 
 /// Builds every step in order, sending the engine's output to `output` as it comes, and says
@@ -254,6 +333,9 @@ pub async fn run(
         };
         let options = BuildImageOptions {
             dockerfile: "Dockerfile".into(),
+            // A build's steps are bounded like a session: no build may take the host's memory.
+            memory: Some(BUILD_MEMORY),
+            memswap: Some(BUILD_MEMORY),
             t: Some(step.image.clone()),
             rm: true,
             forcerm: true,
@@ -294,6 +376,135 @@ fn docker_message(error: bollard::errors::Error) -> String {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message,
         other => other.to_string(),
     }
+}
+
+/// The Dockerfile's instructions: (first line number, the instruction joined over its `\`
+/// continuations), comments and blank lines left out.
+fn instructions(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if current.is_none() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        let (start, mut joined) = current.take().unwrap_or((index + 1, String::new()));
+        match trimmed.strip_suffix('\\') {
+            Some(part) => {
+                joined.push_str(part);
+                joined.push(' ');
+                current = Some((start, joined));
+            }
+            None => {
+                joined.push_str(trimmed);
+                found.push((start, joined));
+            }
+        }
+    }
+    if let Some(last) = current {
+        found.push(last);
+    }
+    found
+}
+
+/// What a user's stem may not do, because the engine would do it as root on the user's behalf:
+/// build on any image but its `BASE` (or a stage of its own), copy out of another image, have
+/// the engine fetch a URL from the host's network, or leave triggers for whoever builds on it.
+fn check_user_dockerfile(stem: &str, text: &str) -> Result<(), BuildError> {
+    let mut stages: Vec<String> = Vec::new();
+    for (line, instruction) in instructions(text) {
+        let refuse = |reason: String| BuildError::Instruction {
+            stem: stem.to_owned(),
+            line,
+            reason,
+        };
+        let mut words = instruction.split_whitespace();
+        let keyword = words.next().unwrap_or_default().to_ascii_uppercase();
+        let args: Vec<&str> = words.collect();
+        let flag = |name: &str| {
+            args.iter()
+                .find_map(|arg| arg.strip_prefix(name)?.strip_prefix('='))
+        };
+        match keyword.as_str() {
+            "FROM" => {
+                let image = args
+                    .iter()
+                    .find(|arg| !arg.starts_with("--"))
+                    .copied()
+                    .unwrap_or_default();
+                let own_stage = stages.iter().any(|stage| stage.eq_ignore_ascii_case(image));
+                if !matches!(image, "${BASE}" | "$BASE") && !own_stage {
+                    return Err(refuse(format!(
+                        "`FROM {image}`: a user's stem builds on its BASE (`FROM ${{BASE}}`) or \
+                         a stage of its own; root's stems may name any image"
+                    )));
+                }
+                if let Some(position) = args.iter().position(|arg| arg.eq_ignore_ascii_case("AS"))
+                    && let Some(name) = args.get(position + 1)
+                {
+                    stages.push((*name).to_owned());
+                }
+            }
+            "COPY" | "ADD" => {
+                if let Some(from) = flag("--from") {
+                    let own = from
+                        .parse::<usize>()
+                        .is_ok_and(|index| index < stages.len().max(1))
+                        || stages.iter().any(|stage| stage.eq_ignore_ascii_case(from));
+                    if !own {
+                        return Err(refuse(format!(
+                            "`--from={from}` copies out of another image; a user's stem may copy \
+                             only from its own stages"
+                        )));
+                    }
+                }
+                if keyword == "ADD"
+                    && args.iter().any(|arg| {
+                        let arg = arg.to_ascii_lowercase();
+                        arg.starts_with("http://")
+                            || arg.starts_with("https://")
+                            || arg.starts_with("git@")
+                            || arg.starts_with("ssh://")
+                    })
+                {
+                    return Err(refuse(
+                        "`ADD` of a URL is fetched by the engine on the host's network; fetch it \
+                         in a `RUN` step instead"
+                            .into(),
+                    ));
+                }
+            }
+            "ONBUILD" => {
+                return Err(refuse(
+                    "`ONBUILD` leaves instructions for whoever builds on this image".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `text` with `ARG HH_BUILT_BY` declared after every `FROM` instruction (see [`BUILT_BY_ARG`]).
+fn with_builder_arg(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut in_from = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let starts_from = !in_from
+            && trimmed
+                .get(..5)
+                .is_some_and(|word| word.eq_ignore_ascii_case("FROM "));
+        out.push_str(line);
+        out.push('\n');
+        if starts_from || in_from {
+            in_from = line.trim_end().ends_with('\\');
+            if !in_from {
+                out.push_str(&format!("ARG {BUILT_BY_ARG}\n"));
+            }
+        }
+    }
+    out
 }
 
 /// Whether `name` can be a stem: one component of a Docker image name, so that `hh-NAME` is
@@ -499,6 +710,113 @@ mod tests {
         };
         let plan = BuildPlan::new(&fine, Builder::Root).unwrap();
         assert_eq!(plan.steps[0].build_args["_X"], "a=b");
+    }
+
+    #[test]
+    fn a_users_stem_builds_on_its_base_only_and_copies_from_its_own_stages() {
+        let user = Builder::of(1000, 1000);
+        let check = |text: &str, builder: Builder| {
+            let chain = BuildRequest {
+                stems: vec![stem("mine", &format!("# hh-stem-parent: none\n{text}"))],
+                base: None,
+                build_args: vec![],
+            };
+            BuildPlan::new(&chain, builder)
+        };
+        for fine in [
+            "ARG BASE\nFROM ${BASE}\nRUN true\n",
+            "FROM $BASE AS build\nRUN make\nFROM ${BASE}\nCOPY --from=build /out /out\n",
+            "FROM --platform=linux/amd64 ${BASE}\nCOPY --from=0 /a /b\nADD local.txt /x\n",
+        ] {
+            check(fine, user).unwrap_or_else(|error| panic!("{fine}: {error}"));
+        }
+        for (bad, why) in [
+            ("FROM ubuntu:24.04\n", "FROM ubuntu:24.04"),
+            (
+                "FROM ${BASE}\nCOPY --from=hh-secret:u1001 / /stolen\n",
+                "--from=hh-secret",
+            ),
+            ("FROM ${BASE}\nADD https://host.test/x /x\n", "ADD"),
+            ("FROM ${BASE}\nonbuild RUN id\n", "ONBUILD"),
+            (
+                "FROM ${BASE}\nCOPY \\\n  --from=other / /x\n",
+                "--from=other",
+            ),
+        ] {
+            let error = check(bad, user).unwrap_err().to_string();
+            assert!(
+                error.contains(why) && error.contains("stem `mine`"),
+                "{bad}: {error}"
+            );
+            // Root's stems may do all of it.
+            check(bad, Builder::Root).unwrap();
+        }
+    }
+
+    #[test]
+    fn proxy_args_are_roots_and_every_builder_keys_its_own_cache() {
+        let one = vec![stem(
+            "base",
+            "# hh-stem-parent: none\nFROM \\\n  ${BASE}\nRUN x\n",
+        )];
+        let request = |arg: &str| BuildRequest {
+            stems: one.clone(),
+            base: Some("img".into()),
+            build_args: vec![arg.to_owned()],
+        };
+        for arg in [
+            "HTTP_PROXY=http://127.0.0.1:3128",
+            "https_proxy=x",
+            "ALL_PROXY=y",
+        ] {
+            assert!(
+                matches!(
+                    BuildPlan::new(&request(arg), Builder::of(1000, 1000)),
+                    Err(BuildError::TransparentArg(_))
+                ),
+                "{arg}"
+            );
+            BuildPlan::new(&request(arg), Builder::Root).unwrap();
+        }
+        assert!(matches!(
+            BuildPlan::new(&request("HH_BUILT_BY=0"), Builder::of(1000, 1000)),
+            Err(BuildError::ReservedArg(_))
+        ));
+        let user = BuildPlan::new(&request("X=1"), Builder::of(1000, 1000)).unwrap();
+        let step = &user.steps[0];
+        assert_eq!(step.build_args["HH_BUILT_BY"], "1000");
+        assert_eq!(
+            step.dockerfile,
+            "# hh-stem-parent: none\nFROM \\\n  ${BASE}\nARG HH_BUILT_BY\nRUN x\n"
+        );
+        let root = BuildPlan::new(&request("X=1"), Builder::Root).unwrap();
+        assert_eq!(root.steps[0].build_args["HH_BUILT_BY"], "0");
+    }
+
+    #[test]
+    fn a_users_chain_starts_from_roots_hh_images_or_their_own_and_the_base_is_found() {
+        assert_eq!(user_base_by_name("hh-base", 1000), Some(true));
+        assert_eq!(user_base_by_name("hh-base:latest", 1000), Some(true));
+        assert_eq!(user_base_by_name("hh-base:u1000", 1000), Some(true));
+        assert_eq!(user_base_by_name("hh-base:u1001", 1000), Some(false));
+        assert_eq!(user_base_by_name("hh-x/y", 1000), Some(false));
+        assert_eq!(user_base_by_name("ubuntu:24.04", 1000), None);
+        let declared = BuildRequest {
+            stems: vec![stem(
+                "base",
+                "# hh-stem-parent: none\nARG BASE=ubuntu:24.04\nFROM ${BASE}\nARG BASE=later\n",
+            )],
+            base: None,
+            build_args: vec![],
+        };
+        let plan = BuildPlan::new(&declared, Builder::of(1000, 1000)).unwrap();
+        assert_eq!(plan.first_base().as_deref(), Some("ubuntu:24.04"));
+        let given = BuildRequest {
+            base: Some("hh-test-base".into()),
+            ..declared
+        };
+        let plan = BuildPlan::new(&given, Builder::of(1000, 1000)).unwrap();
+        assert_eq!(plan.first_base().as_deref(), Some("hh-test-base"));
     }
 
     #[test]
