@@ -8,7 +8,9 @@
 mod support;
 
 use std::{
-    net::{Ipv4Addr, SocketAddrV4, TcpListener},
+    io::{Read as _, Write as _},
+    net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream},
+    os::fd::AsRawFd as _,
     sync::mpsc::Receiver,
     time::{Duration, Instant},
 };
@@ -19,7 +21,7 @@ use hh::{
 };
 use serde_json::{Value, json};
 use support::{
-    kernel::{Cgroup, NetNs, client, serve_frames},
+    kernel::{Cgroup, NetNs, client, pattern, serve_frames},
     require_root,
 };
 
@@ -208,4 +210,152 @@ fn with_splicing_off_the_same_rounds_go_by_tcp() {
     let stats = programs.stats().unwrap();
     assert_eq!((stats.established, stats.spliced), (3, 0));
     assert_eq!(programs.splice_entries().unwrap(), SpliceEntries::default());
+}
+
+/// What the one-round stand-in proxy does with its end once it answered.
+#[derive(Clone, Copy)]
+enum AfterRound {
+    /// Keeps it open (unclosed, as a proxy busy elsewhere would) until every connection was
+    /// served.
+    Hold,
+    /// Closes it with a reset.
+    Reset,
+}
+
+/// A stand-in proxy that answers one round (as [`serve_frames`], reply seed 100) on each of
+/// `count` connections, then ends.
+fn serve_one_round(listener: TcpListener, count: usize, after: AfterRound) {
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for mut stream in listener.incoming().flatten().take(count) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut header = [0u8; 8];
+            if stream.read_exact(&mut header).is_err() {
+                continue;
+            }
+            let [request, reply] = [&header[..4], &header[4..]]
+                .map(|half| u32::from_be_bytes(half.try_into().unwrap()) as usize);
+            let mut bytes = vec![0; request];
+            if stream.read_exact(&mut bytes).is_err() {
+                continue;
+            }
+            let _ = stream.write_all(&pattern(reply, 100));
+            match after {
+                AfterRound::Hold => held.push(stream),
+                AfterRound::Reset => reset(stream),
+            }
+        }
+    });
+}
+
+/// Closes with RST (SO_LINGER 0).
+fn reset(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid `linger` of the size passed, on a socket we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+}
+
+fn one_round(extra: Value) -> Value {
+    let mut op = json!({
+        "op": "exchange", "host": "203.0.113.10", "port": 443,
+        "rounds": [[9, 1]], "reply_seed": 100,
+    });
+    op.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    op
+}
+
+/// A session whose stand-in answers one round per connection.
+fn one_round_session(
+    programs: &mut Programs,
+    count: usize,
+    after: AfterRound,
+) -> (NetNs, Cgroup, SessionLinks) {
+    let netns = NetNs::new();
+    let cgroup = Cgroup::new();
+    let links = programs.attach(&cgroup.path).expect("attach");
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORTS.proxy);
+    let listener = listen_in_cgroup(&netns.path(), &cgroup.path, addr).expect("listener");
+    serve_one_round(listener, count, after);
+    (netns, cgroup, links)
+}
+
+/// Issue 22's hang: a client reset its connection while the proxy had not yet closed its end
+/// (that end stays in the sockhash until it is closed: the kernel no longer drops entries on
+/// unhash), and a new connection from the same port found the old end under its key. Its
+/// proxy end could not enter the sockhash, and the client's first message was spliced into
+/// the dead socket: lost, with `send` reporting success.
+#[test]
+fn a_connection_on_the_port_of_a_reset_one_reaches_its_own_proxy_end() {
+    if !require_root("a_connection_on_the_port_of_a_reset_one_reaches_its_own_proxy_end") {
+        return;
+    }
+    let mut programs = Programs::load_with(PORTS, &SPLICING).expect("load");
+    let (netns, cgroup, links) = one_round_session(&mut programs, 2, AfterRound::Hold);
+    let results = client(
+        &netns,
+        Some(&cgroup.path),
+        &json!([
+            one_round(json!({"bind_port": 40000, "rst": true})),
+            one_round(json!({"bind_port": 40000})),
+        ]),
+    );
+    for result in &results {
+        assert_eq!(result["ok"], true, "{results:?}");
+    }
+    let stats = programs.stats().unwrap();
+    assert_eq!(
+        (stats.spliced, stats.splice_proxy_refused),
+        (2, 0),
+        "{stats:?}"
+    );
+    drop((links, cgroup, netns));
+    assert_maps_empty(&programs);
+}
+
+/// The other direction: the proxy reset a connection whose client has not closed its socket
+/// (again still in the sockhash), and the next connection got the same ephemeral port: the
+/// proxy's replies to it must reach it, not the old client socket.
+#[test]
+fn replies_reach_a_new_client_on_the_port_of_a_reset_one() {
+    if !require_root("replies_reach_a_new_client_on_the_port_of_a_reset_one") {
+        return;
+    }
+    let mut programs = Programs::load_with(PORTS, &SPLICING).expect("load");
+    let (netns, cgroup, links) = one_round_session(&mut programs, 2, AfterRound::Reset);
+    let results = client(
+        &netns,
+        Some(&cgroup.path),
+        &json!([
+            // One ephemeral port: the second connection must reuse the first one's.
+            {"op": "port_range", "low": 40000, "high": 40000},
+            one_round(json!({"hold": true})),
+            // The proxy's reset arrives and frees the port.
+            {"op": "sleep", "seconds": 0.2},
+            one_round(json!({})),
+        ]),
+    );
+    for result in &results {
+        assert_eq!(result["ok"], true, "{results:?}");
+    }
+    assert_eq!(results[1]["port"], results[3]["port"], "{results:?}");
+    let stats = programs.stats().unwrap();
+    assert_eq!((stats.spliced, stats.splice_declined), (2, 0), "{stats:?}");
+    drop((links, cgroup, netns));
+    assert_maps_empty(&programs);
 }

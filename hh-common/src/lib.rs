@@ -90,8 +90,11 @@ pub mod stat {
     /// the sockhash at the client's first send, or the client had sent bytes before (see
     /// [`crate::splice`]).
     pub const SPLICE_DECLINED: u32 = 8;
+    /// Proxy ends of redirected clients that could not enter the splice sockhash (the map was
+    /// full).
+    pub const SPLICE_PROXY_REFUSED: u32 = 9;
     /// Number of counters.
-    pub const COUNT: u32 = 9;
+    pub const COUNT: u32 = 10;
 }
 
 /// Splicing client↔proxy bytes with `sk_msg` (off unless [`global::SPLICE`] is 1).

@@ -189,6 +189,17 @@ fn throughput(mut command: Command) -> f64 {
     let mut total = 0u64;
     let mut buf = vec![0u8; 1 << 16];
     loop {
+        let mut poll = libc::pollfd {
+            fd: out.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut poll, 1, DEADLINE.as_millis() as i32) };
+        assert!(
+            ready > 0,
+            "{command:?}: no byte for {DEADLINE:?} after {total} of {STREAM_BYTES} bytes"
+        );
         let read = out.read(&mut buf).unwrap();
         if read == 0 {
             break;

@@ -73,8 +73,22 @@ const DOWNLOAD_ROUNDS: usize = 3;
 const SSE_EVENTS: usize = 100;
 const SSE_ROUNDS: usize = 5;
 const IDLE_CONNECTIONS: usize = 1_000;
+/// No connection set-up or request takes this long unless the proxy lost or stalled it (the
+/// 1 GiB download is the longest, a few seconds): the bench then fails saying which, instead
+/// of waiting for ever.
+const STEP_DEADLINE: Duration = Duration::from_secs(60);
+/// Nor does any phase (the longest, keep-alive, about 40 s).
+const PHASE_DEADLINE: Duration = Duration::from_secs(600);
 /// hh's default `--upstream-keep` and a second more.
 const KEPT_UPSTREAM_GONE: Duration = Duration::from_secs(11);
+
+/// `future`'s output, or a panic naming `what` when it takes longer than `deadline`.
+async fn within<T>(deadline: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(deadline, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} did not finish within {deadline:?}"),
+    }
+}
 
 /// The clock both the upstream (stamping events) and the client (reading them) use.
 fn since_epoch() -> u64 {
@@ -139,24 +153,59 @@ fn main() {
         .expect("client runtime");
     let started = Instant::now();
     let mut report = runtime.block_on(async {
-        let keep_alive = keep_alive(&client, &routes).await;
+        let keep_alive = within(
+            PHASE_DEADLINE,
+            "the keep-alive phase",
+            keep_alive(&client, &routes),
+        )
+        .await;
         eprintln!("keep-alive done at {:.0?}", started.elapsed());
-        let plain = keep_alive_plain(upstream.plain_port, hh.addr).await;
+        let plain = within(
+            PHASE_DEADLINE,
+            "the plain keep-alive phase",
+            keep_alive_plain(upstream.plain_port, hh.addr),
+        )
+        .await;
         eprintln!("plain keep-alive done at {:.0?}", started.elapsed());
-        let fresh = new_connections(&client, &direct, &via_hh, via_mitm.as_ref(), &uncached).await;
+        let fresh = within(
+            PHASE_DEADLINE,
+            "the new-connections phase",
+            new_connections(&client, &direct, &via_hh, via_mitm.as_ref(), &uncached),
+        )
+        .await;
         eprintln!("new connections done at {:.0?}", started.elapsed());
-        let download = download(&client, &routes).await;
+        let download = within(
+            PHASE_DEADLINE,
+            "the download phase",
+            download(&client, &routes),
+        )
+        .await;
         eprintln!("download done at {:.0?}", started.elapsed());
-        let sse = sse(&client, &direct, &via_hh).await;
+        let sse = within(
+            PHASE_DEADLINE,
+            "the SSE phase",
+            sse(&client, &direct, &via_hh),
+        )
+        .await;
         eprintln!("sse done at {:.0?}", started.elapsed());
         let mut rss = vec![(
             "hh, after the phases above",
-            rss_at_idle(&client, &via_hh, hh.child.id()).await,
+            within(
+                PHASE_DEADLINE,
+                "hh's memory at idle",
+                rss_at_idle(&client, &via_hh, hh.child.id()),
+            )
+            .await,
         )];
         if let (Some(route), Ok(mitm)) = (&via_mitm, &mitm) {
             rss.push((
                 "mitmproxy, after the phases above",
-                rss_at_idle(&client, route, mitm.child.id()).await,
+                within(
+                    PHASE_DEADLINE,
+                    "mitmproxy's memory at idle",
+                    rss_at_idle(&client, route, mitm.child.id()),
+                )
+                .await,
             ));
         }
         eprintln!("rss done at {:.0?}", started.elapsed());
@@ -176,7 +225,11 @@ fn main() {
         addr: fresh_hh.addr,
         connect_host: NAME.to_owned(),
     };
-    let fresh_rss = runtime.block_on(rss_at_idle(&client, &via_fresh, fresh_hh.child.id()));
+    let fresh_rss = runtime.block_on(within(
+        PHASE_DEADLINE,
+        "a fresh hh's memory at idle",
+        rss_at_idle(&client, &via_fresh, fresh_hh.child.id()),
+    ));
     report.rss.insert(0, ("hh, fresh process", fresh_rss));
     report.print(mitm.as_ref().err().map(String::as_str), started.elapsed());
 }
@@ -196,7 +249,11 @@ fn rss_only(dir: &Path, upstream: &Upstream, upstream_ca: &Path) {
         .enable_all()
         .build()
         .expect("client runtime");
-    let rss = runtime.block_on(rss_at_idle(&client, &route, hh.child.id()));
+    let rss = runtime.block_on(within(
+        PHASE_DEADLINE,
+        "hh's memory at idle",
+        rss_at_idle(&client, &route, hh.child.id()),
+    ));
     println!(
         "hh, fresh process: {:.1} MB before, {:.1} MB with {IDLE_CONNECTIONS} tunnels 1 s after \
          their request, {:.1} MB once their upstream connections are closed",
@@ -495,7 +552,7 @@ impl Drop for Mitmproxy {
 // ---------------------------------------------------------------------------------------------
 // The client
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 enum Route {
     Direct(SocketAddr),
     Proxy {
@@ -540,6 +597,15 @@ impl Client {
 
     /// A kept-alive HTTP/1.1 connection to `name` by `route`: TCP, CONNECT when proxied, TLS.
     async fn open(&self, route: &Route, name: &str) -> Sender {
+        within(
+            STEP_DEADLINE,
+            &format!("opening a connection to {name} by {route:?}"),
+            self.open_unbounded(route, name),
+        )
+        .await
+    }
+
+    async fn open_unbounded(&self, route: &Route, name: &str) -> Sender {
         let stream = match route {
             Route::Direct(addr) => {
                 let stream = TcpStream::connect(addr).await.expect("connect upstream");
@@ -605,6 +671,15 @@ impl Client {
 
     /// One request, its whole body read; returns the body length.
     async fn fetch(&self, sender: &mut Sender, name: &str, path: &str) -> u64 {
+        within(
+            STEP_DEADLINE,
+            &format!("GET {path} for {name}"),
+            self.fetch_unbounded(sender, name, path),
+        )
+        .await
+    }
+
+    async fn fetch_unbounded(&self, sender: &mut Sender, name: &str, path: &str) -> u64 {
         sender.ready().await.expect("connection ready");
         let response = sender
             .send_request(self.request(name, path))

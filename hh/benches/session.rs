@@ -26,6 +26,7 @@ fn main() {
     }
     let world = World::new("b");
     let agent = world.agent();
+    let label = support::leftovers::container_label();
     let mut hh_times = Vec::new();
     let mut docker_times = Vec::new();
     for round in 0..ROUNDS {
@@ -40,6 +41,8 @@ fn main() {
         let container = docker(&[
             "run",
             "-d",
+            "--label",
+            &label,
             "--network",
             "none",
             TEST_IMAGE,

@@ -49,6 +49,7 @@ pub struct NetNs {
 impl NetNs {
     pub fn new() -> Self {
         let name = unique("hh-t");
+        super::leftovers::record(super::leftovers::Made::NetNs(&name));
         run(Command::new("ip").args(["netns", "add", &name]));
         run(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
         Self { name }
@@ -76,6 +77,7 @@ impl Cgroup {
     pub fn new() -> Self {
         let (root, _) = sys::cgroup::detect_root().expect("cgroup2 is mounted");
         let path = root.join(unique("hh-test"));
+        super::leftovers::record(super::leftovers::Made::Cgroup(&path));
         std::fs::create_dir(&path).expect("create test cgroup");
         Self { path }
     }
@@ -245,25 +247,45 @@ fn serve_connection(mut stream: TcpStream, reply_seed: u64) -> Result<u64, Strin
 }
 
 /// One round with [`serve_frames`] from a client: sends the request, reads and checks the
-/// reply.
+/// reply. A failure says how far the round got (bytes sent and received), so a stuck or lost
+/// message shows where it stopped; give the stream read and write timeouts to bound the wait.
 pub fn request_frame(
     stream: &mut TcpStream,
     round: u64,
     request: usize,
     reply: usize,
     reply_seed: u64,
-) -> std::io::Result<()> {
+) -> Result<(), String> {
     let mut frame = Vec::with_capacity(8 + request);
     frame.extend_from_slice(&(request as u32).to_be_bytes());
     frame.extend_from_slice(&(reply as u32).to_be_bytes());
     frame.extend_from_slice(&pattern(request, round));
-    stream.write_all(&frame)?;
     let mut bytes = vec![0u8; reply];
-    stream.read_exact(&mut bytes)?;
+    let (mut sent, mut received) = (0, 0);
+    let progress = |sent: usize, received: usize, what: String| {
+        format!(
+            "round {round}: sent {sent} of {} bytes, received {received} of {reply}: {what}",
+            frame.len()
+        )
+    };
+    while sent < frame.len() {
+        match stream.write(&frame[sent..]) {
+            Ok(0) => return Err(progress(sent, received, "the socket took no bytes".into())),
+            Ok(written) => sent += written,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(progress(sent, received, format!("write: {error}"))),
+        }
+    }
+    while received < reply {
+        match stream.read(&mut bytes[received..]) {
+            Ok(0) => return Err(progress(sent, received, "end of stream".into())),
+            Ok(read) => received += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(progress(sent, received, format!("read: {error}"))),
+        }
+    }
     if bytes != pattern(reply, round + reply_seed) {
-        return Err(std::io::Error::other(format!(
-            "round {round}: reply bytes out of order"
-        )));
+        return Err(progress(sent, received, "reply bytes out of order".into()));
     }
     Ok(())
 }

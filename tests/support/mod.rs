@@ -2,6 +2,7 @@
 #![allow(dead_code, reason = "each test file uses its own subset")]
 
 pub mod kernel;
+pub mod leftovers;
 pub mod llm;
 pub mod session_world;
 pub mod tmux;
@@ -76,6 +77,7 @@ pub fn spawn_announcing_to(
         .stderr(stderr)
         .spawn()
         .expect("the command starts");
+    leftovers::record(leftovers::Made::Process(child.id()));
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)

@@ -8,6 +8,7 @@ import json
 import socket
 import struct
 import sys
+import time
 
 TIMEOUT = 3.0
 # Frame payloads of the `exchange` op, as tests/support/kernel.rs `pattern` makes them.
@@ -28,14 +29,23 @@ def recv_exact(s, length):
     return bytes(data)
 
 
+# Sockets of `exchange` ops with "hold": open until the client exits.
+HELD = []
+
+
 def exchange(op):
     """Request/response rounds with the stand-in proxy of kernel.rs `serve_frames`: each request
     is a header (request and reply length, big-endian u32s) and then the request bytes, each
     reply the reply bytes. `pipeline` requests go out before their replies are read; the header
-    and the payload are separate sends. Every byte of every reply is checked."""
+    and the payload are separate sends. Every byte of every reply is checked. Optional:
+    `bind_port` (the client's own port), `rst` (close with a reset), `hold` (keep the socket
+    open, unclosed, until the client exits)."""
     rounds, pipeline, seed = op["rounds"], op.get("pipeline", 1), op["reply_seed"]
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
         s.settimeout(TIMEOUT)
+        if "bind_port" in op:
+            s.bind(("127.0.0.1", op["bind_port"]))
         s.connect((op["host"], op["port"]))
         done = 0
         while done < len(rounds):
@@ -47,7 +57,14 @@ def exchange(op):
                 if recv_exact(s, reply) != pattern(reply, index + seed):
                     return {"ok": False, "errno": -2, "error": f"reply {index} out of order"}
             done += len(batch)
-    return {"ok": True, "rounds": done}
+        return {"ok": True, "rounds": done, "port": s.getsockname()[1]}
+    finally:
+        if op.get("hold"):
+            HELD.append(s)
+        else:
+            if op.get("rst"):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
 
 
 def family(op):
@@ -91,6 +108,14 @@ def run(op):
             return {"ok": True}
         if kind == "exchange":
             return exchange(op)
+        if kind == "sleep":
+            time.sleep(op["seconds"])
+            return {"ok": True}
+        if kind == "port_range":
+            # This namespace's ephemeral ports (the file shows the reading task's namespace).
+            with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
+                f.write(f"{op['low']} {op['high']}")
+            return {"ok": True}
         return {"ok": False, "errno": -1, "error": "unknown op " + kind}
     except OSError as error:
         return {"ok": False, "errno": error.errno, "error": str(error)}

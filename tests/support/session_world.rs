@@ -5,7 +5,7 @@
 //! agent's socket group, neither root nor in `docker` ([`World::hh`]).
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Output},
     time::{Duration, Instant},
 };
@@ -135,6 +135,7 @@ canonical_path = "{workspace}"
         let upstream_ca = dir.path().join("upstream-ca.pem");
         std::fs::write(&upstream_ca, &upstream.ca_pem).unwrap();
         let group = format!("hhtest{tag}{}", std::process::id());
+        super::leftovers::record_agent_world(&group, Path::new(&format!("/sys/fs/bpf/{group}")));
         World {
             socket: dir.path().join("agent.sock"),
             state: dir.path().join("state"),

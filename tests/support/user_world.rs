@@ -86,6 +86,7 @@ impl UserWorld {
         let serial = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let group = format!("hhtestx{}n{serial}", std::process::id());
         let bpf_dir = PathBuf::from(format!("/sys/fs/bpf/{group}"));
+        super::leftovers::record_agent_world(&group, &bpf_dir);
         let mut command = super::hh();
         command
             .arg("--config")

@@ -61,6 +61,7 @@ pub struct TestGroup {
 impl TestGroup {
     pub fn create(tag: &str) -> TestGroup {
         let name = unique(&format!("hhg{tag}"));
+        super::leftovers::record(super::leftovers::Made::Group(&name));
         run_program("groupadd", &[&name]);
         let gid = getent_id("group", &name);
         TestGroup { name, gid }
@@ -86,6 +87,7 @@ impl TestUser {
     /// A user in `groups` besides their own (never `docker`).
     pub fn create(tag: &str, groups: &[&TestGroup]) -> TestUser {
         let name = unique(&format!("hhu{tag}"));
+        super::leftovers::record(super::leftovers::Made::User(&name));
         let home = PathBuf::from("/home").join(&name);
         let mut args = vec!["--create-home", "--user-group", "--shell", "/bin/sh"];
         let joined: Vec<&str> = groups.iter().map(|group| group.name.as_str()).collect();

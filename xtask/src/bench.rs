@@ -21,6 +21,10 @@ pub struct Options {
     /// What to benchmark.
     #[arg(value_enum)]
     target: Target,
+    /// enforce only: run just the splice-on rounds this many times and stop at the first
+    /// client that fails (the reproduction of a lost spliced message; see docs/benchmarks.md).
+    #[arg(long, value_name = "ROUNDS")]
+    splice_soak: Option<usize>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -49,31 +53,72 @@ pub fn run(workspace: &Path, options: &Options) -> Result<()> {
         }
         // These benches print their own tables (harnesses of their own, not criterion).
         Target::Enforce => {
+            if let Some(rounds) = options.splice_soak {
+                let rounds = rounds.to_string();
+                return bench_harness(workspace, "enforce", &[("HH_BENCH_SPLICE_SOAK", &rounds)]);
+            }
             // Best effort: without the baseline the eBPF cases still run and the bench says so.
             if let Err(error) = prepare_tun2proxy_baseline(workspace) {
                 eprintln!("xtask: no tun2proxy baseline, benchmarking without it: {error:#}");
             }
-            bench_harness(workspace, "enforce")
+            bench_harness(workspace, "enforce", &[])
         }
-        Target::Session => bench_harness(workspace, "session"),
-        Target::Exec => bench_harness(workspace, "exec"),
+        Target::Session => bench_harness(workspace, "session", &[]),
+        Target::Exec => bench_harness(workspace, "exec", &[]),
         Target::Proxy => {
             // Best effort: without mitmproxy the bench still runs and its table says so.
             if let Err(error) = install_mitmproxy(workspace) {
                 eprintln!("xtask: mitmproxy unavailable, benchmarking without it: {error:#}");
             }
-            bench_harness(workspace, "proxy")
+            bench_harness(workspace, "proxy", &[])
         }
     }
 }
 
-/// Runs one of hh's self-reporting bench harnesses.
-fn bench_harness(workspace: &Path, name: &str) -> Result<()> {
-    exec::run(
+/// Runs one of hh's self-reporting bench harnesses: cargo builds it, then xtask runs the
+/// binary itself (as `cargo bench` would: from the package's directory, with `--bench`), so
+/// that a SIGINT or SIGTERM to xtask reaches the bench, which removes what it made
+/// (`tests/support/leftovers.rs`) before it exits.
+fn bench_harness(workspace: &Path, name: &str, env: &[(&str, &str)]) -> Result<()> {
+    let built = exec::output(
         std::process::Command::new("cargo")
             .current_dir(workspace)
-            .args(["bench", "-p", "hh", "--bench", name]),
+            .args([
+                "bench",
+                "-p",
+                "hh",
+                "--bench",
+                name,
+                "--no-run",
+                "--message-format=json",
+            ]),
+    )?;
+    let executable = bench_executable(&String::from_utf8_lossy(&built.stdout), name)
+        .with_context(|| format!("cargo built no executable for bench `{name}`"))?;
+    exec::run_forwarding_signals(
+        // spawns: hh
+        std::process::Command::new(executable)
+            .current_dir(workspace.join("hh"))
+            .envs(env.iter().copied())
+            .arg("--bench"),
     )
+}
+
+/// The executable of bench `name` in cargo's JSON messages: the `compiler-artifact` line of a
+/// `bench` target of that name.
+fn bench_executable(messages: &str, name: &str) -> Option<String> {
+    messages
+        .lines()
+        .filter(|line| line.contains(r#""reason":"compiler-artifact""#))
+        .filter(|line| {
+            line.contains(&format!(
+                r#""kind":["bench"],"crate_types":["bin"],"name":"{name}""#
+            ))
+        })
+        .find_map(|line| {
+            let (_, rest) = line.split_once(r#""executable":""#)?;
+            Some(rest.split_once('"')?.0.to_owned())
+        })
 }
 
 /// `python3 -m venv target/bench-venv` and `pip install mitmproxy` into it, unless its

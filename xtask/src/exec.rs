@@ -3,6 +3,7 @@
 use std::{
     path::PathBuf,
     process::{Command, Output, Stdio},
+    sync::atomic::{AtomicI32, Ordering},
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -26,6 +27,52 @@ pub fn run(command: &mut Command) -> Result<()> {
     let status = command
         .status()
         .with_context(|| format!("could not start `{}`", display(command)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", display(command));
+    }
+    Ok(())
+}
+
+/// Runs `command` with stderr inherited and returns its output; fails naming it when it fails.
+pub fn output(command: &mut Command) -> Result<Output> {
+    eprintln!("xtask: $ {}", display(command));
+    let output = command
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not start `{}`", display(command)))?;
+    if !output.status.success() {
+        bail!("`{}` failed ({})", display(command), output.status);
+    }
+    Ok(output)
+}
+
+/// The child [`run_forwarding_signals`] waits for (0: none).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(signal: libc::c_int) {
+    let child = CHILD.load(Ordering::SeqCst);
+    if child > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(child, signal) };
+    }
+}
+
+/// [`run`], with SIGINT, SIGTERM and SIGHUP sent to xtask passed on to the child instead of
+/// ending xtask: the child decides how to stop (a bench removes what it made first), and
+/// xtask reports how it ended.
+pub fn run_forwarding_signals(command: &mut Command) -> Result<()> {
+    eprintln!("xtask: $ {}", display(command));
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("could not start `{}`", display(command)))?;
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: `forward` only calls async-signal-safe functions.
+        unsafe { libc::signal(signal, forward as *const () as libc::sighandler_t) };
+    }
+    let status = child.wait();
+    CHILD.store(0, Ordering::SeqCst);
+    let status = status.with_context(|| format!("waiting for `{}`", display(command)))?;
     if !status.success() {
         bail!("`{}` failed ({status})", display(command));
     }

@@ -6,7 +6,7 @@
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::{BPF_F_INGRESS, BPF_NOEXIST, sk_action::SK_PASS},
+    bindings::{BPF_ANY, BPF_F_INGRESS, sk_action::SK_PASS},
     helpers::bpf_get_netns_cookie,
     programs::{SkMsgContext, SockOpsContext},
 };
@@ -55,6 +55,13 @@ fn ops_key(ctx: &SockOpsContext, netns_cookie: u64) -> SockKey {
     )
 }
 
+/// Both ends enter the sockhash with `BPF_ANY`: an entry already under the key is a dead
+/// socket (two live TCP connections never share a 4-tuple in one namespace) whose owner has
+/// not closed it yet (the kernel drops sockhash entries on `close`, not on reset), and a new
+/// connection on the same ports must replace it, or the peer's messages are spliced into the
+/// dead socket and lost while `send` reports success (issue 22). The old socket's `close` later
+/// removes only its own element.
+///
 /// ACTIVE_ESTABLISHED of a redirected client: it enters the sockhash before its `connect`
 /// returns, so `sk_msg` sees its first send.
 pub fn client_established(ctx: &SockOpsContext, netns_cookie: u64) {
@@ -74,7 +81,7 @@ pub fn client_established(ctx: &SockOpsContext, netns_cookie: u64) {
     }
     // SAFETY: `ops` is this program's context, as the helper requires.
     if HH_SPLICE_SOCKETS
-        .update(&mut key, unsafe { &mut *ctx.ops }, u64::from(BPF_NOEXIST))
+        .update(&mut key, unsafe { &mut *ctx.ops }, u64::from(BPF_ANY))
         .is_err()
     {
         let _ = HH_SPLICE_STATE.remove(&key);
@@ -102,7 +109,12 @@ pub fn proxy_established(ctx: &SockOpsContext, netns_cookie: u64) {
     }
     let mut key = ops_key(ctx, netns_cookie);
     // SAFETY: as in `client_established`.
-    let _ = HH_SPLICE_SOCKETS.update(&mut key, unsafe { &mut *ctx.ops }, u64::from(BPF_NOEXIST));
+    if HH_SPLICE_SOCKETS
+        .update(&mut key, unsafe { &mut *ctx.ops }, u64::from(BPF_ANY))
+        .is_err()
+    {
+        count(stat::SPLICE_PROXY_REFUSED);
+    }
 }
 
 /// The client closed: its decision goes (the kernel drops its sockhash entry itself).

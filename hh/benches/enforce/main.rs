@@ -26,7 +26,7 @@ use std::{
     net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream},
     os::fd::AsRawFd as _,
     path::PathBuf,
-    process::Command,
+    process::{Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -86,6 +86,9 @@ fn main() {
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("bench enforce needs root (eBPF, cgroups, namespaces); skipped");
         return;
+    }
+    if let Ok(rounds) = std::env::var(splice::SOAK_ENV) {
+        return splice::soak(PORTS, rounds.parse().expect("a count of rounds"));
     }
     let netns = Fixture {
         netns: NetNs::new(),
@@ -241,7 +244,8 @@ fn run_client(case: &Case, round: usize, count: usize) -> Run {
         target.ip(),
         target.port()
     );
-    let stdout = run_client_process(CHILD_ENV, spec, case.name);
+    let stdout =
+        run_client_process(CHILD_ENV, spec, case.name).unwrap_or_else(|why| panic!("{why}"));
     let (nanos, lost) = stdout
         .trim()
         .split_once(' ')
@@ -272,7 +276,8 @@ fn client(spec: &str) {
     let mut lost = 0;
     let started = Instant::now();
     for index in 0..count {
-        let mut stream = TcpStream::connect(target).expect("connect");
+        let mut stream = TcpStream::connect_timeout(&target.into(), REPLY_TIMEOUT)
+            .unwrap_or_else(|error| panic!("connection {index} to {target}: connect: {error}"));
         stream
             .set_read_timeout(Some(REPLY_TIMEOUT))
             .expect("SO_RCVTIMEO");
@@ -312,18 +317,52 @@ fn close_with_rst(stream: TcpStream) {
     assert_eq!(rc, 0, "SO_LINGER");
 }
 
+/// The longest any client process runs (the longest takes a few seconds): one that is still
+/// running then is stuck, and is killed and reported instead of hanging the bench.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Runs this bench's own executable as a client process (`env` set to `spec` tells it which);
-/// returns what it printed, and fails the bench with its stderr when it failed.
-fn run_client_process(env: &str, spec: String, what: &str) -> String {
+/// returns what it printed, or why it failed (its stderr, or the deadline it passed).
+fn run_client_process(env: &str, spec: String, what: &str) -> Result<String, String> {
     // spawns: hh
-    let output = Command::new(std::env::current_exe().expect("own path"))
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
         .env(env, spec)
-        .output()
-        .expect("client runs");
-    assert!(
-        output.status.success(),
-        "client failed ({what}): {}",
-        String::from_utf8_lossy(&output.stderr)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("client ({what}) does not start: {error}"))?;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|pipe| Box::new(pipe) as _));
+    let stderr = drain(child.stderr.take().map(|pipe| Box::new(pipe) as _));
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let (stdout, stderr) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
     );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    match status {
+        Some(status) if status.success() => Ok(stdout),
+        Some(status) => Err(format!("client failed ({what}, {status}): {stderr}")),
+        None => Err(format!(
+            "client ({what}) still running after {CLIENT_DEADLINE:?}, killed: {stderr}"
+        )),
+    }
 }

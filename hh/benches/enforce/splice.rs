@@ -15,11 +15,13 @@
 //! rounds and on/off ratios, then what the splice maps still hold (target: nothing).
 
 use std::{
+    collections::BTreeMap,
     fs::File,
     io::{ErrorKind, Write as _},
     net::{Ipv4Addr, SocketAddrV4, TcpStream},
     os::fd::AsRawFd as _,
     path::PathBuf,
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -44,7 +46,10 @@ const WARMUP: usize = 200;
 /// TCP memory limit).
 const FLOOD_LIMIT: usize = 64 << 20;
 /// Where the client dials: any non-loopback address is redirected to the session proxy.
-const TARGET: &str = "203.0.113.10:80";
+const TARGET: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 10), 80);
+/// No connect or round takes this long unless a message was lost or is stuck; the client then
+/// fails saying where instead of waiting for ever.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One session with the programs loaded one way.
 struct Side {
@@ -53,6 +58,8 @@ struct Side {
     netns: NetNs,
     cgroup: Cgroup,
     _links: SessionLinks,
+    /// What the stand-in proxy said of each connection it served, for a failure's report.
+    outcomes: mpsc::Receiver<Result<u64, String>>,
 }
 
 impl Side {
@@ -71,28 +78,63 @@ impl Side {
             SocketAddrV4::new(Ipv4Addr::LOCALHOST, ports.proxy),
         )
         .expect("open the proxy listener in the session");
-        // The client checks every byte and fails on a wrong one: outcomes are not needed.
-        drop(serve_frames(listener, 1, Duration::ZERO));
+        let outcomes = serve_frames(listener, 1, Duration::ZERO);
         Self {
             splice,
             programs,
             netns,
             cgroup,
             _links: links,
+            outcomes,
         }
     }
 
-    /// Runs a client process in this session; returns the numbers it printed.
+    /// Runs a client process in this session; returns the numbers it printed. A client that
+    /// failed or passed its deadline fails the bench with what it said and what the splice
+    /// maps hold.
     fn client(&self, mode: &str, count: usize, request: usize, reply: usize) -> Vec<f64> {
+        match self.try_client(mode, count, request, reply) {
+            Ok(numbers) => numbers,
+            Err(why) => panic!("{why}"),
+        }
+    }
+
+    fn try_client(
+        &self,
+        mode: &str,
+        count: usize,
+        request: usize,
+        reply: usize,
+    ) -> Result<Vec<f64>, String> {
         let spec = format!(
             "{mode} {} {} {count} {request} {reply}",
             self.netns.path().display(),
             self.cgroup.path.display()
         );
-        run_client_process(CHILD_ENV, spec, mode)
+        let what = format!("splice {}, {mode}", splice_name(self.splice));
+        // The client checks every byte and fails on a wrong one: the proxy's outcomes only
+        // help to say where a failed one stopped.
+        while self.outcomes.try_recv().is_ok() {}
+        let stdout = run_client_process(CHILD_ENV, spec, &what).map_err(|why| {
+            // The proxy's side of the failed connection ends when the client's does.
+            std::thread::sleep(Duration::from_secs(2));
+            let mut seen = BTreeMap::<String, usize>::new();
+            for outcome in self.outcomes.try_iter() {
+                let said = outcome.map_or_else(|error| error, |rounds| format!("{rounds} rounds"));
+                *seen.entry(said).or_default() += 1;
+            }
+            format!(
+                "{why}\nthe proxy's ends of this client's connections: {seen:?}\nsplice {}: \
+                 {:?}; left in the splice maps: {:?}",
+                splice_name(self.splice),
+                self.programs.stats(),
+                self.programs.splice_entries()
+            )
+        })?;
+        Ok(stdout
             .split_whitespace()
             .map(|number| number.parse().expect("the client prints numbers"))
-            .collect()
+            .collect())
     }
 }
 
@@ -126,10 +168,8 @@ pub fn run(ports: Ports) {
     }
     for _ in 0..ROUNDS {
         for side in &sides {
-            let small = side.client("keepalive", EXCHANGES, 64, 64);
-            let large = side.client("keepalive", LARGE_EXCHANGES, 16_384, 16_384);
-            let connect = side.client("connect", CONNECTIONS, 1, 1);
-            let flood = side.client("flood", FLOOD_LIMIT, 0, 0);
+            let [small, large, connect, flood] = round_cases()
+                .map(|(mode, count, request, reply)| side.client(mode, count, request, reply));
             let values = [small[0], small[1], large[0], large[1], connect[0], flood[0]];
             for (series, value) in series.iter_mut().zip(values) {
                 match side.splice {
@@ -162,6 +202,47 @@ pub fn run(ports: Ports) {
     );
 }
 
+/// Set to a count, the bench runs only the splice-on side's rounds (every case of a round, in
+/// the bench's order), that many times, and stops at the first client that fails (issue 22's
+/// reproduction).
+pub const SOAK_ENV: &str = "HH_BENCH_SPLICE_SOAK";
+
+/// `rounds` rounds of every case with splicing on, reporting the first failure.
+pub fn soak(ports: Ports, rounds: usize) {
+    let side = Side::new(ports, Splice::On);
+    let started = Instant::now();
+    for round in 0..rounds {
+        for (mode, count, request, reply) in round_cases() {
+            if let Err(why) = side.try_client(mode, count, request, reply) {
+                eprintln!("splice soak: round {round} of {rounds}, {mode}: {why}");
+                std::process::exit(1);
+            }
+        }
+    }
+    println!(
+        "splice soak: {rounds} rounds, every client answered, in {:?}; {:?}",
+        started.elapsed(),
+        side.programs.stats()
+    );
+}
+
+/// One round's clients: mode, count, request and reply bytes.
+fn round_cases() -> [(&'static str, usize, usize, usize); 4] {
+    [
+        ("keepalive", EXCHANGES, 64, 64),
+        ("keepalive", LARGE_EXCHANGES, 16_384, 16_384),
+        ("connect", CONNECTIONS, 1, 1),
+        ("flood", FLOOD_LIMIT, 0, 0),
+    ]
+}
+
+fn splice_name(splice: Splice) -> &'static str {
+    match splice {
+        Splice::Off => "off",
+        Splice::On => "on",
+    }
+}
+
 fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
@@ -178,12 +259,14 @@ pub fn client(spec: &str) {
         [count, request, reply].map(|field| field.parse::<usize>().expect("a number"));
     match mode {
         "keepalive" => {
-            let mut stream = TcpStream::connect(TARGET).expect("connect");
+            let mut stream = dial(mode, 0);
             stream.set_nodelay(true).expect("TCP_NODELAY");
             let mut micros: Vec<f64> = (0..count as u64)
                 .map(|round| {
                     let started = Instant::now();
-                    request_frame(&mut stream, round, request, reply, 1).expect("round");
+                    if let Err(why) = request_frame(&mut stream, round, request, reply, 1) {
+                        fail(mode, 0, &stream, &why);
+                    }
                     started.elapsed().as_nanos() as f64 / 1_000.0
                 })
                 .collect();
@@ -193,9 +276,17 @@ pub fn client(spec: &str) {
         }
         "connect" => {
             let started = Instant::now();
-            for _ in 0..count {
-                let mut stream = TcpStream::connect(TARGET).expect("connect");
-                request_frame(&mut stream, 0, request, reply, 1).expect("round");
+            for index in 0..count {
+                let mut stream = dial(mode, index);
+                let round = Instant::now();
+                if let Err(why) = request_frame(&mut stream, 0, request, reply, 1) {
+                    fail(
+                        mode,
+                        index,
+                        &stream,
+                        &format!("{why} (after {:?})", round.elapsed()),
+                    );
+                }
                 close_with_rst(stream);
             }
             print!(
@@ -204,7 +295,7 @@ pub fn client(spec: &str) {
             );
         }
         "flood" => {
-            let mut stream = TcpStream::connect(TARGET).expect("connect");
+            let mut stream = dial(mode, 0);
             let mut header = [0u8; 8];
             header[4..].copy_from_slice(&STALL.to_be_bytes());
             stream.write_all(&header).expect("stall request");
@@ -226,6 +317,31 @@ pub fn client(spec: &str) {
         }
         other => panic!("unknown client mode `{other}`"),
     }
+}
+
+/// Connects to [`TARGET`] within [`ROUND_TIMEOUT`], with reads and writes bounded by it too.
+fn dial(mode: &str, index: usize) -> TcpStream {
+    let stream =
+        TcpStream::connect_timeout(&TARGET.into(), ROUND_TIMEOUT).unwrap_or_else(|error| {
+            eprintln!("{mode}: connection {index} to {TARGET}: connect: {error}");
+            std::process::exit(1)
+        });
+    stream
+        .set_read_timeout(Some(ROUND_TIMEOUT))
+        .expect("SO_RCVTIMEO");
+    stream
+        .set_write_timeout(Some(ROUND_TIMEOUT))
+        .expect("SO_SNDTIMEO");
+    stream
+}
+
+/// Ends the client with what failed: which case, which connection, how far its round got.
+fn fail(mode: &str, index: usize, stream: &TcpStream, why: &str) -> ! {
+    eprintln!(
+        "{mode}: connection {index} ({:?} to {TARGET}): {why}",
+        stream.local_addr()
+    );
+    std::process::exit(1)
 }
 
 fn join(netns: &str, cgroup: &str) {

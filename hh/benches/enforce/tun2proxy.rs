@@ -37,7 +37,7 @@ use hh::sys;
 use super::{
     destination,
     sock_diag::SockDiag,
-    support::{docker, kernel, session_world},
+    support::{docker, kernel, leftovers, session_world},
 };
 
 /// Where the stand-in proxy listens, inside the container's namespace.
@@ -85,9 +85,12 @@ impl Baseline {
         if !session_world::build_test_stem() {
             return Err("no Docker engine or no test image".into());
         }
+        let label = leftovers::container_label();
         let container = docker(&[
             "run",
             "-d",
+            "--label",
+            &label,
             "--network",
             "none",
             "--cap-add",

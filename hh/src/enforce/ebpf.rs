@@ -153,6 +153,7 @@ pub struct Stats {
     pub established: u64,
     pub spliced: u64,
     pub splice_declined: u64,
+    pub splice_proxy_refused: u64,
 }
 
 /// Entries of the splice maps (for leak checks: both are 0 once every connection closed).
@@ -320,6 +321,7 @@ impl Programs {
             established: read(stat::ESTABLISHED)?,
             spliced: read(stat::SPLICED)?,
             splice_declined: read(stat::SPLICE_DECLINED)?,
+            splice_proxy_refused: read(stat::SPLICE_PROXY_REFUSED)?,
         })
     }
 
