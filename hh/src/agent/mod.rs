@@ -27,6 +27,7 @@ pub mod control;
 pub mod exec;
 pub mod forwards;
 pub mod image_build;
+pub mod live_config;
 pub mod placement;
 pub mod plan;
 pub mod seccomp;
@@ -115,6 +116,8 @@ pub struct Agent {
     trust: Arc<TrustStore>,
     /// The uids with an image build running: one build per user at a time.
     building: Mutex<std::collections::HashSet<u32>>,
+    /// The config file as requests read it.
+    config: Arc<live_config::LiveConfig>,
 }
 
 impl Agent {
@@ -179,6 +182,16 @@ impl Agent {
             settings.ask_timeout,
             events.clone(),
         ));
+        let config = Arc::new(live_config::LiveConfig::new(
+            settings.config_path.clone(),
+            std::fs::read_to_string(&settings.config_path).ok(),
+        ));
+        live_config::watch(
+            config.clone(),
+            crate::config::Env::from_process(),
+            restart_only(&settings.config),
+        )
+        .context("cannot watch for SIGHUP")?;
         let agent = Arc::new(Agent {
             settings,
             cgroup_root,
@@ -195,6 +208,7 @@ impl Agent {
             events,
             trust,
             building: Mutex::new(std::collections::HashSet::new()),
+            config,
         });
         tokio::spawn(count_decisions(
             Arc::downgrade(&agent),
@@ -229,16 +243,17 @@ impl Agent {
 
     /// The config as it describes `uid`'s sessions: the agent's config file read now (a
     /// workspace added since the agent started counts), with `~` and `$HOME` meaning that
-    /// user's home (from the passwd database), never root's. A file that no longer loads is
-    /// an error naming its line and key; running sessions are not touched by it.
-    pub fn config_for(&self, uid: u32) -> anyhow::Result<Config> {
+    /// user's home (from the passwd database), never root's. A file that no longer loads
+    /// gives the last version that did, saying why ([`live_config`]); when none loads, an
+    /// error naming the line and key. Running sessions are not touched by either.
+    pub fn config_for(&self, uid: u32) -> anyhow::Result<live_config::ForUser> {
         let home = crate::sys::users::home_of(uid)
             .with_context(|| format!("cannot find the home directory of uid {uid}"))?;
         let env = crate::config::Env {
             home: Some(home),
             xdg_config_home: None,
         };
-        crate::config::load(&self.settings.config_path, &env).with_context(|| {
+        self.config.for_user(&env).with_context(|| {
             format!(
                 "the agent's config {} no longer loads (fix it; running sessions keep running)",
                 self.settings.config_path.display()
@@ -248,6 +263,27 @@ impl Agent {
 
     fn session_dir(&self, id: &str) -> PathBuf {
         self.settings.state_dir.join("sessions").join(id)
+    }
+}
+
+/// What of the config the agent applied at start and cannot change while it runs (the ports
+/// its listeners are bound to, the session files written for the control token's variable):
+/// which of them a new version changes.
+fn restart_only(started: &Config) -> impl Fn(&Config) -> Vec<String> + Send + 'static {
+    let was = started.defaults.clone();
+    move |now: &Config| {
+        let now = &now.defaults;
+        let mut changed = Vec::new();
+        if now.proxy.proxy_port != was.proxy.proxy_port {
+            changed.push("defaults.proxy.proxy_port".to_owned());
+        }
+        if now.control.server_port != was.control.server_port {
+            changed.push("defaults.control.server_port".to_owned());
+        }
+        if now.control.token_env_var != was.control.token_env_var {
+            changed.push("defaults.control.token_env_var".to_owned());
+        }
+        changed
     }
 }
 

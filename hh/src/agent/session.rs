@@ -117,7 +117,8 @@ pub async fn start(
     let started_at = unix_now();
     let identity = Identity::of_process(peer.uid, peer.gid, peer.pid);
     // The user's sessions as the config describes them for this user (`~` is their home).
-    let config = &tokio::task::block_in_place(|| agent.config_for(peer.uid))?;
+    let for_user = tokio::task::block_in_place(|| agent.config_for(peer.uid))?;
+    let config = &for_user.config;
     let agent_config = &agent.settings.config;
     let config_source = agent.settings.config_path.display().to_string();
     // The user's own build of the template's stem, else root's (planning refuses a template
@@ -156,8 +157,9 @@ pub async fn start(
     );
     match build(agent, &plan, config, &placement, &token, peer.gid).await {
         Ok(session) => {
-            let info = session.snapshot(&agent.cgroup_root);
+            let mut info = session.snapshot(&agent.cgroup_root);
             agent.emit(Event::SessionStarted(info.clone()));
+            info.notices.extend(for_user.stale.clone());
             Ok(info)
         }
         Err(error) => {
@@ -248,6 +250,7 @@ async fn build(
         denied: 0,
         protected_paths: plan.protected_paths.clone(),
         image: plan.image.clone(),
+        notices: Vec::new(),
         harness: plan.harness.clone(),
     };
     let (session, canary) = serve(
@@ -604,7 +607,11 @@ async fn adopt(
     let workspace = get(label::WORKSPACE)?;
     let template = get(label::TEMPLATE)?;
     let owner_uid: u32 = get(label::OWNER_UID)?.parse().context("owner uid label")?;
-    let config = &agent.config_for(owner_uid)?;
+    let for_user = agent.config_for(owner_uid)?;
+    if let Some(why) = &for_user.stale {
+        tracing::warn!(why, "adopting a session with the config that loaded last");
+    }
+    let config = &for_user.config;
     let harness = match labels.get(label::HARNESS).map(String::as_str) {
         None | Some("") => None,
         Some(name) => Some(crate::harness::find(name)?),
@@ -648,6 +655,7 @@ async fn adopt(
             })
             .unwrap_or_default(),
         image: labels.get(label::IMAGE).cloned().unwrap_or_default(),
+        notices: Vec::new(),
         harness: harness.map(|harness| harness.name.to_owned()),
     };
     let policy = session_policy(agent, policy, owner_uid)?;

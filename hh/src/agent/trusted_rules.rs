@@ -42,7 +42,9 @@ fn files_of(agent: &Agent, uid: u32, workspace: &str) -> Result<Vec<(Layer, Path
 }
 
 fn config_of(agent: &Agent, uid: u32) -> Result<Config, String> {
-    tokio::task::block_in_place(|| agent.config_for(uid)).map_err(|error| format!("{error:#}"))
+    tokio::task::block_in_place(|| agent.config_for(uid))
+        .map(|for_user| for_user.config)
+        .map_err(|error| format!("{error:#}"))
 }
 
 /// Every session looks at its trusted copies now (which ones changed is for each to see).

@@ -130,6 +130,10 @@ pub struct ExecRequest {
 /// The agent's one-line answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a reply lives for one write or read; never stored in bulk"
+)]
 pub enum Reply {
     Ok,
     Hello(AgentHello),
@@ -208,6 +212,10 @@ pub struct SessionInfo {
     /// build, `hh-test` root's).
     #[serde(default)]
     pub image: String,
+    /// What the agent wants the person who started it to know (the config it used was not
+    /// the file as it reads now, and why); only in the reply to a start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

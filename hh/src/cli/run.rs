@@ -73,6 +73,9 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
         Reply::Session(info) => info,
         other => bail!("unexpected reply from the agent: {other:?}"),
     };
+    for notice in &info.notices {
+        eprintln!("hh run: {notice}");
+    }
     let id = info.id.clone();
     report.event(
         json!({"event": "started", "session": id, "harness": harness.name, "image": info.image}),

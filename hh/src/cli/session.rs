@@ -96,6 +96,9 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
         Reply::Session(info) => info,
         other => bail!("unexpected reply from the agent: {other:?}"),
     };
+    for notice in &info.notices {
+        eprintln!("hh: {notice}");
+    }
     warn_untrusted_rules(&options.workspace);
     if !info.image.is_empty() {
         eprintln!("hh: the session runs image {}", info.image);
@@ -179,9 +182,21 @@ pub(super) fn passthrough_env(
     config: Option<&std::path::Path>,
     harness: Option<&crate::harness::Harness>,
 ) -> BTreeMap<String, String> {
-    let configured = super::load_config(config)
-        .map(|(config, _)| config.defaults.containers.env_passthrough)
-        .unwrap_or_default();
+    // No config of your own is fine (nothing to pass through); a broken one is said, not
+    // silently taken for an empty list.
+    let configured = match super::load_config(config) {
+        Ok((config, _)) => config.defaults.containers.env_passthrough,
+        Err(error) => {
+            if !matches!(
+                error.downcast_ref::<crate::config::ConfigError>(),
+                Some(crate::config::ConfigError::NoDefaultPath)
+            ) && !is_missing_file(&error)
+            {
+                eprintln!("hh: no env_passthrough from your config: {error:#}");
+            }
+            Vec::new()
+        }
+    };
     let credentials = harness.map_or(&[][..], |harness| harness.auth_env);
     configured
         .iter()
@@ -189,6 +204,14 @@ pub(super) fn passthrough_env(
         .chain(credentials.iter().copied())
         .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
         .collect()
+}
+
+fn is_missing_file(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<crate::config::ConfigError>(),
+        Some(crate::config::ConfigError::Read { reason, .. })
+            if reason.kind() == std::io::ErrorKind::NotFound
+    )
 }
 
 /// The caller's sessions.

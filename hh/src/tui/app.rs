@@ -268,10 +268,14 @@ impl App {
                 }
             }
             (ClientRequest::StartSession(start), Ok(Reply::Session(session))) => {
-                self.status = Some(format!(
+                let started = format!(
                     "started session {} ({} / {}); Enter on it attaches",
                     session.id, start.workspace, start.template
-                ));
+                );
+                self.status = Some(match session.notices.first() {
+                    Some(notice) => format!("{started}. Note: {notice}"),
+                    None => started,
+                });
                 self.sessions.started(session);
             }
             (

@@ -285,6 +285,7 @@ fn sessions_stop_and_attach_the_selected_one() {
         denied: 0,
         protected_paths: Vec::new(),
         image: String::new(),
+        notices: Vec::new(),
         harness: None,
     };
     app.on_agent(FromAgent::Reply {
@@ -363,6 +364,7 @@ fn a_denied_activity_line_becomes_an_allow_rule_the_agent_adds_even_after_the_se
         denied: 1,
         protected_paths: Vec::new(),
         image: String::new(),
+        notices: Vec::new(),
         harness: None,
     });
     app.sessions.ended("s1");
@@ -438,6 +440,7 @@ fn an_activity_rule_that_would_not_cover_its_request_is_not_written() {
                 denied: 1,
                 protected_paths: Vec::new(),
                 image: String::new(),
+                notices: Vec::new(),
                 harness: None,
             }],
         }),

@@ -137,6 +137,7 @@ mod tests {
             denied: 0,
             protected_paths: Vec::new(),
             image: String::new(),
+            notices: Vec::new(),
             harness: None,
         }
     }
