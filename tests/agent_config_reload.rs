@@ -96,6 +96,14 @@ fn config_changes_apply_live_and_a_broken_file_keeps_the_last_good_one() {
         said.contains("until it is fixed, the agent uses the version") && said.contains(&at),
         "{said}"
     );
+    // The agent says where it is broken, not the parser's message (it can quote the
+    // root-owned file; the client's own reading of the file, when it may read it, is another
+    // line).
+    let agents_line = said
+        .lines()
+        .find(|line| line.contains("until it is fixed"))
+        .unwrap();
+    assert!(!agents_line.contains("unclosed"), "{said}");
 
     // The workspace removed from the file: its running session keeps running; a new one in
     // it is refused.

@@ -22,11 +22,11 @@ use serde_json::Value;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// A unique name for this process and test.
+/// A unique name for this run (pid and start time) and test.
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}-{}",
-        std::process::id(),
+        super::leftovers::run_tag(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }

@@ -5,9 +5,11 @@
 //!
 //! Each process that makes something keeps a record, `/run/hh-test-leftovers/PID-START` (START:
 //! the process's start time, so a reused pid is never mistaken for the dead one), one line per
-//! thing: `KIND<TAB>VALUE`. The directory is root's (0700, checked on the open descriptor), as
-//! root acts on what these files say. Removing a thing twice is harmless: every removal of a
-//! thing already gone is ignored.
+//! thing: `KIND<TAB>VALUE`. The directory is root's (0700, owner and mode checked, a symlink
+//! refused), as root acts on what these files say. Names of things carry [`run_tag`] (pid and
+//! start time), so a reused pid never names the same things. A reaper claims a dead record by
+//! renaming it before it acts, so two runs never reap the same one. Removing a thing twice is
+//! harmless: every removal of a thing already gone is ignored.
 
 use std::{
     fs::File,
@@ -123,6 +125,13 @@ fn own_dir() -> Option<PathBuf> {
     }
 }
 
+/// This run in names: pid and start time, letters and digits only (cgroup groups, login
+/// names).
+pub fn run_tag() -> String {
+    let pid = std::process::id();
+    format!("{pid}t{}", start_time(pid).expect("our own start time"))
+}
+
 /// `PID-START`, START from /proc/PID/stat; `None` when no such process runs.
 fn record_name(pid: u32) -> Option<String> {
     Some(format!("{pid}-{}", start_time(pid)?))
@@ -140,29 +149,42 @@ fn start_time(pid: u32) -> Option<u64> {
     fields.get(19)?.parse().ok()
 }
 
-/// Removes the things of every record whose process is gone, and the record.
+/// Removes the things of every record whose process is gone, and the record. A record is
+/// `PID-START` while its run lives, `PID-START.reaping-REAPER` while a reaper (`PID-START`
+/// of that one) removes its things; a reaper that died too is taken over.
 fn reap_dead(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let me = record_name(std::process::id()).expect("our own start time");
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((pid, _)) = name.split_once('-') else {
-            continue;
+        let (record, reaper) = match name.split_once(".reaping-") {
+            Some((record, reaper)) => (record.to_owned(), Some(reaper.to_owned())),
+            None => (name.clone(), None),
         };
-        let alive = pid
-            .parse()
-            .ok()
-            .and_then(record_name)
-            .is_some_and(|current| current == name);
-        if !alive {
-            let listed = remove_listed(&entry.path());
-            if listed > 0 {
-                eprintln!("leftovers: removed what a killed run ({name}) made ({listed} things)");
-            }
-            let _ = std::fs::remove_file(entry.path());
+        if is_alive(&record) || reaper.as_deref().is_some_and(is_alive) {
+            continue;
         }
+        // Claim it: only the reaper whose rename succeeds acts on it.
+        let claimed = dir.join(format!("{record}.reaping-{me}"));
+        if std::fs::rename(entry.path(), &claimed).is_err() {
+            continue;
+        }
+        let listed = remove_listed(&claimed);
+        if listed > 0 {
+            eprintln!("leftovers: removed what a killed run ({record}) made ({listed} things)");
+        }
+        let _ = std::fs::remove_file(&claimed);
     }
+}
+
+/// Whether the process a `PID-START` name stands for still runs.
+fn is_alive(name: &str) -> bool {
+    name.split_once('-')
+        .and_then(|(pid, _)| pid.parse().ok())
+        .and_then(record_name)
+        .is_some_and(|current| current == name)
 }
 
 /// Removes what this process made and its record: whatever a `Drop` did not remove.
@@ -179,8 +201,8 @@ extern "C" fn remove_own_at_exit() {
     remove_own();
 }
 
-/// On the first SIGINT or SIGTERM: removes what this process made, then exits as the signal
-/// would have (128 + its number).
+/// On the first SIGINT or SIGTERM: removes what this process made, then dies of that signal;
+/// a second one ends it at once.
 fn remove_on_signal() {
     use signal_hook::{
         consts::{SIGINT, SIGTERM},
@@ -191,14 +213,23 @@ fn remove_on_signal() {
         return;
     };
     std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            eprintln!("interrupted: removing what this run made");
-            // Other threads fail as their things go: their panics would only be noise now.
-            std::panic::set_hook(Box::new(|_| {}));
-            remove_own();
-            // SAFETY: ends the process at once (what is left was removed just above).
-            unsafe { libc::_exit(128 + signal) };
+        let Some(signal) = signals.forever().next() else {
+            return;
+        };
+        eprintln!("interrupted: removing what this run made (again to stop at once)");
+        // A second signal while removing (a hung `docker` or `userdel`) ends the process.
+        // SAFETY: resets two dispositions to their defaults; no memory is touched.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
         }
+        // Other threads fail as their things go: their panics would only be noise now.
+        std::panic::set_hook(Box::new(|_| {}));
+        remove_own();
+        // Die of the signal, so the parent sees how this run ended.
+        let _ = signal_hook::low_level::emulate_default_handler(signal);
+        // SAFETY: only reached if the default action did not end the process.
+        unsafe { libc::_exit(128 + signal) };
     });
 }
 
@@ -240,7 +271,11 @@ fn remove_listed(path: &Path) -> usize {
             "bpf" => {
                 let _ = std::fs::remove_dir_all(value);
             }
-            "user" => quiet(Command::new("userdel").args(["--remove", value])),
+            "user" => {
+                // Processes of the user would make userdel refuse.
+                quiet(Command::new("pkill").args(["-KILL", "-u", value]));
+                quiet(Command::new("userdel").args(["--remove", value]));
+            }
             "group" => quiet(Command::new("groupdel").arg(value)),
             _ => {}
         }

@@ -134,7 +134,7 @@ canonical_path = "{workspace}"
         .unwrap();
         let upstream_ca = dir.path().join("upstream-ca.pem");
         std::fs::write(&upstream_ca, &upstream.ca_pem).unwrap();
-        let group = format!("hhtest{tag}{}", std::process::id());
+        let group = format!("hhtest{tag}{}", super::leftovers::run_tag());
         super::leftovers::record_agent_world(&group, Path::new(&format!("/sys/fs/bpf/{group}")));
         World {
             socket: dir.path().join("agent.sock"),

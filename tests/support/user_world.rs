@@ -84,7 +84,7 @@ impl UserWorld {
         // Unique per world: tests of this file run side by side.
         static WORLDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let serial = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let group = format!("hhtestx{}n{serial}", std::process::id());
+        let group = format!("hhtestx{}n{serial}", super::leftovers::run_tag());
         let bpf_dir = PathBuf::from(format!("/sys/fs/bpf/{group}"));
         super::leftovers::record_agent_world(&group, &bpf_dir);
         let mut command = super::hh();

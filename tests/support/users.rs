@@ -19,10 +19,10 @@ use std::{
 static SERIAL: AtomicU32 = AtomicU32::new(0);
 
 fn unique(prefix: &str) -> String {
-    // Login names are at most 32 bytes; prefix + pid + serial stays well under.
+    // Login names are at most 32 bytes; prefix + run tag + serial stays under (~27).
     format!(
         "{prefix}{}x{}",
-        std::process::id(),
+        super::leftovers::run_tag(),
         SERIAL.fetch_add(1, Ordering::Relaxed)
     )
 }

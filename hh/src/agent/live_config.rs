@@ -1,8 +1,9 @@
 //! The agent's config file, live. Every request reads the file as it is now, for the user who
 //! asks (`~` is their home), so a workspace or template added since the agent started counts
 //! at once and no change needs a restart (which would stop every session). A version that no
-//! longer loads does not lock the users out: their requests use the last version that loaded,
-//! and are told so. SIGHUP, or a change of the file (looked at every second), makes the agent
+//! longer loads (cannot be read or parsed) does not lock the users out: their requests use the
+//! last version that loaded, and are told where it is broken (not the message, which can quote
+//! the file). SIGHUP, or a change of the file (looked at every second), makes the agent
 //! check the file at once and log what it found, so a mistake shows in the log when it is
 //! made rather than at the next session start. Sessions never depend on the file once started:
 //! a reload, or a workspace removed from it, leaves running sessions running.
@@ -10,7 +11,10 @@
 use std::{
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -33,6 +37,9 @@ pub struct ForUser {
 pub struct LiveConfig {
     path: PathBuf,
     last_good: Mutex<Option<Good>>,
+    /// Numbers each read of the file, so that a slow reader never replaces the version a
+    /// later read remembered with the older one it read.
+    reads: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -40,17 +47,23 @@ struct Good {
     text: String,
     /// When it was first seen loading (for messages).
     since: SystemTime,
+    /// The read it came from.
+    read: u64,
 }
 
 impl LiveConfig {
-    /// `text`: the file as the agent read it at start (it loaded, or the agent would not run).
-    pub fn new(path: PathBuf, text: Option<String>) -> LiveConfig {
+    /// `text`: the file as the agent read it at start; kept as the first version that loaded
+    /// if it parses.
+    pub fn new(path: PathBuf, text: Option<String>, env: &Env) -> LiveConfig {
+        let text = text.filter(|text| config::load::parse(text, &path, env).is_ok());
         LiveConfig {
-            path,
             last_good: Mutex::new(text.map(|text| Good {
                 text,
                 since: SystemTime::now(),
+                read: 0,
             })),
+            path,
+            reads: AtomicU64::new(1),
         }
     }
 
@@ -58,47 +71,46 @@ impl LiveConfig {
         &self.path
     }
 
-    /// The config for a user whose `~` is `env`'s home: the file as it reads now, or, when
-    /// that version does not load but the last one that did loads for this user, that one
-    /// (with why in [`ForUser::stale`]). An error when neither loads.
+    /// The config for a user whose `~` is `env`'s home: the file as it reads now. Only when
+    /// that version is broken for everyone (it cannot be read, or it does not parse) is the
+    /// last version that loaded used instead, with why in [`ForUser::stale`]. A version that
+    /// parses but fails this user's checks (a path of theirs) is their error: falling back
+    /// then would let a user choose, by breaking their own path, to run under a version root
+    /// replaced.
     pub fn for_user(&self, env: &Env) -> Result<ForUser, ConfigError> {
-        let now = std::fs::read_to_string(&self.path).map_err(|reason| ConfigError::Read {
-            file: self.path.clone(),
-            reason,
-        });
-        let error = match now {
-            Ok(text) => match config::load::check(&text, &self.path, env) {
-                Ok(config) => {
-                    self.remember(text);
-                    return Ok(ForUser {
+        let read = self.reads.fetch_add(1, Ordering::Relaxed);
+        let broken = match std::fs::read_to_string(&self.path) {
+            Ok(text) => match config::load::parse(&text, &self.path, env) {
+                Ok(_) => {
+                    let checked = config::load::check(&text, &self.path, env);
+                    self.remember(text, read);
+                    return checked.map(|config| ForUser {
                         config,
                         stale: None,
                     });
                 }
-                Err(error) => (error, Some(text)),
+                Err(error) => error,
             },
-            Err(error) => (error, None),
+            Err(reason) => ConfigError::Read {
+                file: self.path.clone(),
+                reason,
+            },
         };
-        let (error, text_now) = error;
         let Some(good) = self.good() else {
-            return Err(error);
+            return Err(broken);
         };
-        // The same text failing for this user is about this user (a path of theirs), not a
-        // broken file: no older version can answer for it.
-        if text_now.as_deref() == Some(good.text.as_str()) {
-            return Err(error);
-        }
         match config::load::check(&good.text, &self.path, env) {
             Ok(config) => Ok(ForUser {
                 config,
                 stale: Some(format!(
-                    "{error}; until it is fixed, the agent uses the version of {} that loaded \
-                     last ({})",
+                    "{} does not load ({}); until it is fixed, the agent uses the version \
+                     that loaded last ({})",
                     self.path.display(),
+                    where_broken(&broken),
                     describe_time(good.since)
                 )),
             }),
-            Err(_) => Err(error),
+            Err(_) => Err(broken),
         }
     }
 
@@ -109,22 +121,30 @@ impl LiveConfig {
             .clone()
     }
 
-    fn remember(&self, text: String) {
+    /// Keeps `text` (which parses) from read number `read` as the last version that loaded,
+    /// unless a later read already gave one.
+    fn remember(&self, text: String, read: u64) {
         let mut last = self
             .last_good
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if last.as_ref().is_none_or(|good| good.text != text) {
-            *last = Some(Good {
-                text,
-                since: SystemTime::now(),
-            });
+        match last.as_mut() {
+            Some(good) if good.read > read => {}
+            Some(good) if good.text == text => good.read = read,
+            _ => {
+                *last = Some(Good {
+                    text,
+                    since: SystemTime::now(),
+                    read,
+                });
+            }
         }
     }
 
     /// Checks the file as it reads now (as `env`'s user: the agent's own) and logs the
     /// outcome; `restart_only` names what changed that only a restart applies.
     pub fn check_now(&self, env: &Env, restart_only: impl Fn(&Config) -> Vec<String>) {
+        let read = self.reads.fetch_add(1, Ordering::Relaxed);
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(reason) => {
@@ -140,6 +160,11 @@ impl LiveConfig {
         // (`~`) and are checked per request.
         match config::load::parse(&text, &self.path, env) {
             Ok(config) => {
+                // Paths are checked per user; what fails for every user (a workspace under
+                // /etc) shows here already.
+                if let Err(error) = config::load::check(&text, &self.path, env) {
+                    tracing::warn!(%error, "the config loads, but requests will fail");
+                }
                 tracing::info!(
                     file = %self.path.display(),
                     workspaces = config.workspaces.len(),
@@ -153,7 +178,7 @@ impl LiveConfig {
                         "changed; this takes effect when the agent restarts"
                     );
                 }
-                self.remember(text);
+                self.remember(text, read);
             }
             Err(error) => tracing::warn!(
                 %error,
@@ -203,6 +228,26 @@ fn identity(path: &Path) -> Option<(u64, u64, u64, i64, i64)> {
     ))
 }
 
+/// Where a broken version is broken, for users: file, line, column and key, never the
+/// message (a parse error can quote the file's values, and the file is root's: a template's
+/// `env` may hold a secret). The agent's log has the whole error.
+fn where_broken(error: &ConfigError) -> String {
+    match error {
+        ConfigError::Invalid {
+            file,
+            line,
+            column,
+            key,
+            ..
+        } => match key {
+            Some(key) => format!("{}:{line}:{column}, key `{key}`", file.display()),
+            None => format!("{}:{line}:{column}", file.display()),
+        },
+        ConfigError::Read { reason, .. } => format!("cannot be read: {}", reason.kind()),
+        _ => "see the agent's log".to_owned(),
+    }
+}
+
 fn describe_time(time: SystemTime) -> String {
     let ago = SystemTime::now()
         .duration_since(time)
@@ -233,12 +278,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("harness-hat.toml");
         std::fs::write(&path, GOOD).unwrap();
-        let live = LiveConfig::new(path.clone(), None);
+        let live = LiveConfig::new(path.clone(), Some(GOOD.to_owned()), &env());
         assert!(live.for_user(&env()).unwrap().stale.is_none());
         std::fs::write(&path, "version = 1\n[[workspaces]\n").unwrap();
         let stale = live.for_user(&env()).unwrap().stale.unwrap();
         assert!(stale.contains("harness-hat.toml:2:"), "{stale}");
-        assert!(stale.contains("the version of"), "{stale}");
+        assert!(stale.contains("the version that loaded last"), "{stale}");
+        // Where, not what: the message could quote the file.
+        assert!(!stale.contains("expected"), "{stale}");
         // Fixed: the file as it reads is used again.
         std::fs::write(&path, GOOD).unwrap();
         assert!(live.for_user(&env()).unwrap().stale.is_none());
@@ -249,7 +296,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("harness-hat.toml");
         std::fs::write(&path, "version = 1\n[[workspaces]\n").unwrap();
-        let live = LiveConfig::new(path, None);
+        let live = LiveConfig::new(path, None, &env());
         assert!(live.for_user(&env()).is_err());
     }
 
@@ -258,10 +305,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("harness-hat.toml");
         // A workspace in this user's `~/.ssh` is refused for them (and only for them, as `~`
-        // is each user's home): the same text cannot answer for them.
+        // is each user's home).
         let text = "version = 1\n[[workspaces]]\nname = \"w\"\ncanonical_path = \"~/.ssh/ws\"\n";
         std::fs::write(&path, text).unwrap();
-        let live = LiveConfig::new(path, Some(text.to_owned()));
+        // A version that loaded before: the user still gets their error, not that version.
+        let live = LiveConfig::new(path, Some(GOOD.to_owned()), &env());
         assert!(live.for_user(&env()).is_err());
+    }
+
+    #[test]
+    fn a_slow_reader_never_puts_back_an_older_version() {
+        let live = LiveConfig::new("/nonexistent".into(), None, &env());
+        live.remember("second".into(), 2);
+        live.remember("first".into(), 1);
+        assert_eq!(live.good().unwrap().text, "second");
+        live.remember("third".into(), 3);
+        assert_eq!(live.good().unwrap().text, "third");
     }
 }

@@ -182,16 +182,14 @@ impl Agent {
             settings.ask_timeout,
             events.clone(),
         ));
+        let own_env = crate::config::Env::from_process();
         let config = Arc::new(live_config::LiveConfig::new(
             settings.config_path.clone(),
             std::fs::read_to_string(&settings.config_path).ok(),
+            &own_env,
         ));
-        live_config::watch(
-            config.clone(),
-            crate::config::Env::from_process(),
-            restart_only(&settings.config),
-        )
-        .context("cannot watch for SIGHUP")?;
+        live_config::watch(config.clone(), own_env, restart_only(&settings.config))
+            .context("cannot watch for SIGHUP")?;
         let agent = Arc::new(Agent {
             settings,
             cgroup_root,

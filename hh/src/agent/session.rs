@@ -607,7 +607,7 @@ async fn adopt(
     let workspace = get(label::WORKSPACE)?;
     let template = get(label::TEMPLATE)?;
     let owner_uid: u32 = get(label::OWNER_UID)?.parse().context("owner uid label")?;
-    let for_user = agent.config_for(owner_uid)?;
+    let for_user = tokio::task::block_in_place(|| agent.config_for(owner_uid))?;
     if let Some(why) = &for_user.stale {
         tracing::warn!(why, "adopting a session with the config that loaded last");
     }
