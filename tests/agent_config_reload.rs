@@ -3,7 +3,7 @@
 //! once (no restart, which would stop every session); SIGHUP checks the file and does not end
 //! the agent; a version that does not load is reported in the agent's log within seconds and
 //! to the user at their next start, which runs on the version that loaded last; a workspace
-//! removed from the file leaves its running session running.
+//! removed from the file leaves its running session running, also across an agent restart.
 
 mod support;
 
@@ -125,6 +125,12 @@ fn config_changes_apply_live_and_a_broken_file_keeps_the_last_good_one() {
         std::fs::metadata(format!("/proc/{}", agent.child.id())).is_ok(),
         "the agent ended"
     );
+    // Not even a restart applies the new version to a running session: the agent adopts
+    // each under the config it started with (the removed workspace's session too).
+    agent.kill();
+    let agent = world.agent_logging_to("hh=info", &world.dir.path().join("agent2.log"));
+    let (code, out) = world.shell(&later_id, &["echo", "adopted"]);
+    assert_eq!((code, out.trim()), (0, "adopted"), "{out}");
     for id in [&later_id, &demo_id] {
         let stopped = world.hh(&["session", "stop", id]);
         assert!(stopped.status.success());

@@ -22,12 +22,19 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{self, Config, ConfigError, Env};
 
+/// The config text a session started with, in its (root's) session directory: a restarted
+/// agent adopts the session under it, not under the file as it reads then, so that no
+/// reload — not even one across a restart — changes a running session.
+pub const SNAPSHOT: &str = "config.toml";
+
 /// How often the file's metadata is compared (cheap: one `stat`).
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The config as one request sees it.
 pub struct ForUser {
     pub config: Config,
+    /// The text it was read from (a session keeps it: [`SNAPSHOT`]).
+    pub text: String,
     /// Set when the file as it reads now does not load and the last version that did was
     /// used instead: why, for the user to see.
     pub stale: Option<String>,
@@ -83,9 +90,10 @@ impl LiveConfig {
             Ok(text) => match config::load::parse(&text, &self.path, env) {
                 Ok(_) => {
                     let checked = config::load::check(&text, &self.path, env);
-                    self.remember(text, read);
+                    self.remember(text.clone(), read);
                     return checked.map(|config| ForUser {
                         config,
+                        text,
                         stale: None,
                     });
                 }
@@ -102,6 +110,7 @@ impl LiveConfig {
         match config::load::check(&good.text, &self.path, env) {
             Ok(config) => Ok(ForUser {
                 config,
+                text: good.text.clone(),
                 stale: Some(format!(
                     "{} does not load ({}); until it is fixed, the agent uses the version \
                      that loaded last ({})",

@@ -245,12 +245,7 @@ impl Agent {
     /// gives the last version that did, saying why ([`live_config`]); when none loads, an
     /// error naming the line and key. Running sessions are not touched by either.
     pub fn config_for(&self, uid: u32) -> anyhow::Result<live_config::ForUser> {
-        let home = crate::sys::users::home_of(uid)
-            .with_context(|| format!("cannot find the home directory of uid {uid}"))?;
-        let env = crate::config::Env {
-            home: Some(home),
-            xdg_config_home: None,
-        };
+        let env = user_env(uid)?;
         self.config.for_user(&env).with_context(|| {
             format!(
                 "the agent's config {} no longer loads (fix it; running sessions keep running)",
@@ -259,9 +254,35 @@ impl Agent {
         })
     }
 
+    /// The config a session of `uid` started with ([`live_config::SNAPSHOT`]), checked again
+    /// for that user; `None` when the session has none (started by an older agent).
+    fn session_config(&self, id: &str, uid: u32) -> anyhow::Result<Option<Config>> {
+        let path = self.session_dir(id).join(live_config::SNAPSHOT);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot read {}", path.display()));
+            }
+        };
+        let config = crate::config::load::check(&text, &self.settings.config_path, &user_env(uid)?)
+            .with_context(|| format!("the config session {id} started with no longer loads"))?;
+        Ok(Some(config))
+    }
+
     fn session_dir(&self, id: &str) -> PathBuf {
         self.settings.state_dir.join("sessions").join(id)
     }
+}
+
+/// The config environment of `uid`: `~` and `$HOME` are their home (passwd), never root's.
+fn user_env(uid: u32) -> anyhow::Result<crate::config::Env> {
+    let home = crate::sys::users::home_of(uid)
+        .with_context(|| format!("cannot find the home directory of uid {uid}"))?;
+    Ok(crate::config::Env {
+        home: Some(home),
+        xdg_config_home: None,
+    })
 }
 
 /// What of the config the agent applied at start and cannot change while it runs (the ports

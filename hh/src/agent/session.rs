@@ -155,7 +155,7 @@ pub async fn start(
         uid = peer.uid,
         "starting session"
     );
-    match build(agent, &plan, config, &placement, &token, peer.gid).await {
+    match build(agent, &plan, &for_user, &placement, &token, peer.gid).await {
         Ok(session) => {
             let mut info = session.snapshot(&agent.cgroup_root);
             agent.emit(Event::SessionStarted(info.clone()));
@@ -191,11 +191,12 @@ pub async fn start(
 async fn build(
     agent: &Arc<Agent>,
     plan: &SessionPlan,
-    config: &Config,
+    for_user: &super::live_config::ForUser,
     placement: &Placement,
     token: &str,
     gid: u32,
 ) -> anyhow::Result<Arc<Session>> {
+    let config = &for_user.config;
     // Rules that do not load stop the start before anything exists.
     let policy = session_policy(agent, plan.policy.clone(), plan.owner_uid)?;
     let session_dir = agent.session_dir(&plan.id);
@@ -210,6 +211,7 @@ async fn build(
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
             .with_context(|| format!("cannot open {} to the session's user", dir.display()))?;
     }
+    write_config_snapshot(&session_dir, &for_user.text)?;
     let seed_checks = copy_seeds(plan, &session_dir, gid).await?;
     let mount_checks: Vec<MountCheck> = plan
         .container
@@ -535,6 +537,22 @@ async fn teardown(agent: &Arc<Agent>, id: &str, placement: &Placement, container
     }
 }
 
+/// Keeps the config text the session starts with ([`super::live_config::SNAPSHOT`]): root's,
+/// 0600, in the session's directory (root's; the session's user may enter it, not write it).
+fn write_config_snapshot(session_dir: &Path, text: &str) -> anyhow::Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let path = session_dir.join(super::live_config::SNAPSHOT);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Serves the sessions a previous agent left running, and clears what is left of the others:
 /// the pinned programs kept them cut off meanwhile (fail closed).
 pub async fn adopt_all(agent: &Arc<Agent>) {
@@ -607,11 +625,18 @@ async fn adopt(
     let workspace = get(label::WORKSPACE)?;
     let template = get(label::TEMPLATE)?;
     let owner_uid: u32 = get(label::OWNER_UID)?.parse().context("owner uid label")?;
-    let for_user = tokio::task::block_in_place(|| agent.config_for(owner_uid))?;
-    if let Some(why) = &for_user.stale {
-        tracing::warn!(why, "adopting a session with the config that loaded last");
-    }
-    let config = &for_user.config;
+    // The config it started with; the file as it reads now only for a session an older
+    // agent started.
+    let config = &match tokio::task::block_in_place(|| agent.session_config(id, owner_uid))? {
+        Some(config) => config,
+        None => {
+            let for_user = tokio::task::block_in_place(|| agent.config_for(owner_uid))?;
+            if let Some(why) = &for_user.stale {
+                tracing::warn!(why, "adopting a session with the config that loaded last");
+            }
+            for_user.config
+        }
+    };
     let harness = match labels.get(label::HARNESS).map(String::as_str) {
         None | Some("") => None,
         Some(name) => Some(crate::harness::find(name)?),
