@@ -106,6 +106,9 @@ pub fn unit_text(hh: &Path, config: &Path, socket_group: Option<u32>) -> anyhow:
          ExecStart={hh} --config {config} agent{group}\n\
          # SIGTERM stops every session cleanly (a SIGKILL leaves them cut off until the next start).\n\
          KillSignal=SIGTERM\n\
+         # `systemctl reload hh-agent`: the agent checks its config again and logs the result;\n\
+         # running sessions are not touched.\n\
+         ExecReload=/bin/kill -HUP $MAINPID\n\
          TimeoutStopSec=90\n\
          Restart=on-failure\n\
          RestartSec=2\n\
@@ -168,6 +171,7 @@ mod tests {
             "ExecStart=/usr/local/bin/hh --config /etc/hh/harness-hat.toml agent --socket-group 1001\n"
         ));
         assert!(unit.contains("KillSignal=SIGTERM\n"));
+        assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID\n"));
         assert!(unit.contains("WantedBy=multi-user.target\n"));
         for odd in ["/opt/my hh/hh", "/opt/%h/hh", "/opt/$x/hh"] {
             assert!(unit_text(Path::new(odd), Path::new("/c.toml"), None).is_err());
