@@ -305,3 +305,117 @@ fn a_users_build_is_theirs_alone_and_replaces_nobody_elses_image() {
     remove_image(&alices);
     remove_image(&bobs);
 }
+
+/// `command`'s output, or a panic with what it printed so far when it runs past `limit`.
+fn output_within(command: &mut std::process::Command, limit: std::time::Duration) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}: {}", text(&output));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Containers whose command runs `needle` (a build step's, here).
+fn containers_running(needle: &str) -> Vec<String> {
+    support::docker(&["ps", "--no-trunc", "--format", "{{.ID}} {{.Command}}"])
+        .lines()
+        .filter(|line| line.contains(needle))
+        .map(|line| line.split(' ').next().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn one_build_per_user_at_a_time_and_a_build_stops_when_its_client_goes() {
+    if !require_root("agent image build e2e") || !build_test_stem() {
+        return;
+    }
+    let world = UserWorld::new();
+    let stems = world.alice.make_dir(".config/harness-hat/docker", 0o755);
+    // A step that takes long enough to be seen running, and a marker unique to this run.
+    let marker = format!("sleep 3{}", std::process::id() % 100 + 100);
+    world.alice.write_file(
+        stems.join("slow.dockerfile"),
+        format!("# hh-stem-parent: none\nARG BASE=hh-test-base\nFROM ${{BASE}}\nRUN {marker}\n"),
+    );
+    let log = world.alice.home.join("build.log");
+    let mut first = world
+        .hh(
+            &world.alice,
+            &["image", "build", "slow", "--base", "hh-test-base"],
+        )
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while containers_running(&marker).is_empty() {
+        if std::time::Instant::now() > deadline || first.try_wait().unwrap().is_some() {
+            let _ = first.kill();
+            panic!(
+                "no build step running `{marker}`; the build said:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // A second build of hers while the first runs is refused at once, saying why.
+    let second = output_within(
+        &mut world.hh(
+            &world.alice,
+            &["image", "build", "slow", "--base", "hh-test-base"],
+        ),
+        std::time::Duration::from_secs(20),
+    );
+    assert!(!second.status.success(), "{}", text(&second));
+    assert!(
+        text(&second).contains("a build of yours is running; one at a time"),
+        "{}",
+        text(&second)
+    );
+    // Bob is not held up by alice's build.
+    let bobs = world.hh(&world.bob, &["session", "list"]).output().unwrap();
+    assert!(bobs.status.success(), "{}", text(&bobs));
+
+    // The client goes away: the build, and its step's container, stop.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !containers_running(&marker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build went on without its client: {:?}",
+            containers_running(&marker)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // And the slot is free again: the next build starts (and is stopped the same way).
+    let mut third = world
+        .hh(
+            &world.alice,
+            &["image", "build", "slow", "--base", "hh-test-base"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while containers_running(&marker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot stayed taken"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    third.kill().unwrap();
+    third.wait().unwrap();
+}

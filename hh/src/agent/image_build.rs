@@ -131,11 +131,15 @@ struct BuildSlot<'a> {
 
 impl<'a> BuildSlot<'a> {
     fn take(agent: &'a Agent, uid: u32) -> Option<BuildSlot<'a>> {
-        let mut building = agent
+        let inserted = agent
             .building
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        building.insert(uid).then_some(BuildSlot { agent, uid })
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(uid);
+        // Made only once the lock is released and only when taken: a slot made and dropped
+        // for a refusal would lock `building` again under the same lock (a deadlock of the
+        // worker thread) and free the running build's slot.
+        inserted.then(|| BuildSlot { agent, uid })
     }
 }
 
