@@ -10,7 +10,6 @@ mod support;
 use std::{
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream},
-    os::fd::AsRawFd as _,
     sync::mpsc::Receiver,
     time::{Duration, Instant},
 };
@@ -21,7 +20,7 @@ use hh::{
 };
 use serde_json::{Value, json};
 use support::{
-    kernel::{Cgroup, NetNs, client, pattern, serve_frames},
+    kernel::{Cgroup, NetNs, client, close_with_rst, pattern, serve_frames},
     require_root,
 };
 
@@ -244,29 +243,10 @@ fn serve_one_round(listener: TcpListener, count: usize, after: AfterRound) {
             let _ = stream.write_all(&pattern(reply, 100));
             match after {
                 AfterRound::Hold => held.push(stream),
-                AfterRound::Reset => reset(stream),
+                AfterRound::Reset => close_with_rst(stream),
             }
         }
     });
-}
-
-/// Closes with RST (SO_LINGER 0).
-fn reset(stream: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid `linger` of the size passed, on a socket we own.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER");
 }
 
 fn one_round(extra: Value) -> Value {

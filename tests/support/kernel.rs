@@ -289,3 +289,23 @@ pub fn request_frame(
     }
     Ok(())
 }
+
+/// Closes with RST (SO_LINGER 0): no TIME_WAIT, so thousands of rounds do not exhaust ports,
+/// and the peer sees a reset.
+pub fn close_with_rst(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid `linger` of the size passed, on a socket we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+}

@@ -39,7 +39,7 @@ use hh::{
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
-use support::kernel::{Cgroup, NetNs};
+use support::kernel::{Cgroup, NetNs, close_with_rst};
 
 const PORTS: Ports = Ports {
     proxy: 15001,
@@ -296,25 +296,6 @@ fn client(spec: &str) {
         close_with_rst(stream);
     }
     print!("{} {lost}", started.elapsed().as_nanos());
-}
-
-/// Closes with RST (SO_LINGER 0): no TIME_WAIT, so thousands of rounds do not exhaust ports.
-fn close_with_rst(stream: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid `linger` of the size passed, on a socket we own.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER");
 }
 
 /// The longest any client process runs (the longest takes a few seconds): one that is still

@@ -31,8 +31,10 @@ use hh::{
 };
 
 use crate::{
-    close_with_rst, run_client_process,
-    support::kernel::{Cgroup, NetNs, STALL, STALL_FOR, request_frame, serve_frames},
+    run_client_process,
+    support::kernel::{
+        Cgroup, NetNs, STALL, STALL_FOR, close_with_rst, request_frame, serve_frames,
+    },
 };
 
 /// Set in the client process: `MODE NETNS_PATH CGROUP_DIR COUNT REQUEST REPLY`.

@@ -209,7 +209,7 @@ fn check_bpf_syscall() -> Check {
         Err(error) => fail(
             NAME,
             format!("{:#}", anyhow::Error::from(error)),
-            "use a kernel with CONFIG_BPF_SYSCALL=y, or TUN mode",
+            "use a kernel with CONFIG_BPF_SYSCALL=y (hh has no mode without eBPF yet)",
         ),
     }
 }
