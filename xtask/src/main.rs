@@ -2,6 +2,7 @@
 
 mod bench;
 mod build_ebpf;
+mod dist;
 mod exec;
 mod image;
 mod setup;
@@ -30,6 +31,8 @@ enum Verb {
     Test(test::Options),
     /// Run a benchmark suite (`rules`, `enforce`, `proxy`) and print its table.
     Bench(bench::Options),
+    /// Build the .deb: hh, its systemd unit, completions and man page (target/dist).
+    Dist(dist::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +43,6 @@ fn main() -> anyhow::Result<()> {
         Verb::Image(options) => image::run(&workspace, &options),
         Verb::Test(options) => test::run(&workspace, &options),
         Verb::Bench(options) => bench::run(&workspace, &options),
+        Verb::Dist(options) => dist::run(&workspace, &options),
     }
 }

@@ -89,6 +89,11 @@ pub const HOST_PROGRAMS: &[HostProgram] = &[
         Source::Toolchain,
         "the binary under test, and benches running themselves as clients",
     ),
+    from(
+        "xtask",
+        Source::Toolchain,
+        "the packaging test runs `xtask dist` on the binary under test",
+    ),
     // Containers and images.
     from("docker", Source::Docker, "sessions run in containers"),
     from(
@@ -184,6 +189,12 @@ pub const HOST_PROGRAMS: &[HostProgram] = &[
         "setup checks which packages are installed",
     ),
     base("apt-get", "apt", "setup installs packages"),
+    base(
+        "dpkg",
+        "dpkg",
+        "the .deb's architecture (`cargo xtask dist`); installs it in the packaging test",
+    ),
+    base("dpkg-deb", "dpkg", "builds the .deb (`cargo xtask dist`)"),
     base(
         "systemctl",
         "systemd",

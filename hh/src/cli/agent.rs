@@ -24,9 +24,10 @@ pub struct Options {
     /// The client socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
-    /// The group allowed on the socket besides root (default: $SUDO_GID, the invoking user's).
-    #[arg(long, value_name = "GID")]
-    pub socket_group: Option<u32>,
+    /// The group allowed on the socket besides root, by GID or name (default: $SUDO_GID, the
+    /// invoking user's).
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
     /// Where the CA, the audit log and per-session files live.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/hh")]
     pub state_dir: PathBuf,
@@ -75,11 +76,15 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
     }
     let (config, config_path) = super::load_config(config)?;
     let resolve = super::proxy::resolve_table(&options.resolve)?;
-    let socket_gid = options.socket_group.or_else(|| {
-        std::env::var("SUDO_GID")
+    let socket_gid = match &options.socket_group {
+        Some(group) => Some(
+            crate::sys::users::resolve_group(group)
+                .with_context(|| format!("--socket-group {group}"))?,
+        ),
+        None => std::env::var("SUDO_GID")
             .ok()
-            .and_then(|gid| gid.parse().ok())
-    });
+            .and_then(|gid| gid.parse().ok()),
+    };
     let settings = Settings {
         config,
         config_path,

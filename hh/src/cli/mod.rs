@@ -2,6 +2,7 @@
 
 mod agent;
 mod approvals;
+mod completions;
 mod doctor;
 mod image;
 pub(crate) mod init;
@@ -67,6 +68,11 @@ pub enum Command {
     Image(image::Options),
     /// List the requests waiting for an answer, or answer one (allow/deny ID [--forever]).
     Approvals(approvals::Options),
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Options),
+    /// Print the man page hh(1) in roff (what the .deb installs).
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// Runs the parsed command line; the exit code is the command's verdict.
@@ -89,6 +95,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Attach(options) => shell::attach(&options),
         Command::Image(options) => image::run(&options, cli.config.as_deref()),
         Command::Approvals(options) => approvals::run(&options),
+        Command::Completions(options) => completions::run(&options),
+        Command::Manpage => completions::manpage(),
     }
 }
 

@@ -37,19 +37,35 @@ enum ServiceCommand {
 
 #[derive(clap::Args, Debug)]
 struct UnitOptions {
-    /// The group allowed on the agent socket besides root (default: $SUDO_GID, the invoking
-    /// user's).
-    #[arg(long, value_name = "GID")]
-    socket_group: Option<u32>,
+    /// The group allowed on the agent socket besides root, by GID or name (default:
+    /// $SUDO_GID, the invoking user's).
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
     /// The hh binary the service runs (default: this one).
     #[arg(long, value_name = "PATH")]
     hh: Option<PathBuf>,
+    /// The unit the .deb ships (`cargo xtask dist`): /usr/bin/hh, /etc/hh/harness-hat.toml
+    /// and the socket group `hh`, none of which need exist yet.
+    #[arg(long, hide = true)]
+    packaged: bool,
 }
+
+/// Where the package puts hh, where its unit reads the config, and the socket group its
+/// postinst makes.
+const PACKAGED: (&str, &str, &str) = ("/usr/bin/hh", "/etc/hh/harness-hat.toml", "hh");
 
 pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (config_path, unit_options) = match &options.command {
         ServiceCommand::Unit(unit) | ServiceCommand::Install(unit) => (config, unit),
     };
+    if unit_options.packaged {
+        let (hh, config, group) = PACKAGED;
+        print!(
+            "{}",
+            unit_text(Path::new(hh), Path::new(config), Some(group))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let config_path = match config_path {
         Some(path) => path.to_path_buf(),
         None => super::load_config(None)?.1,
@@ -62,12 +78,11 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
     };
     let hh = std::fs::canonicalize(&hh)
         .with_context(|| format!("cannot find the hh binary {}", hh.display()))?;
-    let socket_group = unit_options.socket_group.or_else(|| {
-        std::env::var("SUDO_GID")
-            .ok()
-            .and_then(|gid| gid.parse().ok())
-    });
-    let unit = unit_text(&hh, &config_path, socket_group)?;
+    let socket_group = unit_options
+        .socket_group
+        .clone()
+        .or_else(|| std::env::var("SUDO_GID").ok());
+    let unit = unit_text(&hh, &config_path, socket_group.as_deref())?;
     match &options.command {
         ServiceCommand::Unit(_) => print!("{unit}"),
         ServiceCommand::Install(_) => install(&unit)?,
@@ -76,7 +91,17 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
 }
 
 /// The unit that runs `hh --config CONFIG agent` as root, logging to the journal.
-pub fn unit_text(hh: &Path, config: &Path, socket_group: Option<u32>) -> anyhow::Result<String> {
+pub fn unit_text(hh: &Path, config: &Path, socket_group: Option<&str>) -> anyhow::Result<String> {
+    // A GID or a group name (as useradd allows them): nothing systemd would read otherwise.
+    if let Some(group) = socket_group
+        && (group.is_empty()
+            || !group
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+            || group.starts_with('-'))
+    {
+        bail!("`{group}` is not a GID or a group name");
+    }
     for path in [hh, config] {
         let text = path.to_string_lossy();
         // systemd splits ExecStart on whitespace and expands `%` and `$`: such a path would be
@@ -91,7 +116,7 @@ pub fn unit_text(hh: &Path, config: &Path, socket_group: Option<u32>) -> anyhow:
         }
     }
     let group = match socket_group {
-        Some(gid) => format!(" --socket-group {gid}"),
+        Some(group) => format!(" --socket-group {group}"),
         None => String::new(),
     };
     Ok(format!(
@@ -164,7 +189,7 @@ mod tests {
         let unit = unit_text(
             Path::new("/usr/local/bin/hh"),
             Path::new("/etc/hh/harness-hat.toml"),
-            Some(1001),
+            Some("1001"),
         )
         .unwrap();
         assert!(unit.contains(
@@ -176,5 +201,10 @@ mod tests {
         for odd in ["/opt/my hh/hh", "/opt/%h/hh", "/opt/$x/hh"] {
             assert!(unit_text(Path::new(odd), Path::new("/c.toml"), None).is_err());
         }
+        for odd in ["", "a b", "-x", "g%h", "$g"] {
+            assert!(unit_text(Path::new("/h"), Path::new("/c.toml"), Some(odd)).is_err());
+        }
+        let named = unit_text(Path::new("/h"), Path::new("/c.toml"), Some("hh")).unwrap();
+        assert!(named.contains("agent --socket-group hh\n"));
     }
 }
