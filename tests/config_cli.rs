@@ -198,3 +198,34 @@ fn hh_proxy_listens_beyond_loopback_only_when_the_config_allows_remote_control()
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_dockerfile_whose_name_is_no_stem_name_is_said_not_dropped_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let stems = dir.path().join("stems");
+    fs::create_dir(&stems).unwrap();
+    fs::write(stems.join("My_Stem.dockerfile"), "FROM x\n").unwrap();
+    fs::write(stems.join(".#mine.dockerfile"), "FROM x\n").unwrap();
+    fs::write(
+        stems.join("mine.dockerfile"),
+        "# hh-stem-parent: none\nFROM x\n",
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("docker_dir = \"{}\"\n", stems.display()),
+    );
+    let listed = hh(
+        &["--config", config.to_str().unwrap(), "image", "list"],
+        dir.path(),
+    );
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let said = stderr(&listed);
+    assert!(
+        said.contains("My_Stem.dockerfile") && said.contains("not a stem, ignored"),
+        "{said}"
+    );
+    // An editor's dotfile is passed over quietly; the valid stem is listed.
+    assert!(!said.contains(".#mine"), "{said}");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("mine"));
+}

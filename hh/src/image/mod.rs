@@ -111,8 +111,17 @@ pub fn discover(dir: Option<&Path>) -> Result<BTreeMap<String, Stem>, StemError>
         else {
             continue;
         };
-        // A file whose name is no stem name is not a stem (an editor's backup, say).
+        // A file whose name is no stem name is not a stem. A dotfile (an editor's lock or
+        // backup) is passed over quietly; any other is said, or `My.dockerfile` would seem
+        // to vanish.
         if !build::valid_stem_name(name) {
+            if !name.starts_with('.') {
+                tracing::warn!(
+                    file = %path.display(),
+                    "not a stem, ignored: a stem's name is lowercase letters and digits joined \
+                     by `-`, `_` or `__` (it becomes part of a Docker image name)"
+                );
+            }
             continue;
         }
         let text = std::fs::read_to_string(&path).map_err(|error| StemError::Read {
