@@ -6,6 +6,7 @@
 //! vanished client costs one task, not the agent.
 
 use std::{
+    collections::HashMap,
     fs,
     future::Future,
     io,
@@ -16,7 +17,7 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
     net::{UnixListener, UnixStream},
     sync::broadcast::{self, error::RecvError},
 };
@@ -93,6 +94,10 @@ pub struct ExecStream {
 
 /// How long a client may take to send its request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most connections one uid (other than root) may hold open at once: a TUI, its
+/// subscription and dozens of shells fit; a user opening thousands cannot take the agent's
+/// descriptors, which its proxies need for every other user's sessions.
+pub const CONNECTIONS_PER_UID: usize = 128;
 
 /// Why the socket could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -184,10 +189,12 @@ fn bind_then_place(path: &Path, gid: Option<u32>) -> io::Result<std::os::unix::n
     placed
 }
 
-/// Serves clients until the listener fails; each client on its own task.
+/// Serves clients until the listener fails; each client on its own task, at most
+/// [`CONNECTIONS_PER_UID`] at once per uid (root has no limit).
 pub async fn serve<S: Service>(listener: UnixListener, service: Arc<S>) -> io::Result<()> {
+    let open: OpenCounts = Arc::default();
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (mut stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "agent socket: accept failed");
@@ -195,12 +202,74 @@ pub async fn serve<S: Service>(listener: UnixListener, service: Arc<S>) -> io::R
                 continue;
             }
         };
+        let Ok(cred) = stream.peer_cred() else {
+            continue;
+        };
+        let Some(slot) = ConnectionSlot::take(&open, cred.uid()) else {
+            tracing::warn!(
+                uid = cred.uid(),
+                "agent socket: too many connections from one uid"
+            );
+            let reply = Reply::Error {
+                message: format!(
+                    "you have {CONNECTIONS_PER_UID} connections to the agent open; close some"
+                ),
+            };
+            // Best effort, and never waiting on this client: it is refused either way.
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), write_line(&mut stream, &reply))
+                        .await;
+            });
+            continue;
+        };
         let service = Arc::clone(&service);
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(error) = serve_client(stream, service).await {
                 tracing::debug!(%error, "agent socket: client ended with an error");
             }
         });
+    }
+}
+
+/// Open connections per uid.
+type OpenCounts = Arc<std::sync::Mutex<HashMap<u32, usize>>>;
+
+/// One open connection of a uid, counted until dropped.
+struct ConnectionSlot {
+    open: OpenCounts,
+    uid: u32,
+}
+
+impl ConnectionSlot {
+    fn take(open: &OpenCounts, uid: u32) -> Option<Self> {
+        let mut counts = open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = counts.entry(uid).or_default();
+        if uid != 0 && *count >= CONNECTIONS_PER_UID {
+            return None;
+        }
+        *count += 1;
+        drop(counts);
+        Some(ConnectionSlot {
+            open: Arc::clone(open),
+            uid,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = counts.get_mut(&self.uid) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.uid);
+            }
+        }
     }
 }
 
@@ -239,7 +308,7 @@ async fn serve_client<S: Service>(stream: UnixStream, service: Arc<S>) -> io::Re
         };
         if let ClientRequest::Subscribe {} = request {
             write_line(&mut write, &Reply::Ok).await?;
-            return stream_events(&mut write, &*service, peer).await;
+            return stream_events(&mut reader, &mut write, &*service, peer).await;
         }
         if let ClientRequest::Exec(exec) = request {
             tracing::debug!(uid = peer.uid, op = "exec", "agent socket request");
@@ -268,13 +337,25 @@ async fn serve_client<S: Service>(stream: UnixStream, service: Arc<S>) -> io::Re
 /// disconnected rather than holding the agent back or silently missing a prompt: a client
 /// subscribes again and re-lists what is pending (the TUI does so on its own).
 async fn stream_events<S: Service>(
+    read: &mut (impl tokio::io::AsyncRead + Unpin),
     write: &mut (impl tokio::io::AsyncWrite + Unpin),
     service: &S,
     peer: Peer,
 ) -> io::Result<()> {
     let mut events = service.events();
+    // A subscriber says nothing more (what it sends is ignored); its end of stream ends the
+    // subscription at once, rather than at the next event's failed write: a client gone frees
+    // its connection slot and its task.
+    let mut ignored = [0u8; 64];
     loop {
-        match events.recv().await {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            read = read.read(&mut ignored) => match read {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(_) => continue,
+            },
+        };
+        match event {
             Ok(event) => {
                 if service.may_see(&peer, &event) {
                     write_line(write, &event).await?;
