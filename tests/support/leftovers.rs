@@ -28,8 +28,6 @@ pub enum Made<'a> {
     NetNs(&'a str),
     /// A cgroup directory: its processes are killed and it is removed, children first.
     Cgroup(&'a Path),
-    /// A container, by id or name.
-    Container(&'a str),
     /// Every container with this `KEY=VALUE` label (what an agent under test started).
     ContainersLabelled(&'a str),
     /// A directory on bpffs (pins).
@@ -45,7 +43,6 @@ impl Made<'_> {
         match self {
             Made::NetNs(name) => format!("netns\t{name}"),
             Made::Cgroup(path) => format!("cgroup\t{}", path.display()),
-            Made::Container(id) => format!("container\t{id}"),
             Made::ContainersLabelled(label) => format!("label\t{label}"),
             Made::BpfDir(path) => format!("bpf\t{}", path.display()),
             Made::Process(pid) => format!("process\t{pid} {}", start_time(*pid).unwrap_or(0)),
@@ -246,14 +243,7 @@ fn remove_listed(path: &Path) -> usize {
         .collect();
     let rank = |kind: &str| {
         [
-            "process",
-            "label",
-            "container",
-            "cgroup",
-            "netns",
-            "bpf",
-            "user",
-            "group",
+            "process", "label", "cgroup", "netns", "bpf", "user", "group",
         ]
         .iter()
         .position(|known| *known == kind)
@@ -265,7 +255,6 @@ fn remove_listed(path: &Path) -> usize {
         match *kind {
             "process" => stop_process(value),
             "label" => remove_labelled(value),
-            "container" => quiet(Command::new("docker").args(["rm", "-f", value])),
             "cgroup" => remove_cgroup(Path::new(value)),
             "netns" => quiet(Command::new("ip").args(["netns", "del", value])),
             "bpf" => {
