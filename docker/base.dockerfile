@@ -6,18 +6,35 @@ ARG BASE=ubuntu:24.04
 FROM ${BASE}
 
 ARG DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends \
+# Steps that fetch take the host's CA bundle where root's config lends it
+# ([images] host_ca_bundle: the build secret host-ca, at /run/secrets/host-ca, in no layer); a
+# build without it (every user's) runs them on the system's own trust.
+RUN --mount=type=secret,id=host-ca \
+    ca=/run/secrets/host-ca; [ -s "$ca" ] || ca=; \
+    apt-get ${ca:+-o Acquire::https::CAInfo=$ca} update \
+    && apt-get ${ca:+-o Acquire::https::CAInfo=$ca} install -y --no-install-recommends \
         bash ca-certificates curl git less openssh-client procps python3 unzip xz-utils \
     && rm -rf /var/lib/apt/lists/*
 
-# Node.js from the official release tarball (the distributions' packages lag behind).
+# Node.js and npm from the npm registry (the node-linux-* packages carry the official
+# binaries), fetched with the distribution's npm, which then goes: the image has one Node, the
+# pinned one, whichever registry npm is configured for.
 ARG NODE_VERSION=22.12.0
-RUN arch="$(dpkg --print-architecture)"; \
+ARG NPM_VERSION=10.9.2
+RUN --mount=type=secret,id=host-ca \
+    ca=/run/secrets/host-ca; [ -s "$ca" ] || ca=; \
+    set -e; arch="$(dpkg --print-architecture)"; \
     case "$arch" in amd64) node_arch=x64 ;; arm64) node_arch=arm64 ;; *) echo "unsupported $arch" >&2; exit 1 ;; esac; \
-    curl -fsSL "https://nodejs.org/dist/v${NODE_VERSION}/node-v${NODE_VERSION}-linux-${node_arch}.tar.xz" \
-        | tar -xJ -C /usr/local --strip-components=1 \
-    && node --version && npm --version
+    apt-get ${ca:+-o Acquire::https::CAInfo=$ca} update; \
+    apt-get ${ca:+-o Acquire::https::CAInfo=$ca} install -y --no-install-recommends nodejs npm; \
+    cd /tmp; npm ${ca:+--cafile=$ca} pack --silent "node-linux-${node_arch}@${NODE_VERSION}" "npm@${NPM_VERSION}"; \
+    apt-get purge -y nodejs npm; apt-get autoremove -y --purge; rm -rf /var/lib/apt/lists/* /root/.npm; \
+    mkdir -p /usr/local/lib/node_modules/npm; \
+    tar -xzf "node-linux-${node_arch}-${NODE_VERSION}.tgz" -C /usr/local --strip-components=1 package/bin/node; \
+    tar -xzf "npm-${NPM_VERSION}.tgz" -C /usr/local/lib/node_modules/npm --strip-components=1; \
+    ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm; \
+    ln -sf ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx; \
+    rm -f /tmp/*.tgz; hash -r; node --version; npm --version
 
 # The agent CLIs, each pinnable (`--build-arg CLAUDE_CODE_VERSION=1.2.3`); an empty value skips one.
 ARG CLAUDE_CODE_VERSION=latest
@@ -25,13 +42,17 @@ ARG CODEX_VERSION=latest
 ARG GEMINI_CLI_VERSION=latest
 ARG OPENCODE_VERSION=latest
 ARG PI_VERSION=latest
-RUN set -e; pkgs=""; \
+RUN --mount=type=secret,id=host-ca \
+    ca=/run/secrets/host-ca; [ -s "$ca" ] || ca=; \
+    set -e; pkgs=""; \
     [ -n "$CLAUDE_CODE_VERSION" ] && pkgs="$pkgs @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"; \
     [ -n "$CODEX_VERSION" ] && pkgs="$pkgs @openai/codex@$CODEX_VERSION"; \
     [ -n "$GEMINI_CLI_VERSION" ] && pkgs="$pkgs @google/gemini-cli@$GEMINI_CLI_VERSION"; \
     [ -n "$OPENCODE_VERSION" ] && pkgs="$pkgs opencode-ai@$OPENCODE_VERSION"; \
     [ -n "$PI_VERSION" ] && pkgs="$pkgs @mariozechner/pi-coding-agent@$PI_VERSION"; \
-    if [ -n "$pkgs" ]; then npm install -g $pkgs && npm cache clean --force; fi
+    if [ -n "$pkgs" ]; then \
+        NODE_EXTRA_CA_CERTS="$ca" npm ${ca:+--cafile=$ca} install -g $pkgs && npm cache clean --force; \
+    fi
 
 # The session user. The agent runs sessions as the requesting user's uid:gid; building with
 # the same ids gives that uid a name, a home and a shell.

@@ -17,7 +17,10 @@ use crate::{
         protocol::{BuildRequest, Reply},
         server::{ExecStream, Peer, write_line},
     },
-    image::build::{self, BuildPlan, Builder},
+    image::{
+        build::{self, BuildPlan, Builder},
+        buildkit::RootBuild,
+    },
 };
 
 /// How many output chunks may wait for a slow client before the build waits for it.
@@ -45,6 +48,13 @@ pub async fn serve(
     {
         return write_line(&mut write, &refuse(why)).await;
     }
+    let root = match builder {
+        Builder::Root => match root_build(agent) {
+            Ok(root) => root,
+            Err(why) => return write_line(&mut write, &refuse(why)).await,
+        },
+        Builder::User { .. } => None,
+    };
     let Some(_running) = BuildSlot::take(agent, peer.uid) else {
         let message = "a build of yours is running; one at a time".to_owned();
         return write_line(&mut write, &refuse(message)).await;
@@ -54,7 +64,7 @@ pub async fn serve(
     let (sender, receiver) = mpsc::channel::<String>(OUTPUT_BACKLOG);
     let docker = agent.docker.client();
     let building = async {
-        let result = build::run(docker, &plan, &sender).await;
+        let result = build::run(docker, &plan, &sender, root.as_ref()).await;
         drop(sender);
         result
     };
@@ -93,6 +103,17 @@ pub async fn serve(
         }
     };
     write_line(&mut write, &reply).await
+}
+
+/// How root's builds reach the network, from the agent's config as it reads now
+/// (`[images]`); `None`: the legacy builder on the bridge, like every user's.
+fn root_build(agent: &Agent) -> Result<Option<RootBuild>, String> {
+    let config = agent
+        .config_for(0)
+        .map_err(|error| format!("{error:#}"))?
+        .config;
+    let socket = crate::image::docker_socket(Some(&agent.settings.docker_endpoint))?;
+    RootBuild::from_config(&config.images, socket)
 }
 
 /// Whether user `uid`'s chain may start from `base`: root's `hh-*` images and the user's own

@@ -12,9 +12,12 @@ use crate::{
         client::{Client, socket_path},
         protocol::{BuildRequest, BuiltImage, StemText},
     },
+    config::schema::Images,
     image::{
         build::{BuildPlan, Builder},
-        build_order, discover,
+        build_order,
+        buildkit::RootBuild,
+        discover,
     },
 };
 
@@ -44,9 +47,9 @@ enum ImageCommand {
 
 pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // A missing config is fine here (the built-in stems need none); a broken one is not.
-    let docker_dir = match super::load_config(config) {
-        Ok((config, _)) => Some(config.docker_dir),
-        Err(error) if is_missing_config(&error) => None,
+    let (docker_dir, images) = match super::load_config(config) {
+        Ok((config, _)) => (Some(config.docker_dir), config.images),
+        Err(error) if is_missing_config(&error) => (None, Images::default()),
         Err(error) => return Err(error),
     };
     let stems = discover(docker_dir.as_deref())?;
@@ -95,7 +98,7 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
                     .chain(build_args.iter().cloned())
                     .collect(),
             };
-            let images = super::client_runtime()?.block_on(build(request))?;
+            let images = super::client_runtime()?.block_on(build(request, &images))?;
             for image in &images {
                 eprintln!("hh image: {} is {}", image.image, image.id);
             }
@@ -115,8 +118,9 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
 
 /// Builds through the agent, which names the images for the user it sees on its socket; where
 /// no agent answers, with the Docker engine directly — which only root (or the `docker` group,
-/// which is root on the host) may use.
-async fn build(request: BuildRequest) -> anyhow::Result<Vec<BuiltImage>> {
+/// which is root on the host) may use; root's builds then follow this config's `[images]`
+/// (through the agent, the agent's config decides).
+async fn build(request: BuildRequest, images: &Images) -> anyhow::Result<Vec<BuiltImage>> {
     let print = |text: &str| {
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(text.as_bytes());
@@ -141,7 +145,15 @@ async fn build(request: BuildRequest) -> anyhow::Result<Vec<BuiltImage>> {
         bollard::Docker::connect_with_local_defaults().context("cannot reach the Docker engine")?;
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
-    let plan = BuildPlan::new(&request, Builder::of(uid, gid))?;
+    let builder = Builder::of(uid, gid);
+    let plan = BuildPlan::new(&request, builder)?;
+    let root = match builder {
+        Builder::Root => {
+            let socket = crate::image::docker_socket(None).map_err(anyhow::Error::msg)?;
+            RootBuild::from_config(images, socket).map_err(anyhow::Error::msg)?
+        }
+        Builder::User { .. } => None,
+    };
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<String>(64);
     let printing = async move {
         while let Some(text) = receiver.recv().await {
@@ -149,7 +161,7 @@ async fn build(request: BuildRequest) -> anyhow::Result<Vec<BuiltImage>> {
         }
     };
     let building = async {
-        let built = crate::image::build::run(&docker, &plan, &sender).await;
+        let built = crate::image::build::run(&docker, &plan, &sender, root.as_ref()).await;
         drop(sender);
         built
     };

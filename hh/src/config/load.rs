@@ -190,6 +190,17 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
     expand(&mut config.docker_dir, env);
     expand(&mut config.log_dir, env);
     expand(&mut config.manager.global_rules_file, env);
+    if let Some(bundle) = &mut config.images.host_ca_bundle {
+        expand(bundle, env);
+        if !bundle.is_absolute() {
+            return Err(invalid(
+                "images.host_ca_bundle".into(),
+                ConfigErrorKind::NotAbsolute {
+                    path: bundle.clone(),
+                },
+            ));
+        }
+    }
     for (key, path) in [
         ("docker_dir", &config.docker_dir),
         ("log_dir", &config.log_dir),
@@ -724,6 +735,30 @@ canonical_path = "~/src/hh"
             workspace.legacy_rules_file(),
             Path::new("/home/u/src/hh/.hh/harness-rules.toml")
         );
+    }
+
+    #[test]
+    fn root_builds_network_and_bundle_are_checked() {
+        use crate::config::schema::BuildNetwork;
+        let config = parse_ok(
+            "version = 1\n[images]\nbuild_network = \"host\"\nhost_ca_bundle = \"~/ca.pem\"\n",
+        );
+        assert_eq!(config.images.build_network, BuildNetwork::Host);
+        assert_eq!(
+            config.images.host_ca_bundle.as_deref(),
+            Some(Path::new("/home/u/ca.pem"))
+        );
+        assert_eq!(
+            parse_ok("version = 1\n").images.build_network,
+            BuildNetwork::Bridge
+        );
+        let error = parse_err("version = 1\n[images]\nbuild_network = \"none\"\n");
+        assert!(
+            error.contains("hh.toml:3") && error.contains("build_network"),
+            "{error}"
+        );
+        let error = parse_err("version = 1\n[images]\nhost_ca_bundle = \"ca.pem\"\n");
+        assert!(error.contains("images.host_ca_bundle"), "{error}");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Config {
     #[serde(default)]
     pub manager: Manager,
     #[serde(default)]
+    pub images: Images,
+    #[serde(default)]
     pub defaults: Defaults,
     /// Container templates by name (`[container_profiles.rust]`).
     #[serde(default)]
@@ -60,6 +62,33 @@ impl Default for Manager {
             global_rules_file: default_global_rules_file(),
         }
     }
+}
+
+/// How root's image builds reach the network (`sudo hh image build`). A user's builds always
+/// run on the engine's bridge with nothing of the host's: the host's network would give their
+/// build steps the host's loopback services.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    /// Where root's build steps run: the engine's `bridge` (default) or the host's network
+    /// (`host`), for a host that reaches package registries only through its own set-up.
+    #[serde(default)]
+    pub build_network: BuildNetwork,
+    /// A PEM bundle lent to root's build steps as the build secret `host-ca`
+    /// (`RUN --mount=type=secret,id=host-ca`, at `/run/secrets/host-ca`): present while a
+    /// step runs, in no layer of the image. For an egress that intercepts TLS with a CA the
+    /// host trusts.
+    #[serde(default)]
+    pub host_ca_bundle: Option<PathBuf>,
+}
+
+/// The network of root's build steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildNetwork {
+    #[default]
+    Bridge,
+    Host,
 }
 
 #[derive(Clone, Debug, PartialEq, Default, Deserialize)]

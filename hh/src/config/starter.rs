@@ -18,6 +18,16 @@ log_dir = "~/.local/state/harness-hat/logs"
 # Rules for every workspace; a deny here wins everywhere.
 global_rules_file = "~/.config/harness-hat/harness-rules.toml"
 
+[images]
+# Root's image builds (`sudo hh image build`) only; a user's builds run on the engine's bridge.
+# With build_network "host" their steps run on the host's network, for a host that reaches the
+# package registries only through its own set-up (a corporate proxy, an egress that intercepts
+# TLS). host_ca_bundle lends the steps that ask for it (`RUN --mount=type=secret,id=host-ca`,
+# as the shipped stems do) a PEM bundle at /run/secrets/host-ca: in no layer of the image. It
+# must be a file root owns that no one else may write.
+build_network = "bridge"
+# host_ca_bundle = "/etc/ssl/certs/ca-certificates.crt"
+
 [defaults.control]
 # The control server each session talks to (`killme`), on the session's own loopback:
 # 127.0.0.1 is the only server_host.

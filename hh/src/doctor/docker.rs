@@ -15,7 +15,6 @@ use serde::Deserialize;
 use super::{Check, Status, fail};
 
 const NAME: &str = "docker";
-const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 const TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Deserialize)]
@@ -32,17 +31,7 @@ struct Info {
     cgroup_version: String,
 }
 
-/// The engine's socket: `given`, else `$DOCKER_HOST`, else the default; only `unix://`.
-fn socket_path(given: Option<&str>) -> Result<PathBuf, String> {
-    let endpoint = given
-        .map(str::to_owned)
-        .or_else(|| std::env::var("DOCKER_HOST").ok())
-        .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
-    endpoint
-        .strip_prefix("unix://")
-        .map(PathBuf::from)
-        .ok_or_else(|| format!("{endpoint}: hh talks to Docker over a unix:// socket only"))
-}
+use crate::image::docker_socket as socket_path;
 
 pub fn check(given: Option<&str>) -> Check {
     let socket = match socket_path(given) {

@@ -17,7 +17,10 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::parent_of;
+use super::{
+    buildkit::{self, BuildKitError, HOST_CA_SECRET, RootBuild},
+    parent_of,
+};
 
 /// The label on every image hh builds: the uid whose build made it (`0` for root's).
 pub const BUILT_BY_LABEL: &str = "dev.hh.built-by-uid";
@@ -309,10 +312,16 @@ pub fn user_base_by_name(base: &str, uid: u32) -> Option<bool> {
 
 /// Builds every step in order, sending the engine's output to `output` as it comes, and says
 /// what each step made. A closed `output` (the client went away) stops the build.
+///
+/// `root` is given for root's builds only: they go through BuildKit on the network it names,
+/// lent the host's CA bundle ([`super::buildkit`]). Every other build is the legacy builder's,
+/// memory-limited, on the engine's bridge, and a stem's request for the CA secret is dropped
+/// (as BuildKit does for an optional secret nobody lends).
 pub async fn run(
     docker: &Docker,
     plan: &BuildPlan,
     output: &mpsc::Sender<String>,
+    root: Option<&RootBuild>,
 ) -> Result<Vec<BuiltImage>, BuildError> {
     let mut built = Vec::with_capacity(plan.steps.len());
     for (index, step) in plan.steps.iter().enumerate() {
@@ -331,6 +340,21 @@ pub async fn run(
             image: step.image.clone(),
             message,
         };
+        if let Some(root) = root {
+            let context = dockerfile_tar(step.dockerfile.as_bytes());
+            let id = buildkit::build(root, step, context, output).await.map_err(
+                |error| match error {
+                    BuildKitError::ClientGone => BuildError::ClientGone,
+                    other => failed(other.to_string()),
+                },
+            )?;
+            built.push(BuiltImage {
+                stem: step.stem.clone(),
+                image: step.image.clone(),
+                id,
+            });
+            continue;
+        }
         let options = BuildImageOptions {
             dockerfile: "Dockerfile".into(),
             // A build's steps are bounded like a session: no build may take the host's memory.
@@ -343,7 +367,7 @@ pub async fn run(
             labels: Some(step.labels.clone().into_iter().collect()),
             ..Default::default()
         };
-        let context = dockerfile_tar(step.dockerfile.as_bytes());
+        let context = dockerfile_tar(without_host_ca_mounts(&step.dockerfile).as_bytes());
         let mut stream =
             docker.build_image(options, None, Some(bollard::body_full(context.into())));
         while let Some(item) = stream.next().await {
@@ -367,6 +391,39 @@ pub async fn run(
         });
     }
     Ok(built)
+}
+
+/// `text` with every `RUN --mount=type=secret,id=host-ca` flag taken out, for the legacy
+/// builder, which knows no `--mount`: there the step runs without the CA, as BuildKit runs it
+/// when nobody lends the secret.
+fn without_host_ca_mounts(text: &str) -> String {
+    let flag = format!("--mount=type=secret,id={HOST_CA_SECRET}");
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start().len();
+        let rest = &line[indent..];
+        if rest
+            .get(..4)
+            .is_some_and(|word| word.eq_ignore_ascii_case("RUN "))
+        {
+            let mut flags = rest[4..].trim_start();
+            let mut dropped = false;
+            while let Some(after) = flags.strip_prefix(flag.as_str())
+                && after.starts_with(char::is_whitespace)
+            {
+                flags = after.trim_start_matches([' ', '\t']);
+                dropped = true;
+            }
+            if dropped {
+                out.push_str(&line[..indent]);
+                out.push_str("RUN ");
+                out.push_str(flags);
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// The engine's own words, without bollard's wrapping where it has them.
@@ -817,6 +874,27 @@ mod tests {
         };
         let plan = BuildPlan::new(&given, Builder::of(1000, 1000)).unwrap();
         assert_eq!(plan.first_base().as_deref(), Some("hh-test-base"));
+    }
+
+    #[test]
+    fn the_legacy_builder_runs_a_host_ca_step_without_the_secret() {
+        let text = "FROM x\nRUN --mount=type=secret,id=host-ca ca=/run/secrets/host-ca; true\n\
+                    run   --mount=type=secret,id=host-ca \\\n    echo\n\
+                    RUN --mount=type=secret,id=host-cafe true\n\
+                    RUN --mount=type=cache,target=/x true\n";
+        assert_eq!(
+            without_host_ca_mounts(text),
+            "FROM x\nRUN ca=/run/secrets/host-ca; true\nRUN \\\n    echo\n\
+             RUN --mount=type=secret,id=host-cafe true\n\
+             RUN --mount=type=cache,target=/x true\n"
+        );
+        // The shipped stems build with either builder.
+        for (name, text) in super::super::BUILT_IN {
+            assert!(
+                !without_host_ca_mounts(text).contains("--mount"),
+                "stem {name} has a --mount the legacy builder cannot run"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! `docker_dir` replaces one, and other files there add stems (`image = "something"`).
 
 pub mod build;
+pub mod buildkit;
 
 use std::{
     collections::BTreeMap,
@@ -15,7 +16,7 @@ use std::{
 };
 
 /// The stems hh ships, by name.
-const BUILT_IN: &[(&str, &str)] = &[
+pub(crate) const BUILT_IN: &[(&str, &str)] = &[
     ("base", include_str!("../../../docker/base.dockerfile")),
     (
         "default",
@@ -32,6 +33,21 @@ const BUILT_IN: &[(&str, &str)] = &[
 ];
 
 const PARENT_HEADER: &str = "# hh-stem-parent:";
+
+/// The Docker engine's default socket.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// The engine's socket: `given`, else `$DOCKER_HOST`, else the default; only `unix://`.
+pub fn docker_socket(given: Option<&str>) -> Result<PathBuf, String> {
+    let endpoint = given
+        .map(str::to_owned)
+        .or_else(|| std::env::var("DOCKER_HOST").ok())
+        .unwrap_or_else(|| format!("unix://{DEFAULT_DOCKER_SOCKET}"));
+    endpoint
+        .strip_prefix("unix://")
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("{endpoint}: hh talks to Docker over a unix:// socket only"))
+}
 
 /// The image a stem is built into.
 pub fn image_name(stem: &str) -> String {

@@ -1,0 +1,286 @@
+//! The shipped stems build (issue 12, item 8): root's `hh image build` through a real agent
+//! makes the `base` and `default` stems on the locally made test base, their Node and coding
+//! agent CLIs from the npm registry, on the host's network and trusting the host's CA bundle
+//! lent as a build secret — in no layer, history entry or config of the images. A user's build
+//! through the same agent gets neither the host's network nor the bundle.
+//!
+//! The bundle is the host's own with one certificate added that exists nowhere else (made
+//! here): finding it in a step proves the secret arrived, and not finding it in `docker save`
+//! of the images proves nothing kept it.
+
+mod support;
+
+use std::{
+    io::{Read as _, Write as _},
+    net::TcpListener,
+    os::unix::fs::PermissionsExt as _,
+    process::{Command, Output, Stdio},
+};
+
+use support::{require_root, session_world::build_test_stem, user_world::UserWorld};
+
+/// The host's trust store, which reaches the registries here (an egress that intercepts TLS).
+const HOST_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The CLI versions the build pins (a `latest` would change under CI).
+const PINS: &[&str] = &[
+    "CLAUDE_CODE_VERSION=2.1.332",
+    "CODEX_VERSION=0.171.0",
+    "GEMINI_CLI_VERSION=0.61.0",
+    "OPENCODE_VERSION=1.18.33",
+    "PI_VERSION=0.73.1",
+    "PNPM_VERSION=10.28.0",
+    "TYPESCRIPT_VERSION=5.9.3",
+    "TSX_VERSION=4.23.15",
+    "BUN_VERSION=1.4.5",
+];
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Removes the images it names when dropped (also when the test fails).
+struct Images(Vec<String>);
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            let _ = Command::new("docker")
+                .args(["image", "rm", "--force", image])
+                .output();
+        }
+    }
+}
+
+/// A certificate no one else has, and the line of its base64 that marks it.
+fn marker_certificate() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["bundle-marker.test".into()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let pem = params.self_signed(&key).unwrap().pem();
+    let line = pem
+        .lines()
+        .nth(3)
+        .expect("a PEM body of several lines")
+        .to_owned();
+    (pem, line)
+}
+
+/// Serves one fixed line to every connection on the host's 127.0.0.1 until the test ends.
+fn loopback_marker() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ =
+                stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 16\r\n\r\nhost-loopback-ok");
+        }
+    });
+    port
+}
+
+/// Whether `needle` occurs in what `docker save IMAGE` writes (every layer, the config with
+/// its history and build args), read as it streams.
+fn saved_image_contains(image: &str, needle: &[u8]) -> bool {
+    let mut save = Command::new("docker")
+        .args(["save", image])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = save.stdout.take().unwrap();
+    let mut window: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut found = false;
+    loop {
+        let read = stdout.read(&mut chunk).unwrap();
+        if read == 0 {
+            break;
+        }
+        window.extend_from_slice(&chunk[..read]);
+        if window.windows(needle.len()).any(|w| w == needle) {
+            found = true;
+            break;
+        }
+        let keep = window.len().saturating_sub(needle.len());
+        window.drain(..keep);
+    }
+    drop(stdout);
+    let status = save.wait().unwrap();
+    assert!(found || status.success(), "docker save {image} failed");
+    found
+}
+
+#[test]
+fn the_shipped_base_and_default_stems_build_with_the_hosts_ca_lent_and_kept_by_no_image() {
+    if !require_root("building the shipped stems through the agent") || !build_test_stem() {
+        return;
+    }
+    let tag = support::leftovers::run_tag();
+    let (marker_pem, marker_line) = marker_certificate();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bundle = dir.path().join("bundle.pem");
+    let mut host = std::fs::read_to_string(HOST_BUNDLE).expect("the host's CA bundle");
+    host.push_str(&marker_pem);
+    let bundle_sha256: String = ring::digest::digest(&ring::digest::SHA256, host.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    std::fs::write(&bundle, host).unwrap();
+    std::fs::set_permissions(&bundle, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port = loopback_marker();
+
+    let world = UserWorld::with(
+        &[],
+        &format!(
+            "[images]\nbuild_network = \"host\"\nhost_ca_bundle = \"{}\"\n",
+            bundle.display()
+        ),
+    );
+    // Root's client reads the stems from a config of its own: the shipped base and default,
+    // under names of this run (their images must not replace a real hh-base), and a probe.
+    let stems = dir.path().join("stems");
+    std::fs::create_dir(&stems).unwrap();
+    let base = format!("t{tag}-base");
+    let default = format!("t{tag}-default");
+    let probe = format!("t{tag}-probe");
+    let shipped_default = include_str!("../docker/default.dockerfile").replace(
+        "# hh-stem-parent: base",
+        &format!("# hh-stem-parent: {base}"),
+    );
+    assert!(shipped_default.contains(&base), "default names its parent");
+    std::fs::write(
+        stems.join(format!("{base}.dockerfile")),
+        include_str!("../docker/base.dockerfile"),
+    )
+    .unwrap();
+    std::fs::write(stems.join(format!("{default}.dockerfile")), shipped_default).unwrap();
+    std::fs::write(
+        stems.join(format!("{probe}.dockerfile")),
+        format!(
+            "# hh-stem-parent: none\nARG BASE=hh-test-base\nFROM ${{BASE}}\n\
+             RUN --mount=type=secret,id=host-ca sha256sum /run/secrets/host-ca \
+             && curl -s --max-time 5 http://127.0.0.1:{port}/ && echo\n"
+        ),
+    )
+    .unwrap();
+    let root_config = dir.path().join("root.toml");
+    std::fs::write(
+        &root_config,
+        format!("version = 1\ndocker_dir = \"{}\"\n", stems.display()),
+    )
+    .unwrap();
+    let _images = Images(
+        [&base, &default, &probe]
+            .iter()
+            .map(|stem| format!("hh-{stem}"))
+            .collect(),
+    );
+    let root_build = |stem: &str, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hh"));
+        command
+            .env("HH_AGENT_SOCKET", &world.socket)
+            .arg("--config")
+            .arg(&root_config)
+            .args(["image", "build", stem, "--base", "hh-test-base"]);
+        for arg in extra {
+            command.args(["--build-arg", arg]);
+        }
+        command.output().unwrap()
+    };
+
+    // The probe: its step sees the lent bundle (the very file) and the host's loopback.
+    let probed = root_build(&probe, &[]);
+    let out = text(&probed);
+    assert!(probed.status.success(), "root's probe build: {out}");
+    assert!(
+        !out.contains("building with the Docker engine directly"),
+        "the agent built it: {out}"
+    );
+    assert!(out.contains(&bundle_sha256), "the bundle lent: {out}");
+    assert!(out.contains("host-loopback-ok"), "host network: {out}");
+
+    // The shipped stems.
+    let built = root_build(&default, PINS);
+    let out = text(&built);
+    assert!(
+        built.status.success(),
+        "root's build of base and default: {out}"
+    );
+    let image = format!("hh-{default}");
+    let versions = Command::new("docker")
+        .args(["run", "--rm", "--network", "none", &image, "bash", "-lc"])
+        .arg(
+            "set -e; node --version; npm --version; claude --version; codex --version; \
+             gemini --version; opencode --version; pi --version; pnpm --version; \
+             tsc --version; bun --version; id -un; \
+             test ! -e /run/secrets/host-ca && echo no-secret-left",
+        )
+        .output()
+        .unwrap();
+    let out = text(&versions);
+    assert!(versions.status.success(), "the CLIs in {image}: {out}");
+    for expected in [
+        "v22.12.0",
+        "10.9.2",
+        "2.1.332",
+        "0.171.0",
+        "0.61.0",
+        "1.18.33",
+        "0.73.1",
+        "10.28.0",
+        "5.9.3",
+        "1.4.5",
+        "coder",
+        "no-secret-left",
+    ] {
+        assert!(out.contains(expected), "{expected} in {image}: {out}");
+    }
+    for stem in [&base, &default, &probe] {
+        let image = format!("hh-{stem}");
+        assert!(
+            !saved_image_contains(&image, marker_line.as_bytes()),
+            "the lent bundle is in {image}"
+        );
+    }
+
+    // Alice's build through the same agent: the legacy builder on the bridge, no bundle (the
+    // step's request for it is dropped) and no host loopback.
+    let alice_stems = world.alice.make_dir(".config/harness-hat/docker", 0o755);
+    world.alice.write_file(
+        alice_stems.join("test.dockerfile"),
+        format!(
+            "# hh-stem-parent: none\nARG BASE=hh-test-base\nFROM ${{BASE}}\n\
+             RUN --mount=type=secret,id=host-ca test ! -e /run/secrets/host-ca \
+             && ! curl -s --max-time 5 http://127.0.0.1:{port}/ && echo user-build-isolated\n"
+        ),
+    );
+    let alices = world
+        .hh(
+            &world.alice,
+            &["image", "build", "test", "--base", "hh-test-base"],
+        )
+        .output()
+        .unwrap();
+    let _alices = Images(vec![format!("hh-test:u{}", world.alice.uid)]);
+    let out = text(&alices);
+    assert!(alices.status.success(), "alice's build: {out}");
+    assert!(out.contains("user-build-isolated"), "alice's build: {out}");
+    assert!(!out.contains("host-loopback-ok"), "alice's build: {out}");
+
+    // A bundle another user could write is not what root's builds trust.
+    std::os::unix::fs::chown(&bundle, Some(world.alice.uid), None).unwrap();
+    let refused = root_build(&probe, &[]);
+    let out = text(&refused);
+    assert!(!refused.status.success(), "a user's bundle was lent: {out}");
+    assert!(
+        out.contains("images.host_ca_bundle") && out.contains(&format!("uid {}", world.alice.uid)),
+        "the refusal names the key and the owner: {out}"
+    );
+}
