@@ -56,6 +56,140 @@ impl Drop for Images {
     }
 }
 
+/// The name of the HTTPS upstream the runtimes fetch from (through the MITM).
+const RUNTIME_HOST: &str = "runtime.test";
+
+/// In a session of alice's on the built `default` image, a real client of each runtime the
+/// image ships fetches from the local HTTPS upstream through the MITM and gets its body; the
+/// clients that read the system store do with every CA variable unset too (the bundle is
+/// mounted over it) and fail when told to trust only the image's own roots (they verify);
+/// Node and Bun, which read no system store, fail without `NODE_EXTRA_CA_CERTS`.
+fn runtimes_trust_the_session_ca(world: &UserWorld, port: u16) {
+    let rules = world.alice.home.join("proj/harness-rules.toml");
+    world.alice.write_file(
+        &rules,
+        format!("[network]\nallowlist = [\"domain={RUNTIME_HOST} port={port}\"]\n"),
+    );
+    let status = world
+        .hh(
+            &world.alice,
+            &["rules", "status", "--workspace", "demo", "--json"],
+        )
+        .output()
+        .unwrap();
+    let args = support::trust_args("demo", &status.stdout);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let trusted = world.hh(&world.alice, &args).output().unwrap();
+    assert!(trusted.status.success(), "{}", text(&trusted));
+    let started = world
+        .hh(
+            &world.alice,
+            &[
+                "session",
+                "start",
+                "--detach",
+                "--workspace",
+                "demo",
+                "--template",
+                "runtimes",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "session start: {}",
+        text(&started)
+    );
+    let id = String::from_utf8_lossy(&started.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let url = format!("https://{RUNTIME_HOST}:{port}/trust");
+    let run = |script: &str| {
+        let output = world
+            .hh(&world.alice, &["shell", &id, "--", "bash", "-c", script])
+            .env("HH_TEST_URL", &url)
+            .output()
+            .unwrap();
+        (output.status.success(), text(&output))
+    };
+    let (made, out) = run("cat /usr/share/ca-certificates/mozilla/*.crt > /tmp/pristine.pem");
+    assert!(made, "the image's own roots: {out}");
+    let body = "upstream saw GET /trust";
+    let fetch = [
+        ("curl", format!("curl -sS {url}")),
+        (
+            "python",
+            format!(
+                "python3 -c 'import urllib.request; print(urllib.request.urlopen(\"{url}\").read().decode())'"
+            ),
+        ),
+        (
+            "node",
+            format!("node -e 'fetch(\"{url}\").then(r => r.text()).then(t => console.log(t))'"),
+        ),
+        (
+            "bun",
+            format!("bun -e 'console.log(await (await fetch(\"{url}\")).text())'"),
+        ),
+    ];
+    const CA_VARS: &str = "-u SSL_CERT_FILE -u CURL_CA_BUNDLE -u REQUESTS_CA_BUNDLE \
+                           -u GIT_SSL_CAINFO -u NODE_EXTRA_CA_CERTS";
+    for (runtime, command) in &fetch {
+        let (ok, out) = run(command);
+        assert!(ok && out.contains(body), "{runtime} in a session: {out}");
+        // No CA variable at all: what reads the system store still trusts the session CA
+        // (the bundle mounted over it); Node and Bun read none, so the variable is what
+        // makes them trust it.
+        let (ok, out) = run(&format!("env {CA_VARS} {command}"));
+        let reads_system_store = matches!(*runtime, "curl" | "python");
+        assert_eq!(
+            ok && out.contains(body),
+            reads_system_store,
+            "{runtime} with no CA variable (the system store alone): {out}"
+        );
+        if reads_system_store {
+            let (ok, out) = run(&format!(
+                "env SSL_CERT_FILE=/tmp/pristine.pem CURL_CA_BUNDLE=/tmp/pristine.pem {command}"
+            ));
+            assert!(
+                !ok && !out.contains(body),
+                "{runtime} trusting only the image's roots must fail: {out}"
+            );
+        }
+    }
+    // git: its request reaches the upstream over verified TLS (the upstream is no git server,
+    // so git then says the repository is not one).
+    let git = format!("git ls-remote {url}/repo.git");
+    let (_, out) = run(&git);
+    assert!(
+        !out.contains("certificate") && out.contains("trust/repo.git"),
+        "git in a session: {out}"
+    );
+    let (_, out) = run(&format!("env {CA_VARS} {git}"));
+    assert!(
+        !out.contains("certificate"),
+        "git, the system store alone: {out}"
+    );
+    // (Debian's git reads the CA directory too, where the system bundle also is.)
+    let (ok, out) = run(&format!(
+        "mkdir -p /tmp/no-ca-dir && env GIT_SSL_CAINFO=/tmp/pristine.pem \
+         GIT_SSL_CAPATH=/tmp/no-ca-dir {git}"
+    ));
+    assert!(
+        !ok && out.contains("certificate"),
+        "git trusting only the image's roots must fail: {out}"
+    );
+    let stopped = world
+        .hh(&world.alice, &["session", "stop", &id])
+        .output()
+        .unwrap();
+    assert!(stopped.status.success(), "session stop: {}", text(&stopped));
+}
+
 /// A certificate no one else has, and the line of its base64 that marks it.
 fn marker_certificate() -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -135,11 +269,23 @@ fn the_shipped_base_and_default_stems_build_with_the_hosts_ca_lent_and_kept_by_n
     std::fs::write(&bundle, host).unwrap();
     std::fs::set_permissions(&bundle, std::fs::Permissions::from_mode(0o644)).unwrap();
     let port = loopback_marker();
+    let upstream = support::upstream::start_upstream(&[RUNTIME_HOST]);
+    let upstream_ca = dir.path().join("upstream-ca.pem");
+    std::fs::write(&upstream_ca, &upstream.ca_pem).unwrap();
+    let base = format!("t{tag}-base");
+    let default = format!("t{tag}-default");
+    let probe = format!("t{tag}-probe");
 
     let world = UserWorld::with(
-        &[],
+        &[
+            "--resolve",
+            &format!("{RUNTIME_HOST}=127.0.0.1"),
+            "--upstream-ca",
+            &upstream_ca.display().to_string(),
+        ],
         &format!(
-            "[images]\nbuild_network = \"host\"\nhost_ca_bundle = \"{}\"\n",
+            "[images]\nbuild_network = \"host\"\nhost_ca_bundle = \"{}\"\n\
+             [container_profiles.runtimes]\nimage = \"{default}\"\n",
             bundle.display()
         ),
     );
@@ -147,9 +293,6 @@ fn the_shipped_base_and_default_stems_build_with_the_hosts_ca_lent_and_kept_by_n
     // under names of this run (their images must not replace a real hh-base), and a probe.
     let stems = dir.path().join("stems");
     std::fs::create_dir(&stems).unwrap();
-    let base = format!("t{tag}-base");
-    let default = format!("t{tag}-default");
-    let probe = format!("t{tag}-probe");
     let shipped_default = include_str!("../docker/default.dockerfile").replace(
         "# hh-stem-parent: base",
         &format!("# hh-stem-parent: {base}"),
@@ -249,6 +392,9 @@ fn the_shipped_base_and_default_stems_build_with_the_hosts_ca_lent_and_kept_by_n
             "the lent bundle is in {image}"
         );
     }
+
+    // Every runtime of the image trusts the session CA in a session of alice's.
+    runtimes_trust_the_session_ca(&world, upstream.tls_port);
 
     // Alice's build through the same agent: the legacy builder on the bridge, no bundle (the
     // step's request for it is dropped) and no host loopback.

@@ -35,6 +35,16 @@ pub const SESSION_HOME: &str = "/home/hh";
 /// `PATH` for an image that sets none (Docker's own default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The session files' bundle: the session CA, then the host's roots.
+pub const SESSION_BUNDLE: &str = "ca-bundle.pem";
+
+/// The system trust stores the bundle is mounted over: Debian, Ubuntu and Alpine's; Fedora,
+/// RHEL and Amazon Linux's.
+pub const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
 /// Variables that make common tools trust a CA bundle (the session CA plus the host's roots).
 const CA_BUNDLE_VARS: &[&str] = &[
     "SSL_CERT_FILE",
@@ -197,6 +207,17 @@ pub fn plan(
             MountMode::ReadOnly,
         )?,
     ];
+    // The session CA in the system trust store too, for every client that reads only that
+    // (OpenSSL's default, Python's ssl, Go, Ruby, git, rustls-native-certs) or runs with its
+    // environment cleared: the bundle, read-only, over the distributions' own paths. Nothing
+    // in the image is written, and no user needs to be root for it.
+    for store in SYSTEM_BUNDLES {
+        binds.push(bind(
+            &context.session_files.join(SESSION_BUNDLE),
+            Path::new(store),
+            MountMode::ReadOnly,
+        )?);
+    }
     // The workspace's protected paths, then the template's that it does not list already.
     let mut wanted = workspace.protected_paths.clone();
     for path in &profile.protected_paths {
@@ -272,7 +293,7 @@ pub fn plan(
             .iter()
             .map(|(key, value)| format!("{key}={value}")),
     );
-    let bundle = format!("{SESSION_FILES_MOUNT}/ca-bundle.pem");
+    let bundle = format!("{SESSION_FILES_MOUNT}/{SESSION_BUNDLE}");
     env.extend(CA_BUNDLE_VARS.iter().map(|var| format!("{var}={bundle}")));
     env.push(format!("NODE_EXTRA_CA_CERTS={SESSION_FILES_MOUNT}/ca.pem"));
     env.push(format!("HH_SESSION_ID={}", context.id));
@@ -621,6 +642,16 @@ canonical_path = "{}"
         assert_eq!(c.binds[0], format!("{}:/workspace", workspace.display()));
         // No bind over its rules: a session's edit of them is only a proposal (rules::trust).
         assert!(c.binds[1].ends_with(":/opt/hh:ro"));
+        // The system trust store is the session's bundle, read-only.
+        for store in SYSTEM_BUNDLES {
+            assert!(
+                c.binds
+                    .iter()
+                    .any(|bind| bind.ends_with(&format!("/ca-bundle.pem:{store}:ro"))),
+                "{store} in {:?}",
+                c.binds
+            );
+        }
         assert_eq!(c.memory_bytes, Some(512 * 1024 * 1024));
         assert_eq!(c.nano_cpus, Some(1_500_000_000));
         assert!(c.env.contains(&"TERM=xterm".to_owned()));

@@ -57,12 +57,7 @@ status() {{
 for _ in $(seq 600); do
     code=$(status 2>/dev/null)
     if [ "$code" = 200 ]; then
-        # Trust the session CA in the system store too when this user may write it.
-        for store in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
-            if [ -w "$store" ] && ! grep -q 'hh session CA' "$store" 2>/dev/null; then
-                {{ echo '# hh session CA'; cat /opt/hh/ca.pem; }} >>"$store"
-            fi
-        done
+        # (The system trust store is the agent's bundle, mounted over it read-only.)
         if [ -w / ] && command -v keytool >/dev/null 2>&1; then
             keytool -importcert -noprompt -cacerts -storepass changeit -alias hh-session \
                 -file /opt/hh/ca.pem >/dev/null 2>&1 || true
@@ -121,7 +116,11 @@ pub fn write(dir: &Path, ca_pem: &str, token_var: &str) -> std::io::Result<PathB
         bundle.push('\n');
         bundle.push_str(&host);
     }
-    replace(&dir.join("ca-bundle.pem"), bundle.as_bytes(), 0o644)?;
+    replace(
+        &dir.join(super::plan::SESSION_BUNDLE),
+        bundle.as_bytes(),
+        0o644,
+    )?;
     Ok(dir.to_path_buf())
 }
 
