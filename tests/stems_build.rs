@@ -289,6 +289,9 @@ fn the_shipped_base_and_default_stems_build_with_the_hosts_ca_lent_and_kept_by_n
             bundle.display()
         ),
     );
+    // [images] counts only in an agent config root alone controls.
+    std::os::unix::fs::chown(&world.config, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&world.config, std::fs::Permissions::from_mode(0o644)).unwrap();
     // Root's client reads the stems from a config of its own: the shipped base and default,
     // under names of this run (their images must not replace a real hh-base), and a probe.
     let stems = dir.path().join("stems");
@@ -420,6 +423,17 @@ fn the_shipped_base_and_default_stems_build_with_the_hosts_ca_lent_and_kept_by_n
     assert!(out.contains("user-build-isolated"), "alice's build: {out}");
     assert!(!out.contains("host-loopback-ok"), "alice's build: {out}");
 
+    // An agent config a user can change gives root's builds nothing of [images].
+    std::os::unix::fs::chown(&world.config, Some(world.alice.uid), None).unwrap();
+    let refused = root_build(&probe, &[]);
+    let out = text(&refused);
+    assert!(!refused.status.success(), "a user's agent config: {out}");
+    assert!(
+        out.contains("[images]") && out.contains(&format!("uid {}", world.alice.uid)),
+        "the refusal names the config's owner: {out}"
+    );
+    std::os::unix::fs::chown(&world.config, Some(0), None).unwrap();
+
     // A bundle another user could write is not what root's builds trust.
     std::os::unix::fs::chown(&bundle, Some(world.alice.uid), None).unwrap();
     let refused = root_build(&probe, &[]);
@@ -429,4 +443,33 @@ fn the_shipped_base_and_default_stems_build_with_the_hosts_ca_lent_and_kept_by_n
         out.contains("images.host_ca_bundle") && out.contains(&format!("uid {}", world.alice.uid)),
         "the refusal names the key and the owner: {out}"
     );
+}
+
+/// Root's `hh image build` does not take `[images]` from a config another user can change (under
+/// sudo, `$HOME` may still be the user's): their file must not put root's build steps on the
+/// host's network.
+#[test]
+fn root_takes_images_only_from_a_config_root_alone_controls() {
+    if !require_root("root's image build reading a user's config") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("users.toml");
+    std::fs::write(&config, "version = 1\n[images]\nbuild_network = \"host\"\n").unwrap();
+    // nobody's file, as a user's config under sudo would be that user's.
+    std::os::unix::fs::chown(&config, Some(65534), Some(65534)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hh"))
+        .env("HH_AGENT_SOCKET", dir.path().join("no-agent.sock"))
+        .arg("--config")
+        .arg(&config)
+        .args(["image", "build", "default"])
+        .output()
+        .unwrap();
+    let out = text(&output);
+    assert!(!output.status.success(), "{out}");
+    assert!(
+        out.contains("[images]") && out.contains("uid 65534"),
+        "the refusal says why: {out}"
+    );
+    assert!(!out.contains("hh image: ["), "nothing was built: {out}");
 }

@@ -48,7 +48,7 @@ enum ImageCommand {
 pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // A missing config is fine here (the built-in stems need none); a broken one is not.
     let (docker_dir, images) = match super::load_config(config) {
-        Ok((config, _)) => (Some(config.docker_dir), config.images),
+        Ok((config, path)) => (Some(config.docker_dir), images_of(config.images, &path)?),
         Err(error) if is_missing_config(&error) => (None, Images::default()),
         Err(error) => return Err(error),
     };
@@ -167,6 +167,28 @@ async fn build(request: BuildRequest, images: &Images) -> anyhow::Result<Vec<Bui
     };
     let (built, ()) = tokio::join!(building, printing);
     Ok(built?)
+}
+
+/// The config's `[images]`, which only root's builds use: as root, only from a config file
+/// root owns and no one else may write (under sudo, `$HOME` may still be the user's, and a
+/// user's file must not put root's build steps on the host's network).
+fn images_of(images: Images, path: &Path) -> anyhow::Result<Images> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !rustix::process::geteuid().is_root() || images == Images::default() {
+        return Ok(images);
+    }
+    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        bail!(
+            "{}: [images] decides how root's builds reach the network, so root takes it only \
+             from a config root owns that no one else can write (this one is uid {}'s, mode \
+             {:o}); pass such a file with --config",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        );
+    }
+    Ok(images)
 }
 
 /// Whether loading the config failed only because there is none.

@@ -393,6 +393,55 @@ pub async fn run(
     Ok(built)
 }
 
+/// What makes the engine split a user's Dockerfile into instructions other than the way
+/// [`instructions`] does, refused: a parser directive that changes the escape character (so
+/// that a line hh reads as continued is a new instruction to the engine), and whitespace or
+/// control characters besides space, tab and the line ends (Rust's `trim` and Docker's
+/// continuation rule, escape then spaces or tabs, differ on them).
+fn check_user_text(stem: &str, text: &str) -> Result<(), BuildError> {
+    let refuse = |line: usize, reason: String| BuildError::Instruction {
+        stem: stem.to_owned(),
+        line,
+        reason,
+    };
+    for (index, line) in text.split('\n').enumerate() {
+        let line_text = line.strip_suffix('\r').unwrap_or(line);
+        if let Some(odd) = line_text.chars().find(|&c| {
+            (c.is_control() && c != '\t') || (c.is_whitespace() && !matches!(c, ' ' | '\t'))
+        }) {
+            return Err(refuse(
+                index + 1,
+                format!(
+                    "character U+{:04X}: a user's stem may hold no control character or \
+                     whitespace but space and tab (the engine splits lines differently on them)",
+                    u32::from(odd)
+                ),
+            ));
+        }
+    }
+    for (index, line) in text.lines().enumerate() {
+        let Some(comment) = line.trim_matches([' ', '\t']).strip_prefix('#') else {
+            break;
+        };
+        let comment = comment.trim_start_matches([' ', '\t']);
+        let key_end = comment
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(comment.len());
+        let (key, rest) = comment.split_at(key_end);
+        if key.eq_ignore_ascii_case("escape")
+            && rest.trim_start_matches([' ', '\t']).starts_with('=')
+        {
+            return Err(refuse(
+                index + 1,
+                "the `escape` parser directive: a user's stem keeps `\\` as its escape \
+                 character"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `text` with every `RUN --mount=type=secret,id=host-ca` flag taken out, for the legacy
 /// builder, which knows no `--mount`: there the step runs without the CA, as BuildKit runs it
 /// when nobody lends the secret.
@@ -468,6 +517,7 @@ fn instructions(text: &str) -> Vec<(usize, String)> {
 /// build on any image but its `BASE` (or a stage of its own), copy out of another image, have
 /// the engine fetch a URL from the host's network, or leave triggers for whoever builds on it.
 fn check_user_dockerfile(stem: &str, text: &str) -> Result<(), BuildError> {
+    check_user_text(stem, text)?;
     let mut stages: Vec<String> = Vec::new();
     for (line, instruction) in instructions(text) {
         let refuse = |reason: String| BuildError::Instruction {
@@ -874,6 +924,39 @@ mod tests {
         };
         let plan = BuildPlan::new(&given, Builder::of(1000, 1000)).unwrap();
         assert_eq!(plan.first_base().as_deref(), Some("hh-test-base"));
+    }
+
+    #[test]
+    fn a_users_stem_cannot_hide_an_instruction_in_what_hh_reads_as_a_continuation() {
+        let builder = Builder::of(1000, 1000);
+        for (text, why) in [
+            (
+                "# escape=`\nFROM ${BASE}\nRUN true \\\nADD http://127.0.0.1:8080/x /x\n",
+                "escape",
+            ),
+            ("#Escape = `\nFROM ${BASE}\n", "escape"),
+            (
+                "FROM ${BASE}\nRUN true \\\u{a0}\nADD http://127.0.0.1:8080/x /x\n",
+                "U+00A0",
+            ),
+            (
+                "FROM ${BASE}\nRUN true \\\u{b}\nFROM hh-secret:u1001\n",
+                "U+000B",
+            ),
+            ("FROM ${BASE}\nRUN true \\\u{c}\nONBUILD RUN x\n", "U+000C"),
+            ("FROM ${BASE}\rRUN true\n", "U+000D"),
+        ] {
+            let chain = request(vec![stem(
+                "mine",
+                &format!("# hh-stem-parent: none\n{text}"),
+            )]);
+            let error = BuildPlan::new(&chain, builder).unwrap_err().to_string();
+            assert!(error.contains(why), "{text:?}: {error}");
+        }
+        // CRLF line ends, tabs and a syntax directive are fine; root's stems are not checked.
+        let fine = "# hh-stem-parent: none\r\n# syntax=docker/dockerfile:1\r\nFROM ${BASE}\r\n\
+                    RUN\ttrue \\\t\r\n  && true\r\n";
+        BuildPlan::new(&request(vec![stem("mine", fine)]), builder).unwrap();
     }
 
     #[test]

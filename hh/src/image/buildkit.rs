@@ -20,7 +20,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::{
     Request, Response, StatusCode,
@@ -55,6 +55,10 @@ pub struct RootBuild {
     pub host_ca: Option<Vec<u8>>,
 }
 
+/// The longest message of the engine's build stream hh reads (a step's log comes in pieces
+/// of a few KiB).
+const MAX_MESSAGE: usize = 16 << 20;
+
 /// The largest CA bundle lent to a build (Debian's is about 200 KiB).
 const MAX_BUNDLE: u64 = 4 << 20;
 
@@ -84,8 +88,32 @@ impl RootBuild {
 }
 
 fn read_bundle(path: &Path) -> Result<Vec<u8>, String> {
-    use std::{io::Read as _, os::unix::fs::MetadataExt as _};
-    let file = std::fs::File::open(path).map_err(|error| error.to_string())?;
+    use std::{
+        io::Read as _,
+        os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    };
+    // Every directory on the way is root's and no one else may change it (or is sticky, like
+    // /tmp, where no one else may replace root's entries): no user can swap the file.
+    let parent = path.parent().ok_or("names no file")?;
+    let parent = std::fs::canonicalize(parent).map_err(|error| error.to_string())?;
+    for dir in parent.ancestors() {
+        let meta = std::fs::metadata(dir).map_err(|error| format!("{}: {error}", dir.display()))?;
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.uid() != 0 || (meta.mode() & 0o022 != 0 && !sticky) {
+            return Err(format!(
+                "its directory {} is not root's alone (uid {}, mode {:o})",
+                dir.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    // No link followed, and a FIFO or device does not block or act on being opened.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|error| error.to_string())?;
     let meta = file.metadata().map_err(|error| error.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());
@@ -105,11 +133,13 @@ fn read_bundle(path: &Path) -> Result<Vec<u8>, String> {
     if bundle.len() as u64 > MAX_BUNDLE {
         return Err(format!("larger than {MAX_BUNDLE} bytes"));
     }
-    if !bundle
-        .windows(27)
-        .any(|window| window == b"-----BEGIN CERTIFICATE-----")
-    {
+    let holds = |marker: &[u8]| bundle.windows(marker.len()).any(|window| window == marker);
+    if !holds(b"-----BEGIN CERTIFICATE-----") {
         return Err("holds no PEM certificate".into());
+    }
+    // Lent to every step that asks: a key beside the certificates would be handed out too.
+    if holds(b"PRIVATE KEY-----") {
+        return Err("holds a private key; lend certificates only".into());
     }
     Ok(bundle)
 }
@@ -157,35 +187,37 @@ pub async fn build(
             continue;
         };
         pending.extend_from_slice(&data);
-        let mut messages = serde_json::Deserializer::from_slice(&pending).into_iter::<Message>();
-        let mut consumed = 0;
+        // The engine ends every message with a line end; only whole lines are parsed.
         let mut lines = Vec::new();
-        loop {
-            match messages.next() {
-                Some(Ok(message)) => {
-                    consumed = messages.byte_offset();
-                    if let Some(error) = message.error {
-                        return Err(BuildKitError::Engine(error));
-                    }
-                    match (message.id.as_deref(), message.aux) {
-                        (Some("moby.buildkit.trace"), Some(serde_json::Value::String(trace))) => {
-                            lines.extend(progress.read(&trace));
-                        }
-                        (Some("moby.image.id"), Some(aux)) => {
-                            image = aux.get("ID").and_then(|id| id.as_str()).map(str::to_owned);
-                        }
-                        _ => {}
-                    }
-                    if let Some(text) = message.stream {
-                        lines.push(text);
-                    }
+        while let Some(end) = pending.iter().position(|&byte| byte == b'\n') {
+            let line = pending.split_to(end + 1);
+            let line = line.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            let message: Message = serde_json::from_slice(line)
+                .map_err(|error| http(format!("its reply: {error}")))?;
+            if let Some(error) = message.error {
+                return Err(BuildKitError::Engine(error));
+            }
+            match (message.id.as_deref(), message.aux) {
+                (Some("moby.buildkit.trace"), Some(serde_json::Value::String(trace))) => {
+                    lines.extend(progress.read(&trace));
                 }
-                Some(Err(error)) if error.is_eof() => break,
-                Some(Err(error)) => return Err(http(format!("its reply: {error}"))),
-                None => break,
+                (Some("moby.image.id"), Some(aux)) => {
+                    image = aux.get("ID").and_then(|id| id.as_str()).map(str::to_owned);
+                }
+                _ => {}
+            }
+            if let Some(text) = message.stream {
+                lines.push(text);
             }
         }
-        pending.advance(consumed);
+        if pending.len() > MAX_MESSAGE {
+            return Err(http(format!(
+                "a message of the engine's longer than {MAX_MESSAGE} bytes"
+            )));
+        }
         for line in lines {
             output
                 .send(line)
@@ -363,8 +395,8 @@ type GrpcBody = StreamBody<
 /// One gRPC call of the engine's.
 async fn answer(request: Request<Incoming>, host_ca: Option<Bytes>) -> Response<GrpcBody> {
     let method = request.uri().path().to_owned();
-    let body = request
-        .into_body()
+    // A secret's id and its annotations: a few bytes.
+    let body = http_body_util::Limited::new(request.into_body(), 64 << 10)
         .collect()
         .await
         .map(|body| body.to_bytes())
@@ -398,7 +430,7 @@ mod grpc {
         let (&compressed, rest) = body.split_first()?;
         let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
         (compressed == 0).then_some(())?;
-        rest.get(4..4 + length)
+        rest.get(4..4usize.checked_add(length)?)
     }
 
     fn frame(message: &[u8]) -> Bytes {
@@ -703,6 +735,57 @@ mod tests {
                 "#1 ERROR: exit code: 1\n"
             ]
         );
+    }
+
+    #[test]
+    fn a_bundle_is_lent_only_from_a_file_root_alone_controls() {
+        use std::os::unix::fs::PermissionsExt as _;
+        if !rustix::process::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the unit tests as root"
+            );
+            eprintln!("skipping: the ownership checks need root to make root's files");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let certificate = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let good = dir.path().join("good.pem");
+        std::fs::write(&good, certificate).unwrap();
+        assert!(read_bundle(&good).is_ok());
+        let keyed = dir.path().join("keyed.pem");
+        std::fs::write(
+            &keyed,
+            format!("{certificate}-----BEGIN PRIVATE KEY-----\n"),
+        )
+        .unwrap();
+        assert!(read_bundle(&keyed).unwrap_err().contains("private key"));
+        let link = dir.path().join("link.pem");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        assert!(read_bundle(&link).is_err(), "a link is not followed");
+        let fifo = dir.path().join("fifo.pem");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        assert!(read_bundle(&fifo).unwrap_err().contains("regular file"));
+        let writable = dir.path().join("writable.pem");
+        std::fs::write(&writable, certificate).unwrap();
+        std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(
+            read_bundle(&writable)
+                .unwrap_err()
+                .contains("writable by no one else")
+        );
+        let open_dir = dir.path().join("open");
+        std::fs::create_dir(&open_dir).unwrap();
+        std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(open_dir.join("ca.pem"), certificate).unwrap();
+        let error = read_bundle(&open_dir.join("ca.pem")).unwrap_err();
+        assert!(error.contains("not root's alone"), "{error}");
     }
 
     #[test]
