@@ -183,6 +183,37 @@ fn runtimes_trust_the_session_ca(world: &UserWorld, port: u16) {
         !ok && out.contains("certificate"),
         "git trusting only the image's roots must fail: {out}"
     );
+    // `hh doctor --session` finds the same, each runtime asked for real.
+    let doctor = world
+        .hh(&world.alice, &["doctor", "--session", &id, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        doctor.status.success(),
+        "doctor --session: {}",
+        text(&doctor)
+    );
+    let report: Vec<serde_json::Value> = serde_json::from_slice(&doctor.stdout).unwrap();
+    let status_of = |runtime: &str| {
+        report
+            .iter()
+            .find(|entry| entry["runtime"] == runtime)
+            .map(|entry| entry["status"].as_str().unwrap().to_owned())
+    };
+    for runtime in ["curl", "python", "node", "bun", "git"] {
+        assert_eq!(
+            status_of(runtime).as_deref(),
+            Some("trusts"),
+            "{runtime}: {report:?}"
+        );
+    }
+    for runtime in ["deno", "ruby", "php"] {
+        assert_eq!(
+            status_of(runtime).as_deref(),
+            Some("absent"),
+            "{runtime}: {report:?}"
+        );
+    }
     let stopped = world
         .hh(&world.alice, &["session", "stop", &id])
         .output()

@@ -12,6 +12,7 @@
 
 mod agent_socket;
 mod docker;
+pub mod session_trust;
 
 use std::path::{Path, PathBuf};
 

@@ -276,6 +276,12 @@ struct Tunnel<'t> {
     kept: &'t KeptUpstream,
 }
 
+/// The name the proxy answers itself, for `hh doctor --session` to learn which of a session's
+/// runtimes trust the session CA (`.invalid` is reserved: no real host has it, RFC 6761 §6.4).
+pub const TRUST_CHECK_HOST: &str = "trust-check.hh.invalid";
+/// What the proxy answers at [`TRUST_CHECK_HOST`].
+pub const TRUST_CHECK_BODY: &str = "hh trust check: ok\n";
+
 async fn handle(tunnel: &Tunnel<'_>, request: HttpRequest<Incoming>) -> Response<ProxyBody> {
     let Tunnel {
         proxy, host, port, ..
@@ -289,6 +295,11 @@ async fn handle(tunnel: &Tunnel<'_>, request: HttpRequest<Incoming>) -> Response
     }
     if let Err(reason) = check_authority(&request, host, port) {
         return text(StatusCode::MISDIRECTED_REQUEST, reason);
+    }
+    if host.as_str() == TRUST_CHECK_HOST {
+        // Answered here, never dialed nor decided: only proves the client accepted the leaf
+        // the session CA signed (`hh doctor --session`).
+        return text(StatusCode::OK, TRUST_CHECK_BODY);
     }
     // hyper framed this request without the field; an upstream that folds `_` to `-` would
     // frame it with it (see `is_framing_lookalike`).
