@@ -17,7 +17,12 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use support::{require_root, session_world::build_test_stem, user_world::UserWorld};
+use support::{
+    llm::{LlmStandIn, REPLY},
+    require_root,
+    session_world::build_test_stem,
+    user_world::UserWorld,
+};
 
 /// The host's trust store, which reaches the registries here (an egress that intercepts TLS).
 const HOST_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -64,11 +69,14 @@ const RUNTIME_HOST: &str = "runtime.test";
 /// clients that read the system store do with every CA variable unset too (the bundle is
 /// mounted over it) and fail when told to trust only the image's own roots (they verify);
 /// Node and Bun, which read no system store, fail without `NODE_EXTRA_CA_CERTS`.
-fn runtimes_trust_the_session_ca(world: &UserWorld, port: u16) {
+fn runtimes_trust_the_session_ca(world: &UserWorld, port: u16, api_port: u16) {
     let rules = world.alice.home.join("proj/harness-rules.toml");
     world.alice.write_file(
         &rules,
-        format!("[network]\nallowlist = [\"domain={RUNTIME_HOST} port={port}\"]\n"),
+        format!(
+            "[network]\nallowlist = [\"domain={RUNTIME_HOST} port={port}\", \
+             \"domain=api.gemini.test,api.openai.test port={api_port}\"]\n"
+        ),
     );
     let status = world
         .hh(
@@ -221,6 +229,110 @@ fn runtimes_trust_the_session_ca(world: &UserWorld, port: u16) {
     assert!(stopped.status.success(), "session stop: {}", text(&stopped));
 }
 
+/// The stand-in API names (Gemini's API; the OpenAI-compatible Chat Completions of OpenCode's
+/// and pi's configured provider).
+const API_HOSTS: &[&str] = &["api.gemini.test", "api.openai.test"];
+
+/// `hh run --harness gemini|opencode|pi` as alice on the built `default` image: each real CLI
+/// (as `base` installs it from the npm registry) answers one prompt from the local stand-in of
+/// its API, through the MITM, with its key; the setup script writes what points each at the
+/// stand-in (the config a user would have in their home).
+fn gemini_opencode_and_pi_answer_a_prompt(world: &UserWorld, standin: &LlmStandIn) {
+    let port = standin.tls_port;
+    let gemini_setup = r#"mkdir -p ~/.gemini && cat > ~/.gemini/settings.json <<'EOF'
+{"security": {"auth": {"selectedType": "gemini-api-key"}},
+ "privacy": {"usageStatisticsEnabled": false},
+ "model": {"name": "gemini-2.5-flash"}}
+EOF"#
+        .to_owned();
+    let opencode_setup = format!(
+        r#"mkdir -p ~/.config/opencode/node_modules && cd ~/.config/opencode &&
+echo '{{"dependencies":{{"@opencode-ai/plugin":"*"}}}}' > package.json &&
+echo '{{"lockfileVersion":3,"packages":{{"":{{"dependencies":{{"@opencode-ai/plugin":"*"}}}}}}}}' > package-lock.json &&
+cat > opencode.json <<'EOF'
+{{"model": "standin/test-model", "small_model": "standin/test-model", "autoupdate": false,
+ "share": "disabled",
+ "provider": {{"standin": {{"npm": "@ai-sdk/openai-compatible", "name": "Stand-in",
+   "options": {{"baseURL": "https://api.openai.test:{port}/v1", "apiKey": "{{env:OPENAI_API_KEY}}"}},
+   "models": {{"test-model": {{"name": "Test Model"}}}}}}}}}}
+EOF"#
+    );
+    let pi_setup = format!(
+        r#"mkdir -p ~/.pi/agent && cd ~/.pi/agent &&
+cat > models.json <<'EOF'
+{{"providers": {{"standin": {{"baseUrl": "https://api.openai.test:{port}/v1",
+  "api": "openai-completions", "apiKey": "OPENAI_API_KEY",
+  "models": [{{"id": "test-model", "name": "Test Model", "reasoning": false, "input": ["text"],
+    "contextWindow": 128000, "maxTokens": 16384}}]}}}}}}
+EOF
+echo '{{"defaultProvider": "standin", "defaultModel": "test-model", "quietStartup": true}}' > settings.json"#
+    );
+    let runs = [
+        (
+            "gemini",
+            gemini_setup,
+            vec![
+                ("GEMINI_API_KEY", "gemini-test-key".to_owned()),
+                (
+                    "GOOGLE_GEMINI_BASE_URL",
+                    format!("https://api.gemini.test:{port}"),
+                ),
+            ],
+            "gemini-test-key",
+        ),
+        (
+            "opencode",
+            opencode_setup,
+            vec![("OPENAI_API_KEY", "sk-opencode-test".to_owned())],
+            "sk-opencode-test",
+        ),
+        (
+            "pi",
+            pi_setup,
+            vec![("OPENAI_API_KEY", "sk-pi-test".to_owned())],
+            "sk-pi-test",
+        ),
+    ];
+    for (harness, setup, env, key) in runs {
+        let before = standin.seen().len();
+        let mut command = world.hh(
+            &world.alice,
+            &[
+                "run",
+                "--workspace",
+                "demo",
+                "--template",
+                "runtimes",
+                "--harness",
+                harness,
+                "--timeout",
+                "180",
+                "--setup-script",
+                &setup,
+                "Say the magic word.",
+            ],
+        );
+        for (name, value) in &env {
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        let out = text(&output);
+        assert!(output.status.success(), "hh run --harness {harness}: {out}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains(REPLY),
+            "{harness} printed the stand-in's reply: {out}"
+        );
+        let seen = standin.seen();
+        let asked: Vec<_> = seen[before..].iter().collect();
+        assert!(
+            asked
+                .iter()
+                .any(|request| request.key.as_deref().is_some_and(|k| k.contains(key))),
+            "{harness} called its API with its key: {asked:?}"
+        );
+    }
+}
+
 /// A certificate no one else has, and the line of its base64 that marks it.
 fn marker_certificate() -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -303,6 +415,9 @@ fn the_shipped_base_and_default_stems_build_with_the_hosts_ca_lent_and_kept_by_n
     let upstream = support::upstream::start_upstream(&[RUNTIME_HOST]);
     let upstream_ca = dir.path().join("upstream-ca.pem");
     std::fs::write(&upstream_ca, &upstream.ca_pem).unwrap();
+    let standin = LlmStandIn::start(API_HOSTS, std::time::Duration::ZERO);
+    let standin_ca = dir.path().join("standin-ca.pem");
+    std::fs::write(&standin_ca, &standin.ca_pem).unwrap();
     let base = format!("t{tag}-base");
     let default = format!("t{tag}-default");
     let probe = format!("t{tag}-probe");
@@ -313,6 +428,12 @@ fn the_shipped_base_and_default_stems_build_with_the_hosts_ca_lent_and_kept_by_n
             &format!("{RUNTIME_HOST}=127.0.0.1"),
             "--upstream-ca",
             &upstream_ca.display().to_string(),
+            "--resolve",
+            "api.gemini.test=127.0.0.1",
+            "--resolve",
+            "api.openai.test=127.0.0.1",
+            "--upstream-ca",
+            &standin_ca.display().to_string(),
         ],
         &format!(
             "[images]\nbuild_network = \"host\"\nhost_ca_bundle = \"{}\"\n\
@@ -428,7 +549,9 @@ fn the_shipped_base_and_default_stems_build_with_the_hosts_ca_lent_and_kept_by_n
     }
 
     // Every runtime of the image trusts the session CA in a session of alice's.
-    runtimes_trust_the_session_ca(&world, upstream.tls_port);
+    runtimes_trust_the_session_ca(&world, upstream.tls_port, standin.tls_port);
+    // The CLIs the image ships answer a prompt through the MITM.
+    gemini_opencode_and_pi_answer_a_prompt(&world, &standin);
 
     // Alice's build through the same agent: the legacy builder on the bridge, no bundle (the
     // step's request for it is dropped) and no host loopback.

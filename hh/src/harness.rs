@@ -81,7 +81,9 @@ pub const BUILT_IN: &[Harness] = &[
         name: "gemini",
         title: "Gemini CLI",
         interactive: &["gemini"],
-        one_shot: &["gemini", "-p"],
+        // Headless, Gemini CLI stops in a folder it was not told to trust; the session is
+        // the sandbox the user chose for this workspace.
+        one_shot: &["gemini", "--skip-trust", "-p"],
         config_dir: ".gemini",
         instructions_file: "GEMINI.md",
         auth_env: &[
@@ -102,7 +104,12 @@ pub const BUILT_IN: &[Harness] = &[
         config_dir: ".config/opencode",
         instructions_file: "AGENTS.md",
         auth_env: &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"],
-        fixed_env: &[("OPENCODE_DISABLE_AUTOUPDATE", "1")],
+        // No self-update, and no refresh of its model catalog from its own host (a request
+        // the user would be asked about; the catalog it ships is used).
+        fixed_env: &[
+            ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
+            ("OPENCODE_DISABLE_MODELS_FETCH", "1"),
+        ],
         api_rules: &[ANTHROPIC_API, OPENAI_API, GEMINI_API],
         quiet_rules: &[],
     },
@@ -114,7 +121,8 @@ pub const BUILT_IN: &[Harness] = &[
         config_dir: ".pi",
         instructions_file: "AGENTS.md",
         auth_env: &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"],
-        fixed_env: &[],
+        // No version check and no install report.
+        fixed_env: &[("PI_SKIP_VERSION_CHECK", "1"), ("PI_TELEMETRY", "0")],
         api_rules: &[ANTHROPIC_API, OPENAI_API, GEMINI_API],
         quiet_rules: &[],
     },

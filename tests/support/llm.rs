@@ -4,6 +4,8 @@
 //! - Anthropic Messages (`POST /v1/messages`, streamed as SSE when asked): Claude Code, pi,
 //!   OpenCode;
 //! - OpenAI Responses (`POST /v1/responses`, SSE): Codex;
+//! - OpenAI Chat Completions (`POST /v1/chat/completions`, SSE): OpenCode's and pi's
+//!   OpenAI-compatible providers;
 //! - Gemini `generateContent` and `streamGenerateContent?alt=sse`: Gemini CLI (whose first call
 //!   is a routing classifier that wants JSON filling its `responseJsonSchema`).
 //!
@@ -163,6 +165,8 @@ async fn answer(
         anthropic(&body, gap)
     } else if route.ends_with("/responses") {
         openai_responses(&body, gap)
+    } else if route.ends_with("/chat/completions") {
+        openai_chat(&body, gap)
     } else if route.contains(":streamGenerateContent") {
         sse(vec![(None, gemini_chunk(&body))], gap)
     } else if route.contains(":generateContent") {
@@ -321,6 +325,36 @@ fn openai_responses(request: &Value, gap: Duration) -> Response<Body> {
                 "item": done_item}),
             ),
             event(json!({"type": "response.completed", "response": completed})),
+        ],
+        gap,
+    )
+}
+
+/// OpenAI Chat Completions, streamed (OpenCode's and pi's OpenAI-compatible providers): the
+/// reply, then a `finish_reason` (without one OpenCode asks again, forever), then the usage.
+fn openai_chat(request: &Value, gap: Duration) -> Response<Body> {
+    let model = request["model"]
+        .as_str()
+        .unwrap_or("chat-standin")
+        .to_owned();
+    let chunk = |delta: Value, finish: Value| {
+        (
+            None,
+            json!({"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": 1,
+                "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+        )
+    };
+    sse(
+        vec![
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            chunk(json!({"content": REPLY}), Value::Null),
+            chunk(json!({}), json!("stop")),
+            (
+                None,
+                json!({"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": 1,
+                    "model": model, "choices": [],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}}),
+            ),
         ],
         gap,
     )
