@@ -20,6 +20,9 @@ use support::{
 
 const AGENTS_IMAGE: &str = "hh-test-agents";
 
+/// A phrase of hh's network note for agents (`hh::harness::NETWORK_NOTE`).
+const NOTE_MARKER: &str = "mediated by hh";
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -198,6 +201,11 @@ fn claude_code_and_codex_answer_a_prompt_through_the_mitm_as_an_ordinary_user() 
             .all(|seen| seen.key.as_deref() == Some("sk-ant-test-alice")),
         "{messages:?}"
     );
+    // hh's network note (in the session's ~/.claude/CLAUDE.md) reached the model.
+    assert!(
+        messages.iter().any(|seen| seen.body.contains(NOTE_MARKER)),
+        "Claude Code's requests carry hh's network note"
+    );
 
     // Codex, in a session of its own harness: its key, and not Claude's.
     let codex_config = format!(
@@ -231,6 +239,11 @@ fn claude_code_and_codex_answer_a_prompt_through_the_mitm_as_an_ordinary_user() 
             .iter()
             .all(|seen| seen.key.as_deref() == Some("Bearer sk-openai-test-alice")),
         "{responses:?}"
+    );
+    // hh's network note (in the session's ~/.codex/AGENTS.md) reached the model.
+    assert!(
+        responses.iter().any(|seen| seen.body.contains(NOTE_MARKER)),
+        "Codex's requests carry hh's network note"
     );
 
     // Its telemetry was refused by the harness's own layer at once: nobody was asked (a prompt

@@ -229,6 +229,9 @@ fn runtimes_trust_the_session_ca(world: &UserWorld, port: u16, api_port: u16) {
     assert!(stopped.status.success(), "session stop: {}", text(&stopped));
 }
 
+/// A phrase of hh's network note for agents ([`hh::harness::NETWORK_NOTE`]).
+const NOTE_MARKER: &str = "mediated by hh";
+
 /// The stand-in API names (Gemini's API; the OpenAI-compatible Chat Completions of OpenCode's
 /// and pi's configured provider).
 const API_HOSTS: &[&str] = &["api.gemini.test", "api.openai.test"];
@@ -329,6 +332,13 @@ echo '{{"defaultProvider": "standin", "defaultModel": "test-model", "quietStartu
                 .iter()
                 .any(|request| request.key.as_deref().is_some_and(|k| k.contains(key))),
             "{harness} called its API with its key: {asked:?}"
+        );
+        // What hh told the agent about its network reached the model with the prompt.
+        assert!(
+            asked
+                .iter()
+                .any(|request| request.body.contains(NOTE_MARKER)),
+            "{harness}'s request carries hh's network note"
         );
     }
 }

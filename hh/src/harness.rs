@@ -24,6 +24,9 @@ pub struct Harness {
     pub config_dir: &'static str,
     /// The project instructions file it reads from the working directory.
     pub instructions_file: &'static str,
+    /// The user-level instructions file it reads on every run, under the session user's home:
+    /// where a session of this harness gets [`NETWORK_NOTE`] when the file is not there.
+    pub global_instructions: &'static str,
     /// The variables it authenticates (and finds its API) with, passed through from the
     /// client's environment to sessions of this harness only.
     pub auth_env: &'static [&'static str],
@@ -34,6 +37,22 @@ pub struct Harness {
     /// Denied for sessions of this harness: telemetry, error reporting and self-update.
     pub quiet_rules: &'static [&'static str],
 }
+
+/// What every harness session's agent reads among its user-level instructions: that its
+/// network is mediated, what a refusal looks like, and who decides. Written by the session's
+/// init into [`Harness::global_instructions`] when that file is absent (the user's own files,
+/// mounted or seeded, are never written).
+pub const NETWORK_NOTE: &str = "\
+# Network access in this session
+
+Network access in this session is mediated by hh: every connection goes through hh's proxy, which
+decides each request against the workspace's rules. A refused HTTP request gets status 403 with
+a body that starts `hh blocked` and names the rule that refused it; a refused connection of
+another kind is closed. Nothing else leaves the session (no proxy variable, port, IP address or
+DNS trick gets around it), so do not try: when a task needs a host that is refused, stop and say
+which host and why. A person approves requests in `hh` (the terminal UI) or with
+`hh approvals`, and may add a rule.
+";
 
 const ANTHROPIC_API: &str = "domain=api.anthropic.com port=443";
 const OPENAI_API: &str = "domain=api.openai.com port=443";
@@ -48,6 +67,7 @@ pub const BUILT_IN: &[Harness] = &[
         one_shot: &["claude", "-p"],
         config_dir: ".claude",
         instructions_file: "CLAUDE.md",
+        global_instructions: ".claude/CLAUDE.md",
         auth_env: &[
             "ANTHROPIC_API_KEY",
             "ANTHROPIC_AUTH_TOKEN",
@@ -72,6 +92,7 @@ pub const BUILT_IN: &[Harness] = &[
         one_shot: &["codex", "exec", "--skip-git-repo-check"],
         config_dir: ".codex",
         instructions_file: "AGENTS.md",
+        global_instructions: ".codex/AGENTS.md",
         auth_env: &["OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL"],
         fixed_env: &[],
         api_rules: &[OPENAI_API],
@@ -86,6 +107,7 @@ pub const BUILT_IN: &[Harness] = &[
         one_shot: &["gemini", "--skip-trust", "-p"],
         config_dir: ".gemini",
         instructions_file: "GEMINI.md",
+        global_instructions: ".gemini/GEMINI.md",
         auth_env: &[
             "GEMINI_API_KEY",
             "GOOGLE_API_KEY",
@@ -103,6 +125,7 @@ pub const BUILT_IN: &[Harness] = &[
         one_shot: &["opencode", "run"],
         config_dir: ".config/opencode",
         instructions_file: "AGENTS.md",
+        global_instructions: ".config/opencode/AGENTS.md",
         auth_env: &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"],
         // No self-update, and no refresh of its model catalog from its own host (a request
         // the user would be asked about; the catalog it ships is used).
@@ -120,6 +143,7 @@ pub const BUILT_IN: &[Harness] = &[
         one_shot: &["pi", "-p"],
         config_dir: ".pi",
         instructions_file: "AGENTS.md",
+        global_instructions: ".pi/agent/AGENTS.md",
         auth_env: &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"],
         // No version check and no install report.
         fixed_env: &[("PI_SKIP_VERSION_CHECK", "1"), ("PI_TELEMETRY", "0")],

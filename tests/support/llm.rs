@@ -39,6 +39,8 @@ pub struct Seen {
     /// `x-api-key`, `authorization` or `x-goog-api-key`, whichever the request carried.
     pub key: Option<String>,
     pub host: Option<String>,
+    /// The request body as text (what the CLI sent the model: its instructions among it).
+    pub body: String,
 }
 
 /// The running stand-ins.
@@ -147,18 +149,21 @@ async fn answer(
         .path_and_query()
         .map_or("/", |path| path.as_str())
         .to_owned();
-    seen.lock().unwrap().push(Seen {
-        method: request.method().to_string(),
-        path: path.clone(),
-        key,
-        host: header("host"),
-    });
+    let method = request.method().to_string();
+    let host = header("host");
     let body = request
         .into_body()
         .collect()
         .await
         .map(|body| body.to_bytes())
         .unwrap_or_default();
+    seen.lock().unwrap().push(Seen {
+        method,
+        path: path.clone(),
+        key,
+        host,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let route = path.split('?').next().unwrap_or("");
     if route.ends_with("/messages") {

@@ -35,6 +35,9 @@ pub const SESSION_HOME: &str = "/home/hh";
 /// `PATH` for an image that sets none (Docker's own default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The session files' copy of [`crate::harness::NETWORK_NOTE`].
+pub const NETWORK_NOTE_FILE: &str = "network-note.md";
+
 /// The session files' bundle: the session CA, then the host's roots.
 pub const SESSION_BUNDLE: &str = "ca-bundle.pem";
 
@@ -280,6 +283,7 @@ pub fn plan(
     }
     if let Some(harness) = harness {
         env.push(format!("HH_HARNESS={}", harness.name));
+        env.push(format!("HH_HARNESS_NOTE={}", harness.global_instructions));
         env.extend(
             harness
                 .fixed_env
@@ -711,6 +715,7 @@ canonical_path = "{}"
         assert!(env.contains(&"ANTHROPIC_API_KEY=sk-ant".to_owned()));
         assert!(!env.iter().any(|e| e.starts_with("OPENAI_API_KEY=")));
         assert!(env.contains(&"HH_HARNESS=claude".to_owned()));
+        assert!(env.contains(&"HH_HARNESS_NOTE=.claude/CLAUDE.md".to_owned()));
         assert!(env.contains(&"DISABLE_AUTOUPDATER=1".to_owned()));
         assert_eq!(plan.container.labels[label::HARNESS], "claude");
         assert_eq!(plan.policy.harness.map(|h| h.name), Some("claude"));

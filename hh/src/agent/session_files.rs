@@ -30,6 +30,7 @@ fn init_script() -> String {
     let canary_ip = CANARY.ip();
     let canary_port = CANARY.port();
     let filter_mode = super::seccomp::FILTER_MODE;
+    const NOTE_FILE: &str = super::plan::NETWORK_NOTE_FILE;
     format!(
         r#"#!/bin/bash
 # hh-init: the first process of an hh session. Waits until the agent has enforcement in place
@@ -58,6 +59,14 @@ for _ in $(seq 600); do
     code=$(status 2>/dev/null)
     if [ "$code" = 200 ]; then
         # (The system trust store is the agent's bundle, mounted over it read-only.)
+        # A harness's agent reads how its network works among its user-level instructions,
+        # unless the user has that file already (theirs is never written).
+        if [ -n "${{HH_HARNESS_NOTE:-}}" ] && [ -n "${{HOME:-}}" ]; then
+            note="$HOME/$HH_HARNESS_NOTE"
+            if [ ! -e "$note" ] && [ ! -L "$note" ]; then
+                mkdir -p "${{note%/*}}" 2>/dev/null && cp /opt/hh/{NOTE_FILE} "$note" 2>/dev/null
+            fi
+        fi
         if [ -w / ] && command -v keytool >/dev/null 2>&1; then
             keytool -importcert -noprompt -cacerts -storepass changeit -alias hh-session \
                 -file /opt/hh/ca.pem >/dev/null 2>&1 || true
@@ -108,6 +117,11 @@ pub fn write(dir: &Path, ca_pem: &str, token_var: &str) -> std::io::Result<PathB
         0o755,
     )?;
     replace(&dir.join("ca.pem"), ca_pem.as_bytes(), 0o644)?;
+    replace(
+        &dir.join(super::plan::NETWORK_NOTE_FILE),
+        crate::harness::NETWORK_NOTE.as_bytes(),
+        0o644,
+    )?;
     let mut bundle = String::from(ca_pem);
     if let Some(host) = HOST_BUNDLES
         .iter()
