@@ -123,7 +123,8 @@ pub struct ExecSpec {
     pub tty: bool,
     /// `KEY=VALUE` added to the container's environment.
     pub env: Vec<String>,
-    pub working_dir: String,
+    /// `None`: the container's working directory.
+    pub working_dir: Option<String>,
 }
 
 /// A running exec: its id, what it prints, what it reads.
@@ -333,7 +334,7 @@ impl Engine {
                     tty: Some(spec.tty),
                     env: Some(spec.env.clone()),
                     cmd: Some(spec.command.clone()),
-                    working_dir: Some(spec.working_dir.clone()),
+                    working_dir: spec.working_dir.clone(),
                     ..Default::default()
                 },
             )

@@ -24,9 +24,6 @@ use crate::api::{
     server::{ExecStream, Peer, write_line},
 };
 
-/// Where commands start.
-const WORKING_DIR: &str = "/workspace";
-
 /// How long the agent waits for Docker to report the exit status once the output ended.
 const STATUS_WAIT: Duration = Duration::from_secs(5);
 
@@ -79,7 +76,8 @@ pub async fn serve(
         command: request.command.clone(),
         tty: request.tty,
         env,
-        working_dir: WORKING_DIR.into(),
+        // The container's own: where its workspace is (`/workspace`, or its host path).
+        working_dir: None,
     };
     let exec = match agent.docker.exec(&container, &spec).await {
         Ok(exec) => exec,

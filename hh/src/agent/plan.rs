@@ -81,6 +81,11 @@ pub enum PlanError {
     #[error("mount {path}: a path with `:` or `,` cannot be handed to Docker unambiguously")]
     AmbiguousPath { path: PathBuf },
     #[error(
+        "workspace {path} cannot be mounted at its host path: {reason} (set \
+         mount_at_host_path = false to see it at /workspace)"
+    )]
+    HostPathReserved { path: PathBuf, reason: &'static str },
+    #[error(
         "protected path {path}: {reason} (list it out of the workspace's protected_paths to \
          start anyway)"
     )]
@@ -174,9 +179,18 @@ pub fn plan(
 
     let workspace_checked = check_mountable(&workspace.canonical_path, identity)?;
     let workspace_dir = workspace_checked.path.clone();
+    let at_host_path = workspace
+        .mount_at_host_path
+        .or(profile.mount_at_host_path)
+        .unwrap_or(false);
+    let inside = if at_host_path {
+        workspace_inside_at(&workspace_dir)?
+    } else {
+        PathBuf::from(WORKSPACE_MOUNT)
+    };
     // What the started container must show where the user's own paths are mounted.
     let mut mount_checks = vec![MountCheck {
-        container: PathBuf::from(WORKSPACE_MOUNT),
+        container: inside.clone(),
         file: workspace_checked.file,
     }];
     // What no session may write: the config, the global rules, and other workspaces' rules.
@@ -199,11 +213,7 @@ pub fn plan(
         .collect();
     refuse_exposing(&workspace_dir, &protected)?;
     let mut binds = vec![
-        bind(
-            &workspace_dir,
-            Path::new(WORKSPACE_MOUNT),
-            MountMode::ReadWrite,
-        )?,
+        bind(&workspace_dir, &inside, MountMode::ReadWrite)?,
         bind(
             context.session_files,
             Path::new(SESSION_FILES_MOUNT),
@@ -228,7 +238,13 @@ pub fn plan(
             wanted.push(path.clone());
         }
     }
-    let protected_paths = protect(&workspace_dir, &wanted, &mut binds, &mut mount_checks)?;
+    let protected_paths = protect(
+        &workspace_dir,
+        &inside,
+        &wanted,
+        &mut binds,
+        &mut mount_checks,
+    )?;
     let mut seeds = Vec::new();
     let mounts = config
         .defaults
@@ -301,6 +317,7 @@ pub fn plan(
     env.extend(CA_BUNDLE_VARS.iter().map(|var| format!("{var}={bundle}")));
     env.push(format!("NODE_EXTRA_CA_CERTS={SESSION_FILES_MOUNT}/ca.pem"));
     env.push(format!("HH_SESSION_ID={}", context.id));
+    env.push(format!("HH_WORKSPACE={}", inside.display()));
     env.push(format!("HH_CONTROL_PORT={}", context.control_port));
     env.push(format!("HH_PROXY_PORT={}", context.proxy_port));
     // The image's own PATH (a stem may add its toolchain), with the agent's tools in front.
@@ -358,7 +375,7 @@ pub fn plan(
             .memory
             .map(|m| i64::try_from(m.0).unwrap_or(i64::MAX)),
         nano_cpus: profile.cpus.map(|c| (c.0 * 1e9) as i64),
-        working_dir: WORKSPACE_MOUNT.into(),
+        working_dir: inside.to_string_lossy().into_owned(),
         tmpfs: vec![(
             SESSION_HOME.to_owned(),
             format!("uid={},gid={gid},mode=0700", identity.uid),
@@ -426,6 +443,7 @@ pub fn policy_sources(
 /// for a host tool to run). Returns the paths made read-only.
 fn protect(
     workspace_dir: &Path,
+    inside: &Path,
     protected: &[String],
     binds: &mut Vec<String>,
     mount_checks: &mut Vec<MountCheck>,
@@ -468,7 +486,6 @@ fn protect(
                 "it is a symbolic link; hh will not mount through it".into(),
             ));
         }
-        let inside = Path::new(WORKSPACE_MOUNT);
         for (relative, (dev, ino)) in dir_chain {
             if pinned.contains(&relative) {
                 continue;
@@ -510,6 +527,33 @@ fn refuse_exposing(source: &Path, protected: &[PathBuf]) -> Result<(), PlanError
         }),
         None => Ok(()),
     }
+}
+
+/// Where a workspace mounted at its host path appears: `dir` itself, unless that would cover
+/// or sit in what the session needs of its own (the image's system directories, the session's
+/// home and hh's files) or in a kernel filesystem.
+fn workspace_inside_at(dir: &Path) -> Result<PathBuf, PlanError> {
+    let reserved = |reason| PlanError::HostPathReserved {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    if !dir.is_absolute() || dir.parent().is_none() {
+        return Err(reserved("it is not a directory below /"));
+    }
+    const SYSTEM: &[&str] = &[
+        "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
+        "/sbin", "/sys", "/usr", "/var", "/opt/hh",
+    ];
+    if SYSTEM.iter().any(|system| dir.starts_with(system)) {
+        return Err(reserved("it is in a system directory of the container"));
+    }
+    if dir.starts_with(SESSION_HOME) || Path::new(SESSION_HOME).starts_with(dir) {
+        return Err(reserved("it is or holds the session's own home"));
+    }
+    if dir == Path::new("/home") || dir == Path::new("/opt") || dir == Path::new("/tmp") {
+        return Err(reserved("it would cover a directory the image itself uses"));
+    }
+    Ok(dir.to_path_buf())
 }
 
 /// A Docker bind spec; refuses paths Docker would split wrongly.
@@ -627,6 +671,38 @@ canonical_path = "{}"
             uid: 0,
             gid: 0,
             groups: vec![0],
+        }
+    }
+
+    #[test]
+    fn a_workspace_at_its_host_path_may_not_cover_what_the_session_needs() {
+        for reserved in [
+            "/",
+            "/usr/src/x",
+            "/etc/p",
+            "/home",
+            "/tmp",
+            "/opt/hh/x",
+            "/home/hh",
+            "/home/hh/p",
+            "/proc/1",
+            "/var/lib/x",
+        ] {
+            assert!(
+                workspace_inside_at(Path::new(reserved)).is_err(),
+                "{reserved} was allowed"
+            );
+        }
+        for fine in [
+            "/home/alice/src/proj",
+            "/srv/work",
+            "/tmp/proj",
+            "/opt/code",
+        ] {
+            assert_eq!(
+                workspace_inside_at(Path::new(fine)).unwrap(),
+                Path::new(fine)
+            );
         }
     }
 

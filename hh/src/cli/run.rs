@@ -40,7 +40,7 @@ pub struct Options {
     /// The coding agent (`claude`, `codex`, `gemini`, `opencode`, `pi`).
     #[arg(long)]
     harness: String,
-    /// A shell command run first in /workspace; a non-zero exit stops the run.
+    /// A shell command run first in the session's workspace; a non-zero exit stops the run.
     #[arg(long, value_name = "CMD")]
     setup_script: Option<String>,
     /// Stop the agent after this many seconds (exit status 124).

@@ -206,6 +206,11 @@ pub struct Profile {
     /// workspace's own `protected_paths` (e.g. `.envrc` for a stem whose users run direnv).
     #[serde(default)]
     pub protected_paths: Vec<String>,
+    /// Its sessions see the workspace at its host path instead of `/workspace` (a workspace's
+    /// own setting wins): agents key their history and `--resume` on the working directory,
+    /// so with `/workspace` everywhere every project's history is one.
+    #[serde(default)]
+    pub mount_at_host_path: Option<bool>,
 }
 
 /// A session's `127.0.0.1:container_port` relayed to the host's `127.0.0.1:host_port`.
@@ -283,6 +288,10 @@ pub struct Workspace {
     /// Setting the key replaces the default; `[]` protects nothing (and session start says so).
     #[serde(default = "default_protected_paths")]
     pub protected_paths: Vec<String>,
+    /// Sessions see the workspace at its host path instead of `/workspace` (see the
+    /// template's key of the same name, which this one overrides).
+    #[serde(default)]
+    pub mount_at_host_path: Option<bool>,
 }
 
 /// What a workspace protects unless its config says otherwise.

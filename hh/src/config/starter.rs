@@ -87,11 +87,15 @@ env = {}
 # CANONICAL_PATH/harness-rules.toml; sessions run the version you last trusted
 # (`hh rules status` / `hh rules trust`). Paths under ~/.ssh, ~/.gnupg and /etc are refused.
 # protected_paths (relative) are read-only in sessions, because host tools run them; the
-# default is [".git/config", ".git/hooks"], [] protects nothing.
+# default is [".git/config", ".git/hooks"], [] protects nothing. Sessions see the workspace at
+# /workspace unless mount_at_host_path is true (here or in the template; the workspace's wins):
+# then at its host path, so that agents, which key history and --resume on the working
+# directory, keep one history per project.
 # [[workspaces]]
 # name = "my-project"
 # canonical_path = "~/src/my-project"
 # protected_paths = [".git/config", ".git/hooks", ".envrc"]
+# mount_at_host_path = true
 "#;
 
 #[cfg(test)]
