@@ -360,3 +360,52 @@ fn a_failing_setup_script_stops_the_run_with_its_stderr_and_the_session_is_gone(
     let sessions: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
     assert!(sessions.is_empty(), "{sessions:?}");
 }
+
+/// A harness the config defines (`[harnesses.NAME]`) runs like a built-in one: its one-shot
+/// command with the prompt, its credential passed through to its session only, its fixed
+/// environment, hh's network note in its instructions file, and its deny rules in force at
+/// once (a layer of its own, named after the config).
+#[test]
+fn a_harness_defined_in_the_config_runs_like_a_built_in_one() {
+    if !require_root("config harness e2e") || !support::session_world::build_test_stem() {
+        return;
+    }
+    let world = UserWorld::with(
+        &[],
+        "[harnesses.echoer]\ntitle = \"Echoer\"\ninteractive = [\"sh\"]\n\
+         one_shot = [\"sh\", \"-c\", \"echo \\\"echoer got: $0 token=${ECHOER_TOKEN:-none} \
+         other=${OTHER_TOKEN:-none} mode=$ECHOER_MODE\\\"; \
+         grep -q 'mediated by hh' \\\"$HOME/.echoer/NOTES.md\\\" && echo note-present; \
+         curl -s http://telemetry.echoer.test/ | head -1\"]\n\
+         global_instructions = \".echoer/NOTES.md\"\nauth_env = [\"ECHOER_TOKEN\"]\n\
+         env = { ECHOER_MODE = \"fixed\" }\ndeny = [\"domain=telemetry.echoer.test\"]\n",
+    );
+    let output = world
+        .hh(
+            &world.alice,
+            &[
+                "run",
+                "--workspace",
+                "demo",
+                "--template",
+                "test",
+                "--harness",
+                "echoer",
+                "--timeout",
+                "60",
+                "say hi",
+            ],
+        )
+        .env("ECHOER_TOKEN", "tok-echoer")
+        .env("OTHER_TOKEN", "tok-other")
+        .output()
+        .unwrap();
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("echoer got: say hi token=tok-echoer other=none mode=fixed"),
+        "{out}"
+    );
+    assert!(out.contains("note-present"), "{out}");
+    assert!(out.contains("hh blocked"), "its deny rule: {out}");
+}

@@ -7,11 +7,16 @@
 //! front, so that a headless run never waits on a prompt nobody will answer; the user's own
 //! rules still decide everything else, and their deny rules win over this layer's allows.
 
-use crate::rules::{Action, Layer, LayerRules, Rule};
+use std::collections::BTreeMap;
 
-/// One coding-agent CLI.
+use crate::{
+    config::schema::HarnessConfig,
+    rules::{Action, Layer, LayerRules, Rule},
+};
+
+/// One coding-agent CLI hh knows by itself.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Harness {
+pub struct BuiltIn {
     /// What `--harness` takes.
     pub name: &'static str,
     /// What people call it.
@@ -59,8 +64,8 @@ const OPENAI_API: &str = "domain=api.openai.com port=443";
 const GEMINI_API: &str = "domain=generativelanguage.googleapis.com port=443";
 
 /// The harnesses hh knows.
-pub const BUILT_IN: &[Harness] = &[
-    Harness {
+pub const BUILT_IN: &[BuiltIn] = &[
+    BuiltIn {
         name: "claude",
         title: "Claude Code",
         interactive: &["claude"],
@@ -85,7 +90,7 @@ pub const BUILT_IN: &[Harness] = &[
             "domain=storage.googleapis.com path=/claude-code-dist-*",
         ],
     },
-    Harness {
+    BuiltIn {
         name: "codex",
         title: "Codex CLI",
         interactive: &["codex"],
@@ -98,7 +103,7 @@ pub const BUILT_IN: &[Harness] = &[
         api_rules: &[OPENAI_API],
         quiet_rules: &["domain=ab.chatgpt.com", "domain=*.sentry.io"],
     },
-    Harness {
+    BuiltIn {
         name: "gemini",
         title: "Gemini CLI",
         interactive: &["gemini"],
@@ -118,7 +123,7 @@ pub const BUILT_IN: &[Harness] = &[
         api_rules: &[GEMINI_API],
         quiet_rules: &["domain=play.googleapis.com path=/log*"],
     },
-    Harness {
+    BuiltIn {
         name: "opencode",
         title: "OpenCode",
         interactive: &["opencode"],
@@ -136,7 +141,7 @@ pub const BUILT_IN: &[Harness] = &[
         api_rules: &[ANTHROPIC_API, OPENAI_API, GEMINI_API],
         quiet_rules: &[],
     },
-    Harness {
+    BuiltIn {
         name: "pi",
         title: "pi",
         interactive: &["pi"],
@@ -152,35 +157,117 @@ pub const BUILT_IN: &[Harness] = &[
     },
 ];
 
-/// The harness called `name`.
-pub fn find(name: &str) -> Result<&'static Harness, UnknownHarness> {
-    BUILT_IN
-        .iter()
-        .find(|harness| harness.name == name)
-        .ok_or_else(|| UnknownHarness(name.to_owned()))
+/// A harness as a session runs it: built into hh ([`BUILT_IN`]) or defined in the config
+/// (`[harnesses.NAME]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Harness {
+    pub name: String,
+    pub title: String,
+    pub interactive: Vec<String>,
+    pub one_shot: Vec<String>,
+    /// Under the session user's home; `None`: not known.
+    pub config_dir: Option<String>,
+    pub instructions_file: Option<String>,
+    /// Where a session gets [`NETWORK_NOTE`] (under the home); `None`: nowhere.
+    pub global_instructions: Option<String>,
+    pub auth_env: Vec<String>,
+    pub fixed_env: Vec<(String, String)>,
+    pub api_rules: Vec<String>,
+    pub quiet_rules: Vec<String>,
+    /// Where it is defined, as rule sources name it.
+    pub origin: String,
+}
+
+impl From<&BuiltIn> for Harness {
+    fn from(built_in: &BuiltIn) -> Harness {
+        let strings = |list: &[&str]| list.iter().map(|item| (*item).to_owned()).collect();
+        Harness {
+            name: built_in.name.to_owned(),
+            title: built_in.title.to_owned(),
+            interactive: strings(built_in.interactive),
+            one_shot: strings(built_in.one_shot),
+            config_dir: Some(built_in.config_dir.to_owned()),
+            instructions_file: Some(built_in.instructions_file.to_owned()),
+            global_instructions: Some(built_in.global_instructions.to_owned()),
+            auth_env: strings(built_in.auth_env),
+            fixed_env: built_in
+                .fixed_env
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+            api_rules: strings(built_in.api_rules),
+            quiet_rules: strings(built_in.quiet_rules),
+            origin: "built into hh".to_owned(),
+        }
+    }
+}
+
+/// The harness called `name`: a built-in one, else one of `defined` (the config's
+/// `[harnesses.NAME]`, which may not reuse a built-in name; the loader checks).
+pub fn find(
+    name: &str,
+    defined: &BTreeMap<String, HarnessConfig>,
+) -> Result<Harness, UnknownHarness> {
+    if let Some(built_in) = BUILT_IN.iter().find(|harness| harness.name == name) {
+        return Ok(built_in.into());
+    }
+    let Some(config) = defined.get(name) else {
+        let mut known: Vec<&str> = BUILT_IN.iter().map(|harness| harness.name).collect();
+        known.extend(defined.keys().map(String::as_str));
+        return Err(UnknownHarness {
+            name: name.to_owned(),
+            known: known.join(", "),
+        });
+    };
+    Ok(Harness {
+        name: name.to_owned(),
+        title: config.title.clone().unwrap_or_else(|| name.to_owned()),
+        interactive: config.interactive.clone(),
+        one_shot: config.one_shot.clone(),
+        config_dir: config.config_dir.clone(),
+        instructions_file: config.instructions_file.clone(),
+        global_instructions: config.global_instructions.clone(),
+        auth_env: config.auth_env.clone(),
+        fixed_env: config
+            .env
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+        api_rules: config.allow.clone(),
+        quiet_rules: config.deny.clone(),
+        origin: format!("[harnesses.{name}] in the config"),
+    })
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("no harness `{0}` (known: {known})", known = names().join(", "))]
-pub struct UnknownHarness(pub String);
+#[error("no harness `{name}` (known: {known})")]
+pub struct UnknownHarness {
+    pub name: String,
+    pub known: String,
+}
 
-/// Every harness's name.
-pub fn names() -> Vec<&'static str> {
+/// Every built-in harness's name.
+pub fn built_in_names() -> Vec<&'static str> {
     BUILT_IN.iter().map(|harness| harness.name).collect()
 }
 
 impl Harness {
     /// Its policy layer: the API allowed, telemetry and self-update denied.
     pub fn policy_layer(&self) -> LayerRules {
-        let mut layer = LayerRules::new(Layer::Harness, format!("{} (built into hh)", self.name));
+        let mut layer = LayerRules::new(Layer::Harness, format!("{} ({})", self.name, self.origin));
         for (action, rules) in [
-            (Action::Allow, self.api_rules),
-            (Action::Deny, self.quiet_rules),
+            (Action::Allow, &self.api_rules),
+            (Action::Deny, &self.quiet_rules),
         ] {
             for text in rules {
-                // Compiled in and checked by this module's tests.
-                let rule = Rule::parse(text).expect("a built-in harness rule parses");
-                layer.push(action, rule, *text);
+                // Built-in rules are checked by this module's tests, the config's by the
+                // loader; a rule that no longer parses is left out, loudly.
+                match Rule::parse(text) {
+                    Ok(rule) => layer.push(action, rule, text),
+                    Err(error) => {
+                        tracing::error!(harness = %self.name, rule = %text, %error, "harness rule left out");
+                    }
+                }
             }
         }
         layer
@@ -190,22 +277,30 @@ impl Harness {
     pub fn one_shot_command(&self, prompt: &str) -> Vec<String> {
         self.one_shot
             .iter()
-            .map(|part| (*part).to_owned())
+            .cloned()
             .chain(std::iter::once(prompt.to_owned()))
             .collect()
     }
 
     /// The container command of an interactive session: the CLI in the session's tmux
     /// session `hh` (what `hh attach` attaches to), the container kept running after it exits.
+    /// tmux hands its one command to a shell: every word is quoted for it, so a word of the
+    /// config's is only ever that word, and `exec` lets the CLI be the pane's process.
     pub fn interactive_container_command(&self) -> Vec<String> {
-        let cli = self.interactive.join(" ");
+        let quoted: Vec<String> = self
+            .interactive
+            .iter()
+            .map(|word| format!("'{}'", word.replace('\'', r"'\''")))
+            .collect();
         vec![
             "sh".into(),
             "-c".into(),
-            format!(
-                "tmux new-session -d -s hh -x 200 -y 50 'exec {cli}' || echo 'hh: no tmux in \
-                 this image; `hh shell` into the session and run {cli}' >&2; exec sleep infinity"
-            ),
+            "tmux new-session -d -s hh -x 200 -y 50 -- \"$1\" || echo \"hh: no tmux in this \
+             image; \\`hh shell\\` into the session and run $2\" >&2; exec sleep infinity"
+                .into(),
+            "hh-harness".into(),
+            format!("exec {}", quoted.join(" ")),
+            self.interactive.join(" "),
         ]
     }
 }
@@ -217,8 +312,12 @@ mod tests {
     #[test]
     fn every_built_in_rule_parses_and_names_are_unique() {
         let mut seen = std::collections::BTreeSet::new();
-        for harness in BUILT_IN {
-            assert!(seen.insert(harness.name), "{} twice", harness.name);
+        for built_in in BUILT_IN {
+            assert!(seen.insert(built_in.name), "{} twice", built_in.name);
+            for text in built_in.api_rules.iter().chain(built_in.quiet_rules) {
+                Rule::parse(text).unwrap();
+            }
+            let harness = Harness::from(built_in);
             let layer = harness.policy_layer();
             assert_eq!(layer.allow.len(), harness.api_rules.len());
             assert_eq!(layer.deny.len(), harness.quiet_rules.len());
@@ -229,14 +328,49 @@ mod tests {
 
     #[test]
     fn an_unknown_harness_is_refused_with_the_known_ones() {
-        let error = find("clod").unwrap_err().to_string();
+        let none = BTreeMap::new();
+        let error = find("clod", &none).unwrap_err().to_string();
         assert!(
             error.contains("clod") && error.contains("claude, codex"),
             "{error}"
         );
         assert_eq!(
-            find("codex").unwrap().one_shot_command("hi"),
+            find("codex", &none).unwrap().one_shot_command("hi"),
             ["codex", "exec", "--skip-git-repo-check", "hi"]
+        );
+    }
+
+    #[test]
+    fn a_harness_of_the_config_is_found_and_its_words_reach_tmux_unparsed() {
+        let defined = BTreeMap::from([(
+            "aider".to_owned(),
+            HarnessConfig {
+                interactive: vec!["aider".into(), "--model".into(), "it's; rm -rf /".into()],
+                one_shot: vec!["aider".into(), "--message".into()],
+                allow: vec!["domain=api.example.test".into()],
+                ..HarnessConfig::default()
+            },
+        )]);
+        let harness = find("aider", &defined).unwrap();
+        assert_eq!(harness.title, "aider");
+        assert!(harness.policy_layer().source.contains("[harnesses.aider]"));
+        assert_eq!(harness.policy_layer().allow.len(), 1);
+        let command = harness.interactive_container_command();
+        assert_eq!(command[4], r"exec 'aider' '--model' 'it'\''s; rm -rf /'");
+        // What a shell makes of it is the words themselves.
+        let words = std::process::Command::new("sh")
+            .args(["-c", &format!("printf '%s\\n' {}", &command[4][5..])])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&words.stdout),
+            "aider\n--model\nit's; rm -rf /\n"
+        );
+        assert!(
+            find("aider", &BTreeMap::new())
+                .unwrap_err()
+                .to_string()
+                .contains("claude")
         );
     }
 }

@@ -160,7 +160,7 @@ pub fn plan(
     let harness = request
         .harness
         .as_deref()
-        .map(crate::harness::find)
+        .map(|name| crate::harness::find(name, &config.harnesses))
         .transpose()?;
     let name = match &request.name {
         Some(name) => {
@@ -281,14 +281,16 @@ pub fn plan(
     let mut env: Vec<String> = Vec::new();
     // The client's values, for the names the config passes through; never the agent's own.
     // The harness's credentials reach sessions of that harness only.
-    let harness_env = harness.map_or(&[][..], |harness| harness.auth_env);
+    let harness_env = harness
+        .as_ref()
+        .map_or(&[][..], |harness| harness.auth_env.as_slice());
     let passed = config
         .defaults
         .containers
         .env_passthrough
         .iter()
-        .map(String::as_str)
-        .chain(harness_env.iter().copied());
+        .chain(harness_env)
+        .map(String::as_str);
     let mut seen = std::collections::BTreeSet::new();
     for key in passed {
         if let Some(value) = request.env.get(key)
@@ -297,9 +299,11 @@ pub fn plan(
             env.push(format!("{key}={value}"));
         }
     }
-    if let Some(harness) = harness {
+    if let Some(harness) = &harness {
         env.push(format!("HH_HARNESS={}", harness.name));
-        env.push(format!("HH_HARNESS_NOTE={}", harness.global_instructions));
+        if let Some(note) = &harness.global_instructions {
+            env.push(format!("HH_HARNESS_NOTE={note}"));
+        }
         env.extend(
             harness
                 .fixed_env
@@ -347,7 +351,9 @@ pub fn plan(
         (label::IMAGE.to_owned(), image_name.clone()),
         (
             label::HARNESS.to_owned(),
-            harness.map_or_else(String::new, |harness| harness.name.to_owned()),
+            harness
+                .as_ref()
+                .map_or_else(String::new, |harness| harness.name.clone()),
         ),
     ]);
 
@@ -385,7 +391,7 @@ pub fn plan(
         config,
         &workspace.name,
         &request.template,
-        harness,
+        harness.clone(),
         context.config_source,
     )?;
     Ok(SessionPlan {
@@ -400,7 +406,7 @@ pub fn plan(
         rules_file,
         protected_paths,
         image: image_name,
-        harness: harness.map(|harness| harness.name.to_owned()),
+        harness: harness.map(|harness| harness.name),
     })
 }
 
@@ -410,7 +416,7 @@ pub fn policy_sources(
     config: &Config,
     workspace: &str,
     template: &str,
-    harness: Option<&'static crate::harness::Harness>,
+    harness: Option<crate::harness::Harness>,
     config_source: &str,
 ) -> Result<(PolicySources, PathBuf), PlanError> {
     let workspace = config
@@ -794,7 +800,10 @@ canonical_path = "{}"
         assert!(env.contains(&"HH_HARNESS_NOTE=.claude/CLAUDE.md".to_owned()));
         assert!(env.contains(&"DISABLE_AUTOUPDATER=1".to_owned()));
         assert_eq!(plan.container.labels[label::HARNESS], "claude");
-        assert_eq!(plan.policy.harness.map(|h| h.name), Some("claude"));
+        assert_eq!(
+            plan.policy.harness.map(|h| h.name).as_deref(),
+            Some("claude")
+        );
         let unknown = StartSession {
             harness: Some("clod".into()),
             ..request

@@ -639,13 +639,13 @@ async fn adopt(
     };
     let harness = match labels.get(label::HARNESS).map(String::as_str) {
         None | Some("") => None,
-        Some(name) => Some(crate::harness::find(name)?),
+        Some(name) => Some(crate::harness::find(name, &config.harnesses)?),
     };
     let (policy, rules_file) = plan::policy_sources(
         config,
         &workspace,
         &template,
-        harness,
+        harness.clone(),
         &agent.settings.config_path.display().to_string(),
     )?;
     let token_var = format!("{}=", agent.settings.config.defaults.control.token_env_var);

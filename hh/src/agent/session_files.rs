@@ -46,6 +46,15 @@ if [ "$seccomp" != {filter_mode} ]; then
     echo "hh-init: this session is not confined by a seccomp filter (Seccomp: $seccomp); stopping" >&2
     exit 1
 fi
+# A harness's agent reads how its network works among its user-level instructions,
+# unless the user has that file already (theirs is never written). Before the session is
+# ready, so that the first command of it (hh run's) finds it.
+if [ -n "${{HH_HARNESS_NOTE:-}}" ] && [ -n "${{HOME:-}}" ]; then
+    note="$HOME/$HH_HARNESS_NOTE"
+    if [ ! -e "$note" ] && [ ! -L "$note" ]; then
+        mkdir -p "${{note%/*}}" 2>/dev/null && cp /opt/hh/{NOTE_FILE} "$note" 2>/dev/null
+    fi
+fi
 control=/dev/tcp/127.0.0.1/${{HH_CONTROL_PORT:?hh-init: HH_CONTROL_PORT is not set}}
 status() {{
     exec 3<>"$control" || return 1
@@ -59,14 +68,6 @@ for _ in $(seq 600); do
     code=$(status 2>/dev/null)
     if [ "$code" = 200 ]; then
         # (The system trust store is the agent's bundle, mounted over it read-only.)
-        # A harness's agent reads how its network works among its user-level instructions,
-        # unless the user has that file already (theirs is never written).
-        if [ -n "${{HH_HARNESS_NOTE:-}}" ] && [ -n "${{HOME:-}}" ]; then
-            note="$HOME/$HH_HARNESS_NOTE"
-            if [ ! -e "$note" ] && [ ! -L "$note" ]; then
-                mkdir -p "${{note%/*}}" 2>/dev/null && cp /opt/hh/{NOTE_FILE} "$note" 2>/dev/null
-            fi
-        fi
         if [ -w / ] && command -v keytool >/dev/null 2>&1; then
             keytool -importcert -noprompt -cacerts -storepass changeit -alias hh-session \
                 -file /opt/hh/ca.pem >/dev/null 2>&1 || true

@@ -60,7 +60,8 @@ pub struct Options {
 const TIMED_OUT: u8 = 124;
 
 pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    let harness = crate::harness::find(&options.harness)?;
+    let harness = super::session::harness_named(&options.harness, config)?;
+    let harness = &harness;
     let report = Report::new(options.json);
     let info = match call(ClientRequest::StartSession(StartSession {
         workspace: options.workspace.clone(),

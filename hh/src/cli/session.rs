@@ -74,8 +74,9 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
     let harness = options
         .harness
         .as_deref()
-        .map(crate::harness::find)
+        .map(|name| harness_named(name, config))
         .transpose()?;
+    let harness = harness.as_ref();
     if harness.is_some() && !options.command.is_empty() {
         bail!("--harness starts the coding agent; give either it or a command");
     }
@@ -178,6 +179,18 @@ fn warn_untrusted_rules(workspace: &str) {
 /// The client's values for the config's `env_passthrough` names and the harness's credentials
 /// (the agent keeps only those too); nothing else of the client's environment leaves this
 /// process.
+/// The harness `name`, built in or of your config's `[harnesses]` (a config that does not
+/// load leaves the built-in ones; the agent, whose config decides, says if it knows none).
+pub(super) fn harness_named(
+    name: &str,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<crate::harness::Harness> {
+    let defined = super::load_config(config)
+        .map(|(config, _)| config.harnesses)
+        .unwrap_or_default();
+    Ok(crate::harness::find(name, &defined)?)
+}
+
 pub(super) fn passthrough_env(
     config: Option<&std::path::Path>,
     harness: Option<&crate::harness::Harness>,
@@ -197,11 +210,11 @@ pub(super) fn passthrough_env(
             Vec::new()
         }
     };
-    let credentials = harness.map_or(&[][..], |harness| harness.auth_env);
+    let credentials = harness.map_or(&[][..], |harness| harness.auth_env.as_slice());
     configured
         .iter()
+        .chain(credentials)
         .map(String::as_str)
-        .chain(credentials.iter().copied())
         .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
         .collect()
 }

@@ -121,6 +121,18 @@ pub enum ConfigErrorKind {
     WorkspaceName { name: String },
     #[error("port 0 is not a port")]
     PortZero,
+    #[error(
+        "harness name `{name}` must be lowercase letters, digits, `-` or `_` (at most 40) and \
+         not a built-in harness's"
+    )]
+    HarnessName { name: String },
+    #[error("a command of at least one word is needed")]
+    EmptyCommand,
+    #[error(
+        "`{path}` is not a path under the home: give it relative, of plain names (no leading \
+         `/`, `.` or `..`)"
+    )]
+    HomeRelative { path: String },
     #[error("port {port} is {whose} port inside every session; forward another")]
     ForwardTaken { port: u16, whose: &'static str },
     #[error("port {port} of the session is forwarded twice")]
@@ -324,6 +336,60 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
             &config.defaults,
             &invalid,
         )?;
+    }
+
+    for (name, harness) in &config.harnesses {
+        let base = format!("harnesses.{name}");
+        let valid_name = !name.is_empty()
+            && name.len() <= 40
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid_name || crate::harness::built_in_names().contains(&name.as_str()) {
+            return Err(invalid(
+                base,
+                ConfigErrorKind::HarnessName { name: name.clone() },
+            ));
+        }
+        for (key, command) in [
+            ("interactive", &harness.interactive),
+            ("one_shot", &harness.one_shot),
+        ] {
+            if command.is_empty() || command[0].is_empty() {
+                return Err(invalid(
+                    format!("{base}.{key}"),
+                    ConfigErrorKind::EmptyCommand,
+                ));
+            }
+        }
+        for (key, rules) in [("allow", &harness.allow), ("deny", &harness.deny)] {
+            for (i, text) in rules.iter().enumerate() {
+                Rule::parse(text).map_err(|error| {
+                    let kind = ConfigErrorKind::Rule {
+                        text: text.clone(),
+                        error,
+                    };
+                    invalid(format!("{base}.{key}[{i}]"), kind)
+                })?;
+            }
+        }
+        check_env_names(&harness.auth_env, &format!("{base}.auth_env"), &invalid)?;
+        let names: Vec<String> = harness.env.keys().cloned().collect();
+        check_env_names(&names, &format!("{base}.env"), &invalid)?;
+        for (key, path) in [
+            ("config_dir", &harness.config_dir),
+            ("instructions_file", &harness.instructions_file),
+            ("global_instructions", &harness.global_instructions),
+        ] {
+            if let Some(path) = path
+                && !is_plain_relative(path)
+            {
+                return Err(invalid(
+                    format!("{base}.{key}"),
+                    ConfigErrorKind::HomeRelative { path: path.clone() },
+                ));
+            }
+        }
     }
 
     for i in 0..config.workspaces.len() {
@@ -735,6 +801,49 @@ canonical_path = "~/src/hh"
             workspace.legacy_rules_file(),
             Path::new("/home/u/src/hh/.hh/harness-rules.toml")
         );
+    }
+
+    #[test]
+    fn a_harness_of_the_config_is_checked_key_by_key() {
+        let ok = parse_ok(
+            "version = 1\n[harnesses.aider]\ninteractive = [\"aider\"]\n\
+             one_shot = [\"aider\", \"--message\"]\nauth_env = [\"OPENAI_API_KEY\"]\n\
+             allow = [\"domain=api.openai.com port=443\"]\nglobal_instructions = \".aider/notes.md\"\n",
+        );
+        assert_eq!(ok.harnesses["aider"].one_shot, ["aider", "--message"]);
+        for (text, key) in [
+            (
+                "[harnesses.claude]\ninteractive = [\"x\"]\none_shot = [\"x\"]\n",
+                "harnesses.claude",
+            ),
+            (
+                "[harnesses.Big]\ninteractive = [\"x\"]\none_shot = [\"x\"]\n",
+                "harnesses.Big",
+            ),
+            (
+                "[harnesses.a]\ninteractive = []\none_shot = [\"x\"]\n",
+                "harnesses.a.interactive",
+            ),
+            (
+                "[harnesses.a]\ninteractive = [\"x\"]\none_shot = [\"x\"]\nallow = [\"port=nope\"]\n",
+                "harnesses.a.allow[0]",
+            ),
+            (
+                "[harnesses.a]\ninteractive = [\"x\"]\none_shot = [\"x\"]\nauth_env = [\"1X\"]\n",
+                "harnesses.a.auth_env[0]",
+            ),
+            (
+                "[harnesses.a]\ninteractive = [\"x\"]\none_shot = [\"x\"]\nglobal_instructions = \"../x\"\n",
+                "harnesses.a.global_instructions",
+            ),
+            (
+                "[harnesses.a]\ninteractive = [\"x\"]\none_shot = [\"x\"]\ncolour = 1\n",
+                "colour",
+            ),
+        ] {
+            let error = parse_err(&format!("version = 1\n{text}"));
+            assert!(error.contains(key), "{key} in {error}");
+        }
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct Config {
     /// Container templates by name (`[container_profiles.rust]`).
     #[serde(default)]
     pub container_profiles: BTreeMap<String, Profile>,
+    /// Coding agents besides the built-in ones, by name (`[harnesses.aider]`).
+    #[serde(default)]
+    pub harnesses: BTreeMap<String, HarnessConfig>,
     #[serde(default)]
     pub workspaces: Vec<Workspace>,
 }
@@ -62,6 +65,35 @@ impl Default for Manager {
             global_rules_file: default_global_rules_file(),
         }
     }
+}
+
+/// A coding agent of the config's (`[harnesses.NAME]`), run like a built-in one
+/// (`--harness NAME`, see [`crate::harness`]).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarnessConfig {
+    /// What people call it (default: its name).
+    pub title: Option<String>,
+    /// The command of an interactive session (run in the session's tmux).
+    pub interactive: Vec<String>,
+    /// The command that answers one prompt; the prompt is added as its last argument.
+    pub one_shot: Vec<String>,
+    /// Its configuration directory under the home, and the project instructions file it reads.
+    pub config_dir: Option<String>,
+    pub instructions_file: Option<String>,
+    /// Its user-level instructions file under the home, where sessions get hh's network note.
+    pub global_instructions: Option<String>,
+    /// Variables passed from the client's environment to sessions of this harness only.
+    #[serde(default)]
+    pub auth_env: Vec<String>,
+    /// Set in every session of this harness.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Its policy layer: rules allowed (its API) and denied (its telemetry).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 /// How root's image builds reach the network (`sudo hh image build`). A user's builds always

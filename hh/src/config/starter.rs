@@ -63,6 +63,17 @@ localhost_forwards = []
 # mode = "ro"
 # seed = true
 
+# Coding agents besides the built-in ones (claude, codex, gemini, opencode, pi), run with
+# --harness NAME: the interactive and one_shot commands (the prompt is added last), auth_env
+# passed from your environment to its sessions only, env set in them, allow and deny its policy
+# layer, global_instructions the file under the home where its sessions get hh's network note.
+# [harnesses.aider]
+# interactive = ["aider"]
+# one_shot = ["aider", "--yes-always", "--message"]
+# auth_env = ["OPENAI_API_KEY"]
+# allow = ["domain=api.openai.com port=443"]
+# global_instructions = ".aider/CONVENTIONS.md"
+
 # Container templates. `image` is a stem under docker_dir; memory and cpus limit the container;
 # starter_network_allowlist is the template's layer of allow rules (same grammar as
 # harness-rules.toml).

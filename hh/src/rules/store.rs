@@ -301,7 +301,7 @@ pub struct PolicySources {
     pub template: Option<(String, Vec<String>)>,
     /// The session's coding agent, whose built-in layer allows its API and denies its
     /// telemetry ([`crate::harness`]).
-    pub harness: Option<&'static crate::harness::Harness>,
+    pub harness: Option<crate::harness::Harness>,
     /// When set, each file's rules are its trusted copy in this store, never the file as it
     /// reads now ([`super::trust`]): what the agent's sessions run under. Only the deny rules
     /// of the file as it reads count besides: a tightening needs nobody's trust. `None`: the
@@ -374,7 +374,7 @@ impl PolicySources {
             }
             layers.push(layer);
         }
-        if let Some(harness) = self.harness {
+        if let Some(harness) = &self.harness {
             layers.push(harness.policy_layer());
         }
         Ok(Policy::new(layers))
