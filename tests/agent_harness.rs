@@ -376,10 +376,16 @@ fn a_harness_defined_in_the_config_runs_like_a_built_in_one() {
          one_shot = [\"sh\", \"-c\", \"echo \\\"echoer got: $0 token=${ECHOER_TOKEN:-none} \
          other=${OTHER_TOKEN:-none} mode=$ECHOER_MODE\\\"; \
          grep -q 'mediated by hh' \\\"$HOME/.echoer/NOTES.md\\\" && echo note-present; \
+         echo \\\"config=$(cat $HOME/.echoer/config.txt)\\\"; echo changed > $HOME/.echoer/config.txt; \
          curl -s http://telemetry.echoer.test/ | head -1\"]\n\
          global_instructions = \".echoer/NOTES.md\"\nauth_env = [\"ECHOER_TOKEN\"]\n\
-         env = { ECHOER_MODE = \"fixed\" }\ndeny = [\"domain=telemetry.echoer.test\"]\n",
+         seed = [\".echoer\"]\n\
+         env = { ECHOER_MODE = \"fixed\" }\ndeny = [\"domain=telemetry.echoer.test\"]\n\
+         [defaults.containers]\nseed_harness_config = true\n",
     );
+    // Alice's own config of it: copied into the session, never written there.
+    let own = world.alice.make_dir(".echoer", 0o755);
+    world.alice.write_file(own.join("config.txt"), "alice's\n");
     let output = world
         .hh(
             &world.alice,
@@ -407,5 +413,15 @@ fn a_harness_defined_in_the_config_runs_like_a_built_in_one() {
         "{out}"
     );
     assert!(out.contains("note-present"), "{out}");
+    assert!(out.contains("config=alice's"), "her config, seeded: {out}");
     assert!(out.contains("hh blocked"), "its deny rule: {out}");
+    // The session wrote its copy: hers is as it was, and got no note.
+    assert_eq!(
+        std::fs::read_to_string(own.join("config.txt")).unwrap(),
+        "alice's\n"
+    );
+    assert!(
+        !own.join("NOTES.md").exists(),
+        "the note went into her own directory"
+    );
 }

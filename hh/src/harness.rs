@@ -27,6 +27,9 @@ pub struct BuiltIn {
     pub one_shot: &'static [&'static str],
     /// Its configuration directory, under the session user's home.
     pub config_dir: &'static str,
+    /// What of the user's home holds its config, login and history (copied into a session
+    /// with `seed_harness_config`).
+    pub seed: &'static [&'static str],
     /// The project instructions file it reads from the working directory.
     pub instructions_file: &'static str,
     /// The user-level instructions file it reads on every run, under the session user's home:
@@ -71,6 +74,7 @@ pub const BUILT_IN: &[BuiltIn] = &[
         interactive: &["claude"],
         one_shot: &["claude", "-p"],
         config_dir: ".claude",
+        seed: &[".claude", ".claude.json"],
         instructions_file: "CLAUDE.md",
         global_instructions: ".claude/CLAUDE.md",
         auth_env: &[
@@ -96,6 +100,7 @@ pub const BUILT_IN: &[BuiltIn] = &[
         interactive: &["codex"],
         one_shot: &["codex", "exec", "--skip-git-repo-check"],
         config_dir: ".codex",
+        seed: &[".codex"],
         instructions_file: "AGENTS.md",
         global_instructions: ".codex/AGENTS.md",
         auth_env: &["OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL"],
@@ -111,6 +116,7 @@ pub const BUILT_IN: &[BuiltIn] = &[
         // the sandbox the user chose for this workspace.
         one_shot: &["gemini", "--skip-trust", "-p"],
         config_dir: ".gemini",
+        seed: &[".gemini"],
         instructions_file: "GEMINI.md",
         global_instructions: ".gemini/GEMINI.md",
         auth_env: &[
@@ -129,6 +135,7 @@ pub const BUILT_IN: &[BuiltIn] = &[
         interactive: &["opencode"],
         one_shot: &["opencode", "run"],
         config_dir: ".config/opencode",
+        seed: &[".config/opencode", ".local/share/opencode"],
         instructions_file: "AGENTS.md",
         global_instructions: ".config/opencode/AGENTS.md",
         auth_env: &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"],
@@ -147,6 +154,7 @@ pub const BUILT_IN: &[BuiltIn] = &[
         interactive: &["pi"],
         one_shot: &["pi", "-p"],
         config_dir: ".pi",
+        seed: &[".pi"],
         instructions_file: "AGENTS.md",
         global_instructions: ".pi/agent/AGENTS.md",
         auth_env: &["ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"],
@@ -170,6 +178,8 @@ pub struct Harness {
     pub instructions_file: Option<String>,
     /// Where a session gets [`NETWORK_NOTE`] (under the home); `None`: nowhere.
     pub global_instructions: Option<String>,
+    /// Its config under the home, seeded into its sessions on request.
+    pub seed: Vec<String>,
     pub auth_env: Vec<String>,
     pub fixed_env: Vec<(String, String)>,
     pub api_rules: Vec<String>,
@@ -189,6 +199,7 @@ impl From<&BuiltIn> for Harness {
             config_dir: Some(built_in.config_dir.to_owned()),
             instructions_file: Some(built_in.instructions_file.to_owned()),
             global_instructions: Some(built_in.global_instructions.to_owned()),
+            seed: strings(built_in.seed),
             auth_env: strings(built_in.auth_env),
             fixed_env: built_in
                 .fixed_env
@@ -227,6 +238,7 @@ pub fn find(
         config_dir: config.config_dir.clone(),
         instructions_file: config.instructions_file.clone(),
         global_instructions: config.global_instructions.clone(),
+        seed: config.seed.clone(),
         auth_env: config.auth_env.clone(),
         fixed_env: config
             .env

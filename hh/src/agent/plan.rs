@@ -15,7 +15,10 @@ use super::{
 };
 use crate::{
     api::protocol::StartSession,
-    config::{Config, schema::MountMode},
+    config::{
+        Config,
+        schema::{Mount, MountMode},
+    },
     rules::PolicySources,
     sys::owned_dir::OwnedDir,
 };
@@ -246,12 +249,23 @@ pub fn plan(
         &mut mount_checks,
     )?;
     let mut seeds = Vec::new();
+    let home = profile
+        .env
+        .get("HOME")
+        .map_or_else(|| PathBuf::from(SESSION_HOME), PathBuf::from);
+    let harness_seeds = harness_config_seeds(
+        config.defaults.containers.seed_harness_config,
+        harness.as_ref(),
+        identity.uid,
+        &home,
+    );
     let mounts = config
         .defaults
         .containers
         .mounts
         .iter()
-        .chain(&profile.mounts);
+        .chain(&profile.mounts)
+        .chain(&harness_seeds);
     for mount in mounts {
         let checked = check_mountable(&mount.host, identity)?;
         let source = checked.path;
@@ -533,6 +547,35 @@ fn refuse_exposing(source: &Path, protected: &[PathBuf]) -> Result<(), PlanError
         }),
         None => Ok(()),
     }
+}
+
+/// With `seed_harness_config`, a per-session copy of each of the harness's `seed` paths the
+/// user has under their home, at the same place under the session's home.
+fn harness_config_seeds(
+    wanted: bool,
+    harness: Option<&crate::harness::Harness>,
+    uid: u32,
+    session_home: &Path,
+) -> Vec<Mount> {
+    let Some(harness) = harness.filter(|_| wanted) else {
+        return Vec::new();
+    };
+    let Ok(home) = crate::sys::users::home_of(uid) else {
+        return Vec::new();
+    };
+    harness
+        .seed
+        .iter()
+        // Only what exists (a user without that CLI's config starts from nothing); the
+        // checks of every other mount then apply.
+        .filter(|path| std::fs::symlink_metadata(home.join(path)).is_ok())
+        .map(|path| Mount {
+            host: home.join(path),
+            container: session_home.join(path),
+            mode: MountMode::ReadWrite,
+            seed: true,
+        })
+        .collect()
 }
 
 /// Where a workspace mounted at its host path appears: `dir` itself, unless that would cover

@@ -374,6 +374,14 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
             }
         }
         check_env_names(&harness.auth_env, &format!("{base}.auth_env"), &invalid)?;
+        for (i, path) in harness.seed.iter().enumerate() {
+            if !is_plain_relative(path) {
+                return Err(invalid(
+                    format!("{base}.seed[{i}]"),
+                    ConfigErrorKind::HomeRelative { path: path.clone() },
+                ));
+            }
+        }
         let names: Vec<String> = harness.env.keys().cloned().collect();
         check_env_names(&names, &format!("{base}.env"), &invalid)?;
         for (key, path) in [
@@ -839,6 +847,10 @@ canonical_path = "~/src/hh"
             (
                 "[harnesses.a]\ninteractive = [\"x\"]\none_shot = [\"x\"]\ncolour = 1\n",
                 "colour",
+            ),
+            (
+                "[harnesses.a]\ninteractive = [\"x\"]\none_shot = [\"x\"]\nseed = [\"/etc\"]\n",
+                "harnesses.a.seed[0]",
             ),
         ] {
             let error = parse_err(&format!("version = 1\n{text}"));

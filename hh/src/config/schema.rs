@@ -83,6 +83,10 @@ pub struct HarnessConfig {
     pub instructions_file: Option<String>,
     /// Its user-level instructions file under the home, where sessions get hh's network note.
     pub global_instructions: Option<String>,
+    /// Its config under the home (files or directories), copied into each of its sessions
+    /// with `seed_harness_config`.
+    #[serde(default)]
+    pub seed: Vec<String>,
     /// Variables passed from the client's environment to sessions of this harness only.
     #[serde(default)]
     pub auth_env: Vec<String>,
@@ -191,6 +195,10 @@ pub struct Containers {
     /// both sides) or `{ container_port = C, host_port = H }`, the seed's form.
     pub localhost_forwards: Vec<LocalhostForward>,
     pub mounts: Vec<Mount>,
+    /// A session of a harness gets a copy of your own config of that harness (its `seed`
+    /// paths under your home, e.g. `~/.claude` and `~/.claude.json`: your login, settings and
+    /// history), made for that session alone; off, it starts from an empty home.
+    pub seed_harness_config: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]

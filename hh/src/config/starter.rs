@@ -54,6 +54,11 @@ bypass_proxy = []
 # Host ports a session reaches on its own loopback: PORT (the same on both sides), or a table
 # naming the session's port and the host's (the rust template below has one).
 localhost_forwards = []
+# A session of a coding agent (--harness) gets its own copy of your config of that agent
+# (~/.claude and ~/.claude.json, ~/.codex, ~/.gemini, ~/.config/opencode and
+# ~/.local/share/opencode, ~/.pi: your login, settings and history), made for that session
+# alone; false starts it from an empty home.
+seed_harness_config = false
 
 # Paths given to every session. mode is "ro" (default) or "rw"; seed = true copies the
 # path in once at start instead of mounting it. Paths may not contain `:` or `,`.
@@ -73,6 +78,7 @@ localhost_forwards = []
 # auth_env = ["OPENAI_API_KEY"]
 # allow = ["domain=api.openai.com port=443"]
 # global_instructions = ".aider/CONVENTIONS.md"
+# seed = [".aider.conf.yml"]
 
 # Container templates. `image` is a stem under docker_dir; memory and cpus limit the container;
 # starter_network_allowlist is the template's layer of allow rules (same grammar as
