@@ -216,6 +216,61 @@ mod tests {
         out
     }
 
+    /// The server name rustls's own server side reads from `bytes` (its `Acceptor`, what a
+    /// terminated connection's certificate is chosen by); `None` when it takes no ClientHello.
+    fn rustls_sni(bytes: &[u8]) -> Option<Option<String>> {
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut reader = bytes;
+        acceptor.read_tls(&mut reader).ok()?;
+        let accepted = acceptor.accept().ok()??;
+        Some(accepted.client_hello().server_name().map(str::to_owned))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Bytes from the network never panic the reader.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = parse(&bytes);
+        }
+
+        /// A real ClientHello with bytes changed here and there: whenever hh reads a server
+        /// name from it, rustls (which terminates the connection, and so picks the leaf by
+        /// the name it reads) reads that same name (up to ASCII case), or refuses the hello. hh never splices a
+        /// connection by a name the TLS stack would read otherwise.
+        #[test]
+        fn where_hh_reads_a_name_rustls_reads_the_same(
+            label in "[a-z]{1,12}",
+            flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..4),
+        ) {
+            let name = format!("{label}.example.test");
+            let mut hello = client_hello(&name);
+            for (at, byte) in flips {
+                let at = at % hello.len();
+                hello[at] = byte;
+            }
+            // Names compare without ASCII case (rustls lowers them; hh's callers fold them).
+            if let Hello::ServerName(ours) = parse(&hello)
+                && let Some(theirs) = rustls_sni(&hello)
+            {
+                proptest::prop_assert_eq!(
+                    ours.map(|name| name.to_ascii_lowercase()),
+                    theirs
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unchanged_hellos_read_alike_here_and_in_rustls() {
+        for name in ["api.example.test", "a.b.c.example.test", "x.test"] {
+            let hello = client_hello(name);
+            assert_eq!(rustls_sni(&hello), Some(Some(name.to_owned())));
+            assert_eq!(parse(&hello), Hello::ServerName(Some(name.to_owned())));
+        }
+    }
+
     #[test]
     fn a_rustls_client_hello_names_its_server() {
         let hello = client_hello("api.example.test");
