@@ -1,7 +1,8 @@
 //! A workspace with `mount_at_host_path = true` is seen in its sessions at its host path, not
 //! `/workspace` (agents key history and `--resume` on the working directory): a real session
 //! as an ordinary user starts there, `hh shell` runs there, the protected paths are read-only
-//! there, and `HH_WORKSPACE` names it.
+//! there, and `HH_WORKSPACE` names it. Her git identity (her `user.name`, `user.email`) is the
+//! session's author and committer.
 
 mod support;
 
@@ -28,6 +29,11 @@ fn a_workspace_mounted_at_its_host_path_is_worked_on_there() {
     world
         .user
         .write_file(project.join("hello.txt"), "hello from the host\n");
+    // Her git identity, which her sessions commit as (git_identity, on by default).
+    world.user.write_file(
+        world.user.home.join(".gitconfig"),
+        "[user]\n\tname = Ada Tester\n\temail = ada@example.test\n",
+    );
     let config = std::fs::read_to_string(&world.config).unwrap();
     std::fs::write(
         &world.config,
@@ -63,7 +69,8 @@ fn a_workspace_mounted_at_its_host_path_is_worked_on_there() {
             "-c",
             "pwd; cat hello.txt; echo \"ws=$HH_WORKSPACE\"; \
              if echo x >> .git/config 2>/dev/null; then echo written; else echo protected; fi; \
-             echo made > made.txt",
+             echo made > made.txt; echo \"author=$GIT_AUTHOR_NAME <$GIT_AUTHOR_EMAIL>\"; \
+             echo \"committer=$GIT_COMMITTER_NAME <$GIT_COMMITTER_EMAIL>\"",
         ],
     );
     assert_eq!(code, 0, "{out}");
@@ -78,6 +85,11 @@ fn a_workspace_mounted_at_its_host_path_is_worked_on_there() {
     assert!(
         out.contains("protected") && !out.contains("written"),
         "{out}"
+    );
+    assert!(
+        out.contains("author=Ada Tester <ada@example.test>")
+            && out.contains("committer=Ada Tester <ada@example.test>"),
+        "her git identity: {out}"
     );
     // What the session wrote there is in the host's directory.
     assert_eq!(

@@ -13,6 +13,7 @@
 //! - [`dns`]: the per-session DNS stub: synthetic A answers that map back to the name, no upstream.
 //! - [`doctor`]: checks whether this host can run hh, and in which mode.
 //! - [`enforce`]: how a session's traffic is forced through the proxy (eBPF in agent mode).
+//! - [`git_identity`]: the user's git author and committer in their sessions.
 //! - [`harness`]: the coding agents sessions run (`--harness`): commands, credentials, policy layer.
 //! - [`image`]: session images: the Dockerfile stems under `docker/` and their build order.
 //! - [`private_fs`]: 0700 directories and 0600 files opened without following symlinks.
@@ -36,6 +37,7 @@ pub mod config;
 pub mod dns;
 pub mod doctor;
 pub mod enforce;
+pub mod git_identity;
 pub mod harness;
 pub mod image;
 pub mod private_fs;

@@ -141,6 +141,11 @@ pub const HOST_PROGRAMS: &[HostProgram] = &[
     ),
     apt("tmux", "tmux", "drives the terminal UI in end-to-end tests"),
     apt(
+        "git",
+        "git",
+        "hh reads the user's git identity with it (git_identity); the CA trust tests' git client",
+    ),
+    apt(
         "systemd-analyze",
         "systemd",
         "checks the agent's systemd unit (`hh service unit`)",

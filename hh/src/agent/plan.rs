@@ -305,6 +305,20 @@ pub fn plan(
         .iter()
         .chain(harness_env)
         .map(String::as_str);
+    let identity_names = config
+        .defaults
+        .containers
+        .git_identity
+        .then_some(crate::git_identity::VARIABLES)
+        .into_iter()
+        .flatten()
+        .filter(|key| {
+            request
+                .env
+                .get(*key)
+                .is_some_and(|value| crate::git_identity::is_plain(value))
+        });
+    let passed = passed.chain(identity_names);
     let mut seen = std::collections::BTreeSet::new();
     for key in passed {
         if let Some(value) = request.env.get(key)
@@ -721,6 +735,29 @@ canonical_path = "{}"
             gid: 0,
             groups: vec![0],
         }
+    }
+
+    #[test]
+    fn a_git_identity_passes_only_as_plain_text_and_only_when_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut request = request();
+        request.env.insert("GIT_AUTHOR_NAME".into(), "Ada".into());
+        request
+            .env
+            .insert("GIT_COMMITTER_NAME".into(), "Ada\nSigned-off-by: x".into());
+        let plan_env = |identity: bool| {
+            let mut config = config(dir.path(), "");
+            config.defaults.containers.git_identity = identity;
+            plan(&config, &request, &root(), 0, &context(dir.path()))
+                .unwrap()
+                .container
+                .env
+        };
+        let env = plan_env(true);
+        assert!(env.contains(&"GIT_AUTHOR_NAME=Ada".to_owned()));
+        assert!(!env.iter().any(|e| e.starts_with("GIT_COMMITTER_NAME=")));
+        let off = plan_env(false);
+        assert!(!off.iter().any(|e| e.starts_with("GIT_AUTHOR_NAME=")));
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
         template: options.template.clone(),
         name: None,
         command: Vec::new(),
-        env: passthrough_env(config, Some(harness)),
+        env: passthrough_env(config, Some(&options.workspace), Some(harness)),
         harness: Some(harness.name.to_owned()),
     }))? {
         Reply::Session(info) => info,

@@ -90,7 +90,7 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
         template: options.template.clone(),
         name: options.name.clone(),
         command,
-        env: passthrough_env(config, harness),
+        env: passthrough_env(config, Some(&options.workspace), harness),
         harness: harness.map(|harness| harness.name.to_owned()),
     };
     let info = match call(ClientRequest::StartSession(request))? {
@@ -193,12 +193,19 @@ pub(super) fn harness_named(
 
 pub(super) fn passthrough_env(
     config: Option<&std::path::Path>,
+    workspace: Option<&str>,
     harness: Option<&crate::harness::Harness>,
 ) -> BTreeMap<String, String> {
     // No config of your own is fine (nothing to pass through); a broken one is said, not
     // silently taken for an empty list.
-    let configured = match super::load_config(config) {
-        Ok((config, _)) => config.defaults.containers.env_passthrough,
+    let (configured, git_identity) = match super::load_config(config) {
+        Ok((config, _)) => {
+            let identity = config.defaults.containers.git_identity.then(|| {
+                let dir = workspace.and_then(|name| config.workspace(name));
+                crate::git_identity::env(dir.map(|w| w.canonical_path.as_path()))
+            });
+            (config.defaults.containers.env_passthrough, identity)
+        }
         Err(error) => {
             if !matches!(
                 error.downcast_ref::<crate::config::ConfigError>(),
@@ -207,16 +214,21 @@ pub(super) fn passthrough_env(
             {
                 eprintln!("hh: no env_passthrough from your config: {error:#}");
             }
-            Vec::new()
+            // git_identity is on unless a config says otherwise.
+            (Vec::new(), Some(crate::git_identity::env(None)))
         }
     };
     let credentials = harness.map_or(&[][..], |harness| harness.auth_env.as_slice());
-    configured
+    let mut env: BTreeMap<String, String> = configured
         .iter()
         .chain(credentials)
         .map(String::as_str)
         .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
-        .collect()
+        .collect();
+    if let Some(identity) = git_identity {
+        env.extend(identity);
+    }
+    env
 }
 
 fn is_missing_file(error: &anyhow::Error) -> bool {

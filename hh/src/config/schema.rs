@@ -184,7 +184,7 @@ impl Default for Proxy {
 }
 
 /// Settings every container gets; a profile adds to them.
-#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Containers {
     /// Host environment variables copied into the session.
@@ -199,6 +199,22 @@ pub struct Containers {
     /// paths under your home, e.g. `~/.claude` and `~/.claude.json`: your login, settings and
     /// history), made for that session alone; off, it starts from an empty home.
     pub seed_harness_config: bool,
+    /// Sessions commit as you: your `user.name` and `user.email` as git's author and committer
+    /// variables ([`crate::git_identity`]).
+    pub git_identity: bool,
+}
+
+impl Default for Containers {
+    fn default() -> Containers {
+        Containers {
+            env_passthrough: Vec::new(),
+            bypass_proxy: Vec::new(),
+            localhost_forwards: Vec::new(),
+            mounts: Vec::new(),
+            seed_harness_config: false,
+            git_identity: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]

@@ -59,6 +59,9 @@ localhost_forwards = []
 # ~/.local/share/opencode, ~/.pi: your login, settings and history), made for that session
 # alone; false starts it from an empty home.
 seed_harness_config = false
+# Sessions commit as you: your git user.name and user.email (read as you, in the workspace)
+# become git's author and committer there; your ~/.gitconfig itself stays out.
+git_identity = true
 
 # Paths given to every session. mode is "ro" (default) or "rw"; seed = true copies the
 # path in once at start instead of mounting it. Paths may not contain `:` or `,`.

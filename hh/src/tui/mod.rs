@@ -184,10 +184,17 @@ fn perform(
                 .loaded_config()
                 .map(|c| c.defaults.containers.env_passthrough.clone())
                 .unwrap_or_default();
-            let env: BTreeMap<String, String> = names
+            let mut env: BTreeMap<String, String> = names
                 .into_iter()
                 .filter_map(|name| std::env::var(&name).ok().map(|value| (name, value)))
                 .collect();
+            let config = app.loaded_config();
+            if config.is_none_or(|config| config.defaults.containers.git_identity) {
+                let dir = config
+                    .and_then(|config| config.workspace(&workspace))
+                    .map(|workspace| workspace.canonical_path.clone());
+                env.extend(crate::git_identity::env(dir.as_deref()));
+            }
             link.send(ClientRequest::StartSession(StartSession {
                 workspace,
                 template,
