@@ -21,6 +21,7 @@
 //!   and the explicit-proxy front door (`hh proxy`).
 //! - [`rules`]: `harness-rules.toml`, the policy: grammar, canonical hosts and paths, decisions,
 //!   and the trusted copies sessions run under.
+//! - [`sensitive`]: the workspace's files whose names say they hold secrets, found before a start.
 //! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf), and the
 //!   descriptor-relative file work root does in users' directories.
 //! - [`tls`]: the installation CA and the per-host leaf certificates the proxy presents.
@@ -43,6 +44,7 @@ pub mod image;
 pub mod private_fs;
 pub mod proxy;
 pub mod rules;
+pub mod sensitive;
 pub mod sys;
 pub mod tls;
 pub mod tui;

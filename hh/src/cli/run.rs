@@ -61,6 +61,8 @@ const TIMED_OUT: u8 = 124;
 
 pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let harness = super::session::harness_named(&options.harness, config)?;
+    // Headless: said, never asked.
+    super::session::sensitive_files_ok(config, &options.workspace, false)?;
     let harness = &harness;
     let report = Report::new(options.json);
     let info = match call(ClientRequest::StartSession(StartSession {

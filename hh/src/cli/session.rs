@@ -1,6 +1,10 @@
 //! `hh session start|list|stop`: sessions through the agent.
 
-use std::{collections::BTreeMap, io::Write as _, process::ExitCode};
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal as _, Write as _},
+    process::ExitCode,
+};
 
 use anyhow::bail;
 
@@ -45,6 +49,10 @@ struct StartOptions {
     /// telemetry denied. Without --detach you are attached to it; `hh attach ID` returns.
     #[arg(long, value_name = "NAME")]
     harness: Option<String>,
+    /// Start even when the workspace holds files whose names say they are secrets (without it,
+    /// an interactive start asks first when one is of high severity).
+    #[arg(long)]
+    yes: bool,
     /// The command to run (default: a shell).
     #[arg(last = true)]
     command: Vec<String>,
@@ -71,6 +79,12 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
 }
 
 fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let interactive =
+        !options.detach && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !sensitive_files_ok(config, &options.workspace, interactive && !options.yes)? {
+        eprintln!("hh: the session was not started");
+        return Ok(ExitCode::FAILURE);
+    }
     let harness = options
         .harness
         .as_deref()
@@ -179,6 +193,67 @@ fn warn_untrusted_rules(workspace: &str) {
 /// The client's values for the config's `env_passthrough` names and the harness's credentials
 /// (the agent keeps only those too); nothing else of the client's environment leaves this
 /// process.
+/// Says which files of `workspace` (in your config) have names that say they hold secrets,
+/// which the session can read; when `ask` and one is of high severity, asks whether to start
+/// anyway. Whether to go on.
+pub(super) fn sensitive_files_ok(
+    config: Option<&std::path::Path>,
+    workspace: &str,
+    ask: bool,
+) -> anyhow::Result<bool> {
+    use std::io::BufRead as _;
+    let Ok((config, _)) = super::load_config(config) else {
+        return Ok(true);
+    };
+    let Some(workspace) = config.workspace(workspace) else {
+        return Ok(true);
+    };
+    let allowed: Vec<std::path::PathBuf> = workspace
+        .sensitive_allow
+        .iter()
+        .map(|allowed| allowed.path.clone().into())
+        .collect();
+    let found = crate::sensitive::scan(&workspace.canonical_path, &allowed);
+    if found.is_empty() {
+        return Ok(true);
+    }
+    let mut err = std::io::stderr().lock();
+    writeln!(
+        err,
+        "hh: workspace {} holds files whose names say they are secrets; the session, and any \
+         agent in it, can read them:",
+        workspace.name
+    )?;
+    for finding in &found {
+        let severity = match finding.severity {
+            crate::sensitive::Severity::High => "high",
+            crate::sensitive::Severity::Medium => "medium",
+            crate::sensitive::Severity::Low => "low",
+        };
+        writeln!(
+            err,
+            "  {severity:<6} {}  ({})",
+            finding.path.display(),
+            finding.kind
+        )?;
+    }
+    writeln!(
+        err,
+        "  (move them out, or list each in the workspace's sensitive_allow with a reason)"
+    )?;
+    let high = found
+        .iter()
+        .any(|finding| finding.severity == crate::sensitive::Severity::High);
+    if !(ask && high) {
+        return Ok(true);
+    }
+    write!(err, "hh: start the session anyway? [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
 /// The harness `name`, built in or of your config's `[harnesses]` (a config that does not
 /// load leaves the built-in ones; the agent, whose config decides, says if it knows none).
 pub(super) fn harness_named(

@@ -128,6 +128,8 @@ pub enum ConfigErrorKind {
     HarnessName { name: String },
     #[error("a command of at least one word is needed")]
     EmptyCommand,
+    #[error("say why the file may be in the workspace")]
+    NoReason,
     #[error(
         "`{path}` is not a path under the home: give it relative, of plain names (no leading \
          `/`, `.` or `..`)"
@@ -396,6 +398,23 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
                     format!("{base}.{key}"),
                     ConfigErrorKind::HomeRelative { path: path.clone() },
                 ));
+            }
+        }
+    }
+
+    for workspace in &config.workspaces {
+        for (i, allowed) in workspace.sensitive_allow.iter().enumerate() {
+            let key = format!("workspaces.{}.sensitive_allow[{i}]", workspace.name);
+            if !is_plain_relative(&allowed.path) {
+                return Err(invalid(
+                    format!("{key}.path"),
+                    ConfigErrorKind::ProtectedPath {
+                        path: allowed.path.clone(),
+                    },
+                ));
+            }
+            if allowed.reason.trim().is_empty() {
+                return Err(invalid(format!("{key}.reason"), ConfigErrorKind::NoReason));
             }
         }
     }

@@ -348,6 +348,20 @@ pub struct Workspace {
     /// template's key of the same name, which this one overrides).
     #[serde(default)]
     pub mount_at_host_path: Option<bool>,
+    /// Files whose names say they hold secrets that are meant to be in the workspace (test
+    /// fixtures, a sample key): not reported before a start ([`crate::sensitive`]).
+    #[serde(default)]
+    pub sensitive_allow: Vec<SensitiveAllow>,
+}
+
+/// A file of the workspace the sensitive-file scan leaves out, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensitiveAllow {
+    /// Relative to the workspace.
+    pub path: String,
+    /// Why it may be there (required: an allowlist entry says why).
+    pub reason: String,
 }
 
 /// What a workspace protects unless its config says otherwise.

@@ -116,6 +116,10 @@ env = {}
 # canonical_path = "~/src/my-project"
 # protected_paths = [".git/config", ".git/hooks", ".envrc"]
 # mount_at_host_path = true
+# Before a start, hh names the workspace's files whose names say they hold secrets (.env, keys,
+# cloud credentials, package tokens; an interactive start asks when one is of high severity):
+# sensitive_allow lists those meant to be there, each with the reason.
+# sensitive_allow = [{ path = "tests/fixtures/key.pem", reason = "the tests' own key" }]
 "#;
 
 #[cfg(test)]
