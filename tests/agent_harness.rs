@@ -73,17 +73,7 @@ fn world(standin: &LlmStandIn, ca: &std::path::Path) -> UserWorld {
             port = standin.tls_port
         ),
     );
-    let status = world
-        .hh(
-            &world.alice,
-            &["rules", "status", "--workspace", "demo", "--json"],
-        )
-        .output()
-        .unwrap();
-    let args = support::trust_args("demo", &status.stdout);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let trusted = world.hh(&world.alice, &args).output().unwrap();
-    assert!(trusted.status.success(), "{}", text(&trusted));
+    world.trust_rules(&world.alice, "demo");
     world
 }
 

@@ -45,23 +45,7 @@ fn a_workspace_mounted_at_its_host_path_is_worked_on_there() {
     )
     .unwrap();
     let agent = world.agent();
-    let started = world.hh(&[
-        "session",
-        "start",
-        "--detach",
-        "--workspace",
-        "hostpath",
-        "--template",
-        "test",
-    ]);
-    let said = String::from_utf8_lossy(&started.stderr).into_owned();
-    assert!(started.status.success(), "session start: {said}");
-    let id = String::from_utf8_lossy(&started.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (id, _) = world.start_in("hostpath", "test");
     let (code, out) = world.shell(
         &id,
         &[

@@ -41,33 +41,23 @@ fn secrets_in_the_workspace_are_named_before_a_start_and_an_interactive_one_asks
     let agent = world.agent();
 
     // Detached: said, not asked.
-    let started = world.hh(&[
-        "session",
-        "start",
-        "--detach",
-        "--workspace",
-        "demo",
-        "--template",
-        "test",
-    ]);
-    let said = String::from_utf8_lossy(&started.stderr).into_owned();
-    assert!(started.status.success(), "{said}");
-    assert!(said.contains("high   .env  (environment secrets (.env))"), "{said}");
+    let (id, said) = world.start_in("demo", "test");
+    assert!(
+        said.contains("high   .env  (environment secrets (.env))"),
+        "{said}"
+    );
     assert!(said.contains("high   deploy/server.key"), "{said}");
     assert!(said.contains("low    .env.example"), "{said}");
     assert!(!said.contains("sample.pem"), "the allowed file: {said}");
-    let id = String::from_utf8_lossy(&started.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
     assert!(world.hh(&["session", "stop", &id]).status.success());
 
     // Interactive: asked; "n" starts nothing.
     let tmux = Tmux::start(
         &format!("sf{}", std::process::id()),
-        &world.hh_line("", "session start --workspace demo --template test; sleep 30"),
+        &world.hh_line(
+            "",
+            "session start --workspace demo --template test; sleep 30",
+        ),
     );
     tmux.wait_for("start the session anyway? [y/N]", Duration::from_secs(20));
     tmux.keys(&["n", "Enter"]);

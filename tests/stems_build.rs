@@ -78,43 +78,8 @@ fn runtimes_trust_the_session_ca(world: &UserWorld, port: u16, api_port: u16) {
              \"domain=api.gemini.test,api.openai.test port={api_port}\"]\n"
         ),
     );
-    let status = world
-        .hh(
-            &world.alice,
-            &["rules", "status", "--workspace", "demo", "--json"],
-        )
-        .output()
-        .unwrap();
-    let args = support::trust_args("demo", &status.stdout);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let trusted = world.hh(&world.alice, &args).output().unwrap();
-    assert!(trusted.status.success(), "{}", text(&trusted));
-    let started = world
-        .hh(
-            &world.alice,
-            &[
-                "session",
-                "start",
-                "--detach",
-                "--workspace",
-                "demo",
-                "--template",
-                "runtimes",
-            ],
-        )
-        .output()
-        .unwrap();
-    assert!(
-        started.status.success(),
-        "session start: {}",
-        text(&started)
-    );
-    let id = String::from_utf8_lossy(&started.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    world.trust_rules(&world.alice, "demo");
+    let id = world.start_detached(&world.alice, "demo", "runtimes");
     let url = format!("https://{RUNTIME_HOST}:{port}/trust");
     let run = |script: &str| {
         let output = world

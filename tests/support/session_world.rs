@@ -268,26 +268,29 @@ canonical_path = "{workspace}"
     }
 
     pub fn start_session(&self) -> String {
+        self.start_in("demo", "test").0
+    }
+
+    /// A detached session of `workspace` on `template`: its id and what start said on stderr.
+    pub fn start_in(&self, workspace: &str, template: &str) -> (String, String) {
         let output = self.hh(&[
             "session",
             "start",
             "--detach",
             "--workspace",
-            "demo",
+            workspace,
             "--template",
-            "test",
+            template,
         ]);
-        assert!(
-            output.status.success(),
-            "session start: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
+        let said = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "session start: {said}");
+        let id = String::from_utf8_lossy(&output.stdout)
             .lines()
             .last()
             .unwrap()
             .trim()
-            .to_owned()
+            .to_owned();
+        (id, said)
     }
 
     /// Runs `command` in the session; (exit code, stdout + stderr).

@@ -138,6 +138,56 @@ impl UserWorld {
         command
     }
 
+    /// `user` trusts the versions of `workspace`'s rules files as they read now (what `hh rules
+    /// status` shows, named by their SHA-256).
+    pub fn trust_rules(&self, user: &TestUser, workspace: &str) {
+        let status = self
+            .hh(
+                user,
+                &["rules", "status", "--workspace", workspace, "--json"],
+            )
+            .output()
+            .unwrap();
+        let args = super::trust_args(workspace, &status.stdout);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let trusted = self.hh(user, &args).output().unwrap();
+        assert!(
+            trusted.status.success(),
+            "rules trust: {}",
+            String::from_utf8_lossy(&trusted.stderr)
+        );
+    }
+
+    /// `hh session start --detach` of `workspace` on `template` as `user`: the session's id.
+    pub fn start_detached(&self, user: &TestUser, workspace: &str, template: &str) -> String {
+        let started = self
+            .hh(
+                user,
+                &[
+                    "session",
+                    "start",
+                    "--detach",
+                    "--workspace",
+                    workspace,
+                    "--template",
+                    template,
+                ],
+            )
+            .output()
+            .unwrap();
+        assert!(
+            started.status.success(),
+            "session start: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        String::from_utf8_lossy(&started.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
     /// The shell command line that runs `hh ARGS` as `user` (for a tmux pane).
     pub fn hh_line(&self, user: &TestUser, args: &str) -> String {
         format!(
