@@ -30,9 +30,11 @@ pub struct Finding {
 
 /// Directories not looked into: dependencies and build output (large, and not the user's).
 const SKIPPED_DIRS: &[&str] = &[".git", "node_modules", "target", "vendor", ".venv", "venv"];
-/// How deep and how many entries the scan looks at, so that a huge tree does not hold a start.
+/// How deep, how many entries and how long the scan looks, so that a huge tree does not hold a
+/// start; it stays on the workspace's filesystem (a hung network mount below it does not).
 const MAX_DEPTH: usize = 8;
 const MAX_ENTRIES: usize = 50_000;
+const MAX_TIME: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What a file name says, if it says it holds a secret. `parent` is the name of the directory
 /// it is in (`.aws`, `.ssh`, …).
@@ -79,8 +81,13 @@ pub fn classify(name: &str, parent: &str) -> Option<(Severity, &'static str)> {
 /// The workspace's files whose names say they hold secrets, but those `allowed` (relative
 /// paths), in path order. Symbolic links are reported by their own name and never followed.
 pub fn scan(workspace: &Path, allowed: &[PathBuf]) -> Vec<Finding> {
+    use std::os::unix::fs::MetadataExt as _;
     let mut findings = Vec::new();
     let mut seen = 0usize;
+    let started = std::time::Instant::now();
+    let Ok(device) = std::fs::metadata(workspace).map(|meta| meta.dev()) else {
+        return findings;
+    };
     let mut stack = vec![(workspace.to_path_buf(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -93,7 +100,7 @@ pub fn scan(workspace: &Path, allowed: &[PathBuf]) -> Vec<Finding> {
             .to_owned();
         for entry in entries.flatten() {
             seen += 1;
-            if seen > MAX_ENTRIES {
+            if seen > MAX_ENTRIES || started.elapsed() > MAX_TIME {
                 return sorted(findings);
             }
             let Ok(kind) = entry.file_type() else {
@@ -115,7 +122,13 @@ pub fn scan(workspace: &Path, allowed: &[PathBuf]) -> Vec<Finding> {
                 });
                 continue;
             }
-            if kind.is_dir() && depth < MAX_DEPTH && !SKIPPED_DIRS.contains(&name) {
+            let same_filesystem =
+                || std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.dev() == device);
+            if kind.is_dir()
+                && depth < MAX_DEPTH
+                && !SKIPPED_DIRS.contains(&name)
+                && same_filesystem()
+            {
                 stack.push((path, depth + 1));
             }
         }
