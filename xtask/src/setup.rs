@@ -189,6 +189,11 @@ pub const HOST_PROGRAMS: &[HostProgram] = &[
     ),
     base("id", "coreutils", "what groups a test user is in"),
     base(
+        "sleep",
+        "coreutils",
+        "a process that never ends in time (git identity timeout test)",
+    ),
+    base(
         "dpkg-query",
         "dpkg",
         "setup checks which packages are installed",
