@@ -106,42 +106,15 @@ pub async fn serve(
 }
 
 /// How root's builds reach the network, from the agent's config as it reads now
-/// (`[images]`); `None`: the legacy builder on the bridge, like every user's. The file is read
-/// once through one descriptor, and its `[images]` counts only when root owns it and no one
-/// else may write it: a user who can edit the agent's config must not put root's build steps
-/// on the host's network.
+/// (`[images]`, taken only from a config root alone controls: a user who can edit the agent's
+/// config must not put root's build steps on the host's network); `None`: the legacy builder
+/// on the bridge, like every user's.
 fn root_build(agent: &Agent) -> Result<Option<RootBuild>, String> {
-    use std::{
-        io::Read as _,
-        os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
-    };
-    let path = &agent.settings.config_path;
-    let refuse = |why: String| format!("the agent's config {}: {why}", path.display());
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|error| refuse(error.to_string()))?;
-    let meta = file.metadata().map_err(|error| refuse(error.to_string()))?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(|error| refuse(error.to_string()))?;
     let env = super::user_env(0).map_err(|error| format!("{error:#}"))?;
-    let config =
-        crate::config::load::check(&text, path, &env).map_err(|error| refuse(error.to_string()))?;
-    if config.images == crate::config::schema::Images::default() {
-        return Ok(None);
-    }
-    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-        return Err(refuse(format!(
-            "[images] decides how root's builds reach the network, so the agent takes it only \
-             from a config root owns that no one else can write (this one is uid {}'s, mode {:o})",
-            meta.uid(),
-            meta.mode() & 0o7777
-        )));
-    }
+    let images = crate::image::buildkit::roots_images(&agent.settings.config_path, &env)
+        .map_err(|why| format!("the agent's config {why}"))?;
     let socket = crate::image::docker_socket(Some(&agent.settings.docker_endpoint))?;
-    RootBuild::from_config(&config.images, socket)
+    RootBuild::from_config(&images, socket)
 }
 
 /// Whether user `uid`'s chain may start from `base`: root's `hh-*` images and the user's own

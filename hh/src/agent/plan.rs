@@ -311,17 +311,14 @@ pub fn plan(
         .git_identity
         .then_some(crate::git_identity::VARIABLES)
         .into_iter()
-        .flatten()
-        .filter(|key| {
-            request
-                .env
-                .get(*key)
-                .is_some_and(|value| crate::git_identity::is_plain(value))
-        });
+        .flatten();
     let passed = passed.chain(identity_names);
     let mut seen = std::collections::BTreeSet::new();
     for key in passed {
+        // git's identity variables only as plain text, however they are passed.
         if let Some(value) = request.env.get(key)
+            && (!crate::git_identity::VARIABLES.contains(&key)
+                || crate::git_identity::is_plain(value))
             && seen.insert(key)
         {
             env.push(format!("{key}={value}"));

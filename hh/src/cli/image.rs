@@ -169,26 +169,15 @@ async fn build(request: BuildRequest, images: &Images) -> anyhow::Result<Vec<Bui
     Ok(built?)
 }
 
-/// The config's `[images]`, which only root's builds use: as root, only from a config file
-/// root owns and no one else may write (under sudo, `$HOME` may still be the user's, and a
-/// user's file must not put root's build steps on the host's network).
+/// The config's `[images]`, which only root's builds use: as root, read again through one
+/// descriptor and taken only from a file root alone controls (under sudo, `$HOME` may still be
+/// the user's, and a user's file must not put root's build steps on the host's network).
 fn images_of(images: Images, path: &Path) -> anyhow::Result<Images> {
-    use std::os::unix::fs::MetadataExt as _;
     if !rustix::process::geteuid().is_root() || images == Images::default() {
         return Ok(images);
     }
-    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-        bail!(
-            "{}: [images] decides how root's builds reach the network, so root takes it only \
-             from a config root owns that no one else can write (this one is uid {}'s, mode \
-             {:o}); pass such a file with --config",
-            path.display(),
-            meta.uid(),
-            meta.mode() & 0o7777
-        );
-    }
-    Ok(images)
+    crate::image::buildkit::roots_images(path, &crate::config::Env::from_process())
+        .map_err(|why| anyhow::anyhow!("{why}; pass such a file with --config"))
 }
 
 /// Whether loading the config failed only because there is none.

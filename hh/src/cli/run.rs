@@ -60,6 +60,8 @@ pub struct Options {
 const TIMED_OUT: u8 = 124;
 
 pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let config = super::session::own_config(config);
+    let config = config.as_ref();
     let harness = super::session::harness_named(&options.harness, config)?;
     // Headless: said, never asked.
     super::session::sensitive_files_ok(config, &options.workspace, false)?;
@@ -70,7 +72,7 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
         template: options.template.clone(),
         name: None,
         command: Vec::new(),
-        env: passthrough_env(config, Some(&options.workspace), Some(harness)),
+        env: passthrough_env(config, &options.workspace, Some(harness)),
         harness: Some(harness.name.to_owned()),
     }))? {
         Reply::Session(info) => info,

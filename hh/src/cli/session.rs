@@ -79,6 +79,8 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
 }
 
 fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let config = own_config(config);
+    let config = config.as_ref();
     let interactive =
         !options.detach && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !sensitive_files_ok(config, &options.workspace, interactive && !options.yes)? {
@@ -104,7 +106,7 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
         template: options.template.clone(),
         name: options.name.clone(),
         command,
-        env: passthrough_env(config, Some(&options.workspace), harness),
+        env: passthrough_env(config, &options.workspace, harness),
         harness: harness.map(|harness| harness.name.to_owned()),
     };
     let info = match call(ClientRequest::StartSession(request))? {
@@ -190,22 +192,34 @@ fn warn_untrusted_rules(workspace: &str) {
     }
 }
 
-/// The client's values for the config's `env_passthrough` names and the harness's credentials
-/// (the agent keeps only those too); nothing else of the client's environment leaves this
-/// process.
+/// Your own config, read once for a start: `None` when there is none, or (said) when it does
+/// not load — nothing of it is passed then, not silently an empty list.
+pub(super) fn own_config(path: Option<&std::path::Path>) -> Option<crate::config::Config> {
+    match super::load_config(path) {
+        Ok((config, _)) => Some(config),
+        Err(error) => {
+            if !matches!(
+                error.downcast_ref::<crate::config::ConfigError>(),
+                Some(crate::config::ConfigError::NoDefaultPath)
+            ) && !is_missing_file(&error)
+            {
+                eprintln!("hh: no env_passthrough from your config: {error:#}");
+            }
+            None
+        }
+    }
+}
+
 /// Says which files of `workspace` (in your config) have names that say they hold secrets,
 /// which the session can read; when `ask` and one is of high severity, asks whether to start
 /// anyway. Whether to go on.
 pub(super) fn sensitive_files_ok(
-    config: Option<&std::path::Path>,
+    config: Option<&crate::config::Config>,
     workspace: &str,
     ask: bool,
 ) -> anyhow::Result<bool> {
     use std::io::BufRead as _;
-    let Ok((config, _)) = super::load_config(config) else {
-        return Ok(true);
-    };
-    let Some(workspace) = config.workspace(workspace) else {
+    let Some(workspace) = config.and_then(|config| config.workspace(workspace)) else {
         return Ok(true);
     };
     let allowed: Vec<std::path::PathBuf> = workspace
@@ -254,54 +268,40 @@ pub(super) fn sensitive_files_ok(
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-/// The harness `name`, built in or of your config's `[harnesses]` (a config that does not
-/// load leaves the built-in ones; the agent, whose config decides, says if it knows none).
+/// The harness `name`, built in or of your config's `[harnesses]` (without a config, the
+/// built-in ones; the agent, whose config decides, says if it knows none).
 pub(super) fn harness_named(
     name: &str,
-    config: Option<&std::path::Path>,
+    config: Option<&crate::config::Config>,
 ) -> anyhow::Result<crate::harness::Harness> {
-    let defined = super::load_config(config)
-        .map(|(config, _)| config.harnesses)
-        .unwrap_or_default();
-    Ok(crate::harness::find(name, &defined)?)
+    let none = BTreeMap::new();
+    let defined = config.map_or(&none, |config| &config.harnesses);
+    Ok(crate::harness::find(name, defined)?)
 }
 
+/// The client's values for the config's `env_passthrough` names and the harness's credentials
+/// (the agent keeps only those too), and the git identity; nothing else of the client's
+/// environment leaves this process.
 pub(super) fn passthrough_env(
-    config: Option<&std::path::Path>,
-    workspace: Option<&str>,
+    config: Option<&crate::config::Config>,
+    workspace: &str,
     harness: Option<&crate::harness::Harness>,
 ) -> BTreeMap<String, String> {
-    // No config of your own is fine (nothing to pass through); a broken one is said, not
-    // silently taken for an empty list.
-    let (configured, git_identity) = match super::load_config(config) {
-        Ok((config, _)) => {
-            let identity = config.defaults.containers.git_identity.then(|| {
-                let dir = workspace.and_then(|name| config.workspace(name));
-                crate::git_identity::env(dir.map(|w| w.canonical_path.as_path()))
-            });
-            (config.defaults.containers.env_passthrough, identity)
-        }
-        Err(error) => {
-            if !matches!(
-                error.downcast_ref::<crate::config::ConfigError>(),
-                Some(crate::config::ConfigError::NoDefaultPath)
-            ) && !is_missing_file(&error)
-            {
-                eprintln!("hh: no env_passthrough from your config: {error:#}");
-            }
-            // git_identity is on unless a config says otherwise.
-            (Vec::new(), Some(crate::git_identity::env(None)))
-        }
-    };
+    let configured = config.map_or(&[][..], |config| {
+        config.defaults.containers.env_passthrough.as_slice()
+    });
     let credentials = harness.map_or(&[][..], |harness| harness.auth_env.as_slice());
     let mut env: BTreeMap<String, String> = configured
         .iter()
         .chain(credentials)
-        .map(String::as_str)
-        .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
+        .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
         .collect();
-    if let Some(identity) = git_identity {
-        env.extend(identity);
+    // git_identity is on unless a config says otherwise.
+    if config.is_none_or(|config| config.defaults.containers.git_identity) {
+        let dir = config
+            .and_then(|config| config.workspace(workspace))
+            .map(|workspace| workspace.canonical_path.as_path());
+        env.extend(crate::git_identity::env(dir));
     }
     env
 }

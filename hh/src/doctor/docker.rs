@@ -13,7 +13,6 @@ use std::{
 use serde::Deserialize;
 
 use super::{Check, Status, fail};
-
 const NAME: &str = "docker";
 const TIMEOUT: Duration = Duration::from_secs(3);
 

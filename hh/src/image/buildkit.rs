@@ -87,11 +87,56 @@ impl RootBuild {
     }
 }
 
+/// A regular file opened without following a link, and what `fstat` says of it: a FIFO or a
+/// device neither blocks nor acts on being opened.
+fn open_file(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|error| error.to_string())?;
+    let meta = file.metadata().map_err(|error| error.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    Ok((file, meta))
+}
+
+/// Whether a file is root's and writable by no one else: what decides root's builds must be.
+fn roots_alone(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "owned by uid {} with mode {:o}: what decides root's builds must be root's and \
+             writable by no one else",
+            meta.uid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// The `[images]` of the config at `path`, read and checked through one descriptor (no file
+/// swapped in between counts): a config that sets it must be one root alone controls, since
+/// it decides what root's build steps reach. `env` expands `~` (root's).
+pub fn roots_images(path: &Path, env: &crate::config::Env) -> Result<Images, String> {
+    use std::io::Read as _;
+    let refuse = |why: String| format!("{}: {why}", path.display());
+    let (mut file, meta) = open_file(path).map_err(refuse)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|error| refuse(error.to_string()))?;
+    let config = crate::config::load::check(&text, path, env).map_err(|error| error.to_string())?;
+    if config.images == Images::default() {
+        return Ok(config.images);
+    }
+    roots_alone(&meta).map_err(|why| refuse(format!("[images] is not taken from it: {why}")))?;
+    Ok(config.images)
+}
+
 fn read_bundle(path: &Path) -> Result<Vec<u8>, String> {
-    use std::{
-        io::Read as _,
-        os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
-    };
+    use std::{io::Read as _, os::unix::fs::MetadataExt as _};
     // Every directory on the way is root's and no one else may change it (or is sticky, like
     // /tmp, where no one else may replace root's entries): no user can swap the file.
     let parent = path.parent().ok_or("names no file")?;
@@ -108,24 +153,8 @@ fn read_bundle(path: &Path) -> Result<Vec<u8>, String> {
             ));
         }
     }
-    // No link followed, and a FIFO or device does not block or act on being opened.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|error| error.to_string())?;
-    let meta = file.metadata().map_err(|error| error.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "owned by uid {} with mode {:o}: the bundle root's builds trust must be root's \
-             and writable by no one else",
-            meta.uid(),
-            meta.mode() & 0o7777
-        ));
-    }
+    let (file, meta) = open_file(path)?;
+    roots_alone(&meta)?;
     let mut bundle = Vec::new();
     file.take(MAX_BUNDLE + 1)
         .read_to_end(&mut bundle)
