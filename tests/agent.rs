@@ -379,6 +379,8 @@ fn a_killed_agent_leaves_sessions_cut_off_and_a_restarted_one_serves_them_again(
         &["curl", "-sS", "-m", "5", &world.url("allowed.test", "/cut")],
     );
     assert_ne!(code, 0, "reached the network with no agent: {out}");
+    // A value that must be refused, never reached: the container has Docker's `none` network,
+    // and the pinned programs send the connect to a listener that is gone.
     let (code, _) = world.shell(&id, &["curl", "-sS", "-m", "5", "https://192.0.2.10/"]);
     assert_ne!(code, 0);
 
