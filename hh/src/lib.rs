@@ -14,6 +14,8 @@
 //! - [`doctor`]: checks whether this host can run hh, and in which mode.
 //! - [`enforce`]: how a session's traffic is forced through the proxy (eBPF in agent mode).
 //! - [`git_identity`]: the user's git author and committer in their sessions.
+//! - [`git_workspace`]: git mode: a session works on its own clone; its work comes back as
+//!   branches.
 //! - [`harness`]: the coding agents sessions run (`--harness`): commands, credentials, policy layer.
 //! - [`image`]: session images: the Dockerfile stems under `docker/` and their build order.
 //! - [`private_fs`]: 0700 directories and 0600 files opened without following symlinks.
@@ -39,6 +41,7 @@ pub mod dns;
 pub mod doctor;
 pub mod enforce;
 pub mod git_identity;
+pub mod git_workspace;
 pub mod harness;
 pub mod image;
 pub mod private_fs;

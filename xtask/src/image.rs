@@ -24,6 +24,7 @@ const TEST_BASE_PACKAGES: &[&str] = &[
     "netcat-openbsd",
     "dnsutils",
     "tmux",
+    "git",
 ];
 
 /// The label that records what the image was made with: a changed package list makes

@@ -33,6 +33,10 @@ pub mod label {
     pub const HARNESS: &str = "dev.hh.harness";
     /// The image the session was started from, by the name it had then (`hh-test:u1000`).
     pub const IMAGE: &str = "dev.hh.image";
+    /// git mode: the session's clone on the host (empty: the workspace itself is mounted).
+    pub const GIT_CLONE: &str = "dev.hh.git-clone";
+    /// git mode: the repository the clone was made from.
+    pub const GIT_REPOSITORY: &str = "dev.hh.git-repository";
 }
 
 /// The image a session runs: found by name, run by id.

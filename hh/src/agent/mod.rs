@@ -30,6 +30,7 @@ pub mod image_build;
 pub mod live_config;
 pub mod placement;
 pub mod plan;
+pub mod published;
 pub mod seccomp;
 pub mod service;
 pub mod session;

@@ -14,9 +14,9 @@ use super::{
     container::{ContainerPlan, SessionImage, label},
 };
 use crate::{
-    api::protocol::StartSession,
+    api::protocol::{GitClone, StartSession},
     config::{
-        Config,
+        Config, WorkspaceMode,
         schema::{Mount, MountMode},
     },
     rules::PolicySources,
@@ -93,6 +93,13 @@ pub enum PlanError {
          start anyway)"
     )]
     Protected { path: PathBuf, reason: String },
+    #[error(
+        "workspace {workspace} is in git mode: its sessions work on a clone, which hh session \
+         start makes (a client that does not know git mode cannot start it; `--git` asks for one)"
+    )]
+    GitModeNeedsClone { workspace: String },
+    #[error("git clone {path}: {reason}")]
+    GitClone { path: PathBuf, reason: String },
 }
 
 /// A copy of a host path made for one session (`seed = true`).
@@ -120,6 +127,8 @@ pub struct SessionPlan {
     pub rules_file: PathBuf,
     /// The workspace's protected paths made read-only in the session.
     pub protected_paths: Vec<String>,
+    /// git mode: the clone mounted instead of the workspace, and the repository.
+    pub git: Option<GitClone>,
     /// The image's name as found (its id is in the container plan).
     pub image: String,
     pub harness: Option<String>,
@@ -182,6 +191,20 @@ pub fn plan(
 
     let workspace_checked = check_mountable(&workspace.canonical_path, identity)?;
     let workspace_dir = workspace_checked.path.clone();
+    // git mode: the session's own clone where the workspace would be, the host's `.git` nowhere.
+    let git = match (&request.git_clone, workspace.mode) {
+        (Some(clone), _) => Some(check_clone(clone, &workspace_dir, identity)?),
+        (None, WorkspaceMode::Git) => {
+            return Err(PlanError::GitModeNeedsClone {
+                workspace: workspace.name.clone(),
+            });
+        }
+        (None, WorkspaceMode::Bind) => None,
+    };
+    let (mounted, mounted_file) = match &git {
+        Some((clone, file)) => (clone.clone(), *file),
+        None => (workspace_dir.clone(), workspace_checked.file),
+    };
     let at_host_path = workspace
         .mount_at_host_path
         .or(profile.mount_at_host_path)
@@ -194,7 +217,7 @@ pub fn plan(
     // What the started container must show where the user's own paths are mounted.
     let mut mount_checks = vec![MountCheck {
         container: inside.clone(),
-        file: workspace_checked.file,
+        file: mounted_file,
     }];
     // What no session may write: the config, the global rules, and other workspaces' rules.
     // Its own rules are in its read-write workspace: a session may edit them, as a proposal
@@ -214,9 +237,9 @@ pub fn plan(
         .iter()
         .map(|path| std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
         .collect();
-    refuse_exposing(&workspace_dir, &protected)?;
+    refuse_exposing(&mounted, &protected)?;
     let mut binds = vec![
-        bind(&workspace_dir, &inside, MountMode::ReadWrite)?,
+        bind(&mounted, &inside, MountMode::ReadWrite)?,
         bind(
             context.session_files,
             Path::new(SESSION_FILES_MOUNT),
@@ -241,13 +264,22 @@ pub fn plan(
             wanted.push(path.clone());
         }
     }
-    let protected_paths = protect(
-        &workspace_dir,
-        &inside,
-        &wanted,
-        &mut binds,
-        &mut mount_checks,
-    )?;
+    // A clone's `.git` is the session's own: nothing of it reaches a host tool.
+    let protected_paths = if git.is_some() {
+        Vec::new()
+    } else {
+        protect(
+            &workspace_dir,
+            &inside,
+            &wanted,
+            &mut binds,
+            &mut mount_checks,
+        )?
+    };
+    let git = git.map(|(clone, _)| GitClone {
+        clone,
+        repository: workspace_dir.clone(),
+    });
     let mut seeds = Vec::new();
     let home = profile
         .env
@@ -375,6 +407,16 @@ pub fn plan(
         (label::PROTECTED.to_owned(), protected_paths.join(",")),
         (label::IMAGE.to_owned(), image_name.clone()),
         (
+            label::GIT_CLONE.to_owned(),
+            git.as_ref()
+                .map_or_else(String::new, |git| git.clone.display().to_string()),
+        ),
+        (
+            label::GIT_REPOSITORY.to_owned(),
+            git.as_ref()
+                .map_or_else(String::new, |git| git.repository.display().to_string()),
+        ),
+        (
             label::HARNESS.to_owned(),
             harness
                 .as_ref()
@@ -430,9 +472,46 @@ pub fn plan(
         policy,
         rules_file,
         protected_paths,
+        git,
         image: image_name,
         harness: harness.map(|harness| harness.name),
     })
+}
+
+/// Checks the clone a client made for a git-mode session: a directory of the caller's own
+/// that they can read, with a `.git` directory, apart from the workspace (neither inside the
+/// other: the point is that the host's `.git` is not in the session). Its path and identity.
+fn check_clone(
+    clone: &Path,
+    workspace_dir: &Path,
+    identity: &Identity,
+) -> Result<(PathBuf, FileId), PlanError> {
+    let refused = |reason: String| PlanError::GitClone {
+        path: clone.to_path_buf(),
+        reason,
+    };
+    if !clone.is_absolute() {
+        return Err(refused("not an absolute path".into()));
+    }
+    let checked = check_mountable(clone, identity)?;
+    let meta = std::fs::symlink_metadata(&checked.path).map_err(|e| refused(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(refused("not a directory".into()));
+    }
+    if identity.uid != 0 && std::os::unix::fs::MetadataExt::uid(&meta) != identity.uid {
+        return Err(refused("not yours".into()));
+    }
+    if checked.path.starts_with(workspace_dir) || workspace_dir.starts_with(&checked.path) {
+        return Err(refused(format!(
+            "overlaps the workspace {}",
+            workspace_dir.display()
+        )));
+    }
+    let dot_git = std::fs::symlink_metadata(checked.path.join(".git"));
+    if !dot_git.is_ok_and(|meta| meta.is_dir()) {
+        return Err(refused("has no .git directory".into()));
+    }
+    Ok((checked.path, checked.file))
 }
 
 /// The rules a session of `workspace` with `template` runs under (global file, the
@@ -723,6 +802,7 @@ canonical_path = "{}"
                 ("OPENAI_API_KEY".into(), "sk-openai".into()),
             ]),
             harness: None,
+            git_clone: None,
         }
     }
 
@@ -731,6 +811,108 @@ canonical_path = "{}"
             uid: 0,
             gid: 0,
             groups: vec![0],
+        }
+    }
+
+    /// A workspace that is a repository, and a clone of it beside it.
+    fn repository_and_clone() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = dir.path().join("repo");
+        let clone = dir.path().join("clone");
+        for path in [&workspace, &clone] {
+            std::fs::create_dir_all(path.join(".git/hooks")).unwrap();
+            std::fs::write(path.join(".git/config"), "[core]\n").unwrap();
+        }
+        (dir, workspace, clone)
+    }
+
+    #[test]
+    fn a_git_mode_session_mounts_its_clone_and_nothing_of_the_repository() {
+        let (dir, workspace, clone) = repository_and_clone();
+        let config = config(&workspace, "");
+        let mut request = request();
+        request.git_clone = Some(clone.clone());
+        let planned = plan(&config, &request, &root(), 0, &context(dir.path())).unwrap();
+        let binds = &planned.container.binds;
+        assert!(
+            binds.contains(&format!("{}:/workspace", clone.display())),
+            "{binds:?}"
+        );
+        assert!(
+            !binds
+                .iter()
+                .any(|b| b.starts_with(&*workspace.to_string_lossy())),
+            "the repository is not mounted: {binds:?}"
+        );
+        assert!(planned.protected_paths.is_empty());
+        assert_eq!(
+            planned.git,
+            Some(GitClone {
+                clone: clone.clone(),
+                repository: workspace.clone()
+            })
+        );
+        assert_eq!(
+            planned.container.labels.get(label::GIT_CLONE),
+            Some(&clone.display().to_string())
+        );
+    }
+
+    #[test]
+    fn a_git_mode_workspace_is_never_mounted_itself() {
+        let (dir, workspace, _) = repository_and_clone();
+        let mut config = config(&workspace, "");
+        config.workspaces[0].mode = WorkspaceMode::Git;
+        assert_eq!(
+            plan(&config, &request(), &root(), 0, &context(dir.path())).unwrap_err(),
+            PlanError::GitModeNeedsClone {
+                workspace: "demo".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_clone_that_is_not_one_apart_from_the_workspace_is_refused() {
+        let (dir, workspace, clone) = repository_and_clone();
+        let config = config(&workspace, "");
+        let refused = |path: PathBuf, identity: &Identity| {
+            let mut request = request();
+            request.git_clone = Some(path);
+            match plan(&config, &request, identity, 0, &context(dir.path())) {
+                Err(PlanError::GitClone { reason, .. }) => reason,
+                other => panic!("not refused as a clone: {other:?}"),
+            }
+        };
+        // The workspace itself, a directory inside it, or one around it.
+        assert!(refused(workspace.clone(), &root()).contains("overlaps"));
+        std::fs::create_dir_all(workspace.join("inner/.git")).unwrap();
+        assert!(refused(workspace.join("inner"), &root()).contains("overlaps"));
+        assert!(refused(dir.path().to_path_buf(), &root()).contains("overlaps"));
+        // Not a repository; relative.
+        std::fs::remove_dir_all(clone.join(".git")).unwrap();
+        assert!(refused(clone.clone(), &root()).contains("no .git"));
+        assert!(refused(PathBuf::from("clone"), &root()).contains("absolute"));
+        // Someone else's (root's, asked for by a user who may read it).
+        std::fs::create_dir_all(clone.join(".git")).unwrap();
+        let user = Identity {
+            uid: 4242,
+            gid: 4242,
+            groups: vec![4242],
+        };
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            for path in [dir.path(), &workspace, &clone] {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        }
+        // Reading as another user takes root (the check takes on the user's ids); CI is root.
+        if rustix::process::geteuid().is_root() {
+            assert!(
+                check_clone(&clone, &workspace, &user).is_err_and(|error| matches!(
+                    error,
+                    PlanError::GitClone { ref reason, .. } if reason == "not yours"
+                ))
+            );
         }
     }
 

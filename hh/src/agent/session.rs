@@ -28,7 +28,7 @@ use super::{
     forwards,
     placement::Placement,
     plan::{self, SessionPlan},
-    random_hex, usage,
+    published, random_hex, usage,
 };
 use crate::{
     api::{
@@ -251,6 +251,8 @@ async fn build(
         allowed: 0,
         denied: 0,
         protected_paths: plan.protected_paths.clone(),
+        git: plan.git.clone(),
+        ports: Vec::new(),
         image: plan.image.clone(),
         notices: Vec::new(),
         harness: plan.harness.clone(),
@@ -339,6 +341,14 @@ async fn serve(
     let control_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, config.control.server_port);
     let dns_addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, agent.ports.dns);
     let forwarded = localhost_forwards(session_config, &info.template);
+    let ports_netns = netns
+        .try_clone()
+        .context("cannot hold the session's network namespace")?;
+    let published_ports = session_config
+        .workspace(&info.workspace)
+        .map(|workspace| workspace.ports.clone())
+        .unwrap_or_default();
+    let published_listeners = published::bind(&published_ports)?;
     let (proxy_listener, control_listener, dns_socket, forward_listeners) =
         tokio::task::spawn_blocking(move || {
             netns::bind_in_namespace(netns, move || {
@@ -442,6 +452,21 @@ async fn serve(
             forwards::serve(listener, forward).instrument(span.clone()),
         ));
     }
+    for (port, listener) in published_listeners {
+        let published = Arc::new(published::Published {
+            session: id.clone(),
+            port,
+            netns: ports_netns
+                .try_clone()
+                .context("cannot hold the session's network namespace")?,
+            audit: forward_audit.clone(),
+        });
+        tasks.push(tokio::spawn(
+            published::serve(listener, published).instrument(span.clone()),
+        ));
+    }
+    let mut info = info;
+    info.ports = published_ports.iter().map(ToString::to_string).collect();
     let session = Arc::new(Session {
         info: Mutex::new(info.clone()),
         placement,
@@ -680,6 +705,19 @@ async fn adopt(
             })
             .unwrap_or_default(),
         image: labels.get(label::IMAGE).cloned().unwrap_or_default(),
+        git: match (
+            labels.get(label::GIT_CLONE),
+            labels.get(label::GIT_REPOSITORY),
+        ) {
+            (Some(clone), Some(repository)) if !clone.is_empty() => {
+                Some(crate::api::protocol::GitClone {
+                    clone: clone.into(),
+                    repository: repository.into(),
+                })
+            }
+            _ => None,
+        },
+        ports: Vec::new(),
         notices: Vec::new(),
         harness: harness.map(|harness| harness.name.to_owned()),
     };

@@ -105,6 +105,10 @@ pub struct StartSession {
     /// through, its policy layer applies.
     #[serde(default)]
     pub harness: Option<String>,
+    /// git mode: the clone of the workspace's repository the client made for this session
+    /// ([`crate::git_workspace`]), mounted instead of the workspace.
+    #[serde(default)]
+    pub git_clone: Option<std::path::PathBuf>,
 }
 
 /// A command to run in a session (`hh shell`, `hh attach`), as the session's own user, in
@@ -212,10 +216,26 @@ pub struct SessionInfo {
     /// build, `hh-test` root's).
     #[serde(default)]
     pub image: String,
+    /// The workspace's ports published on the host (`127.0.0.1:8080 -> session port 3000`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// git mode: the session's clone and the repository its work comes back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitClone>,
     /// What the agent wants the person who started it to know (the config it used was not
     /// the file as it reads now, and why); only in the reply to a start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
+}
+
+/// Where a git-mode session works, and where its work goes back to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitClone {
+    /// The session's own clone on the host (what it sees as its workspace).
+    pub clone: std::path::PathBuf,
+    /// The workspace's repository, whose `.git` the session never sees.
+    pub repository: std::path::PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

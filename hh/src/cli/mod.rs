@@ -4,13 +4,14 @@ mod agent;
 mod approvals;
 mod completions;
 mod doctor;
+mod git;
 mod image;
 pub(crate) mod init;
 mod proxy;
 mod rules;
 mod run;
 pub(crate) mod service;
-mod session;
+pub(crate) mod session;
 mod shell;
 
 use std::{
@@ -58,12 +59,23 @@ pub enum Command {
     Service(service::Options),
     /// Start, list and stop sessions (through the agent).
     Session(session::Options),
+    /// Your sessions (`hh session list`).
+    Ps {
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a coding agent one prompt in a fresh session, headless; its output streams here.
     Run(run::Options),
     /// Open a shell (or run a command) in a running session; with no id, list sessions.
     Shell(shell::Options),
     /// Attach to a session's own terminal (its tmux session `hh`, made on first attach).
     Attach(shell::AttachOptions),
+    /// Keep a git-mode session's working tree as a named snapshot (inside the session).
+    Snapshot(git::SnapshotOptions),
+    /// Bring a git-mode session's working tree back to a snapshot.
+    Restore(git::RestoreOptions),
+    /// What a git-mode session changed since its clone was made (or since a snapshot).
+    Diff(git::DiffOptions),
     /// Build the session images from their Dockerfile stems.
     Image(image::Options),
     /// List the requests waiting for an answer, or answer one (allow/deny ID [--forever]).
@@ -90,9 +102,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(options) => agent::run(&options, cli.config.as_deref()),
         Command::Service(options) => service::run(&options, cli.config.as_deref()),
         Command::Session(options) => session::run(&options, cli.config.as_deref()),
+        Command::Ps { json } => session::print_list(json),
         Command::Run(options) => run::run(&options, cli.config.as_deref()),
         Command::Shell(options) => shell::run(&options),
         Command::Attach(options) => shell::attach(&options),
+        Command::Snapshot(options) => git::snapshot(&options),
+        Command::Restore(options) => git::restore(&options),
+        Command::Diff(options) => git::diff(&options),
         Command::Image(options) => image::run(&options, cli.config.as_deref()),
         Command::Approvals(options) => approvals::run(&options),
         Command::Completions(options) => completions::run(&options),

@@ -6,7 +6,8 @@
 //!
 //! `--json`: one JSON object per line instead — `started`, `output` (`stream`, `text`),
 //! `denied` (`method`, `host`, `path`, `port`), `setup_failed`, `timed_out`, `finished`
-//! (`status`).
+//! (`status`), and in git mode `git` (`message`: the commit on exit, the branches that came
+//! back, the push).
 
 use std::{
     io::Write as _,
@@ -64,7 +65,10 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
     let config = config.as_ref();
     let harness = super::session::harness_named(&options.harness, config)?;
     // Headless: said, never asked.
-    super::session::sensitive_files_ok(config, &options.workspace, false)?;
+    let clone = super::session::git_mode(config, &options.workspace)
+        .then(|| super::session::make_clone(config, &options.workspace))
+        .transpose()?;
+    super::session::sensitive_files_ok(config, &options.workspace, clone.as_deref(), false)?;
     let harness = &harness;
     let report = Report::new(options.json);
     let info = match call(ClientRequest::StartSession(StartSession {
@@ -74,7 +78,13 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
         command: Vec::new(),
         env: passthrough_env(config, &options.workspace, Some(harness)),
         harness: Some(harness.name.to_owned()),
-    }))? {
+        git_clone: clone.clone(),
+    }))
+    .inspect_err(|_| {
+        if let Some(clone) = &clone {
+            let _ = std::fs::remove_dir_all(clone);
+        }
+    })? {
         Reply::Session(info) => info,
         other => bail!("unexpected reply from the agent: {other:?}"),
     };
@@ -83,14 +93,23 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
     }
     let id = info.id.clone();
     report.event(
-        json!({"event": "started", "session": id, "harness": harness.name, "image": info.image}),
+        json!({"event": "started", "session": id, "harness": harness.name, "image": info.image,
+               "git": info.git}),
     );
     watch_denials(&id, report.clone())?;
     let outcome = run_in(&id, harness, options, &report);
     if options.keep {
         eprintln!("hh run: session kept: {id}");
-    } else if let Err(error) = call(ClientRequest::StopSession { id: id.clone() }) {
-        eprintln!("hh run: could not stop session {id}: {error:#}");
+    } else {
+        match super::session::stop_session(&info, config) {
+            Ok(said) => {
+                for line in said {
+                    report.event(json!({"event": "git", "message": line}));
+                    eprintln!("hh run: {line}");
+                }
+            }
+            Err(error) => eprintln!("hh run: could not stop session {id}: {error:#}"),
+        }
     }
     let status = outcome?;
     Ok(ExitCode::from(status))

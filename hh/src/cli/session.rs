@@ -29,7 +29,8 @@ enum SessionCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Stop a session: its container, cgroup and files are removed.
+    /// Stop a session: its container, cgroup and files are removed (in git mode, its branches
+    /// come back into the repository first).
     Stop { id: String },
 }
 
@@ -53,6 +54,10 @@ struct StartOptions {
     /// an interactive start asks first when one is of high severity).
     #[arg(long)]
     yes: bool,
+    /// Work on a clone of the workspace's repository (as its `mode = "git"` does): the host's
+    /// `.git` stays out of the session; its branches come back as `hh/NAME/…` when it stops.
+    #[arg(long)]
+    git: bool,
     /// The command to run (default: a shell).
     #[arg(last = true)]
     command: Vec<String>,
@@ -61,18 +66,13 @@ struct StartOptions {
 pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     match &options.command {
         SessionCommand::Start(start) => run_start(start, config),
-        SessionCommand::List { json } => {
-            let sessions = list()?;
-            let mut out = std::io::stdout().lock();
-            if *json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&sessions)?)?;
-            } else {
-                print_table(&mut out, &sessions)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        SessionCommand::List { json } => print_list(*json),
         SessionCommand::Stop { id } => {
-            call(ClientRequest::StopSession { id: id.clone() })?;
+            let info = find(id)?;
+            let config = own_config(config);
+            for line in stop_session(&info, config.as_ref())? {
+                eprintln!("hh: {line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -83,7 +83,27 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
     let config = config.as_ref();
     let interactive =
         !options.detach && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if !sensitive_files_ok(config, &options.workspace, interactive && !options.yes)? {
+    let clone = (options.git || git_mode(config, &options.workspace))
+        .then(|| make_clone(config, &options.workspace))
+        .transpose()?;
+    start_with_clone(options, config, interactive, clone.as_deref())
+}
+
+fn start_with_clone(
+    options: &StartOptions,
+    config: Option<&crate::config::Config>,
+    interactive: bool,
+    clone: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    // A clone no session got is removed; one a session got stays until it is brought back.
+    let discard_clone = || {
+        if let Some(clone) = clone {
+            let _ = std::fs::remove_dir_all(clone);
+        }
+    };
+    let ask = interactive && !options.yes;
+    if !sensitive_files_ok(config, &options.workspace, clone, ask).unwrap_or(false) {
+        discard_clone();
         eprintln!("hh: the session was not started");
         return Ok(ExitCode::FAILURE);
     }
@@ -91,9 +111,11 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
         .harness
         .as_deref()
         .map(|name| harness_named(name, config))
-        .transpose()?;
+        .transpose()
+        .inspect_err(|_| discard_clone())?;
     let harness = harness.as_ref();
     if harness.is_some() && !options.command.is_empty() {
+        discard_clone();
         bail!("--harness starts the coding agent; give either it or a command");
     }
     let command = match harness {
@@ -108,8 +130,9 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
         command,
         env: passthrough_env(config, &options.workspace, harness),
         harness: harness.map(|harness| harness.name.to_owned()),
+        git_clone: clone.map(std::path::Path::to_path_buf),
     };
-    let info = match call(ClientRequest::StartSession(request))? {
+    let info = match call(ClientRequest::StartSession(request)).inspect_err(|_| discard_clone())? {
         Reply::Session(info) => info,
         other => bail!("unexpected reply from the agent: {other:?}"),
     };
@@ -120,7 +143,18 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
     if !info.image.is_empty() {
         eprintln!("hh: the session runs image {}", info.image);
     }
-    if info.protected_paths.is_empty() {
+    if !info.ports.is_empty() {
+        eprintln!("hh: published on the host: {}", info.ports.join(", "));
+    }
+    if let Some(git) = &info.git {
+        eprintln!(
+            "hh: the session works on its own clone of {} (at {}); the repository's .git is \
+             not in it. When it stops, its branches come back as {}…",
+            git.repository.display(),
+            git.clone.display(),
+            crate::git_workspace::branch_prefix(&info.name)
+        );
+    } else if info.protected_paths.is_empty() {
         eprintln!(
             "hh: nothing in workspace {} is read-only in the session (no protected path \
              exists there, or protected_paths = []): what a session writes there, such as \
@@ -155,18 +189,139 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
             );
             return status;
         }
-        call(ClientRequest::StopSession {
-            id: info.id.clone(),
-        })?;
+        for line in stop_session(&info, config)? {
+            eprintln!("hh: {line}");
+        }
         return status;
     }
     let status = shell::exec_in(&info.id, &options.command);
-    let stopped = call(ClientRequest::StopSession {
-        id: info.id.clone(),
-    });
+    let stopped = stop_session(&info, config);
     let code = status?;
-    stopped?;
+    for line in stopped? {
+        eprintln!("hh: {line}");
+    }
     Ok(code)
+}
+
+/// `hh session list` and `hh ps`: your sessions, as a table or JSON.
+pub(super) fn print_list(json: bool) -> anyhow::Result<ExitCode> {
+    let sessions = list()?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&sessions)?)?;
+    } else {
+        print_table(&mut out, &sessions)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether your config puts `workspace` in git mode.
+pub(crate) fn git_mode(config: Option<&crate::config::Config>, workspace: &str) -> bool {
+    config
+        .and_then(|config| config.workspace(workspace))
+        .is_some_and(|workspace| workspace.mode == crate::config::WorkspaceMode::Git)
+}
+
+/// The clone a git-mode session of `workspace` works on, made now from the repository your
+/// config names.
+pub(super) fn make_clone(
+    config: Option<&crate::config::Config>,
+    workspace: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let Some(config) = config else {
+        bail!("git mode: hh needs your config to find workspace {workspace}'s repository");
+    };
+    let Some(found) = config.workspace(workspace) else {
+        bail!("git mode: your config has no workspace {workspace}");
+    };
+    Ok(crate::git_workspace::prepare(
+        &found.canonical_path,
+        &config.clones_dir,
+        workspace,
+    )?)
+}
+
+/// Stops session `info`. In git mode, what it left uncommitted is committed first (the
+/// workspace's `commit_on_exit`), and once it stopped its branches come back into the
+/// repository (and are pushed, with `push_on_exit`); its clone goes once nothing in it is only
+/// there. What happened, for the person.
+pub(crate) fn stop_session(
+    info: &SessionInfo,
+    config: Option<&crate::config::Config>,
+) -> anyhow::Result<Vec<String>> {
+    use crate::git_workspace::{self, SessionScript};
+    let mut said = Vec::new();
+    let workspace = config.and_then(|config| config.workspace(&info.workspace));
+    let mut uncommitted = false;
+    if info.git.is_some() {
+        if let Some(workspace) = workspace.filter(|workspace| workspace.commit_on_exit) {
+            let message = git_workspace::commit_message(
+                &workspace.commit_message,
+                &info.name,
+                &info.workspace,
+            );
+            match shell::exec_captured(&info.id, SessionScript::Commit, &[&message]) {
+                Ok((0, out)) => said.push(format!("commit on exit: {}", out.trim())),
+                Ok((code, out)) => {
+                    said.push(format!("commit on exit failed ({code}): {}", out.trim()));
+                }
+                Err(error) => said.push(format!("commit on exit failed: {error:#}")),
+            }
+        }
+        uncommitted = match shell::exec_captured(&info.id, SessionScript::Status, &[]) {
+            Ok((0, out)) => !out.trim().is_empty(),
+            _ => true,
+        };
+    }
+    call(ClientRequest::StopSession {
+        id: info.id.clone(),
+    })?;
+    let Some(git) = &info.git else {
+        return Ok(said);
+    };
+    match git_workspace::bring_back(&git.repository, &git.clone, &info.name) {
+        Ok(branches) => {
+            said.push(format!(
+                "the session's branches are in {}: {}",
+                git.repository.display(),
+                branches.join(", ")
+            ));
+            if workspace.is_some_and(|workspace| workspace.push_on_exit) {
+                let bundle = config
+                    .map(|config| config.clones_dir.join(format!("{}.bundle", info.id)))
+                    .unwrap_or_else(|| git.clone.with_extension("bundle"));
+                match git_workspace::push(&git.repository, &info.name, &bundle) {
+                    Ok(()) => said.push("pushed them to origin".into()),
+                    Err(error) => said.push(error.to_string()),
+                }
+            }
+            if uncommitted {
+                said.push(format!(
+                    "it left changes it did not commit: they stay in its clone {} \
+                     (commit_on_exit = true commits them)",
+                    git.clone.display()
+                ));
+            } else if let Err(error) = std::fs::remove_dir_all(&git.clone) {
+                said.push(format!(
+                    "could not remove its clone {}: {error}",
+                    git.clone.display()
+                ));
+            }
+        }
+        Err(error) => said.push(format!(
+            "its work stays in its clone {}: {error}",
+            git.clone.display()
+        )),
+    }
+    Ok(said)
+}
+
+/// Your session `wanted` (id or name).
+pub(super) fn find(wanted: &str) -> anyhow::Result<SessionInfo> {
+    list()?
+        .into_iter()
+        .find(|info| info.id == wanted || info.name == wanted)
+        .ok_or_else(|| anyhow::anyhow!("you have no session {wanted} (`hh session list`)"))
 }
 
 /// Says which rules files of the workspace are not in force as they read (a change nobody
@@ -216,6 +371,7 @@ pub(super) fn own_config(path: Option<&std::path::Path>) -> Option<crate::config
 pub(super) fn sensitive_files_ok(
     config: Option<&crate::config::Config>,
     workspace: &str,
+    clone: Option<&std::path::Path>,
     ask: bool,
 ) -> anyhow::Result<bool> {
     use std::io::BufRead as _;
@@ -227,7 +383,8 @@ pub(super) fn sensitive_files_ok(
         .iter()
         .map(|allowed| allowed.path.clone().into())
         .collect();
-    let found = crate::sensitive::scan(&workspace.canonical_path, &allowed);
+    // What the session will see: the workspace, or in git mode its clone.
+    let found = crate::sensitive::scan(clone.unwrap_or(&workspace.canonical_path), &allowed);
     if found.is_empty() {
         return Ok(true);
     }
@@ -350,10 +507,14 @@ pub(super) fn print_table(
             || "-".to_owned(),
             |bytes| format!("{} MiB", bytes / (1024 * 1024)),
         );
+        let workspace = match &s.git {
+            Some(_) => format!("{} (git)", s.workspace),
+            None => s.workspace.clone(),
+        };
         writeln!(
             out,
             "{:<14} {:<24} {:<16} {:<12} {:>10}",
-            s.id, s.name, s.workspace, s.template, memory
+            s.id, s.name, workspace, s.template, memory
         )?;
     }
     Ok(())

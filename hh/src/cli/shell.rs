@@ -109,6 +109,27 @@ pub(super) fn exec_with_output(
     run_relay(request, Input::None, output)
 }
 
+/// Runs one of hh's git scripts in `session` ([`crate::git_workspace::session_command`]); its
+/// exit status and what it printed (stdout, then stderr), as text safe for a terminal.
+pub(super) fn exec_captured(
+    session: &str,
+    script: crate::git_workspace::SessionScript,
+    args: &[&str],
+) -> anyhow::Result<(i32, String)> {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let command = crate::git_workspace::session_command(script, args);
+    let status = exec_with_output(session, &command, &mut |stream, bytes| {
+        match stream {
+            OutputStream::Stdout => out.extend_from_slice(bytes),
+            OutputStream::Stderr => err.extend_from_slice(bytes),
+        }
+        Ok(())
+    })?;
+    out.extend_from_slice(&err);
+    let text = crate::git_workspace::for_terminal(&out);
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
+}
+
 /// [`exec_with_output`] with the output dropped.
 pub(super) fn exec_quiet(session: &str, command: &[String]) -> anyhow::Result<i32> {
     exec_with_output(session, command, &mut |_, _| Ok(()))

@@ -128,6 +128,8 @@ pub enum ConfigErrorKind {
     HarnessName { name: String },
     #[error("a command of at least one word is needed")]
     EmptyCommand,
+    #[error("applies to a workspace in git mode only: add `mode = \"git\"`, or remove the key")]
+    GitModeOnly,
     #[error("say why the file may be in the workspace")]
     NoReason,
     #[error(
@@ -203,6 +205,7 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
 
     expand(&mut config.docker_dir, env);
     expand(&mut config.log_dir, env);
+    expand(&mut config.clones_dir, env);
     expand(&mut config.manager.global_rules_file, env);
     if let Some(bundle) = &mut config.images.host_ca_bundle {
         expand(bundle, env);
@@ -218,6 +221,7 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
     for (key, path) in [
         ("docker_dir", &config.docker_dir),
         ("log_dir", &config.log_dir),
+        ("clones_dir", &config.clones_dir),
         (
             "manager.global_rules_file",
             &config.manager.global_rules_file,
@@ -403,6 +407,18 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
     }
 
     for workspace in &config.workspaces {
+        if workspace.mode != super::WorkspaceMode::Git {
+            let set = [
+                ("commit_on_exit", workspace.commit_on_exit),
+                ("push_on_exit", workspace.push_on_exit),
+            ];
+            if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
+                return Err(invalid(
+                    format!("workspaces.{}.{key}", workspace.name),
+                    ConfigErrorKind::GitModeOnly,
+                ));
+            }
+        }
         for (i, allowed) in workspace.sensitive_allow.iter().enumerate() {
             let key = format!("workspaces.{}.sensitive_allow[{i}]", workspace.name);
             if !is_plain_relative(&allowed.path) {

@@ -23,6 +23,9 @@ pub struct Config {
     /// agent's audit log is in the agent's state directory.
     #[serde(default = "default_log_dir")]
     pub log_dir: PathBuf,
+    /// Where the client makes the clones git-mode sessions work on (0700, yours).
+    #[serde(default = "default_clones_dir")]
+    pub clones_dir: PathBuf,
     #[serde(default)]
     pub manager: Manager,
     #[serde(default)]
@@ -45,6 +48,10 @@ fn default_docker_dir() -> PathBuf {
 
 fn default_log_dir() -> PathBuf {
     "~/.local/state/harness-hat/logs".into()
+}
+
+fn default_clones_dir() -> PathBuf {
+    "~/.local/state/harness-hat/clones".into()
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -352,6 +359,104 @@ pub struct Workspace {
     /// fixtures, a sample key): not reported before a start ([`crate::sensitive`]).
     #[serde(default)]
     pub sensitive_allow: Vec<SensitiveAllow>,
+    /// Whether sessions work in the workspace itself or on a clone of its repository.
+    #[serde(default)]
+    pub mode: WorkspaceMode,
+    /// git mode: what a session leaves uncommitted is committed when it stops (in the
+    /// session, as its user), so that it comes back with its branch.
+    #[serde(default)]
+    pub commit_on_exit: bool,
+    /// The message of that commit; `{session}` and `{workspace}` are replaced.
+    #[serde(default = "default_commit_message")]
+    pub commit_message: String,
+    /// git mode: the branches that came back are pushed to the repository's `origin` (from
+    /// the host, with your credentials); a failed push keeps them and saves a bundle.
+    #[serde(default)]
+    pub push_on_exit: bool,
+    /// Session ports published on the host (`[ADDRESS:]HOST_PORT:SESSION_PORT`, the address
+    /// 127.0.0.1 unless given): a dev server in the session, reached from the host.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+}
+
+/// A session's `127.0.0.1:session_port` reachable on the host at `address:host_port`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub address: std::net::Ipv4Addr,
+    pub host_port: u16,
+    pub session_port: u16,
+}
+
+/// The lowest host port hh publishes on: below it only root may listen, and a session's owner
+/// must not get root's ports through the agent.
+pub const FIRST_PUBLISHED_PORT: u16 = 1024;
+
+impl PublishedPort {
+    /// Reads `[ADDRESS:]HOST_PORT:SESSION_PORT`.
+    pub fn parse(text: &str) -> Result<PublishedPort, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let (address, host, session) = match parts.as_slice() {
+            [host, session] => (std::net::Ipv4Addr::LOCALHOST, *host, *session),
+            [address, host, session] => (
+                address
+                    .parse()
+                    .map_err(|_| format!("`{address}` is not an IPv4 address"))?,
+                *host,
+                *session,
+            ),
+            _ => return Err("expected [ADDRESS:]HOST_PORT:SESSION_PORT".into()),
+        };
+        let port = |text: &str| match text.parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!("`{text}` is not a port (1-65535)")),
+            Ok(port) => Ok(port),
+        };
+        let (host_port, session_port) = (port(host)?, port(session)?);
+        if host_port < FIRST_PUBLISHED_PORT {
+            return Err(format!(
+                "host port {host_port} is below {FIRST_PUBLISHED_PORT}, which only root may \
+                 listen on; pick one from {FIRST_PUBLISHED_PORT} up"
+            ));
+        }
+        Ok(PublishedPort {
+            address,
+            host_port,
+            session_port,
+        })
+    }
+}
+
+impl fmt::Display for PublishedPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{} -> session port {}",
+            self.address, self.host_port, self.session_port
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for PublishedPort {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PublishedPort, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        PublishedPort::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+/// How a workspace reaches its sessions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkspaceMode {
+    /// The directory itself, read-write (its `protected_paths` read-only).
+    #[default]
+    Bind,
+    /// A clone of its repository per session ([`crate::git_workspace`]): the host's `.git`,
+    /// its config and hooks, is never in the session; the work comes back as branches
+    /// `hh/SESSION/*` of the repository, without touching its working tree.
+    Git,
+}
+
+fn default_commit_message() -> String {
+    "hh: work of session {session} in {workspace}".to_owned()
 }
 
 /// A file of the workspace the sensitive-file scan leaves out, and why.
@@ -498,6 +603,32 @@ mod tests {
         ];
         for (text, cpus) in cases {
             assert_eq!(Cpus::parse(text).map(|c| c.0), cpus, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_published_port_is_loopback_unless_it_names_an_address() {
+        assert_eq!(
+            PublishedPort::parse("8080:3000").unwrap(),
+            PublishedPort {
+                address: std::net::Ipv4Addr::LOCALHOST,
+                host_port: 8080,
+                session_port: 3000
+            }
+        );
+        assert_eq!(
+            PublishedPort::parse("0.0.0.0:8080:3000").unwrap().address,
+            std::net::Ipv4Addr::UNSPECIFIED
+        );
+        for bad in [
+            "8080",
+            "80:3000",
+            "8080:0",
+            "x:8080:3000",
+            "::1:8080:3000",
+            "8080:70000",
+        ] {
+            assert!(PublishedPort::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -13,6 +13,8 @@ docker_dir = "~/.config/harness-hat/docker"
 # Where the terminal UI writes its log (tui.log; $HH_LOG_FILE overrides it). The agent keeps
 # the audit log in its own state directory.
 log_dir = "~/.local/state/harness-hat/logs"
+# Where hh makes the clones git-mode workspaces' sessions work on (0700).
+clones_dir = "~/.local/state/harness-hat/clones"
 
 [manager]
 # Rules for every workspace; a deny here wins everywhere.
@@ -120,6 +122,18 @@ env = {}
 # cloud credentials, package tokens; an interactive start asks when one is of high severity):
 # sensitive_allow lists those meant to be there, each with the reason.
 # sensitive_allow = [{ path = "tests/fixtures/key.pem", reason = "the tests' own key" }]
+# In git mode each session works on its own clone of the repository (made as you under
+# clones_dir); the repository's .git is never in the session. When it stops, its branches come
+# back as hh/SESSION/BRANCH (your working tree untouched); commit_on_exit commits what it left
+# uncommitted first, push_on_exit pushes the branches to origin (a failed push keeps them and
+# saves a bundle). `hh snapshot`, `hh restore` and `hh diff` work on a running one.
+# mode = "git"
+# commit_on_exit = true
+# commit_message = "hh: work of session {session} in {workspace}"
+# push_on_exit = false
+# Session ports published on the host while a session runs ([ADDRESS:]HOST_PORT:SESSION_PORT;
+# the address 127.0.0.1 unless given, host ports from 1024 up):
+# ports = ["8080:3000"]
 "#;
 
 #[cfg(test)]

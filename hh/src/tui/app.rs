@@ -86,6 +86,9 @@ pub enum Effect {
     },
     /// Hand the terminal to `hh shell ID` until it exits.
     Attach(String),
+    /// Stop a git-mode session as `hh session stop` does: commit on exit, stop, bring its
+    /// branches back.
+    StopGitSession(crate::api::protocol::SessionInfo),
     /// Write the starter config (what `hh init` writes) at the config path.
     CreateConfig,
     ChangeWorkspaces(WorkspaceChange),
@@ -524,6 +527,14 @@ impl App {
                         None => self.status = Some("the config did not load".into()),
                     },
                     (KeyCode::Char('s'), Some(id)) => {
+                        if let Some(info) = self
+                            .sessions
+                            .sessions()
+                            .iter()
+                            .find(|info| info.id == id && info.git.is_some())
+                        {
+                            return Some(Effect::StopGitSession(info.clone()));
+                        }
                         return Some(Effect::Send(ClientRequest::StopSession { id }));
                     }
                     (KeyCode::Enter, Some(id)) => return Some(Effect::Attach(id)),

@@ -285,6 +285,8 @@ fn sessions_stop_and_attach_the_selected_one() {
         denied: 0,
         protected_paths: Vec::new(),
         image: String::new(),
+        git: None,
+        ports: Vec::new(),
         notices: Vec::new(),
         harness: None,
     };
@@ -364,6 +366,8 @@ fn a_denied_activity_line_becomes_an_allow_rule_the_agent_adds_even_after_the_se
         denied: 1,
         protected_paths: Vec::new(),
         image: String::new(),
+        git: None,
+        ports: Vec::new(),
         notices: Vec::new(),
         harness: None,
     });
@@ -440,6 +444,8 @@ fn an_activity_rule_that_would_not_cover_its_request_is_not_written() {
                 denied: 1,
                 protected_paths: Vec::new(),
                 image: String::new(),
+                git: None,
+                ports: Vec::new(),
                 notices: Vec::new(),
                 harness: None,
             }],

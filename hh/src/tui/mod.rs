@@ -195,6 +195,24 @@ fn perform(
                     .map(|workspace| workspace.canonical_path.clone());
                 env.extend(crate::git_identity::env(dir.as_deref()));
             }
+            // git mode: the session's clone, made here as for `hh session start`.
+            let git_workspace = config
+                .filter(|_| crate::cli::session::git_mode(config, &workspace))
+                .and_then(|config| Some((config, config.workspace(&workspace)?)));
+            let git_clone = match git_workspace {
+                Some((config, found)) => match crate::git_workspace::prepare(
+                    &found.canonical_path,
+                    &config.clones_dir,
+                    &workspace,
+                ) {
+                    Ok(clone) => Some(clone),
+                    Err(error) => {
+                        app.status = Some(format!("start session: {error}"));
+                        return;
+                    }
+                },
+                None => None,
+            };
             link.send(ClientRequest::StartSession(StartSession {
                 workspace,
                 template,
@@ -202,7 +220,17 @@ fn perform(
                 command: Vec::new(),
                 env,
                 harness: None,
+                git_clone,
             }));
+        }
+        Effect::StopGitSession(info) => {
+            app.status = Some(
+                match crate::cli::session::stop_session(&info, app.loaded_config()) {
+                    Ok(said) if said.is_empty() => format!("stopped session {}", info.id),
+                    Ok(said) => format!("stopped session {}: {}", info.id, said.join("; ")),
+                    Err(error) => format!("stop session {}: {error:#}", info.id),
+                },
+            );
         }
         Effect::Attach(id) => {
             let config_path = app.config_path.clone();

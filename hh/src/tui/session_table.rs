@@ -137,6 +137,8 @@ mod tests {
             denied: 0,
             protected_paths: Vec::new(),
             image: String::new(),
+            git: None,
+            ports: Vec::new(),
             notices: Vec::new(),
             harness: None,
         }

@@ -86,6 +86,8 @@ fn session(id: &str, workspace: &str, template: &str) -> SessionInfo {
         denied: 2,
         protected_paths: Vec::new(),
         image: String::new(),
+        git: None,
+        ports: Vec::new(),
         notices: Vec::new(),
         harness: None,
     }

@@ -1,0 +1,476 @@
+//! git mode (`mode = "git"`, `hh session start --git`): a session works on its own clone of
+//! the workspace's repository, so the host's `.git` — its config, hooks, `commondir`,
+//! `modules/` and everything else git reads as instructions — is never in the session.
+//!
+//! The client makes the clone as the user (`git clone --no-local`: objects copied through
+//! upload-pack, no hard link shared with the host's repository) under `clones_dir`, points its
+//! `origin` at the repository's own `origin`, and records where it started (`refs/hh/base`).
+//! The agent mounts the clone where the workspace would be.
+//!
+//! From then on the clone is the session's, and untrusted: its config and hooks may say
+//! anything, so no host git command ever runs *in* it. What runs in it runs in the session
+//! ([`session_command`]: snapshots, restores, diffs, the commit on exit), as the session's user.
+//! The work comes back by `git fetch` from the host's repository, which runs only
+//! `git-upload-pack` in the clone — the one command git documents as safe against an untrusted
+//! repository (it is how `git clone --no-local` sanitizes one) — with every object checked
+//! (`transfer.fsckObjects`), into branches `hh/SESSION/*` of the repository. Its working tree,
+//! index and `HEAD` are never touched.
+
+use std::{
+    io::Read as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Where the clone started (the repository's `HEAD` then): what `hh diff` compares with.
+pub const BASE_REF: &str = "refs/hh/base";
+
+/// The longest a host git command may take: a hostile clone could make upload-pack wait on a
+/// FIFO, and a start or stop must end.
+const HOST_GIT_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitWorkspaceError {
+    #[error(
+        "{repository}: git mode clones a repository with at least one commit, and this is not \
+         one ({reason})"
+    )]
+    NotARepository { repository: PathBuf, reason: String },
+    #[error(
+        "{repository} is inside the repository {top}: git mode clones whole repositories (point \
+         the workspace's canonical_path at {top})"
+    )]
+    NotTheTop { repository: PathBuf, top: PathBuf },
+    #[error("{path}: {reason}")]
+    ClonesDir { path: PathBuf, reason: String },
+    #[error("git {what}: {reason}")]
+    Git { what: String, reason: String },
+    #[error(
+        "snapshot name `{0}`: use letters, digits, `.`, `_` and `-` (at most 64, not starting \
+         with `.` or `-`)"
+    )]
+    BadSnapshotName(String),
+}
+
+/// Makes the clone of `repository` a session of `workspace` works on, under `clones_dir`;
+/// its path.
+pub fn prepare(
+    repository: &Path,
+    clones_dir: &Path,
+    workspace: &str,
+) -> Result<PathBuf, GitWorkspaceError> {
+    let not_a_repository = |reason: String| GitWorkspaceError::NotARepository {
+        repository: repository.to_path_buf(),
+        reason,
+    };
+    let top = host_git(Some(repository), &["rev-parse", "--show-toplevel"])
+        .map_err(|error| not_a_repository(error.to_string()))?;
+    let top = PathBuf::from(top.trim_end_matches('\n'));
+    let canonical =
+        std::fs::canonicalize(repository).map_err(|error| not_a_repository(error.to_string()))?;
+    if std::fs::canonicalize(&top).ok().as_deref() != Some(canonical.as_path()) {
+        return Err(GitWorkspaceError::NotTheTop {
+            repository: repository.to_path_buf(),
+            top,
+        });
+    }
+    host_git(
+        Some(repository),
+        &["rev-parse", "--quiet", "--verify", "HEAD^{commit}"],
+    )
+    .map_err(|_| not_a_repository("it has no commit yet".into()))?;
+    let origin = host_git(Some(repository), &["remote", "get-url", "origin"])
+        .ok()
+        .map(|url| url.trim_end_matches('\n').to_owned())
+        .filter(|url| !url.is_empty());
+
+    let clones = crate::private_fs::PrivateDir::open_or_create(clones_dir).map_err(|error| {
+        GitWorkspaceError::ClonesDir {
+            path: clones_dir.to_path_buf(),
+            reason: error.to_string(),
+        }
+    })?;
+    let clone = clones.path().join(clone_name(workspace));
+    let clone_arg = clone.to_string_lossy().into_owned();
+    let source = canonical.to_string_lossy().into_owned();
+    let made = host_git(
+        None,
+        &[
+            "clone",
+            "--no-local",
+            "--no-hardlinks",
+            "--quiet",
+            "--",
+            &source,
+            &clone_arg,
+        ],
+    )
+    .and_then(|_| {
+        // The clone is fresh and ours: git may still run in it, until the session has it.
+        match &origin {
+            Some(url) => host_git(Some(&clone), &["remote", "set-url", "origin", url]),
+            None => host_git(Some(&clone), &["remote", "remove", "origin"]),
+        }?;
+        host_git(Some(&clone), &["update-ref", BASE_REF, "HEAD"])
+    });
+    if let Err(error) = made {
+        let _ = std::fs::remove_dir_all(&clone);
+        return Err(error);
+    }
+    Ok(clone)
+}
+
+/// A fresh name for a clone of `workspace`: its name in plain characters, the time and a
+/// random tag.
+fn clone_name(workspace: &str) -> String {
+    let slug: String = workspace
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let tag = crate::agent::random_hex(4).unwrap_or_else(|_| std::process::id().to_string());
+    format!("{slug}-{seconds}-{tag}")
+}
+
+/// The branches of `session` in `repository` (`hh/SESSION/…`), as their short names.
+pub fn branch_prefix(session: &str) -> String {
+    format!("hh/{session}/")
+}
+
+/// Brings the clone's branches back into `repository` as `hh/SESSION/BRANCH` (fast-forwards
+/// only); the branches now there.
+///
+/// Only upload-pack runs in the clone, every object it sends is checked, and nothing but
+/// those refs changes in `repository`.
+pub fn bring_back(
+    repository: &Path,
+    clone: &Path,
+    session: &str,
+) -> Result<Vec<String>, GitWorkspaceError> {
+    let prefix = branch_prefix(session);
+    // Not forced: a fetch that would rewrite an earlier `hh/SESSION/…` branch (another session
+    // of that name) fails, and the work stays in the clone.
+    let refspec = format!("refs/heads/*:refs/heads/{prefix}*");
+    let clone_arg = clone.join(".git").to_string_lossy().into_owned();
+    host_git(
+        Some(repository),
+        &[
+            "-c",
+            "transfer.fsckObjects=true",
+            "-c",
+            "protocol.file.allow=always",
+            "fetch",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+            "--upload-pack=git-upload-pack --strict",
+            "--quiet",
+            "--",
+            &clone_arg,
+            &refspec,
+        ],
+    )?;
+    branches(repository, session)
+}
+
+/// The session's branches in `repository`.
+pub fn branches(repository: &Path, session: &str) -> Result<Vec<String>, GitWorkspaceError> {
+    let pattern = format!("refs/heads/{}", branch_prefix(session));
+    let listed = host_git(
+        Some(repository),
+        &["for-each-ref", "--format=%(refname:short)", &pattern],
+    )?;
+    Ok(listed.lines().map(str::to_owned).collect())
+}
+
+/// Pushes the session's branches to `repository`'s `origin` under the same names. When that
+/// fails, the branches stay and a bundle of what `origin` lacks is written to `bundle`; the
+/// error says both.
+pub fn push(repository: &Path, session: &str, bundle: &Path) -> Result<(), GitWorkspaceError> {
+    let prefix = branch_prefix(session);
+    let refspec = format!("refs/heads/{prefix}*:refs/heads/{prefix}*");
+    let pushed = host_git(
+        Some(repository),
+        &["push", "--quiet", "--porcelain", "origin", &refspec],
+    );
+    let Err(push_error) = pushed else {
+        return Ok(());
+    };
+    let branches_glob = format!("--branches={prefix}*");
+    let bundle_arg = bundle.to_string_lossy().into_owned();
+    let saved = host_git(
+        Some(repository),
+        &[
+            "bundle",
+            "create",
+            "--quiet",
+            &bundle_arg,
+            &branches_glob,
+            "--not",
+            "--remotes=origin",
+        ],
+    );
+    Err(GitWorkspaceError::Git {
+        what: format!("push of {prefix}* to origin"),
+        reason: match saved {
+            Ok(_) => format!(
+                "{push_error}; the branches stay in {} and their commits are saved in {}",
+                repository.display(),
+                bundle.display()
+            ),
+            Err(bundle_error) => format!(
+                "{push_error}; the branches stay in {} (no bundle: {bundle_error})",
+                repository.display()
+            ),
+        },
+    })
+}
+
+/// Checks a snapshot's name: it becomes a ref name in the session's clone.
+pub fn check_snapshot_name(name: &str) -> Result<(), GitWorkspaceError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && !name.ends_with(".lock")
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(GitWorkspaceError::BadSnapshotName(name.to_owned()))
+    }
+}
+
+/// What hh runs in a git-mode session, in its workspace, as its user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionScript {
+    /// `NAME`: the working tree as it is (untracked files too, ignored ones not) kept as
+    /// `refs/hh/snapshots/NAME`; the branch, index and files stay as they are.
+    Snapshot,
+    /// `NAME`: the working tree made what snapshot NAME kept (first kept itself as
+    /// `before-restore`); the branch and `HEAD` stay.
+    Restore,
+    /// `[NAME] [--stat]`: the working tree against snapshot NAME, or the clone's start.
+    Diff,
+    /// `MESSAGE`: everything left uncommitted, committed; says `clean` when there was nothing.
+    Commit,
+    /// Prints one line per change not committed (none: clean).
+    Status,
+}
+
+/// Fills in an identity where the session has none, and runs git with a temporary index
+/// (so the session's own index is left alone); `$tmp` is removed however the script ends.
+const PRELUDE: &str = r#"set -eu
+export GIT_PAGER=cat GIT_TERMINAL_PROMPT=0
+name=$(git config user.name 2>/dev/null || true)
+email=$(git config user.email 2>/dev/null || true)
+export GIT_AUTHOR_NAME="${GIT_AUTHOR_NAME:-${name:-hh}}"
+export GIT_AUTHOR_EMAIL="${GIT_AUTHOR_EMAIL:-${email:-hh@localhost}}"
+export GIT_COMMITTER_NAME="${GIT_COMMITTER_NAME:-$GIT_AUTHOR_NAME}"
+export GIT_COMMITTER_EMAIL="${GIT_COMMITTER_EMAIL:-$GIT_AUTHOR_EMAIL}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+snapshot_tree() {
+  GIT_INDEX_FILE="$tmp/index" git read-tree HEAD
+  GIT_INDEX_FILE="$tmp/index" git add -A
+  GIT_INDEX_FILE="$tmp/index" git write-tree
+}
+snapshot() {
+  tree=$(snapshot_tree)
+  commit=$(git commit-tree "$tree" -p HEAD -m "hh snapshot $1")
+  git update-ref "refs/hh/snapshots/$1" "$commit"
+}
+"#;
+
+const SNAPSHOT: &str = r#"snapshot "$1"
+echo "snapshot $1: $(git rev-parse --short "refs/hh/snapshots/$1")"
+"#;
+
+const RESTORE: &str = r#"git rev-parse --quiet --verify "refs/hh/snapshots/$1^{commit}" >/dev/null \
+  || { echo "no snapshot named $1 in this session" >&2; exit 2; }
+snapshot before-restore
+git add -A
+git read-tree --reset -u "refs/hh/snapshots/$1"
+git reset --quiet
+echo "restored snapshot $1 (what was there before is snapshot before-restore)"
+"#;
+
+const DIFF: &str = r#"base=refs/hh/base
+stat=
+for arg in "$@"; do
+  case "$arg" in
+    --stat) stat=--stat ;;
+    *) base="refs/hh/snapshots/$arg"
+       git rev-parse --quiet --verify "$base^{commit}" >/dev/null \
+         || { echo "no snapshot named $arg in this session" >&2; exit 2; } ;;
+  esac
+done
+tree=$(snapshot_tree)
+git diff --no-color --no-ext-diff --no-textconv $stat "$base" "$tree"
+"#;
+
+const COMMIT: &str = r#"git add -A
+if git diff --cached --quiet; then echo clean; exit 0; fi
+git commit --quiet --no-verify -m "$1"
+echo "committed $(git rev-parse --short HEAD)"
+"#;
+
+const STATUS: &str = r#"changes=$(git status --porcelain --untracked-files=all 2>/dev/null)
+printf '%s' "$changes"
+"#;
+
+/// The command that runs `script` with `args` in a session.
+pub fn session_command(script: SessionScript, args: &[&str]) -> Vec<String> {
+    let body = match script {
+        SessionScript::Snapshot => SNAPSHOT,
+        SessionScript::Restore => RESTORE,
+        SessionScript::Diff => DIFF,
+        SessionScript::Commit => COMMIT,
+        SessionScript::Status => STATUS,
+    };
+    let mut command = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!("{PRELUDE}{body}"),
+        "hh-git".to_owned(),
+    ];
+    command.extend(args.iter().map(|arg| (*arg).to_owned()));
+    command
+}
+
+/// `template` with `{session}` and `{workspace}` replaced.
+pub fn commit_message(template: &str, session: &str, workspace: &str) -> String {
+    template
+        .replace("{session}", session)
+        .replace("{workspace}", workspace)
+}
+
+/// Bytes from a session, made safe for a terminal: every control character but newline and
+/// tab (escape sequences could retitle, recolour or rewrite the terminal) shown as `?`.
+pub fn for_terminal(bytes: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Runs host git (in `dir` when given) with a clean terminal-free setting; its stdout, or an
+/// error with its stderr. Killed after [`HOST_GIT_TIMEOUT`].
+fn host_git(dir: Option<&Path>, args: &[&str]) -> Result<String, GitWorkspaceError> {
+    let what = args
+        .iter()
+        .find(|arg| !arg.starts_with('-') && !arg.contains('='))
+        .copied()
+        .unwrap_or("git")
+        .to_owned();
+    let failed = |reason: String| GitWorkspaceError::Git {
+        what: what.clone(),
+        reason,
+    };
+    let mut git = Command::new("git");
+    if let Some(dir) = dir {
+        git.arg("-C").arg(dir);
+    }
+    git.args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_NO_LAZY_FETCH", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = git.spawn().map_err(|error| failed(error.to_string()))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stdout.read_to_end(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        text
+    });
+    let deadline = Instant::now() + HOST_GIT_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!(
+                    "did not finish in {} s and was stopped",
+                    HOST_GIT_TIMEOUT.as_secs()
+                )));
+            }
+            Err(error) => return Err(failed(error.to_string())),
+        }
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    if !status.success() {
+        let said = String::from_utf8_lossy(&for_terminal(&err))
+            .trim()
+            .to_owned();
+        return Err(failed(if said.is_empty() {
+            status.to_string()
+        } else {
+            said
+        }));
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_are_plain_ref_components() {
+        for good in ["one", "before-restore", "v1.2", "a_b"] {
+            assert!(check_snapshot_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", ".hidden", "-x", "a/b", "a..b", "x.lock", "a b", "a:b", "a~1", "a^", "@{u}",
+        ] {
+            assert!(check_snapshot_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_snapshot_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn a_terminal_sees_no_control_character_from_a_session() {
+        let shown = for_terminal(b"ok\tline\n\x1b]0;owned\x07\x1b[2J\r\xc2\x9b");
+        assert_eq!(
+            String::from_utf8(shown).unwrap(),
+            "ok\tline\n?]0;owned??[2J??"
+        );
+    }
+
+    #[test]
+    fn the_commit_message_names_session_and_workspace() {
+        assert_eq!(
+            commit_message("hh: {session} in {workspace} ({session})", "s1", "w"),
+            "hh: s1 in w (s1)"
+        );
+    }
+}

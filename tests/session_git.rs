@@ -1,0 +1,347 @@
+//! git mode, for real: a workspace with `mode = "git"` is worked on in a clone the client
+//! makes as the user; the host repository's `.git` is nowhere in the session, whatever the
+//! session writes into its own `.git` never runs on the host, snapshots, restores and diffs
+//! work inside the session, and when it stops its work comes back as branch
+//! `hh/NAME/main` of the repository without touching the repository's working tree, index or
+//! `HEAD` — pushed to `origin` when the workspace says so, and kept with a bundle when the
+//! push fails. The agent refuses to mount a git-mode workspace itself. All of it as an
+//! ordinary user, with real git, a real agent and real containers.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::{
+    require_root,
+    session_world::{World, build_test_stem},
+};
+
+/// Runs `git ARGS` in `dir` as the world's user; its stdout (it must succeed).
+fn git(world: &World, dir: &Path, args: &[&str]) -> String {
+    let output = world
+        .user
+        .command("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The user's repository: one commit of `a.txt`, a config line only the host's `.git` has,
+/// and the workspace's rules.
+fn host_repository(world: &World, name: &str) -> PathBuf {
+    let repo = world.user.make_dir(format!("src/{name}"), 0o755);
+    git(world, &repo, &["init", "--quiet", "-b", "main"]);
+    git(world, &repo, &["config", "hhtest.marker", "host-only"]);
+    git(world, &repo, &["config", "user.name", "Ada Tester"]);
+    git(world, &repo, &["config", "user.email", "ada@example.test"]);
+    world.user.write_file(repo.join("a.txt"), "one\n");
+    world.user.write_file(
+        repo.join("harness-rules.toml"),
+        "[network]\nallowlist = []\n",
+    );
+    git(world, &repo, &["add", "-A"]);
+    git(world, &repo, &["commit", "--quiet", "-m", "start"]);
+    repo
+}
+
+fn add_workspace(world: &World, name: &str, repo: &Path, extra: &str) {
+    let config = std::fs::read_to_string(&world.config).unwrap();
+    std::fs::write(
+        &world.config,
+        format!(
+            "{config}[[workspaces]]\nname = \"{name}\"\ncanonical_path = \"{}\"\nmode = \"git\"\n{extra}",
+            repo.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn said(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn session_name(world: &World, id: &str) -> String {
+    world
+        .sessions()
+        .iter()
+        .find(|session| session["id"] == id)
+        .and_then(|session| session["name"].as_str().map(str::to_owned))
+        .unwrap()
+}
+
+#[test]
+fn a_git_mode_session_works_on_its_own_clone_and_its_work_comes_back_as_a_branch() {
+    if !require_root("git-mode sessions") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("gm");
+    let repo = host_repository(&world, "gitproj");
+    let head_before = git(&world, &repo, &["rev-parse", "HEAD"]);
+    // What host git would run if it ever ran in the session's clone, or read its config.
+    let canary = PathBuf::from(format!("/tmp/hh-git-canary-{}", std::process::id()));
+    let _ = std::fs::remove_file(&canary);
+    add_workspace(
+        &world,
+        "gitws",
+        &repo,
+        "commit_on_exit = true\ncommit_message = \"hh: {session} of {workspace}\"\n",
+    );
+    let agent = world.agent();
+    let (id, start_said) = world.start_in("gitws", "test");
+    assert!(
+        start_said.contains("works on its own clone of") && start_said.contains("hh/"),
+        "{start_said}"
+    );
+    let name = session_name(&world, &id);
+    let info = world
+        .sessions()
+        .into_iter()
+        .find(|session| session["id"] == id.as_str())
+        .unwrap();
+    let clone = PathBuf::from(info["git"]["clone"].as_str().unwrap());
+    assert_eq!(info["git"]["repository"], repo.to_str().unwrap());
+    assert!(clone.starts_with(&world.user.home), "{clone:?}");
+
+    // The clone, not the host's .git: the history is there, the host-only config is not.
+    let (code, out) = world.shell(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "git log --format=%s; git rev-parse --verify --quiet refs/hh/base >/dev/null && \
+             echo base-recorded; git config hhtest.marker || echo no-host-config; cat a.txt",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("start"), "{out}");
+    assert!(out.contains("base-recorded"), "{out}");
+    assert!(
+        out.contains("no-host-config") && !out.contains("host-only"),
+        "{out}"
+    );
+
+    // Snapshot, change, diff, restore — all inside the session.
+    let (code, out) = world.shell(&id, &["sh", "-c", "echo two >> a.txt"]);
+    assert_eq!(code, 0, "{out}");
+    let snapshot = world.hh(&["snapshot", &id, "one"]);
+    assert!(snapshot.status.success(), "{}", said(&snapshot));
+    let (code, out) = world.shell(&id, &["sh", "-c", "echo three >> a.txt; echo new > b.txt"]);
+    assert_eq!(code, 0, "{out}");
+    let stat = world.hh(&["diff", &id, "one", "--stat"]);
+    let stat_said = said(&stat);
+    assert!(stat.status.success(), "{stat_said}");
+    assert!(
+        stat_said.contains("a.txt") && stat_said.contains("b.txt"),
+        "{stat_said}"
+    );
+    let since_start = world.hh(&["diff", &id]);
+    let since_start = String::from_utf8_lossy(&since_start.stdout).into_owned();
+    assert!(
+        since_start.contains("+two") && since_start.contains("+three"),
+        "{since_start}"
+    );
+    let restore = world.hh(&["restore", &id, "one"]);
+    assert!(restore.status.success(), "{}", said(&restore));
+    let (_, out) = world.shell(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat a.txt; test -e b.txt && echo b-still-there || echo b-gone",
+        ],
+    );
+    assert!(
+        out.starts_with("one\ntwo\n") && !out.contains("three"),
+        "{out}"
+    );
+    assert!(out.contains("b-gone"), "{out}");
+    let unknown = world.hh(&["restore", &id, "never-made"]);
+    assert!(!unknown.status.success(), "{}", said(&unknown));
+    assert!(said(&unknown).contains("no snapshot named never-made"));
+
+    // The session makes its own .git hostile: a host git that ran in the clone, or served it,
+    // would run these.
+    let (code, out) = world.shell(
+        &id,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "git config core.fsmonitor 'touch {c}; true' && \
+                 git config uploadpack.packObjectsHook 'touch {c}; exec \"$@\"' && \
+                 git config core.sshCommand 'touch {c}; true' && \
+                 mkdir -p .git/hooks && printf '#!/bin/sh\\ntouch {c}\\n' > .git/hooks/reference-transaction && \
+                 chmod +x .git/hooks/reference-transaction && echo hostile",
+                c = canary.display()
+            ),
+        ],
+    );
+    assert!(out.contains("hostile"), "{code} {out}");
+
+    let stopped = world.hh(&["session", "stop", &id]);
+    let stop_said = said(&stopped);
+    assert!(stopped.status.success(), "{stop_said}");
+    assert!(
+        stop_said.contains("commit on exit: committed"),
+        "{stop_said}"
+    );
+    let branch = format!("hh/{name}/main");
+    assert!(stop_said.contains(&branch), "{stop_said}");
+
+    // The work is a branch of the repository; its working tree, index and HEAD are as they were.
+    assert_eq!(
+        git(&world, &repo, &["log", "-1", "--format=%s", &branch]).trim(),
+        format!("hh: {name} of gitws")
+    );
+    assert_eq!(
+        git(&world, &repo, &["show", &format!("{branch}:a.txt")]),
+        "one\ntwo\n"
+    );
+    assert_eq!(git(&world, &repo, &["rev-parse", "HEAD"]), head_before);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("a.txt")).unwrap(),
+        "one\n"
+    );
+    assert_eq!(git(&world, &repo, &["status", "--porcelain"]), "");
+    git(&world, &repo, &["fsck", "--no-progress"]);
+    assert!(
+        !canary.exists(),
+        "host git ran what the session wrote into its .git"
+    );
+    // Everything it did is in the branch: its clone is gone.
+    assert!(!clone.exists(), "{clone:?} left behind: {stop_said}");
+
+    // The agent will not mount a git-mode workspace itself, whatever a client asks.
+    let plain_config = world.dir.path().join("client-without-git-mode.toml");
+    std::fs::write(
+        &plain_config,
+        std::fs::read_to_string(&world.config)
+            .unwrap()
+            .replace("mode = \"git\"\n", "")
+            .replace("commit_on_exit = true\n", ""),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &plain_config,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let refused = world
+        .user
+        .command(env!("CARGO_BIN_EXE_hh"))
+        .env("HH_AGENT_SOCKET", &world.socket)
+        .arg("--config")
+        .arg(&plain_config)
+        .args([
+            "session",
+            "start",
+            "--detach",
+            "--workspace",
+            "gitws",
+            "--template",
+            "test",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("is in git mode"),
+        "{}",
+        said(&refused)
+    );
+    agent.terminate();
+    world.assert_nothing_left();
+}
+
+#[test]
+fn push_on_exit_pushes_to_origin_and_a_failed_push_keeps_the_branch_and_a_bundle() {
+    if !require_root("git-mode pushes") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("gp");
+    let repo = host_repository(&world, "pushproj");
+    let origin = world.user.home.join("src/origin.git");
+    git(
+        &world,
+        &world.user.home,
+        &["init", "--quiet", "--bare", origin.to_str().unwrap()],
+    );
+    git(
+        &world,
+        &repo,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    git(&world, &repo, &["push", "--quiet", "origin", "main"]);
+    add_workspace(
+        &world,
+        "pushws",
+        &repo,
+        "commit_on_exit = true\npush_on_exit = true\n",
+    );
+    let agent = world.agent();
+
+    // Pushed: origin has the session's branch.
+    let (id, _) = world.start_in("pushws", "test");
+    let name = session_name(&world, &id);
+    let (code, out) = world.shell(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "git remote get-url origin; echo pushed >> a.txt",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(origin.to_str().unwrap()),
+        "origin is the repository's: {out}"
+    );
+    let stopped = world.hh(&["session", "stop", &id]);
+    assert!(stopped.status.success(), "{}", said(&stopped));
+    assert!(
+        said(&stopped).contains("pushed them to origin"),
+        "{}",
+        said(&stopped)
+    );
+    let branch = format!("hh/{name}/main");
+    assert_eq!(
+        git(&world, &origin, &["show", &format!("{branch}:a.txt")]),
+        "one\npushed\n"
+    );
+
+    // origin gone: the push fails, the branch stays, a bundle of its commits is saved.
+    std::fs::rename(&origin, origin.with_extension("moved")).unwrap();
+    let (id, _) = world.start_in("pushws", "test");
+    let name = session_name(&world, &id);
+    let (code, out) = world.shell(&id, &["sh", "-c", "echo kept >> a.txt"]);
+    assert_eq!(code, 0, "{out}");
+    let stopped = world.hh(&["session", "stop", &id]);
+    let stop_said = said(&stopped);
+    assert!(stopped.status.success(), "{stop_said}");
+    let branch = format!("hh/{name}/main");
+    assert_eq!(
+        git(&world, &repo, &["show", &format!("{branch}:a.txt")]),
+        "one\nkept\n"
+    );
+    let bundle = stop_said
+        .split_whitespace()
+        .find(|word| word.ends_with(".bundle"))
+        .unwrap_or_else(|| panic!("no bundle named: {stop_said}"));
+    assert!(stop_said.contains("the branches stay"), "{stop_said}");
+    let verified = git(&world, &repo, &["bundle", "list-heads", bundle]);
+    assert!(verified.contains(&branch), "{verified}");
+    agent.terminate();
+    world.assert_nothing_left();
+}
