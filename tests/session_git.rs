@@ -4,8 +4,10 @@
 //! work inside the session, and when it stops its work comes back as branch
 //! `hh/NAME/main` of the repository without touching the repository's working tree, index or
 //! `HEAD` — pushed to `origin` when the workspace says so, and kept with a bundle when the
-//! push fails. The agent refuses to mount a git-mode workspace itself. All of it as an
-//! ordinary user, with real git, a real agent and real containers.
+//! push fails. A clone pointed at another of the user's repositories brings nothing of it
+//! back. The session pushes to its origin and to no other repository of the same server (a
+//! real `git http-backend`). The agent refuses to mount a git-mode workspace itself. All of it
+//! as an ordinary user, with real git, a real agent and real containers.
 
 mod support;
 
@@ -344,4 +346,220 @@ fn push_on_exit_pushes_to_origin_and_a_failed_push_keeps_the_branch_and_a_bundle
     assert!(verified.contains(&branch), "{verified}");
     agent.terminate();
     world.assert_nothing_left();
+}
+
+/// The session points its clone's `.git` at another of the user's repositories — by a
+/// symlink, a gitfile, `commondir` or `objects/info/alternates`, each naming the host path —
+/// hoping the host's git reads that repository when it takes the work back: its commits would
+/// land in the workspace's repository (and its origin, and every later session). None of them
+/// may, and the repository stays sound.
+#[test]
+fn a_clone_pointed_at_another_repository_brings_nothing_of_it_back() {
+    if !require_root("git-mode bring-back") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("gx");
+    let repo = host_repository(&world, "victim");
+    let secret = world.user.make_dir("src/secret", 0o755);
+    git(&world, &secret, &["init", "--quiet", "-b", "main"]);
+    world
+        .user
+        .write_file(secret.join("TOPSECRET"), "the user's private work\n");
+    git(&world, &secret, &["add", "-A"]);
+    git(
+        &world,
+        &secret,
+        &[
+            "-c",
+            "user.name=a",
+            "-c",
+            "user.email=a@b",
+            "commit",
+            "--quiet",
+            "-m",
+            "secret",
+        ],
+    );
+    let secret_commit = git(&world, &secret, &["rev-parse", "HEAD"])
+        .trim()
+        .to_owned();
+    let secret_git = secret.join(".git");
+    add_workspace(&world, "victimws", &repo, "");
+    let agent = world.agent();
+    let redirects = [
+        format!("rm -rf .git && ln -s {} .git", secret_git.display()),
+        format!(
+            "rm -rf .git && echo 'gitdir: {}' > .git",
+            secret_git.display()
+        ),
+        format!("echo {} > .git/commondir", secret_git.display()),
+        format!(
+            "echo {}/objects > .git/objects/info/alternates && echo {secret_commit} > .git/refs/heads/stolen",
+            secret_git.display()
+        ),
+    ];
+    for redirect in &redirects {
+        let (id, _) = world.start_in("victimws", "test");
+        let (code, out) = world.shell(&id, &["sh", "-c", redirect]);
+        assert_eq!(code, 0, "{redirect}: {out}");
+        let stopped = world.hh(&["session", "stop", &id]);
+        let stop_said = said(&stopped);
+        assert!(stopped.status.success(), "{redirect}: {stop_said}");
+        let found = world
+            .user
+            .command("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["cat-file", "-e", &format!("{secret_commit}^{{commit}}")])
+            .output()
+            .unwrap();
+        assert!(
+            !found.status.success(),
+            "{redirect}: the other repository's commit reached the workspace's: {stop_said}"
+        );
+        let listed = git(&world, &repo, &["log", "--all", "--name-only", "--format="]);
+        assert!(!listed.contains("TOPSECRET"), "{redirect}: {listed}");
+        git(&world, &repo, &["fsck", "--no-progress"]);
+    }
+    agent.terminate();
+    world.assert_nothing_left();
+}
+
+/// A smart-HTTP git server on the host's loopback (`git http-backend`), hosting `ada/project`
+/// and `eve/copy`; killed when dropped.
+struct GitServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitServer {
+    fn start(world: &World, root: &Path) -> GitServer {
+        use std::io::BufRead as _;
+        let mut child = world
+            .user
+            .command("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/support/git_http.py"
+            ))
+            .arg(root)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        GitServer { child, port }
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// In git mode a session pushes to its workspace's origin, and to no other repository of the
+/// same server, whatever its rules allow: the rules admit the whole host, yet the push to
+/// `eve/copy` is refused (403, audited with why) and reads of it still work.
+#[test]
+fn a_git_mode_session_pushes_to_its_origin_and_to_no_other_repository() {
+    if !require_root("git-mode push guard") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("gh");
+    let served = world.user.make_dir("served", 0o755);
+    for repository in ["ada/project.git", "eve/copy.git"] {
+        let bare = served.join(repository);
+        git(
+            &world,
+            &world.user.home,
+            &["init", "--quiet", "--bare", bare.to_str().unwrap()],
+        );
+        git(&world, &bare, &["config", "http.receivepack", "true"]);
+    }
+    let server = GitServer::start(&world, &served);
+    let origin = format!("http://allowed.test:{}/ada/project.git", server.port);
+    let repo = host_repository(&world, "guarded");
+    git(&world, &repo, &["remote", "add", "origin", &origin]);
+    let bare_origin = served.join("ada/project.git");
+    git(
+        &world,
+        &repo,
+        &["push", "--quiet", bare_origin.to_str().unwrap(), "main"],
+    );
+    add_workspace(&world, "guardedws", &repo, "");
+    // The whole host is allowed: only the guard stands between the session and eve's copy.
+    let config = std::fs::read_to_string(&world.config).unwrap();
+    std::fs::write(
+        &world.config,
+        format!(
+            "{config}[container_profiles.gitpush]\nimage = \"test\"\nmemory = \"256m\"\n\
+             starter_network_allowlist = [\"domain=allowed.test port={}\"]\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let agent = world.agent();
+    let (id, _) = world.start_in("guardedws", "gitpush");
+    let push = |target: &str, branch: &str| {
+        world.shell(
+            &id,
+            &[
+                "sh",
+                "-c",
+                &format!(
+                    "echo {branch} >> a.txt && git add a.txt && git commit --quiet -m {branch} && \
+                     git push --quiet {target} HEAD:refs/heads/{branch} 2>&1; echo \"pushed=$?\""
+                ),
+            ],
+        )
+    };
+    let (_, out) = push("origin", "from-session");
+    assert!(out.contains("pushed=0"), "the push to the origin: {out}");
+    let other = format!("http://allowed.test:{}/eve/copy.git", server.port);
+    let (_, out) = push(&other, "stolen");
+    assert!(
+        !out.contains("pushed=0"),
+        "the push to another repository: {out}"
+    );
+    // Reads of it stay as the rules say.
+    let (code, out) = world.shell(&id, &["git", "ls-remote", &other]);
+    assert_eq!(code, 0, "{out}");
+
+    let heads = |bare: &str| {
+        git(
+            &world,
+            &served.join(bare),
+            &["for-each-ref", "--format=%(refname)"],
+        )
+    };
+    assert!(heads("ada/project.git").contains("refs/heads/from-session"));
+    assert!(
+        !heads("eve/copy.git").contains("stolen"),
+        "{}",
+        heads("eve/copy.git")
+    );
+    let audit = std::fs::read_to_string(world.state.join("logs/audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|line| line.contains("/eve/copy.git/git-receive-pack")
+                && line.contains("\"deny\"")
+                && line.contains("pushes only to its workspace's origin")),
+        "{audit}"
+    );
+    let stopped = world.hh(&["session", "stop", &id]);
+    assert!(stopped.status.success(), "{}", said(&stopped));
+    agent.terminate();
+    world.assert_nothing_left();
+    drop(server);
 }

@@ -2,22 +2,25 @@
 //! the workspace's repository, so the host's `.git` — its config, hooks, `commondir`,
 //! `modules/` and everything else git reads as instructions — is never in the session.
 //!
-//! The client makes the clone as the user (`git clone --no-local`: objects copied through
-//! upload-pack, no hard link shared with the host's repository) under `clones_dir`, points its
-//! `origin` at the repository's own `origin`, and records where it started (`refs/hh/base`).
-//! The agent mounts the clone where the workspace would be.
+//! The client makes the clone as the user (`git clone --no-local --single-branch`: objects
+//! copied through upload-pack, no hard link shared with the host's repository, only the branch
+//! checked out) under `clones_dir`, points its `origin` at the repository's own `origin` (less
+//! any password in it), and records where it started (`refs/hh/base`). The agent mounts the
+//! clone where the workspace would be.
 //!
-//! From then on the clone is the session's, and untrusted: its config and hooks may say
-//! anything, so no host git command ever runs *in* it. What runs in it runs in the session
-//! ([`session_command`]: snapshots, restores, diffs, the commit on exit), as the session's user.
-//! The work comes back by `git fetch` from the host's repository, which runs only
-//! `git-upload-pack` in the clone — the one command git documents as safe against an untrusted
-//! repository (it is how `git clone --no-local` sanitizes one) — with every object checked
-//! (`transfer.fsckObjects`), into branches `hh/SESSION/*` of the repository. Its working tree,
-//! index and `HEAD` are never touched.
+//! From then on the clone is the session's, and untrusted: not only its config and hooks but
+//! what its `.git` *is* (a symlink or a gitfile to another of the user's repositories, a
+//! `commondir` or `objects/info/alternates` naming one, a FIFO) is the session's to choose. So
+//! no host git ever reads it. What runs in it runs in the session ([`session_command`]:
+//! snapshots, restores, diffs, the commit on exit), as the session's user, under a time limit.
+//! The work comes back as a bundle the session's git writes to its standard output — only the
+//! commits since the clone's start — which the client stores in a private file and fetches
+//! into branches `hh/SESSION/*` of the repository, checking every object. The repository's
+//! working tree, index and `HEAD` are never touched.
 
 use std::{
     io::Read as _,
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -53,13 +56,21 @@ pub enum GitWorkspaceError {
     BadSnapshotName(String),
 }
 
-/// Makes the clone of `repository` a session of `workspace` works on, under `clones_dir`;
-/// its path.
+/// A clone made for a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedClone {
+    pub path: PathBuf,
+    /// The repository's `origin`, as the clone has it (no password): where the session may
+    /// push.
+    pub origin: Option<String>,
+}
+
+/// Makes the clone of `repository` a session of `workspace` works on, under `clones_dir`.
 pub fn prepare(
     repository: &Path,
     clones_dir: &Path,
     workspace: &str,
-) -> Result<PathBuf, GitWorkspaceError> {
+) -> Result<PreparedClone, GitWorkspaceError> {
     let not_a_repository = |reason: String| GitWorkspaceError::NotARepository {
         repository: repository.to_path_buf(),
         reason,
@@ -82,7 +93,7 @@ pub fn prepare(
     .map_err(|_| not_a_repository("it has no commit yet".into()))?;
     let origin = host_git(Some(repository), &["remote", "get-url", "origin"])
         .ok()
-        .map(|url| url.trim_end_matches('\n').to_owned())
+        .map(|url| without_password(url.trim_end_matches('\n')))
         .filter(|url| !url.is_empty());
 
     let clones = crate::private_fs::PrivateDir::open_or_create(clones_dir).map_err(|error| {
@@ -100,6 +111,8 @@ pub fn prepare(
             "clone",
             "--no-local",
             "--no-hardlinks",
+            "--single-branch",
+            "--no-tags",
             "--quiet",
             "--",
             &source,
@@ -118,7 +131,29 @@ pub fn prepare(
         let _ = std::fs::remove_dir_all(&clone);
         return Err(error);
     }
-    Ok(clone)
+    Ok(PreparedClone {
+        path: clone,
+        origin,
+    })
+}
+
+/// `url` without the password of its user part (`https://ada:TOKEN@host/…` →
+/// `https://ada@host/…`): the clone, and so the session, gets the address, not the secret.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info
+                .split_once(':')
+                .map_or(user_info, |(user, _)| user);
+            format!("{scheme}://{user}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// A fresh name for a clone of `workspace`: its name in plain characters, the time and a
@@ -147,36 +182,37 @@ pub fn branch_prefix(session: &str) -> String {
     format!("hh/{session}/")
 }
 
-/// Brings the clone's branches back into `repository` as `hh/SESSION/BRANCH` (fast-forwards
-/// only); the branches now there.
-///
-/// Only upload-pack runs in the clone, every object it sends is checked, and nothing but
-/// those refs changes in `repository`.
+/// Fetches the branches of `bundle` (what [`SessionScript::Bundle`] wrote, stored by the
+/// client in a private file) into `repository` as `hh/SESSION/BRANCH`, fast-forwards only,
+/// every object checked; the session's branches now there. No git reads the clone.
 pub fn bring_back(
     repository: &Path,
-    clone: &Path,
+    bundle: &Path,
     session: &str,
 ) -> Result<Vec<String>, GitWorkspaceError> {
     let prefix = branch_prefix(session);
     // Not forced: a fetch that would rewrite an earlier `hh/SESSION/…` branch (another session
     // of that name) fails, and the work stays in the clone.
     let refspec = format!("refs/heads/*:refs/heads/{prefix}*");
-    let clone_arg = clone.join(".git").to_string_lossy().into_owned();
+    let bundle_arg = bundle.to_string_lossy().into_owned();
     host_git(
         Some(repository),
         &[
+            // The user's own settings must not undo these (fetch.fsckObjects=false, fetch.prune).
             "-c",
             "transfer.fsckObjects=true",
             "-c",
-            "protocol.file.allow=always",
+            "fetch.fsckObjects=true",
             "fetch",
             "--no-tags",
+            "--no-prune",
+            "--no-prune-tags",
             "--no-write-fetch-head",
             "--no-recurse-submodules",
-            "--upload-pack=git-upload-pack --strict",
+            "--no-auto-maintenance",
             "--quiet",
             "--",
-            &clone_arg,
+            &bundle_arg,
             &refspec,
         ],
     )?;
@@ -268,12 +304,22 @@ pub enum SessionScript {
     Commit,
     /// Prints one line per change not committed (none: clean).
     Status,
+    /// Writes a bundle of the commits on its branches since the clone's start to standard
+    /// output; exits [`NOTHING_NEW`] when there are none.
+    Bundle,
 }
+
+/// [`SessionScript::Bundle`]'s exit status when no branch has a commit the clone did not start
+/// with.
+pub const NOTHING_NEW: i32 = 3;
 
 /// Fills in an identity where the session has none, and runs git with a temporary index
 /// (so the session's own index is left alone); `$tmp` is removed however the script ends.
 const PRELUDE: &str = r#"set -eu
 export GIT_PAGER=cat GIT_TERMINAL_PROMPT=0
+# The session's own config must not hold hh's commands (a monitor that never answers, hooks).
+export GIT_CONFIG_COUNT=2 GIT_CONFIG_KEY_0=core.fsmonitor GIT_CONFIG_VALUE_0=false \
+  GIT_CONFIG_KEY_1=core.hooksPath GIT_CONFIG_VALUE_1=/dev/null
 name=$(git config user.name 2>/dev/null || true)
 email=$(git config user.email 2>/dev/null || true)
 export GIT_AUTHOR_NAME="${GIT_AUTHOR_NAME:-${name:-hh}}"
@@ -331,6 +377,13 @@ const STATUS: &str = r#"changes=$(git status --porcelain --untracked-files=all 2
 printf '%s' "$changes"
 "#;
 
+const BUNDLE: &str = r#"git rev-parse --quiet --verify "refs/hh/base^{commit}" >/dev/null \
+  || { echo "the clone's start (refs/hh/base) is gone" >&2; exit 4; }
+new=$(git rev-list -n 1 --branches --not refs/hh/base)
+[ -n "$new" ] || exit 3
+git bundle create --quiet - --branches --not refs/hh/base
+"#;
+
 /// The command that runs `script` with `args` in a session.
 pub fn session_command(script: SessionScript, args: &[&str]) -> Vec<String> {
     let body = match script {
@@ -339,6 +392,7 @@ pub fn session_command(script: SessionScript, args: &[&str]) -> Vec<String> {
         SessionScript::Diff => DIFF,
         SessionScript::Commit => COMMIT,
         SessionScript::Status => STATUS,
+        SessionScript::Bundle => BUNDLE,
     };
     let mut command = vec![
         "sh".to_owned(),
@@ -358,19 +412,24 @@ pub fn commit_message(template: &str, session: &str, workspace: &str) -> String 
 }
 
 /// Bytes from a session, made safe for a terminal: every control character but newline and
-/// tab (escape sequences could retitle, recolour or rewrite the terminal) shown as `?`.
+/// tab (escape sequences could retitle, recolour or rewrite the terminal) and every
+/// bidirectional override or isolate (which make text read other than it is) shown as `?`.
 pub fn for_terminal(bytes: &[u8]) -> Vec<u8> {
-    String::from_utf8_lossy(bytes)
-        .chars()
+    text_for_terminal(&String::from_utf8_lossy(bytes)).into_bytes()
+}
+
+/// [`for_terminal`] for text (a branch name, git's message).
+pub fn text_for_terminal(text: &str) -> String {
+    text.chars()
         .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
+            let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if bidi || (c.is_control() && c != '\n' && c != '\t') {
                 '?'
             } else {
                 c
             }
         })
-        .collect::<String>()
-        .into_bytes()
+        .collect()
 }
 
 /// Runs host git (in `dir` when given) with a clean terminal-free setting; its stdout, or an
@@ -390,12 +449,28 @@ fn host_git(dir: Option<&Path>, args: &[&str]) -> Result<String, GitWorkspaceErr
     if let Some(dir) = dir {
         git.arg("-C").arg(dir);
     }
+    // hh run from a git hook inherits where that git works: this git works where it is told.
+    for variable in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_COMMON_DIR",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_NAMESPACE",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+    ] {
+        git.env_remove(variable);
+    }
     git.args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_NO_LAZY_FETCH", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // Its own process group, so that a timeout ends what it started too.
+        .process_group(0);
     let mut child = git.spawn().map_err(|error| failed(error.to_string()))?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
@@ -415,7 +490,10 @@ fn host_git(dir: Option<&Path>, args: &[&str]) -> Result<String, GitWorkspaceErr
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Ok(None) => {
-                let _ = child.kill();
+                if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+                    let _ =
+                        rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                }
                 let _ = child.wait();
                 return Err(failed(format!(
                     "did not finish in {} s and was stopped",
@@ -464,6 +542,36 @@ mod tests {
             String::from_utf8(shown).unwrap(),
             "ok\tline\n?]0;owned??[2J??"
         );
+    }
+
+    #[test]
+    fn names_from_a_session_cannot_turn_text_around() {
+        assert_eq!(
+            text_for_terminal("hh/s/main\u{202e}txt.exe\u{2066}"),
+            "hh/s/main?txt.exe?"
+        );
+    }
+
+    #[test]
+    fn the_clone_gets_the_origin_without_its_password() {
+        for (url, kept) in [
+            (
+                "https://ada:ghp_SECRET@github.com/ada/p.git",
+                "https://ada@github.com/ada/p.git",
+            ),
+            (
+                "https://github.com/ada/p.git",
+                "https://github.com/ada/p.git",
+            ),
+            (
+                "ssh://git@github.com/ada/p.git",
+                "ssh://git@github.com/ada/p.git",
+            ),
+            ("git@github.com:ada/p.git", "git@github.com:ada/p.git"),
+            ("https://a:b@host/x@y", "https://a@host/x@y"),
+        ] {
+            assert_eq!(without_password(url), kept, "{url}");
+        }
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub mod label {
     pub const GIT_CLONE: &str = "dev.hh.git-clone";
     /// git mode: the repository the clone was made from.
     pub const GIT_REPOSITORY: &str = "dev.hh.git-repository";
+    /// git mode: the repository's origin, the one place the session may push (empty: none).
+    pub const GIT_ORIGIN: &str = "dev.hh.git-origin";
 }
 
 /// The image a session runs: found by name, run by id.

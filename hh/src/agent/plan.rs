@@ -100,6 +100,8 @@ pub enum PlanError {
     GitModeNeedsClone { workspace: String },
     #[error("git clone {path}: {reason}")]
     GitClone { path: PathBuf, reason: String },
+    #[error("git origin: not one line of plain text of at most 2048 bytes")]
+    GitOrigin,
 }
 
 /// A copy of a host path made for one session (`seed = true`).
@@ -276,9 +278,14 @@ pub fn plan(
             &mut mount_checks,
         )?
     };
+    let origin = match &request.git_origin {
+        Some(origin) if git.is_some() => Some(check_origin(origin)?),
+        _ => None,
+    };
     let git = git.map(|(clone, _)| GitClone {
         clone,
         repository: workspace_dir.clone(),
+        origin,
     });
     let mut seeds = Vec::new();
     let home = profile
@@ -417,6 +424,12 @@ pub fn plan(
                 .map_or_else(String::new, |git| git.repository.display().to_string()),
         ),
         (
+            label::GIT_ORIGIN.to_owned(),
+            git.as_ref()
+                .and_then(|git| git.origin.clone())
+                .unwrap_or_default(),
+        ),
+        (
             label::HARNESS.to_owned(),
             harness
                 .as_ref()
@@ -478,6 +491,14 @@ pub fn plan(
     })
 }
 
+/// The origin a client names for its git-mode session's push guard: one line of plain text.
+fn check_origin(origin: &str) -> Result<String, PlanError> {
+    if origin.is_empty() || origin.len() > 2048 || origin.chars().any(char::is_control) {
+        return Err(PlanError::GitOrigin);
+    }
+    Ok(origin.to_owned())
+}
+
 /// Checks the clone a client made for a git-mode session: a directory of the caller's own
 /// that they can read, with a `.git` directory, apart from the workspace (neither inside the
 /// other: the point is that the host's `.git` is not in the session). Its path and identity.
@@ -497,6 +518,14 @@ fn check_clone(
     let meta = std::fs::symlink_metadata(&checked.path).map_err(|e| refused(e.to_string()))?;
     if !meta.is_dir() {
         return Err(refused("not a directory".into()));
+    }
+    // What was looked at is what was checked readable (and is what the mount is checked to be).
+    let looked_at = FileId {
+        dev: std::os::unix::fs::MetadataExt::dev(&meta),
+        ino: std::os::unix::fs::MetadataExt::ino(&meta),
+    };
+    if looked_at != checked.file {
+        return Err(refused("changed while it was checked".into()));
     }
     if identity.uid != 0 && std::os::unix::fs::MetadataExt::uid(&meta) != identity.uid {
         return Err(refused("not yours".into()));
@@ -803,6 +832,7 @@ canonical_path = "{}"
             ]),
             harness: None,
             git_clone: None,
+            git_origin: None,
         }
     }
 
@@ -849,7 +879,8 @@ canonical_path = "{}"
             planned.git,
             Some(GitClone {
                 clone: clone.clone(),
-                repository: workspace.clone()
+                repository: workspace.clone(),
+                origin: None,
             })
         );
         assert_eq!(

@@ -42,6 +42,7 @@ use crate::{
     proxy::{
         decision::{DecisionEngine, EngineSetup, PolicyFn, RulesWriter},
         http1::Limits,
+        push_guard::PushGuard,
         state::{IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
         transparent::{self, TransparentFront},
         upstream::Upstream,
@@ -383,6 +384,10 @@ async fn serve(
         audit: Some(audit),
         // A rule written by a "forever" answer counts from the very next request.
         on_rules_written: Some(Arc::new(move || drop(written.look_now()))),
+        push_guard: info
+            .git
+            .as_ref()
+            .map(|git| PushGuard::for_origin(git.origin.as_deref())),
     });
     let upstream = Upstream::new(
         agent.settings.resolve.clone(),
@@ -713,6 +718,10 @@ async fn adopt(
                 Some(crate::api::protocol::GitClone {
                     clone: clone.into(),
                     repository: repository.into(),
+                    origin: labels
+                        .get(label::GIT_ORIGIN)
+                        .filter(|origin| !origin.is_empty())
+                        .cloned(),
                 })
             }
             _ => None,

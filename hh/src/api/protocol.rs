@@ -109,6 +109,9 @@ pub struct StartSession {
     /// ([`crate::git_workspace`]), mounted instead of the workspace.
     #[serde(default)]
     pub git_clone: Option<std::path::PathBuf>,
+    /// git mode: the repository's `origin`, where the session may push (no password).
+    #[serde(default)]
+    pub git_origin: Option<String>,
 }
 
 /// A command to run in a session (`hh shell`, `hh attach`), as the session's own user, in
@@ -236,6 +239,9 @@ pub struct GitClone {
     pub clone: std::path::PathBuf,
     /// The workspace's repository, whose `.git` the session never sees.
     pub repository: std::path::PathBuf,
+    /// The repository's `origin` (without a password), the one place the session may push.
+    #[serde(default)]
+    pub origin: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

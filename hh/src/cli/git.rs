@@ -1,6 +1,7 @@
-//! `hh snapshot ID NAME`, `hh restore ID NAME`, `hh diff ID [NAME] [--stat]`: checkpoints of a
-//! git-mode session's work ([`crate::git_workspace`]), made and read inside the session, as its
-//! user, so that no host git ever runs in its clone.
+//! git mode at the client ([`crate::git_workspace`]): the stop that brings a session's work
+//! back, and `hh snapshot ID NAME`, `hh restore ID NAME`, `hh diff ID [NAME] [--stat]`:
+//! checkpoints of a git-mode session's work, made and read inside the session, as its user, so
+//! that no host git ever reads its clone.
 
 use std::{
     io::{IsTerminal as _, Write as _},
@@ -10,10 +11,13 @@ use std::{
 use anyhow::bail;
 
 use super::{
-    session::find,
-    shell::{OutputStream, exec_with_output},
+    session::{call, find},
+    shell::{self, OutputStream, exec_with_output},
 };
-use crate::git_workspace::{self, SessionScript};
+use crate::{
+    api::protocol::{ClientRequest, GitClone, SessionInfo},
+    git_workspace::{self, SessionScript, text_for_terminal},
+};
 
 #[derive(clap::Args, Debug)]
 pub struct SnapshotOptions {
@@ -92,4 +96,155 @@ fn run(id: &str, script: SessionScript, args: &[&str]) -> anyhow::Result<ExitCod
         sink.flush()
     })?;
     Ok(ExitCode::from(u8::try_from(status).unwrap_or(1)))
+}
+
+/// Stops git-mode session `info`. While it still runs: what it left uncommitted is committed
+/// (the workspace's `commit_on_exit`), and its git writes a bundle of its new commits, which
+/// lands in a private file here. Then it is stopped, whatever happened before; the bundle's
+/// branches come into the repository (and are pushed, with `push_on_exit`); its clone goes
+/// once nothing in it is only there. What happened, for the person.
+pub(crate) fn stop_session(
+    info: &SessionInfo,
+    config: Option<&crate::config::Config>,
+) -> anyhow::Result<Vec<String>> {
+    let git = info.git.as_ref().expect("a git-mode session");
+    let workspace = config.and_then(|config| config.workspace(&info.workspace));
+    let mut said = Vec::new();
+    if let Some(workspace) = workspace.filter(|workspace| workspace.commit_on_exit) {
+        let message =
+            git_workspace::commit_message(&workspace.commit_message, &info.name, &info.workspace);
+        match shell::exec_captured(&info.id, SessionScript::Commit, &[&message]) {
+            Ok((0, out)) => said.push(format!("commit on exit: {}", out.trim())),
+            Ok((code, out)) => said.push(format!("commit on exit failed ({code}): {}", out.trim())),
+            Err(error) => said.push(format!("commit on exit failed: {error:#}")),
+        }
+    }
+    let uncommitted = match shell::exec_captured(&info.id, SessionScript::Status, &[]) {
+        Ok((0, out)) => !out.trim().is_empty(),
+        _ => true,
+    };
+    let bundle = take_bundle(info, git, &mut said);
+    if let Err(error) = call(ClientRequest::StopSession {
+        id: info.id.clone(),
+    }) {
+        if let Bundle::File(path) = &bundle {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(error);
+    }
+    let brought = match bundle {
+        Bundle::File(path) => {
+            let fetched = git_workspace::bring_back(&git.repository, &path, &info.name);
+            let _ = std::fs::remove_file(&path);
+            match fetched {
+                Ok(branches) => {
+                    said.push(format!(
+                        "the session's branches are in {}: {}",
+                        git.repository.display(),
+                        text_for_terminal(&branches.join(", "))
+                    ));
+                    if workspace.is_some_and(|workspace| workspace.push_on_exit) {
+                        push(info, git, &mut said);
+                    }
+                    true
+                }
+                Err(error) => {
+                    said.push(format!("its commits did not come back: {error}"));
+                    false
+                }
+            }
+        }
+        Bundle::NothingNew => {
+            said.push("the session made no commit: no branch came back".into());
+            true
+        }
+        Bundle::Failed => false,
+    };
+    if brought && !uncommitted {
+        if let Err(error) = std::fs::remove_dir_all(&git.clone) {
+            said.push(format!(
+                "could not remove its clone {}: {error}",
+                git.clone.display()
+            ));
+        }
+    } else {
+        said.push(format!(
+            "its work stays in its clone {}{}. Run no git there (its config and hooks are the \
+             session's): `git clone --no-local {} COPY` makes a copy safe to look at",
+            git.clone.display(),
+            if uncommitted {
+                ", with changes it did not commit (commit_on_exit = true commits them)"
+            } else {
+                ""
+            },
+            git.clone.display()
+        ));
+    }
+    Ok(said)
+}
+
+/// What the session's git handed over.
+enum Bundle {
+    /// Its new commits, in this private file.
+    File(std::path::PathBuf),
+    /// It has no commit the clone did not start with.
+    NothingNew,
+    /// Nothing usable (said why).
+    Failed,
+}
+
+/// Has the session write the bundle of its new commits into a fresh private file beside its
+/// clone (the clones directory: yours, 0700).
+fn take_bundle(info: &SessionInfo, git: &GitClone, said: &mut Vec<String>) -> Bundle {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Some(dir) = git.clone.parent() else {
+        return Bundle::Failed;
+    };
+    let path = dir.join(format!("{}.bring-back.bundle", info.id));
+    let opened = crate::private_fs::PrivateDir::open_or_create(dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|_| {
+            let _ = std::fs::remove_file(&path);
+            Ok(std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)?)
+        });
+    let mut file = match opened {
+        Ok(file) => file,
+        Err(error) => {
+            said.push(format!("no place for the session's commits: {error:#}"));
+            return Bundle::Failed;
+        }
+    };
+    let failed = |said: &mut Vec<String>, why: String| {
+        let _ = std::fs::remove_file(&path);
+        said.push(format!("the session's commits could not be taken: {why}"));
+        Bundle::Failed
+    };
+    match shell::exec_bundle(&info.id, &mut file) {
+        Ok((0, _)) => match file.sync_all() {
+            Ok(()) => Bundle::File(path),
+            Err(error) => failed(said, error.to_string()),
+        },
+        Ok((git_workspace::NOTHING_NEW, _)) => {
+            let _ = std::fs::remove_file(&path);
+            Bundle::NothingNew
+        }
+        Ok((code, err)) => failed(said, format!("its git exited {code}: {}", err.trim())),
+        Err(error) => failed(said, format!("{error:#}")),
+    }
+}
+
+/// Pushes the session's branches to the repository's origin (`push_on_exit`); a failed push
+/// leaves them and a bundle of what origin lacks beside the clones.
+fn push(info: &SessionInfo, git: &GitClone, said: &mut Vec<String>) {
+    let dir = git.clone.parent().unwrap_or(&git.repository);
+    let bundle = dir.join(format!("{}.bundle", info.id));
+    match git_workspace::push(&git.repository, &info.name, &bundle) {
+        Ok(()) => said.push("pushed them to origin".into()),
+        Err(error) => said.push(error.to_string()),
+    }
 }

@@ -4,7 +4,7 @@ mod agent;
 mod approvals;
 mod completions;
 mod doctor;
-mod git;
+pub(crate) mod git;
 mod image;
 pub(crate) mod init;
 mod proxy;

@@ -163,6 +163,7 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
         rules_writer: RulesWriter::Live,
         audit: Some(audit),
         on_rules_written,
+        push_guard: None,
     });
     let tls = Upstream::client_config(&options.upstream_ca)?;
     let upstream = Upstream::new(

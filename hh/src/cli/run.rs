@@ -68,7 +68,8 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
     let clone = super::session::git_mode(config, &options.workspace)
         .then(|| super::session::make_clone(config, &options.workspace))
         .transpose()?;
-    super::session::sensitive_files_ok(config, &options.workspace, clone.as_deref(), false)?;
+    let clone_path = clone.as_ref().map(|clone| clone.path.clone());
+    super::session::sensitive_files_ok(config, &options.workspace, clone_path.as_deref(), false)?;
     let harness = &harness;
     let report = Report::new(options.json);
     let info = match call(ClientRequest::StartSession(StartSession {
@@ -78,10 +79,11 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
         command: Vec::new(),
         env: passthrough_env(config, &options.workspace, Some(harness)),
         harness: Some(harness.name.to_owned()),
-        git_clone: clone.clone(),
+        git_clone: clone_path.clone(),
+        git_origin: clone.as_ref().and_then(|clone| clone.origin.clone()),
     }))
     .inspect_err(|_| {
-        if let Some(clone) = &clone {
+        if let Some(clone) = &clone_path {
             let _ = std::fs::remove_dir_all(clone);
         }
     })? {

@@ -86,15 +86,16 @@ fn run_start(options: &StartOptions, config: Option<&std::path::Path>) -> anyhow
     let clone = (options.git || git_mode(config, &options.workspace))
         .then(|| make_clone(config, &options.workspace))
         .transpose()?;
-    start_with_clone(options, config, interactive, clone.as_deref())
+    start_with_clone(options, config, interactive, clone.as_ref())
 }
 
 fn start_with_clone(
     options: &StartOptions,
     config: Option<&crate::config::Config>,
     interactive: bool,
-    clone: Option<&std::path::Path>,
+    prepared: Option<&crate::git_workspace::PreparedClone>,
 ) -> anyhow::Result<ExitCode> {
+    let clone = prepared.map(|prepared| prepared.path.as_path());
     // A clone no session got is removed; one a session got stays until it is brought back.
     let discard_clone = || {
         if let Some(clone) = clone {
@@ -131,6 +132,7 @@ fn start_with_clone(
         env: passthrough_env(config, &options.workspace, harness),
         harness: harness.map(|harness| harness.name.to_owned()),
         git_clone: clone.map(std::path::Path::to_path_buf),
+        git_origin: prepared.and_then(|prepared| prepared.origin.clone()),
     };
     let info = match call(ClientRequest::StartSession(request)).inspect_err(|_| discard_clone())? {
         Reply::Session(info) => info,
@@ -227,7 +229,7 @@ pub(crate) fn git_mode(config: Option<&crate::config::Config>, workspace: &str) 
 pub(super) fn make_clone(
     config: Option<&crate::config::Config>,
     workspace: &str,
-) -> anyhow::Result<std::path::PathBuf> {
+) -> anyhow::Result<crate::git_workspace::PreparedClone> {
     let Some(config) = config else {
         bail!("git mode: hh needs your config to find workspace {workspace}'s repository");
     };
@@ -241,79 +243,18 @@ pub(super) fn make_clone(
     )?)
 }
 
-/// Stops session `info`. In git mode, what it left uncommitted is committed first (the
-/// workspace's `commit_on_exit`), and once it stopped its branches come back into the
-/// repository (and are pushed, with `push_on_exit`); its clone goes once nothing in it is only
-/// there. What happened, for the person.
+/// Stops session `info`: in git mode as [`super::git::stop_session`] says, else directly.
 pub(crate) fn stop_session(
     info: &SessionInfo,
     config: Option<&crate::config::Config>,
 ) -> anyhow::Result<Vec<String>> {
-    use crate::git_workspace::{self, SessionScript};
-    let mut said = Vec::new();
-    let workspace = config.and_then(|config| config.workspace(&info.workspace));
-    let mut uncommitted = false;
     if info.git.is_some() {
-        if let Some(workspace) = workspace.filter(|workspace| workspace.commit_on_exit) {
-            let message = git_workspace::commit_message(
-                &workspace.commit_message,
-                &info.name,
-                &info.workspace,
-            );
-            match shell::exec_captured(&info.id, SessionScript::Commit, &[&message]) {
-                Ok((0, out)) => said.push(format!("commit on exit: {}", out.trim())),
-                Ok((code, out)) => {
-                    said.push(format!("commit on exit failed ({code}): {}", out.trim()));
-                }
-                Err(error) => said.push(format!("commit on exit failed: {error:#}")),
-            }
-        }
-        uncommitted = match shell::exec_captured(&info.id, SessionScript::Status, &[]) {
-            Ok((0, out)) => !out.trim().is_empty(),
-            _ => true,
-        };
+        return super::git::stop_session(info, config);
     }
     call(ClientRequest::StopSession {
         id: info.id.clone(),
     })?;
-    let Some(git) = &info.git else {
-        return Ok(said);
-    };
-    match git_workspace::bring_back(&git.repository, &git.clone, &info.name) {
-        Ok(branches) => {
-            said.push(format!(
-                "the session's branches are in {}: {}",
-                git.repository.display(),
-                branches.join(", ")
-            ));
-            if workspace.is_some_and(|workspace| workspace.push_on_exit) {
-                let bundle = config
-                    .map(|config| config.clones_dir.join(format!("{}.bundle", info.id)))
-                    .unwrap_or_else(|| git.clone.with_extension("bundle"));
-                match git_workspace::push(&git.repository, &info.name, &bundle) {
-                    Ok(()) => said.push("pushed them to origin".into()),
-                    Err(error) => said.push(error.to_string()),
-                }
-            }
-            if uncommitted {
-                said.push(format!(
-                    "it left changes it did not commit: they stay in its clone {} \
-                     (commit_on_exit = true commits them)",
-                    git.clone.display()
-                ));
-            } else if let Err(error) = std::fs::remove_dir_all(&git.clone) {
-                said.push(format!(
-                    "could not remove its clone {}: {error}",
-                    git.clone.display()
-                ));
-            }
-        }
-        Err(error) => said.push(format!(
-            "its work stays in its clone {}: {error}",
-            git.clone.display()
-        )),
-    }
-    Ok(said)
+    Ok(Vec::new())
 }
 
 /// Your session `wanted` (id or name).

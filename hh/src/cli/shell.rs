@@ -10,6 +10,7 @@
 use std::{
     io::{IsTerminal as _, Write as _},
     process::ExitCode,
+    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
@@ -87,7 +88,7 @@ pub(super) fn exec_in(session: &str, command: &[String]) -> anyhow::Result<ExitC
         rows,
         term: tty.then(|| std::env::var("TERM").ok()).flatten(),
     };
-    let status = run_relay(request, Input::Stdin, &mut print_output)?;
+    let status = run_relay(request, Input::Stdin, &mut print_output, None)?;
     Ok(ExitCode::from(u8::try_from(status).unwrap_or(1)))
 }
 
@@ -98,6 +99,17 @@ pub(super) fn exec_with_output(
     command: &[String],
     output: &mut dyn FnMut(OutputStream, &[u8]) -> std::io::Result<()>,
 ) -> anyhow::Result<i32> {
+    exec_with_output_within(session, command, None, output)
+}
+
+/// [`exec_with_output`] given at most `limit` (an error after it; the command is left to the
+/// session's stop).
+pub(super) fn exec_with_output_within(
+    session: &str,
+    command: &[String],
+    limit: Option<Duration>,
+    output: &mut dyn FnMut(OutputStream, &[u8]) -> std::io::Result<()>,
+) -> anyhow::Result<i32> {
     let request = ExecRequest {
         session: session.to_owned(),
         command: command.to_vec(),
@@ -106,11 +118,24 @@ pub(super) fn exec_with_output(
         rows: 0,
         term: None,
     };
-    run_relay(request, Input::None, output)
+    run_relay(request, Input::None, output, limit)
 }
 
-/// Runs one of hh's git scripts in `session` ([`crate::git_workspace::session_command`]); its
-/// exit status and what it printed (stdout, then stderr), as text safe for a terminal.
+/// The most of a git script's output [`exec_captured`] keeps.
+const CAPTURED: usize = 64 * 1024;
+
+/// How long one of hh's git scripts may run in a session before hh goes on without it.
+pub(super) const GIT_SCRIPT_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long writing the bundle of a session's work may take.
+pub(super) const BUNDLE_LIMIT: Duration = Duration::from_secs(300);
+
+/// The largest bundle of a session's work hh takes.
+pub(super) const BUNDLE_CAP: u64 = 4 << 30;
+
+/// Runs one of hh's git scripts in `session` ([`crate::git_workspace::session_command`]), for
+/// at most [`GIT_SCRIPT_LIMIT`]; its exit status and what it printed (stdout, then stderr; the
+/// first 64 KiB of each), as text safe for a terminal.
 pub(super) fn exec_captured(
     session: &str,
     script: crate::git_workspace::SessionScript,
@@ -118,15 +143,58 @@ pub(super) fn exec_captured(
 ) -> anyhow::Result<(i32, String)> {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let command = crate::git_workspace::session_command(script, args);
-    let status = exec_with_output(session, &command, &mut |stream, bytes| {
-        match stream {
-            OutputStream::Stdout => out.extend_from_slice(bytes),
-            OutputStream::Stderr => err.extend_from_slice(bytes),
-        }
-        Ok(())
-    })?;
+    let status = exec_with_output_within(
+        session,
+        &command,
+        Some(GIT_SCRIPT_LIMIT),
+        &mut |stream, bytes| {
+            let kept = match stream {
+                OutputStream::Stdout => &mut out,
+                OutputStream::Stderr => &mut err,
+            };
+            let room = CAPTURED.saturating_sub(kept.len());
+            kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            Ok(())
+        },
+    )?;
     out.extend_from_slice(&err);
     let text = crate::git_workspace::for_terminal(&out);
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
+}
+
+/// Runs the bundle script in `session` with its standard output written to `file` (at most
+/// [`BUNDLE_CAP`] bytes, within [`BUNDLE_LIMIT`]); its exit status and its stderr.
+pub(super) fn exec_bundle(
+    session: &str,
+    file: &mut std::fs::File,
+) -> anyhow::Result<(i32, String)> {
+    let mut err = Vec::new();
+    let mut written: u64 = 0;
+    let command =
+        crate::git_workspace::session_command(crate::git_workspace::SessionScript::Bundle, &[]);
+    let status = exec_with_output_within(
+        session,
+        &command,
+        Some(BUNDLE_LIMIT),
+        &mut |stream, bytes| match stream {
+            OutputStream::Stdout => {
+                written += bytes.len() as u64;
+                if written > BUNDLE_CAP {
+                    return Err(std::io::Error::other(format!(
+                        "the session's bundle is larger than {} GiB",
+                        BUNDLE_CAP >> 30
+                    )));
+                }
+                file.write_all(bytes)
+            }
+            OutputStream::Stderr => {
+                let room = CAPTURED.saturating_sub(err.len());
+                err.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                Ok(())
+            }
+        },
+    )?;
+    let text = crate::git_workspace::for_terminal(&err);
     Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
 
@@ -171,12 +239,20 @@ fn run_relay(
     request: ExecRequest,
     input: Input,
     output: &mut dyn FnMut(OutputStream, &[u8]) -> std::io::Result<()>,
+    limit: Option<Duration>,
 ) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let status = runtime.block_on(relay(request, input, output));
+    let status = runtime.block_on(async {
+        match limit {
+            Some(limit) => tokio::time::timeout(limit, relay(request, input, output))
+                .await
+                .unwrap_or_else(|_| bail!("did not finish within {} s", limit.as_secs())),
+            None => relay(request, input, output).await,
+        }
+    });
     // The stdin reader may sit in a blocking read: do not wait for it.
     runtime.shutdown_background();
     status

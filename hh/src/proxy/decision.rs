@@ -29,7 +29,10 @@ use std::{
 
 use tokio::sync::broadcast;
 
-use super::approvals::{Approvals, Outcome, Outgoing, Question, suggested_rule};
+use super::{
+    approvals::{Approvals, Outcome, Outgoing, Question, suggested_rule},
+    push_guard::PushGuard,
+};
 use crate::{
     api::protocol::{DecisionEvent, Event},
     audit::{self, AuditLog, AuditRecord},
@@ -57,6 +60,8 @@ pub struct Ruling {
     pub asked: Option<Asked>,
     /// Refused before any rule or person could decide (raw TCP on a web port).
     pub refusal: Option<RawRefusal>,
+    /// Refused by git mode's push guard ([`PushGuard`]), before any rule: why.
+    pub guard: Option<String>,
 }
 
 /// How an ask ended.
@@ -81,6 +86,7 @@ impl Ruling {
             rule: rule.cloned(),
             asked: None,
             refusal: None,
+            guard: None,
         }
     }
 
@@ -90,6 +96,7 @@ impl Ruling {
             rule: None,
             asked: Some(asked),
             refusal: None,
+            guard: None,
         }
     }
 
@@ -100,6 +107,9 @@ impl Ruling {
         }
         if let Some(refusal) = &self.refusal {
             return Some(format!("refused: {refusal}"));
+        }
+        if let Some(guard) = &self.guard {
+            return Some(guard.clone());
         }
         let verb = if self.allowed { "allowed" } else { "denied" };
         self.asked.as_ref().map(|asked| match asked {
@@ -158,6 +168,8 @@ pub struct EngineSetup {
     pub audit: Option<AuditLog>,
     /// `None` when the policy source needs no nudge (a fixed policy).
     pub on_rules_written: Option<RulesWrittenFn>,
+    /// git mode: pushes only to the workspace's origin, decided before the rules.
+    pub push_guard: Option<PushGuard>,
 }
 
 /// How an answer "forever" reaches the rules file.
@@ -200,6 +212,7 @@ pub struct DecisionEngine {
     rules_target: String,
     audit: Option<Arc<AuditLog>>,
     on_rules_written: Option<RulesWrittenFn>,
+    push_guard: Option<PushGuard>,
 }
 
 impl DecisionEngine {
@@ -213,6 +226,7 @@ impl DecisionEngine {
             rules_target: setup.rules_target,
             audit: setup.audit.map(Arc::new),
             on_rules_written: setup.on_rules_written,
+            push_guard: setup.push_guard,
         }
     }
 
@@ -253,6 +267,22 @@ impl DecisionEngine {
         kind: Kind,
     ) -> (Ruling, Ticket) {
         let started = Instant::now();
+        let guarded = self
+            .push_guard
+            .as_ref()
+            .filter(|_| kind == Kind::Parsed)
+            .and_then(|guard| guard.refuses(request));
+        if let Some(why) = guarded {
+            let ruling = Ruling {
+                allowed: false,
+                rule: None,
+                asked: None,
+                refusal: None,
+                guard: Some(why),
+            };
+            let ticket = self.ticket(request, &ruling, started);
+            return (ruling, ticket);
+        }
         let ruling = match decide_with(&(self.policy)(), request, kind) {
             Decided::Ruling(ruling) => ruling,
             Decided::Ask => self.ask(request, outgoing, kind).await,
@@ -356,6 +386,7 @@ impl DecisionEngine {
             rule: None,
             asked: None,
             refusal: None,
+            guard: None,
         };
         let mut ticket = self.ticket(request, &ruling, Instant::now());
         ticket.refused(refused);
@@ -433,6 +464,13 @@ impl DecisionEngine {
     /// The plain-text body of a 403 for `request` denied by `ruling`.
     pub fn denial_text(&self, request: &Request, ruling: &Ruling) -> String {
         let mut text = format!("hh blocked {}\n", describe(request));
+        if let Some(guard) = &ruling.guard {
+            text.push_str(&format!(
+                "{guard}\nNo rule allows it: the branches of a git-mode session come back to the \
+                 workspace's repository when it stops, and are pushed from there.\n"
+            ));
+            return text;
+        }
         match &ruling.rule {
             Some(rule) => {
                 text.push_str(&format!("rule: {rule}\n"));
@@ -523,6 +561,7 @@ fn decide_with(policy: &Policy, request: &Request, kind: Kind) -> Decided {
                     rule: None,
                     asked: None,
                     refusal: Some(refusal),
+                    guard: None,
                 });
             }
         },
@@ -652,6 +691,7 @@ mod tests {
             rules_writer: RulesWriter::Live,
             audit: None,
             on_rules_written: None,
+            push_guard: None,
         })
     }
 

@@ -10,6 +10,7 @@
 //! - [`approvals`]: requests held for a person's answer (shared prompts, bounded, timed out).
 //! - [`approvals_api`]: `hh proxy --api-socket`: approvals served to `hh approvals` and the TUI.
 //! - [`decision`]: the one decision per request (policy, ask with timeout, audit, 403 text).
+//! - [`push_guard`]: git mode: pushes only to the workspace's origin, before any rule.
 //! - [`explicit`]: the explicit-proxy front door (`hh proxy`): CONNECT and absolute-form.
 //! - [`transparent`]: the agent's front door: connections the eBPF programs redirected.
 //! - [`intercept`]: per-request decisions inside a tunnel (TLS terminated, or plain HTTP/1).
@@ -37,6 +38,7 @@ pub mod in_span;
 pub mod intercept;
 pub mod kept_upstream;
 pub mod pipeline;
+pub mod push_guard;
 pub mod relay;
 pub mod ssrf;
 pub mod state;

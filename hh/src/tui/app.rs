@@ -308,6 +308,14 @@ impl App {
             (ClientRequest::TrustRules { file, .. }, Ok(_)) => {
                 self.status = Some(format!("trusted {file}: this version is in force"));
             }
+            (ClientRequest::StartSession(start), Err(error)) => {
+                // A clone no session got is removed (one a session got stays until it is
+                // brought back).
+                if let Some(clone) = &start.git_clone {
+                    let _ = std::fs::remove_dir_all(clone);
+                }
+                self.status = Some(format!("start session: {error}"));
+            }
             (ClientRequest::StopSession { id }, Ok(_)) => {
                 self.status = Some(format!("stopping session {id}"));
             }

@@ -205,7 +205,7 @@ fn perform(
                     &config.clones_dir,
                     &workspace,
                 ) {
-                    Ok(clone) => Some(clone),
+                    Ok(prepared) => Some(prepared),
                     Err(error) => {
                         app.status = Some(format!("start session: {error}"));
                         return;
@@ -220,12 +220,13 @@ fn perform(
                 command: Vec::new(),
                 env,
                 harness: None,
-                git_clone,
+                git_clone: git_clone.as_ref().map(|prepared| prepared.path.clone()),
+                git_origin: git_clone.and_then(|prepared| prepared.origin),
             }));
         }
         Effect::StopGitSession(info) => {
             app.status = Some(
-                match crate::cli::session::stop_session(&info, app.loaded_config()) {
+                match crate::cli::git::stop_session(&info, app.loaded_config()) {
                     Ok(said) if said.is_empty() => format!("stopped session {}", info.id),
                     Ok(said) => format!("stopped session {}: {}", info.id, said.join("; ")),
                     Err(error) => format!("stop session {}: {error:#}", info.id),

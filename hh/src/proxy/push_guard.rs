@@ -1,0 +1,262 @@
+//! git mode's push guard: a session pushes only to its workspace's own `origin`.
+//!
+//! An agent with push credentials can otherwise copy the code to any repository of the same
+//! code host (`github.com/someone-else/copy`) under a rule that admits the host for the
+//! project's own pushes. In git mode the session's clone has the repository's `origin`, and
+//! every parsed request of the session is checked before its rules: a smart-HTTP push
+//! (`POST …/git-receive-pack`), a Git LFS write (`POST …/info/lfs/…`) or a GitHub API write
+//! (`/repos/OWNER/REPO/…` with any method but GET, HEAD or OPTIONS; creating a repository)
+//! that is not for that repository is denied, whatever the rules say; reads stay as the rules
+//! say. Every reading of the path counts ([`NormPath::readings`]): a push hidden behind
+//! percent-encoding or dot segments is still one. Hosts spliced unread (`bypass_proxy`) and
+//! pushes over SSH (raw TCP, which the rules decide) are outside what it can see.
+
+use crate::rules::{Host, NormPath, Request};
+
+/// The origin a git-mode session may push to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushGuard {
+    /// As the repository names it, for the denial's text (`none` when it has no origin).
+    origin: String,
+    /// Its host and repository path (lowercase, no `.git`, no slashes around), when it is
+    /// reached over the network at all.
+    target: Option<(Host, String)>,
+}
+
+/// The code host whose API the guard knows, and that API's host.
+const GITHUB: &str = "github.com";
+const GITHUB_API: &str = "api.github.com";
+
+impl PushGuard {
+    /// The guard for a session whose repository's `origin` is `origin` (`None`: it has none,
+    /// so no push over HTTP goes anywhere).
+    pub fn for_origin(origin: Option<&str>) -> PushGuard {
+        PushGuard {
+            origin: origin.unwrap_or("none").to_owned(),
+            target: origin.and_then(origin_target),
+        }
+    }
+
+    /// Why `request` is refused, when it writes to a repository other than the origin.
+    pub fn refuses(&self, request: &Request) -> Option<String> {
+        let http = request.http.as_ref()?;
+        let method = http.method.as_str();
+        let refused = |what: &str, repository: &str| {
+            Some(format!(
+                "git mode: this session pushes only to its workspace's origin ({}); this is {what} \
+                 {}/{repository}",
+                self.origin, request.host
+            ))
+        };
+        for reading in readings(&http.path) {
+            if method == "POST" {
+                let push = reading
+                    .strip_suffix("/git-receive-pack")
+                    .map(|repository| ("a push to", repository))
+                    .or_else(|| {
+                        reading
+                            .split_once("/info/lfs/")
+                            .map(|(repository, _)| ("a Git LFS write to", repository))
+                    });
+                if let Some((what, repository)) = push
+                    && !self.is_origin(&request.host, repository)
+                {
+                    return refused(what, &repository_key(repository));
+                }
+            }
+            if request.host.as_str() == GITHUB_API && !matches!(method, "GET" | "HEAD" | "OPTIONS")
+            {
+                if let Some(rest) = reading.strip_prefix("/repos/") {
+                    let mut parts = rest.split('/');
+                    let repository = format!(
+                        "{}/{}",
+                        parts.next().unwrap_or_default(),
+                        parts.next().unwrap_or_default()
+                    );
+                    let github = Host::parse(GITHUB).ok()?;
+                    if !self.is_origin(&github, &repository) {
+                        return refused("a GitHub API write to", &repository_key(&repository));
+                    }
+                }
+                let creates = reading == "/user/repos"
+                    || reading.starts_with("/orgs/") && reading.ends_with("/repos");
+                if creates {
+                    return Some(format!(
+                        "git mode: this session pushes only to its workspace's origin ({}); \
+                         this creates a repository ({method} {reading})",
+                        self.origin
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    fn is_origin(&self, host: &Host, repository: &str) -> bool {
+        self.target
+            .as_ref()
+            .is_some_and(|(origin_host, origin_repository)| {
+                origin_host == host && *origin_repository == repository_key(repository)
+            })
+    }
+}
+
+/// Every reading of `path`, lowercase and without trailing slashes.
+fn readings(path: &NormPath) -> Vec<String> {
+    path.readings()
+        .chain(path.decoded())
+        .map(|reading| reading.trim_end_matches('/').to_ascii_lowercase())
+        .collect()
+}
+
+/// A repository path as compared: lowercase, no slashes around it, no `.git`.
+fn repository_key(path: &str) -> String {
+    let path = path.trim_matches('/').to_ascii_lowercase();
+    path.strip_suffix(".git").unwrap_or(&path).to_owned()
+}
+
+/// The host and repository of an origin URL: `scheme://[user@]host[:port]/path` (https, http,
+/// ssh, git) or scp-like `[user@]host:path`. A local path has none.
+fn origin_target(url: &str) -> Option<(Host, String)> {
+    let (authority, path) = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            if !matches!(
+                scheme.to_ascii_lowercase().as_str(),
+                "https" | "http" | "ssh" | "git"
+            ) {
+                return None;
+            }
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let authority = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
+            let host = match authority.rsplit_once(':') {
+                Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+                _ => authority,
+            };
+            (host, path)
+        }
+        None => {
+            let (authority, path) = url.split_once(':')?;
+            if authority.contains('/') || authority.is_empty() {
+                return None;
+            }
+            (
+                authority
+                    .rsplit_once('@')
+                    .map_or(authority, |(_, host)| host),
+                path,
+            )
+        }
+    };
+    let host = Host::parse(authority).ok()?;
+    let repository = repository_key(path);
+    (!repository.is_empty()).then_some((host, repository))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Method;
+
+    fn request(method: &str, host: &str, path: &str) -> Request {
+        Request::http(
+            Method::parse(method).unwrap(),
+            Host::parse(host).unwrap(),
+            443,
+            NormPath::parse(path).unwrap(),
+        )
+    }
+
+    #[test]
+    fn origins_are_read_in_every_form_git_writes_them() {
+        for url in [
+            "https://github.com/Ada/Project.git",
+            "https://ada@github.com/ada/project",
+            "https://github.com:443/ada/project.git/",
+            "ssh://git@github.com/ada/project.git",
+            "git@github.com:ada/project.git",
+            "github.com:ada/project",
+        ] {
+            assert_eq!(
+                origin_target(url),
+                Some((Host::parse("github.com").unwrap(), "ada/project".into())),
+                "{url}"
+            );
+        }
+        for local in [
+            "/srv/git/project.git",
+            "file:///srv/git/p.git",
+            "./p",
+            "https://github.com/",
+        ] {
+            assert_eq!(origin_target(local), None, "{local}");
+        }
+    }
+
+    #[test]
+    fn a_push_to_the_origin_passes_and_one_anywhere_else_is_refused() {
+        let guard = PushGuard::for_origin(Some("https://github.com/ada/project.git"));
+        for allowed in [
+            request("POST", "github.com", "/ada/project.git/git-receive-pack"),
+            request("POST", "github.com", "/Ada/Project/git-receive-pack"),
+            request(
+                "POST",
+                "github.com",
+                "/ada/project.git/info/lfs/objects/batch",
+            ),
+            request("GET", "github.com", "/eve/copy.git/info/refs"),
+            request("POST", "github.com", "/eve/copy.git/git-upload-pack"),
+            request("PATCH", "api.github.com", "/repos/ada/project/issues/1"),
+            request("GET", "api.github.com", "/repos/eve/copy"),
+        ] {
+            assert_eq!(guard.refuses(&allowed), None, "{allowed:?}");
+        }
+        for refused in [
+            request("POST", "github.com", "/eve/copy.git/git-receive-pack"),
+            request("POST", "github.com", "/eve/copy/git-receive-pack/"),
+            request("POST", "gitlab.com", "/ada/project.git/git-receive-pack"),
+            request(
+                "POST",
+                "github.com",
+                "/ada/project.git/../../eve/copy.git/git-receive-pack",
+            ),
+            request("POST", "github.com", "/eve/copy.git%2fgit-receive-pack"),
+            request("POST", "github.com", "/eve/copy.git/info/lfs/objects/batch"),
+            request("PUT", "api.github.com", "/repos/eve/copy/contents/a.txt"),
+            request("DELETE", "api.github.com", "/repos/ada/other"),
+            request("POST", "api.github.com", "/user/repos"),
+            request("POST", "api.github.com", "/orgs/evil/repos"),
+        ] {
+            let why = guard.refuses(&refused);
+            assert!(
+                why.as_deref()
+                    .is_some_and(|why| why.contains("github.com/ada/project.git")),
+                "{refused:?}: {why:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_an_origin_no_push_goes_anywhere() {
+        let guard = PushGuard::for_origin(None);
+        let why = guard
+            .refuses(&request(
+                "POST",
+                "github.com",
+                "/ada/project.git/git-receive-pack",
+            ))
+            .unwrap();
+        assert!(why.contains("origin (none)"), "{why}");
+        let local = PushGuard::for_origin(Some("/srv/git/project.git"));
+        assert!(
+            local
+                .refuses(&request(
+                    "POST",
+                    "example.test",
+                    "/srv/git/project.git/git-receive-pack"
+                ))
+                .is_some()
+        );
+    }
+}
