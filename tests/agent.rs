@@ -612,3 +612,96 @@ fn the_log_lines_of_two_sessions_say_whose_they_are() {
         );
     }
 }
+
+/// A grant in agent mode: the owner's `allow --for session` lets the host's next requests
+/// through without a prompt; another user of the socket neither sees nor revokes it; it ends
+/// with the session.
+#[test]
+fn a_session_grant_is_its_owners_alone_and_ends_with_the_session() {
+    if !require_root("agent grants") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("g");
+    let agent = world.agent_asking(60);
+    let id = world.start_session();
+    let curl = world
+        .hh_command(&[
+            "shell",
+            &id,
+            "--",
+            "curl",
+            "-sS",
+            "-m",
+            "30",
+            &world.url("unknown.test", "/first"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pending = Vec::new();
+    wait_until("the request is held for an answer", || {
+        let listed = world.hh(&["approvals", "--json"]);
+        pending =
+            serde_json::from_slice::<Vec<serde_json::Value>>(&listed.stdout).unwrap_or_default();
+        !pending.is_empty()
+    });
+    let approval = pending[0]["id"].to_string();
+    let answered = world.hh(&["approvals", "allow", &approval, "--for", "session"]);
+    assert!(
+        answered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answered.stderr)
+    );
+    assert!(curl.wait_with_output().unwrap().status.success());
+    // The next request of the host: no prompt (an ask would wait 60 s; curl gives up at 10).
+    let (code, out) = world.shell(
+        &id,
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "10",
+            &world.url("unknown.test", "/second"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("upstream saw GET /second"), "{out}");
+    let grants = |output: std::process::Output| -> Vec<serde_json::Value> {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let mine = grants(world.hh(&["approvals", "grants", "--json"]));
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["session"], id.as_str());
+    assert_eq!(mine[0]["for"], "session");
+    let grant = mine[0]["id"].to_string();
+
+    let other = support::users::TestUser::create("q", &[&world.socket_group]);
+    let as_other = |args: &[&str]| {
+        other
+            .command(env!("CARGO_BIN_EXE_hh"))
+            .arg("--config")
+            .arg(&world.config)
+            .args(args)
+            .env("HH_AGENT_SOCKET", &world.socket)
+            .output()
+            .unwrap()
+    };
+    assert!(grants(as_other(&["approvals", "grants", "--json"])).is_empty());
+    let revoked = as_other(&["approvals", "revoke", &grant]);
+    assert!(!revoked.status.success());
+    assert_eq!(
+        grants(world.hh(&["approvals", "grants", "--json"])).len(),
+        1
+    );
+
+    let stopped = world.hh(&["session", "stop", &id]);
+    assert!(stopped.status.success());
+    assert!(grants(world.hh(&["approvals", "grants", "--json"])).is_empty());
+    agent.terminate();
+    world.assert_nothing_left();
+}

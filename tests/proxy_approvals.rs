@@ -576,3 +576,63 @@ fn a_raw_tcp_connection_is_asked_without_method_or_path_and_spliced_once_allowed
     let answer = held.join().unwrap();
     assert_eq!(answer, "echo:\x00raw bytes");
 }
+
+#[test]
+fn a_grant_for_a_while_lets_the_paths_it_covers_through_without_asking_until_revoked() {
+    let proxy = start_proxy(2);
+    let port = proxy.upstream.tls_port;
+    let held = proxy.fetch(proxy.url("unknown.test", "/pkg/a"));
+    let id = proxy.one_prompt();
+    let answered = proxy.approvals(&["allow", &id, "--for", "10m", "--breadth", "prefix"]);
+    assert_eq!(answered.status.code(), Some(0), "{}", stderr(&answered));
+    assert!(String::from_utf8_lossy(&answered.stdout).contains("allowed for 10m"));
+    assert_eq!(held.join().unwrap().status, 200);
+
+    // Under the same directory: through at once (asked, it would be 403 after 2 s).
+    let ca = proxy.state.join("ca.pem");
+    let started = Instant::now();
+    let inside = curl(proxy.addr, &ca, &proxy.url("unknown.test", "/pkg/b"));
+    assert_eq!(inside.status, 200, "{}", inside.body);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Outside it: asked, and nobody answers.
+    let outside = curl(proxy.addr, &ca, &proxy.url("unknown.test", "/other"));
+    assert_eq!(outside.status, 403, "{}", outside.body);
+
+    // Listed with its rule and its end; nothing written to the rules file.
+    let listed = proxy.approvals(&["grants", "--json"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let grants: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(grants[0]["for"], "10m");
+    assert_eq!(
+        grants[0]["rule"],
+        format!("domain=unknown.test path=/pkg/* port={port}")
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let left = grants[0]["expires_ms"]
+        .as_u64()
+        .unwrap()
+        .saturating_sub(now_ms);
+    assert!((590_000..=600_000).contains(&left), "{left} ms left");
+    assert_eq!(proxy.rules_text(), RULES);
+    let table = String::from_utf8_lossy(&proxy.approvals(&["grants"]).stdout).into_owned();
+    assert!(
+        table.contains("path=/pkg/*") && table.contains("9m5"),
+        "{table}"
+    );
+
+    // Revoked: asked again.
+    let grant = grants[0]["id"].to_string();
+    let revoked = proxy.approvals(&["revoke", &grant]);
+    assert_eq!(revoked.status.code(), Some(0), "{}", stderr(&revoked));
+    let after = curl(proxy.addr, &ca, &proxy.url("unknown.test", "/pkg/c"));
+    assert_eq!(after.status, 403, "{}", after.body);
+    let again = proxy.approvals(&["revoke", &grant]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    // A deny cannot be granted for a while.
+    let refused = proxy.approvals(&["deny", "1", "--for", "1h"]);
+    assert_ne!(refused.status.code(), Some(0));
+}

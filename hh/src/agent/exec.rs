@@ -169,6 +169,49 @@ pub async fn serve(
     write.shutdown().await
 }
 
+/// The most of a command's output [`run_captured`] keeps: its last 4 KiB.
+const CAPTURED_TAIL: usize = 4096;
+
+/// Runs `command` in `container` as its own user, in its working directory, with no input;
+/// its exit status and the end of what it printed (stdout and stderr as they came).
+pub async fn run_captured(
+    agent: &Agent,
+    container: &str,
+    command: Vec<String>,
+) -> anyhow::Result<(i32, String)> {
+    let spec = ExecSpec {
+        command,
+        tty: false,
+        env: Vec::new(),
+        working_dir: None,
+    };
+    let exec = agent.docker.exec(container, &spec).await?;
+    let mut input = exec.input;
+    let _ = input.shutdown().await;
+    let mut output = exec.output;
+    let mut tail: Vec<u8> = Vec::new();
+    while let Some(item) = output.next().await {
+        let bytes = match item {
+            Ok(
+                bollard::container::LogOutput::StdErr { message }
+                | bollard::container::LogOutput::StdOut { message }
+                | bollard::container::LogOutput::Console { message },
+            ) => message,
+            Ok(bollard::container::LogOutput::StdIn { .. }) => continue,
+            Err(error) => {
+                tracing::debug!(%error, "exec output ended with an error");
+                break;
+            }
+        };
+        tail.extend_from_slice(&bytes);
+        if tail.len() > CAPTURED_TAIL {
+            tail.drain(..tail.len() - CAPTURED_TAIL);
+        }
+    }
+    let status = exit_status(agent, &exec.id).await;
+    Ok((status, String::from_utf8_lossy(&tail).into_owned()))
+}
+
 /// The container of `session` (id or name), when it is the peer's (or the peer is root).
 fn owned_container(agent: &Agent, peer: &Peer, session: &str) -> Option<String> {
     agent.sessions().values().find_map(|found| {

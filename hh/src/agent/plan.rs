@@ -131,6 +131,8 @@ pub struct SessionPlan {
     pub protected_paths: Vec<String>,
     /// git mode: the clone mounted instead of the workspace, and the repository.
     pub git: Option<GitClone>,
+    /// The workspace's `pre_start`, run in the session before it is ready.
+    pub pre_start: Option<String>,
     /// The image's name as found (its id is in the container plan).
     pub image: String,
     pub harness: Option<String>,
@@ -486,6 +488,7 @@ pub fn plan(
         rules_file,
         protected_paths,
         git,
+        pre_start: workspace.pre_start.clone(),
         image: image_name,
         harness: harness.map(|harness| harness.name),
     })

@@ -97,6 +97,29 @@ async fn handle(agent: &Arc<Agent>, peer: Peer, request: ClientRequest) -> Reply
                 .filter(|pending| session_owned_by(agent, &peer, &pending.session))
                 .collect(),
         },
+        ClientRequest::ListGrants {} => Reply::Grants {
+            grants: agent
+                .approvals
+                .grants()
+                .into_iter()
+                .filter(|grant| session_owned_by(agent, &peer, &grant.session))
+                .collect(),
+        },
+        ClientRequest::RevokeGrant { id } => {
+            let owned = agent
+                .approvals
+                .grants()
+                .iter()
+                .any(|grant| grant.id == id && session_owned_by(agent, &peer, &grant.session));
+            if owned && agent.approvals.revoke(id) {
+                Reply::Ok
+            } else {
+                // Someone else's grant looks exactly like no grant.
+                Reply::Error {
+                    message: format!("no grant {id} of yours (see `hh approvals grants`)"),
+                }
+            }
+        }
         ClientRequest::Answer { id, answer } => {
             let pending = agent.approvals.pending().into_iter().find(|pending| {
                 pending.id == id && session_owned_by(agent, &peer, &pending.session)

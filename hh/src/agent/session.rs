@@ -280,9 +280,49 @@ async fn build(
             agent.settings.canary_timeout
         );
     }
+    if let Some(command) = &plan.pre_start {
+        run_pre_start(agent, &session, &plan.workspace, command).await?;
+    }
     session.control.ready.store(true, Ordering::Release);
     set_state(&session, SessionState::Running);
     Ok(session)
+}
+
+/// How long a workspace's `pre_start` may take.
+const PRE_START_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs the workspace's `pre_start` in the session (its network enforced, its command not yet
+/// started); its failure, with the end of what it printed, fails the start.
+async fn run_pre_start(
+    agent: &Arc<Agent>,
+    session: &Session,
+    workspace: &str,
+    command: &str,
+) -> anyhow::Result<()> {
+    let container = session
+        .info
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .container_id
+        .clone();
+    let argv = ["sh", "-c", command].map(str::to_owned).to_vec();
+    let ran = tokio::time::timeout(
+        PRE_START_LIMIT,
+        super::exec::run_captured(agent, &container, argv),
+    )
+    .await;
+    match ran {
+        Ok(Ok((0, _))) => Ok(()),
+        Ok(Ok((status, said))) => bail!(
+            "workspace {workspace}'s pre_start exited {status}: {}",
+            crate::git_workspace::text_for_terminal(said.trim())
+        ),
+        Ok(Err(error)) => Err(error.context(format!("workspace {workspace}'s pre_start"))),
+        Err(_) => bail!(
+            "workspace {workspace}'s pre_start did not finish within {} s",
+            PRE_START_LIMIT.as_secs()
+        ),
+    }
 }
 
 /// The policy a session of `owner_uid`'s runs under: the versions of its rules files a person
@@ -525,6 +565,7 @@ pub async fn stop(agent: &Arc<Agent>, id: &str, reason: &str) -> bool {
             .unwrap_or_else(|poisoned| poisoned.into_inner()),
     );
     agent.sessions().remove(id);
+    agent.approvals.end_session(id);
     agent.emit(Event::SessionEnded {
         id: id.to_owned(),
         reason: reason.to_owned(),

@@ -38,6 +38,10 @@ pub enum ClientRequest {
     ListApprovals {},
     /// Answer a held request.
     Answer { id: u64, answer: Answer },
+    /// The timed and per-session grants in force for the caller's sessions.
+    ListGrants {},
+    /// End one of them now.
+    RevokeGrant { id: u64 },
     /// Stream [`Event`]s of the caller's sessions until the client closes the socket.
     Subscribe {},
     /// Run a command in one of the caller's sessions; after `Reply::Ok` the connection carries
@@ -76,6 +80,8 @@ impl ClientRequest {
             ClientRequest::StopSession { .. } => "stop_session",
             ClientRequest::ListApprovals {} => "list_approvals",
             ClientRequest::Answer { .. } => "answer",
+            ClientRequest::ListGrants {} => "list_grants",
+            ClientRequest::RevokeGrant { .. } => "revoke_grant",
             ClientRequest::Subscribe {} => "subscribe",
             ClientRequest::Exec(_) => "exec",
             ClientRequest::RulesStatus { .. } => "rules_status",
@@ -150,6 +156,9 @@ pub enum Reply {
     },
     Approvals {
         pending: Vec<PendingApproval>,
+    },
+    Grants {
+        grants: Vec<GrantInfo>,
     },
     Rules {
         files: Vec<RulesFileStatus>,
@@ -336,6 +345,69 @@ pub enum Answer {
         #[serde(default)]
         rule: Option<String>,
     },
+    /// Allow it, and every request of the session `rule` covers (the suggested rule when not
+    /// given), for `for` without asking again; nothing is written to a rules file.
+    AllowFor {
+        #[serde(rename = "for")]
+        duration: GrantFor,
+        #[serde(default)]
+        rule: Option<String>,
+    },
+}
+
+/// How long an [`Answer::AllowFor`] grant lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantFor {
+    #[serde(rename = "10m")]
+    TenMinutes,
+    #[serde(rename = "1h")]
+    Hour,
+    /// Until the session ends.
+    #[serde(rename = "session")]
+    Session,
+}
+
+impl GrantFor {
+    /// The length of a timed grant; `None` for one that lasts the session.
+    pub fn duration(self) -> Option<std::time::Duration> {
+        match self {
+            GrantFor::TenMinutes => Some(std::time::Duration::from_secs(600)),
+            GrantFor::Hour => Some(std::time::Duration::from_secs(3600)),
+            GrantFor::Session => None,
+        }
+    }
+
+    /// As a person writes it (`10m`, `1h`, `session`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantFor::TenMinutes => "10m",
+            GrantFor::Hour => "1h",
+            GrantFor::Session => "session",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<GrantFor> {
+        match text {
+            "10m" => Some(GrantFor::TenMinutes),
+            "1h" => Some(GrantFor::Hour),
+            "session" => Some(GrantFor::Session),
+            _ => None,
+        }
+    }
+}
+
+/// A grant in force: requests of `session` its `rule` covers are allowed without asking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantInfo {
+    pub id: u64,
+    pub session: String,
+    pub rule: String,
+    /// `10m`, `1h` or `session`.
+    #[serde(rename = "for")]
+    pub duration: String,
+    /// When it ends (ms since the Unix epoch); `None`: with the session.
+    pub expires_ms: Option<u64>,
 }
 
 /// What a subscriber hears.

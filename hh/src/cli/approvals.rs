@@ -1,4 +1,5 @@
-//! `hh approvals`: list the requests held for an answer, and answer them.
+//! `hh approvals`: list the requests held for an answer, and answer them (once, forever, or for
+//! a while: `--for 10m|1h|session`); list and revoke the grants such answers made.
 //!
 //! Talks to the agent (or to `hh proxy --api-socket PATH`) on `$HH_AGENT_SOCKET` (default
 //! `/run/hh/agent.sock`). Exit codes: 0 done, 1 refused (unknown id, a rule that does not cover
@@ -13,7 +14,7 @@ use anyhow::Context as _;
 
 use crate::api::{
     client::{self, Client, ClientError},
-    protocol::{Answer, BodySize, ClientRequest, PendingApproval, Reply},
+    protocol::{Answer, BodySize, ClientRequest, GrantFor, GrantInfo, PendingApproval, Reply},
 };
 
 /// The answer was refused by the agent.
@@ -36,6 +37,27 @@ pub enum ApprovalsCommand {
     Allow(AnswerOptions),
     /// Refuse a held request: its client gets a 403 (a raw connection is closed).
     Deny(AnswerOptions),
+    /// The grants in force (`allow --for`): what each lets through, and until when.
+    Grants {
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a grant now.
+    Revoke {
+        /// The grant's id, as `hh approvals grants` lists it.
+        id: u64,
+    },
+}
+
+/// How much of the host an answer for a while covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Breadth {
+    /// The request's exact path.
+    Path,
+    /// Every path under the request's directory (`/a/b/c` → `/a/b/*`).
+    Prefix,
+    /// The whole host (the suggested rule).
+    Host,
 }
 
 #[derive(clap::Args, Debug)]
@@ -45,9 +67,21 @@ pub struct AnswerOptions {
     /// Also append a rule to the rules file, so such requests are decided without asking.
     #[arg(long)]
     pub forever: bool,
-    /// With --forever: this rule instead of the suggested one; it must cover the held request.
-    #[arg(long, value_name = "RULE", requires = "forever")]
+    /// With --forever or --for: this rule instead of the suggested one; it must cover the
+    /// held request.
+    #[arg(long, value_name = "RULE")]
     pub rule: Option<String>,
+    /// Allow only: let such requests of the session through for 10m, 1h or the session,
+    /// without asking and without writing a rule.
+    #[arg(long = "for", value_name = "10m|1h|session", conflicts_with = "forever", value_parser = parse_grant_for)]
+    pub grant_for: Option<GrantFor>,
+    /// With --for: the exact path, its directory (prefix) or the host (default).
+    #[arg(long, value_enum, requires = "grant_for", conflicts_with = "rule")]
+    pub breadth: Option<Breadth>,
+}
+
+fn parse_grant_for(text: &str) -> Result<GrantFor, String> {
+    GrantFor::parse(text).ok_or_else(|| format!("`{text}`: give 10m, 1h or session"))
 }
 
 pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
@@ -60,15 +94,43 @@ pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
         match &options.command {
             None => list(&mut client, options.json).await,
             Some(ApprovalsCommand::Allow(answer)) => {
-                let how = match answer.forever {
-                    false => Answer::AllowOnce,
-                    true => Answer::AllowForever {
+                let how = match (answer.forever, answer.grant_for) {
+                    (false, None) if answer.rule.is_some() => return Err(no_rule_once()),
+                    (false, None) => Answer::AllowOnce,
+                    (_, Some(duration)) => {
+                        let rule = match answer.breadth {
+                            Some(breadth) if breadth != Breadth::Host => {
+                                Some(narrowed_rule(&mut client, answer.id, breadth).await?)
+                            }
+                            _ => answer.rule.clone(),
+                        };
+                        Answer::AllowFor { duration, rule }
+                    }
+                    (true, None) => Answer::AllowForever {
                         rule: answer.rule.clone(),
                     },
                 };
                 send_answer(&mut client, answer.id, how).await
             }
+            Some(ApprovalsCommand::Grants { json }) => grants(&mut client, *json).await,
+            Some(ApprovalsCommand::Revoke { id }) => {
+                match client.call(&ClientRequest::RevokeGrant { id: *id }).await? {
+                    Reply::Ok => {
+                        println!("grant {id}: revoked");
+                        Ok(())
+                    }
+                    other => Err(unexpected(&other)),
+                }
+            }
             Some(ApprovalsCommand::Deny(answer)) => {
+                if answer.grant_for.is_some() {
+                    return Err(ClientError::Refused(
+                        "--for grants allow; a deny for a while is a deny rule (--forever)".into(),
+                    ));
+                }
+                if !answer.forever && answer.rule.is_some() {
+                    return Err(no_rule_once());
+                }
                 let how = match answer.forever {
                     false => Answer::DenyOnce,
                     true => Answer::DenyForever {
@@ -119,6 +181,85 @@ async fn send_answer(client: &mut Client, id: u64, answer: Answer) -> Result<(),
     }
 }
 
+fn no_rule_once() -> ClientError {
+    ClientError::Refused("--rule goes with --forever or --for".into())
+}
+
+/// The rule for held request `id` narrowed to its path or its directory.
+async fn narrowed_rule(
+    client: &mut Client,
+    id: u64,
+    breadth: Breadth,
+) -> Result<String, ClientError> {
+    let pending = match client.call(&ClientRequest::ListApprovals {}).await? {
+        Reply::Approvals { pending } => pending,
+        other => return Err(unexpected(&other)),
+    };
+    let approval = pending
+        .iter()
+        .find(|approval| approval.id == id)
+        .ok_or_else(|| ClientError::Refused(format!("no pending approval {id}")))?;
+    rule_of_breadth(approval, breadth)
+        .ok_or_else(|| ClientError::Refused(format!("approval {id} has no path to narrow to")))
+}
+
+/// `approval`'s suggested rule with a path term: its exact path, or its directory and below.
+/// `None` for a request without a path (raw TCP).
+fn rule_of_breadth(approval: &PendingApproval, breadth: Breadth) -> Option<String> {
+    let path = approval.path.as_deref()?;
+    let path = match breadth {
+        Breadth::Host => return Some(approval.suggested_rule.clone()),
+        Breadth::Path => path.to_owned(),
+        Breadth::Prefix => match path.rsplit_once('/') {
+            Some((directory, _)) => format!("{directory}/*"),
+            None => "/*".to_owned(),
+        },
+    };
+    let mut rule = format!("domain={} path={path}", approval.host);
+    if !crate::rules::WEB_PORTS.contains(&approval.port) {
+        rule.push_str(&format!(" port={}", approval.port));
+    }
+    Some(rule)
+}
+
+async fn grants(client: &mut Client, json: bool) -> Result<(), ClientError> {
+    let grants = match client.call(&ClientRequest::ListGrants {}).await? {
+        Reply::Grants { grants } => grants,
+        other => return Err(unexpected(&other)),
+    };
+    if json {
+        let text = serde_json::to_string_pretty(&grants).map_err(ClientError::Protocol)?;
+        println!("{text}");
+    } else if grants.is_empty() {
+        println!("no grants (`hh approvals allow ID --for 10m|1h|session` makes one)");
+    } else {
+        print!("{}", grants_table(&grants, now_ms()));
+    }
+    Ok(())
+}
+
+/// One line per grant: id, session, what it allows, how long, and the time left.
+fn grants_table(grants: &[GrantInfo], now_ms: u64) -> String {
+    let mut out = format!(
+        "{:<6} {:<14} {:<8} {:<9} RULE\n",
+        "ID", "SESSION", "FOR", "LEFT"
+    );
+    for grant in grants {
+        let left = grant.expires_ms.map_or_else(
+            || "session".to_owned(),
+            |expires| {
+                let seconds = expires.saturating_sub(now_ms).div_ceil(1000);
+                format!("{}m{:02}s", seconds / 60, seconds % 60)
+            },
+        );
+        out.push_str(&format!(
+            "{:<6} {:<14} {:<8} {:<9} {}\n",
+            grant.id, grant.session, grant.duration, left, grant.rule
+        ));
+    }
+    out
+}
+
 fn describe_answer(answer: &Answer) -> String {
     // The proxy appends the rule before the request goes on; should that fail, the request is
     // denied and its 403 and the proxy's log say why.
@@ -131,6 +272,15 @@ fn describe_answer(answer: &Answer) -> String {
         Answer::DenyOnce => "denied once".into(),
         Answer::AllowForever { rule } => forever("allowed", rule),
         Answer::DenyForever { rule } => forever("denied", rule),
+        Answer::AllowFor { duration, rule } => format!(
+            "allowed for {}: the session's requests {} covers go through without asking \
+             (no rule written; `hh approvals grants` lists it)",
+            duration.as_str(),
+            rule.as_deref().map_or_else(
+                || "the suggested rule".to_owned(),
+                |rule| format!("`{rule}`")
+            )
+        ),
     }
 }
 

@@ -407,6 +407,16 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
     }
 
     for workspace in &config.workspaces {
+        if workspace
+            .pre_start
+            .as_ref()
+            .is_some_and(|command| command.trim().is_empty())
+        {
+            return Err(invalid(
+                format!("workspaces.{}.pre_start", workspace.name),
+                ConfigErrorKind::EmptyCommand,
+            ));
+        }
         if workspace.mode != super::WorkspaceMode::Git {
             let set = [
                 ("commit_on_exit", workspace.commit_on_exit),

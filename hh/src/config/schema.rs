@@ -377,6 +377,10 @@ pub struct Workspace {
     /// 127.0.0.1 unless given): a dev server in the session, reached from the host.
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// A shell command each session runs first, in its workspace, as its user, once its
+    /// network is enforced: a session whose `pre_start` fails does not start.
+    #[serde(default)]
+    pub pre_start: Option<String>,
 }
 
 /// A session's `127.0.0.1:session_port` reachable on the host at `address:host_port`.

@@ -134,6 +134,9 @@ env = {}
 # Session ports published on the host while a session runs ([ADDRESS:]HOST_PORT:SESSION_PORT;
 # the address 127.0.0.1 unless given, host ports from 1024 up):
 # ports = ["8080:3000"]
+# A shell command each session runs first (in the workspace, as its user, its network already
+# enforced); when it fails the session does not start:
+# pre_start = "redis-server --daemonize yes"
 "#;
 
 #[cfg(test)]

@@ -19,6 +19,12 @@
 //!
 //! Subscribers hear [`Event::ApprovalPending`] when a prompt appears or its `waiting` changes,
 //! and [`Event::ApprovalResolved`] when it is answered, times out or every waiter has gone.
+//!
+//! An answer "for 10 minutes / 1 hour / this session" ([`Answer::AllowFor`]) allows the request
+//! and records a grant: the session's later requests its rule covers are allowed without a
+//! prompt ([`Approvals::granted`]) until the grant expires (on tokio's clock, so exactly when
+//! tested with a paused one), is revoked, or the session ends. A grant is consulted only where a
+//! prompt would be: a rule of the files, a deny above all, still decides first.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -33,7 +39,7 @@ use tokio::{
 };
 
 use crate::{
-    api::protocol::{Answer, BodySize, Event, PendingApproval},
+    api::protocol::{Answer, BodySize, Event, GrantFor, GrantInfo, PendingApproval},
     rules::{
         Action, DomainPattern, Host, Layer, LayerRules, PathPattern, Policy, Request, Rule,
         RuleError, Verdict, WEB_PORTS,
@@ -85,6 +91,12 @@ pub enum Outcome {
     Once(Action),
     /// Append `rule` to the rules file as `action`, then act on it. The rule covers the request.
     Forever(Action, Rule),
+    /// Allowed, and `rule` granted to the session for a while (grant `id`).
+    Granted {
+        id: u64,
+        rule: Rule,
+        duration: GrantFor,
+    },
     /// No answer within the timeout: deny.
     TimedOut,
     /// Too many prompts were waiting: denied without asking.
@@ -97,6 +109,9 @@ impl Outcome {
         match self {
             Outcome::Once(action) => format!("{action} once"),
             Outcome::Forever(action, rule) => format!("{action} forever: {rule}"),
+            Outcome::Granted { id, rule, duration } => {
+                format!("allow for {}: {rule} (grant {id})", duration.as_str())
+            }
             Outcome::TimedOut => "timed out".into(),
             Outcome::QueueFull => "queue full".into(),
         }
@@ -158,6 +173,33 @@ struct State {
     next_id: u64,
     prompts: BTreeMap<u64, Prompt>,
     by_key: HashMap<Key, u64>,
+    next_grant: u64,
+    grants: Vec<Grant>,
+}
+
+/// Requests of `session` that `rule` covers are allowed until `expires` (`None`: until the
+/// session ends).
+struct Grant {
+    id: u64,
+    session: String,
+    rule: Rule,
+    /// Checked as [`Policy::decide_opaque`] reads it for spliced bytes.
+    policy: Policy,
+    duration: GrantFor,
+    expires: Option<Instant>,
+    expires_ms: Option<u64>,
+}
+
+impl Grant {
+    fn info(&self) -> GrantInfo {
+        GrantInfo {
+            id: self.id,
+            session: self.session.clone(),
+            rule: self.rule.to_string(),
+            duration: self.duration.as_str().into(),
+            expires_ms: self.expires_ms,
+        }
+    }
 }
 
 impl State {
@@ -202,6 +244,7 @@ impl Approvals {
             events,
             state: Mutex::new(State {
                 next_id: 1,
+                next_grant: 1,
                 ..State::default()
             }),
         }
@@ -332,6 +375,27 @@ impl Approvals {
                     covering_rule(&prompt.question, Action::Allow, &text)?,
                 )
             }
+            Answer::AllowFor { duration, rule } => {
+                let text = rule.unwrap_or_else(|| prompt.approval.suggested_rule.clone());
+                let rule = covering_rule(&prompt.question, Action::Allow, &text)?;
+                let session = prompt.question.session.clone();
+                let id = state.next_grant;
+                state.next_grant += 1;
+                let mut layer = LayerRules::new(Layer::Workspace, format!("grant {id}"));
+                layer.push(Action::Allow, rule.clone(), rule.to_string());
+                state.grants.push(Grant {
+                    id,
+                    session,
+                    rule: rule.clone(),
+                    policy: Policy::new(vec![layer]),
+                    duration,
+                    expires: duration.duration().map(|length| Instant::now() + length),
+                    expires_ms: duration
+                        .duration()
+                        .map(|length| epoch_ms(SystemTime::now() + length)),
+                });
+                Outcome::Granted { id, rule, duration }
+            }
             Answer::DenyForever { rule } => {
                 let text = rule.unwrap_or_else(|| {
                     // A deny covers the whole host and port (its CONNECT is refused up front).
@@ -354,6 +418,56 @@ impl Approvals {
         drop(state);
         tracing::info!(id, outcome = %resolved.describe(), "approval answered");
         Ok(resolved)
+    }
+
+    /// The grant that allows `request` of `session` now, if one does: its id and rule. Expired
+    /// grants go first. `opaque`: the bytes will be spliced unparsed.
+    pub fn granted(&self, session: &str, request: &Request, opaque: bool) -> Option<(u64, Rule)> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state
+            .grants
+            .retain(|grant| grant.expires.is_none_or(|expires| now < expires));
+        state
+            .grants
+            .iter()
+            .filter(|grant| grant.session == session)
+            .find(|grant| {
+                let decision = if opaque {
+                    grant.policy.decide_opaque(request)
+                } else {
+                    grant.policy.decide(request)
+                };
+                decision.verdict == Verdict::Allow
+            })
+            .map(|grant| (grant.id, grant.rule.clone()))
+    }
+
+    /// The grants in force, oldest first.
+    pub fn grants(&self) -> Vec<GrantInfo> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state
+            .grants
+            .retain(|grant| grant.expires.is_none_or(|expires| now < expires));
+        state.grants.iter().map(Grant::info).collect()
+    }
+
+    /// Ends grant `id` now; whether there was one.
+    pub fn revoke(&self, id: u64) -> bool {
+        let mut state = self.lock();
+        let before = state.grants.len();
+        state.grants.retain(|grant| grant.id != id);
+        let revoked = state.grants.len() != before;
+        if revoked {
+            tracing::info!(id, "grant revoked");
+        }
+        revoked
+    }
+
+    /// Ends every grant of `session` (it stopped).
+    pub fn end_session(&self, session: &str) {
+        self.lock().grants.retain(|grant| grant.session != session);
     }
 
     /// One waiter of prompt `id` left before it was resolved.
@@ -388,12 +502,16 @@ impl Drop for Waiter<'_> {
     }
 }
 
+/// `time` in milliseconds since the Unix epoch.
+fn epoch_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
 fn pending_approval(id: u64, question: &Question, timeout: Duration) -> PendingApproval {
     let request = &question.request;
-    let deadline = SystemTime::now() + timeout;
-    let deadline_ms = deadline.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    });
+    let deadline_ms = epoch_ms(SystemTime::now() + timeout);
     PendingApproval {
         id,
         session: question.session.clone(),
@@ -537,6 +655,110 @@ mod tests {
     ) -> tokio::task::JoinHandle<Outcome> {
         let approvals = Arc::clone(approvals);
         tokio::spawn(async move { approvals.ask(question).await })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_grant_lets_its_sessions_requests_through_until_it_expires_to_the_second() {
+        let (approvals, _events) = broker(8);
+        let held = spawn_ask(&approvals, question("s1", "GET", "https://a.test/x"));
+        settle().await;
+        let id = approvals.pending()[0].id;
+        let answer = Answer::AllowFor {
+            duration: GrantFor::TenMinutes,
+            rule: None,
+        };
+        approvals.answer(id, answer).unwrap();
+        assert!(matches!(
+            held.await.unwrap(),
+            Outcome::Granted {
+                duration: GrantFor::TenMinutes,
+                ..
+            }
+        ));
+        let later = Request::from_url("POST", "https://a.test/other/path").unwrap();
+        let elsewhere = Request::from_url("GET", "https://b.test/x").unwrap();
+        let (grant, rule) = approvals.granted("s1", &later, false).unwrap();
+        assert_eq!(rule.to_string(), "domain=a.test");
+        assert_eq!(
+            approvals.granted("s2", &later, false),
+            None,
+            "another session's"
+        );
+        assert_eq!(
+            approvals.granted("s1", &elsewhere, false),
+            None,
+            "another host"
+        );
+        let listed = approvals.grants();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].id, listed[0].duration.as_str()), (grant, "10m"));
+        // In force until the last instant of its ten minutes, and not a moment after.
+        tokio::time::advance(Duration::from_secs(600) - Duration::from_millis(1)).await;
+        assert!(approvals.granted("s1", &later, false).is_some());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(approvals.granted("s1", &later, false), None);
+        assert!(approvals.grants().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_grant_ends_when_revoked_or_with_its_session_and_covers_only_what_it_says() {
+        let (approvals, _events) = broker(8);
+        let grant = |url: &str, duration, rule: Option<&str>| {
+            let approvals = Arc::clone(&approvals);
+            let url = url.to_owned();
+            let rule = rule.map(str::to_owned);
+            async move {
+                let held = spawn_ask(&approvals, question("s1", "GET", &url));
+                settle().await;
+                let id = approvals.pending()[0].id;
+                approvals
+                    .answer(id, Answer::AllowFor { duration, rule })
+                    .map(|_| held)
+            }
+        };
+        let held = grant(
+            "https://a.test/pkg/x",
+            GrantFor::Session,
+            Some("domain=a.test path=/pkg/*"),
+        )
+        .await
+        .unwrap();
+        held.await.unwrap();
+        let inside = Request::from_url("GET", "https://a.test/pkg/y").unwrap();
+        let outside = Request::from_url("GET", "https://a.test/admin").unwrap();
+        assert!(approvals.granted("s1", &inside, false).is_some());
+        assert_eq!(approvals.granted("s1", &outside, false), None);
+        // A session grant has no end of its own.
+        tokio::time::advance(Duration::from_secs(86_400)).await;
+        assert!(approvals.granted("s1", &inside, false).is_some());
+        assert_eq!(approvals.grants()[0].expires_ms, None);
+        approvals.end_session("s1");
+        assert_eq!(approvals.granted("s1", &inside, false), None);
+
+        // A rule that does not cover the held request is refused, and it keeps waiting.
+        let refused = grant("https://a.test/x", GrantFor::Hour, Some("domain=b.test")).await;
+        assert!(matches!(refused, Err(AnswerError::DoesNotCover { .. })));
+        let id = approvals.pending()[0].id;
+        approvals
+            .answer(
+                id,
+                Answer::AllowFor {
+                    duration: GrantFor::Hour,
+                    rule: None,
+                },
+            )
+            .unwrap();
+        let grant_id = approvals.grants()[0].id;
+        assert!(approvals.revoke(grant_id));
+        assert!(!approvals.revoke(grant_id));
+        assert_eq!(
+            approvals.granted(
+                "s1",
+                &Request::from_url("GET", "https://a.test/x").unwrap(),
+                false
+            ),
+            None
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -64,6 +64,18 @@ impl Service for ApprovalsService {
                     message: error.to_string(),
                 },
             },
+            ClientRequest::ListGrants {} => Reply::Grants {
+                grants: self.approvals.grants(),
+            },
+            ClientRequest::RevokeGrant { id } => {
+                if self.approvals.revoke(id) {
+                    Reply::Ok
+                } else {
+                    Reply::Error {
+                        message: format!("no grant {id} (expired, revoked, or never made)"),
+                    }
+                }
+            }
             ClientRequest::StartSession(_)
             | ClientRequest::ListSessions {}
             | ClientRequest::StopSession { .. }

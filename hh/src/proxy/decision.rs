@@ -60,8 +60,9 @@ pub struct Ruling {
     pub asked: Option<Asked>,
     /// Refused before any rule or person could decide (raw TCP on a web port).
     pub refusal: Option<RawRefusal>,
-    /// Refused by git mode's push guard ([`PushGuard`]), before any rule: why.
-    pub guard: Option<String>,
+    /// Decided outside the rules files, and why: refused by git mode's push guard
+    /// ([`PushGuard`]) before any rule, or allowed by a person's grant where a prompt would be.
+    pub outside_rules: Option<String>,
 }
 
 /// How an ask ended.
@@ -77,6 +78,8 @@ pub enum Asked {
     QueueFull,
     /// A person answered "forever", but the rule could not be saved; the text says why.
     NotSaved(String),
+    /// A person allowed it and granted its rule for a while; the text says which.
+    Granted(String),
 }
 
 impl Ruling {
@@ -86,7 +89,7 @@ impl Ruling {
             rule: rule.cloned(),
             asked: None,
             refusal: None,
-            guard: None,
+            outside_rules: None,
         }
     }
 
@@ -96,7 +99,7 @@ impl Ruling {
             rule: None,
             asked: Some(asked),
             refusal: None,
-            guard: None,
+            outside_rules: None,
         }
     }
 
@@ -108,8 +111,8 @@ impl Ruling {
         if let Some(refusal) = &self.refusal {
             return Some(format!("refused: {refusal}"));
         }
-        if let Some(guard) = &self.guard {
-            return Some(guard.clone());
+        if let Some(why) = &self.outside_rules {
+            return Some(why.clone());
         }
         let verb = if self.allowed { "allowed" } else { "denied" };
         self.asked.as_ref().map(|asked| match asked {
@@ -118,6 +121,7 @@ impl Ruling {
             Asked::TimedOut => "ask: timed out".into(),
             Asked::QueueFull => "ask: too many pending approvals".into(),
             Asked::NotSaved(why) => format!("ask: forever rule not saved: {why}"),
+            Asked::Granted(grant) => format!("ask: allowed by a person {grant}"),
         })
     }
 
@@ -278,14 +282,28 @@ impl DecisionEngine {
                 rule: None,
                 asked: None,
                 refusal: None,
-                guard: Some(why),
+                outside_rules: Some(why),
             };
             let ticket = self.ticket(request, &ruling, started);
             return (ruling, ticket);
         }
         let ruling = match decide_with(&(self.policy)(), request, kind) {
             Decided::Ruling(ruling) => ruling,
-            Decided::Ask => self.ask(request, outgoing, kind).await,
+            Decided::Ask => {
+                match self
+                    .approvals
+                    .granted(&self.session, request, kind != Kind::Parsed)
+                {
+                    Some((id, rule)) => Ruling {
+                        allowed: true,
+                        rule: None,
+                        asked: None,
+                        refusal: None,
+                        outside_rules: Some(format!("grant {id}: allow {rule}")),
+                    },
+                    None => self.ask(request, outgoing, kind).await,
+                }
+            }
         };
         let ticket = self.ticket(request, &ruling, started);
         (ruling, ticket)
@@ -303,6 +321,10 @@ impl DecisionEngine {
         };
         match self.approvals.ask(question).await {
             Outcome::Once(action) => Ruling::asked(action == Action::Allow, Asked::Once),
+            Outcome::Granted { id, rule, duration } => Ruling::asked(
+                true,
+                Asked::Granted(format!("for {}: {rule} (grant {id})", duration.as_str())),
+            ),
             Outcome::TimedOut => Ruling::asked(false, Asked::TimedOut),
             Outcome::QueueFull => Ruling::asked(false, Asked::QueueFull),
             Outcome::Forever(action, rule) => {
@@ -386,7 +408,7 @@ impl DecisionEngine {
             rule: None,
             asked: None,
             refusal: None,
-            guard: None,
+            outside_rules: None,
         };
         let mut ticket = self.ticket(request, &ruling, Instant::now());
         ticket.refused(refused);
@@ -464,7 +486,7 @@ impl DecisionEngine {
     /// The plain-text body of a 403 for `request` denied by `ruling`.
     pub fn denial_text(&self, request: &Request, ruling: &Ruling) -> String {
         let mut text = format!("hh blocked {}\n", describe(request));
-        if let Some(guard) = &ruling.guard {
+        if let Some(guard) = ruling.outside_rules.as_ref().filter(|_| !ruling.allowed) {
             text.push_str(&format!(
                 "{guard}\nNo rule allows it: the branches of a git-mode session come back to the \
                  workspace's repository when it stops, and are pushed from there.\n"
@@ -491,7 +513,7 @@ impl DecisionEngine {
                     "rule: no rule matched, and no one answered within {} s (ask timed out)\n",
                     self.approvals.timeout().as_secs_f32()
                 ),
-                Some(Asked::Once | Asked::Forever) => {
+                Some(Asked::Once | Asked::Forever | Asked::Granted(_)) => {
                     "rule: no rule matched, and a person denied it (once)\n".into()
                 }
                 Some(Asked::QueueFull) => "rule: no rule matched, and too many requests were \
@@ -561,7 +583,7 @@ fn decide_with(policy: &Policy, request: &Request, kind: Kind) -> Decided {
                     rule: None,
                     asked: None,
                     refusal: Some(refusal),
-                    guard: None,
+                    outside_rules: None,
                 });
             }
         },
@@ -737,6 +759,35 @@ mod tests {
             assert!(ruling.allowed, "{url}");
             assert_eq!(ruling.grants_dial(&request.host), granted, "{url}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_grant_answers_where_a_prompt_would_and_never_over_a_deny_rule() {
+        let engine = engine(&[], &["domain=a.test path=/admin/*"]);
+        let first = get("https://a.test/pkg/1");
+        let answer = Answer::AllowFor {
+            duration: crate::api::protocol::GrantFor::Session,
+            rule: Some("domain=a.test".into()),
+        };
+        let (ruling, _) = tokio::join!(engine.decide(&first), answer_when_asked(&engine, answer)).0;
+        assert!(ruling.allowed);
+        assert!(
+            matches!(&ruling.asked, Some(Asked::Granted(text)) if text.contains("domain=a.test"))
+        );
+        // No prompt now: the grant answers, and the audit line names it.
+        let (ruling, _) = engine.decide(&get("https://a.test/pkg/2")).await;
+        assert!(ruling.allowed);
+        assert!(engine.approvals.pending().is_empty());
+        assert!(
+            ruling
+                .rule_text()
+                .unwrap()
+                .starts_with("grant 1: allow domain=a.test")
+        );
+        // The deny rule still decides first.
+        let (ruling, _) = engine.decide(&get("https://a.test/admin/x")).await;
+        assert!(!ruling.allowed);
+        assert!(ruling.rule.is_some_and(|rule| rule.action == Action::Deny));
     }
 
     #[tokio::test]

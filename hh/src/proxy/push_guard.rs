@@ -4,12 +4,14 @@
 //! code host (`github.com/someone-else/copy`) under a rule that admits the host for the
 //! project's own pushes. In git mode the session's clone has the repository's `origin`, and
 //! every parsed request of the session is checked before its rules: a smart-HTTP push
-//! (`POST …/git-receive-pack`), a Git LFS write (`POST …/info/lfs/…`) or a GitHub API write
-//! (`/repos/OWNER/REPO/…` with any method but GET, HEAD or OPTIONS; creating a repository)
+//! (`POST …/git-receive-pack`), a Git LFS write (`POST …/info/lfs/…`), a dumb-HTTP push
+//! (WebDAV writes under `…/NAME.git/`) or a GitHub API write (`/repos/OWNER/REPO/…` with any
+//! method but GET, HEAD or OPTIONS, on the API or the uploads host; creating a repository)
 //! that is not for that repository is denied, whatever the rules say; reads stay as the rules
 //! say. Every reading of the path counts ([`NormPath::readings`]): a push hidden behind
-//! percent-encoding or dot segments is still one. Hosts spliced unread (`bypass_proxy`) and
-//! pushes over SSH (raw TCP, which the rules decide) are outside what it can see.
+//! percent-encoding or dot segments is still one. Hosts spliced unread (`bypass_proxy`),
+//! pushes over SSH (raw TCP, which the rules decide) and GitHub's GraphQL endpoint (one POST
+//! for reads and writes alike) are outside what it can tell apart: the rules decide them.
 
 use crate::rules::{Host, NormPath, Request};
 
@@ -23,9 +25,21 @@ pub struct PushGuard {
     target: Option<(Host, String)>,
 }
 
-/// The code host whose API the guard knows, and that API's host.
+/// The code host whose API the guard knows, and that API's hosts (uploads: release assets).
 const GITHUB: &str = "github.com";
-const GITHUB_API: &str = "api.github.com";
+const GITHUB_API: [&str; 2] = ["api.github.com", "uploads.github.com"];
+
+/// The WebDAV methods git's dumb-HTTP push writes a repository with.
+const WEBDAV_WRITES: [&str; 8] = [
+    "PUT",
+    "MKCOL",
+    "MOVE",
+    "COPY",
+    "LOCK",
+    "UNLOCK",
+    "PROPPATCH",
+    "DELETE",
+];
 
 impl PushGuard {
     /// The guard for a session whose repository's `origin` is `origin` (`None`: it has none,
@@ -64,7 +78,15 @@ impl PushGuard {
                     return refused(what, &repository_key(repository));
                 }
             }
-            if request.host.as_str() == GITHUB_API && !matches!(method, "GET" | "HEAD" | "OPTIONS")
+            // Dumb HTTP: WebDAV writes under `…/NAME.git/`.
+            if WEBDAV_WRITES.contains(&method)
+                && let Some(end) = reading.find(".git/")
+                && !self.is_origin(&request.host, &reading[..end + ".git".len()])
+            {
+                return refused("a WebDAV write to", &repository_key(&reading[..end]));
+            }
+            if GITHUB_API.contains(&request.host.as_str())
+                && !matches!(method, "GET" | "HEAD" | "OPTIONS")
             {
                 if let Some(rest) = reading.strip_prefix("/repos/") {
                     let mut parts = rest.split('/');
@@ -209,6 +231,8 @@ mod tests {
             request("POST", "github.com", "/eve/copy.git/git-upload-pack"),
             request("PATCH", "api.github.com", "/repos/ada/project/issues/1"),
             request("GET", "api.github.com", "/repos/eve/copy"),
+            request("PUT", "github.com", "/ada/project.git/objects/ab/cdef"),
+            request("PUT", "example.test", "/upload/file.txt"),
         ] {
             assert_eq!(guard.refuses(&allowed), None, "{allowed:?}");
         }
@@ -227,6 +251,13 @@ mod tests {
             request("DELETE", "api.github.com", "/repos/ada/other"),
             request("POST", "api.github.com", "/user/repos"),
             request("POST", "api.github.com", "/orgs/evil/repos"),
+            request(
+                "POST",
+                "uploads.github.com",
+                "/repos/eve/copy/releases/1/assets",
+            ),
+            request("PUT", "example.test", "/eve/copy.git/objects/ab/cdef"),
+            request("MKCOL", "example.test", "/eve/copy.git/objects/ab/"),
         ] {
             let why = guard.refuses(&refused);
             assert!(

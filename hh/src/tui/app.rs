@@ -15,7 +15,7 @@ use super::{
     workspace_edit::{WorkspaceChange, default_name},
 };
 use crate::{
-    api::protocol::{AgentHello, Answer, ClientRequest, Event, Reply, RulesFileStatus},
+    api::protocol::{AgentHello, Answer, ClientRequest, Event, GrantFor, Reply, RulesFileStatus},
     config::Config,
     rules::Action,
 };
@@ -449,7 +449,10 @@ impl App {
     fn on_key_prompt(&mut self, key: KeyEvent) -> Option<Option<Effect>> {
         let prompt = self.approvals.selected()?;
         let id = prompt.approval.id;
-        let answer_key = matches!(key.code, KeyCode::Char('a' | 'd' | 'A' | 'D'));
+        let answer_key = matches!(
+            key.code,
+            KeyCode::Char('a' | 'd' | 'A' | 'D' | 'g' | 'G' | 'S')
+        );
         if answer_key && self.approvals.answer_delay_left(self.now_ms) > 0 {
             self.status = Some(
                 "the held request just changed: read it; its answer keys work in a moment".into(),
@@ -467,6 +470,15 @@ impl App {
             }
             KeyCode::Char('a') => Answer::AllowOnce,
             KeyCode::Char('d') => Answer::DenyOnce,
+            // Grants: the suggested rule, for a while, written nowhere.
+            KeyCode::Char(c @ ('g' | 'G' | 'S')) => Answer::AllowFor {
+                duration: match c {
+                    'g' => GrantFor::TenMinutes,
+                    'G' => GrantFor::Hour,
+                    _ => GrantFor::Session,
+                },
+                rule: None,
+            },
             KeyCode::Char(c @ ('A' | 'D')) => {
                 let action = if c == 'A' {
                     Action::Allow
@@ -799,6 +811,8 @@ fn request_name(request: &ClientRequest) -> &'static str {
         ClientRequest::StopSession { .. } => "stop session",
         ClientRequest::ListApprovals {} => "list approvals",
         ClientRequest::Answer { .. } => "answer",
+        ClientRequest::ListGrants {} => "list grants",
+        ClientRequest::RevokeGrant { .. } => "revoke grant",
         ClientRequest::Subscribe {} => "subscribe",
         ClientRequest::Exec(_) => "exec",
         ClientRequest::RulesStatus { .. } => "rules status",

@@ -182,6 +182,12 @@ fn prompt_lines(app: &App, width: usize) -> Vec<Line<'_>> {
             Style::new().fg(Color::Cyan),
         )
     });
+    if wait == 0 {
+        lines.push(Line::styled(
+            "g allow its host 10 min  G for 1 h  S for this session  (no rule written)",
+            Style::new().fg(Color::Cyan),
+        ));
+    }
     lines
 }
 

@@ -90,9 +90,10 @@ pub fn render(app: &App, frame: &mut Frame) {
     }
 }
 
-const HELP: [&str; 11] = [
+const HELP: [&str; 12] = [
     "Anywhere   Tab/Shift-Tab or 1-5 switch screens, q or Ctrl-C quits",
-    "Prompt     a allow once, d deny once, A allow forever…, D deny forever…",
+    "Prompt     a allow once, d deny once, A allow forever…, D deny forever…,",
+    "           g G S allow its host for 10 min, 1 h, this session",
     "           [ and ] pick another held request",
     "Editor     h host/*.parent, p port, / path, m method, t allow/deny,",
     "           Enter writes the rule, Esc goes back",

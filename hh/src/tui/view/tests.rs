@@ -283,7 +283,6 @@ fn one_pending_request_shows_as_a_prompt_on_any_screen() {
 │                                                                              │
 │                                                                              │
 │                                                                              │
-│                                                                              │
 └──────────────────────────────────────────────────────────────────────────────┘
 ┌ Request held 1 of 1 ─────────────────────────────────────────────────────────┐
 │session s1  method GET  port 443  waiting 3  denied in 28s                    │
@@ -292,6 +291,7 @@ fn one_pending_request_shows_as_a_prompt_on_any_screen() {
 │query none                                                                    │
 │body  none                                                                    │
 │a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+│g allow its host 10 min  G for 1 h  S for this session  (no rule written)     │
 └──────────────────────────────────────────────────────────────────────────────┘
 n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
 "#,
@@ -318,7 +318,6 @@ fn a_long_host_wraps_whole_and_the_prompt_shows_what_else_leaves() {
 │> s1         POST    a-very-long-subdomain-label-for-this-test. 1       28s   │
 │                     another-long-label-here.third.registry.                  │
 │                     example.test:443/v1/upload                               │
-│                                                                              │
 └──────────────────────────────────────────────────────────────────────────────┘
 ┌ Request held 1 of 1 ─────────────────────────────────────────────────────────┐
 │session s1  method POST  port 443  waiting 1  denied in 28s                   │
@@ -328,6 +327,7 @@ fn a_long_host_wraps_whole_and_the_prompt_shows_what_else_leaves() {
 │query page=2&token=abc                                                        │
 │body  2048 bytes (2.0K)                                                       │
 │a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+│g allow its host 10 min  G for 1 h  S for this session  (no rule written)     │
 └──────────────────────────────────────────────────────────────────────────────┘
 ↑↓ select prompt  Tab/1-5 screens  ? help  q quit
 "#,
@@ -401,7 +401,6 @@ fn several_pending_requests_queue_with_their_remaining_time() {
 │  SESSION    METHOD  TARGET                                     WAITING LEFT  │
 │  s1         GET     cdn.example.test:443/lib.js                2       12s   │
 │> s1         GET     api.example.test:443/v1/items              1       28s   │
-│  s1         GET     pypi.org:443/simple/                       1       55s   │
 └──────────────────────────────────────────────────────────────────────────────┘
 ┌ Request held 2 of 3 ─────────────────────────────────────────────────────────┐
 │session s1  method GET  port 443  waiting 1  denied in 28s                    │
@@ -412,6 +411,7 @@ fn several_pending_requests_queue_with_their_remaining_time() {
 │  next 1: s1 GET cdn.example.test:443/lib.js (2 waiting, 12s left)            │
 │  next 3: s1 GET pypi.org:443/simple/ (1 waiting, 55s left)                   │
 │a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+│g allow its host 10 min  G for 1 h  S for this session  (no rule written)     │
 └──────────────────────────────────────────────────────────────────────────────┘
 ↑↓ select prompt  Tab/1-5 screens  ? help  q quit
 "#,
@@ -439,15 +439,15 @@ fn the_rule_editor_shows_the_widened_rule_and_its_file() {
 │                                                                              │
 │ ┌ Allow forever ───────────────────────────────────────────────────────────┐ │
 │ │Request: GET api.example.test:443/v1/items/4                              │ │
-│ │                                                                          │ │
-└─│Rule:    domain=*.example.test path=/v1/items/*                           │─┘
-┌ │Into:    /home/u/src/shop/.hh/harness-rules.toml  [network] allowlist     │─┐
-│s│✓ covers this request                                                     │ │
-│h│                                                                          │ │
-│p│h host  p port  / path  m method  t allow/deny  Enter write  Esc back     │ │
-│q└──────────────────────────────────────────────────────────────────────────┘ │
-│body  none                                                                    │
+└─│                                                                          │─┘
+┌ │Rule:    domain=*.example.test path=/v1/items/*                           │─┐
+│s│Into:    /home/u/src/shop/.hh/harness-rules.toml  [network] allowlist     │ │
+│h│✓ covers this request                                                     │ │
+│p│                                                                          │ │
+│q│h host  p port  / path  m method  t allow/deny  Enter write  Esc back     │ │
+│b└──────────────────────────────────────────────────────────────────────────┘ │
 │a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+│g allow its host 10 min  G for 1 h  S for this session  (no rule written)     │
 └──────────────────────────────────────────────────────────────────────────────┘
 h host  p port  / path  m method  t allow/deny  Enter write  Esc cancel
 "#,
@@ -479,7 +479,6 @@ fn an_answer_the_agent_refused_stays_with_its_reason() {
 │                                                                              │
 │                                                                              │
 │                                                                              │
-│                                                                              │
 └──────────────────────────────────────────────────────────────────────────────┘
 ┌ Request held 1 of 1 ─────────────────────────────────────────────────────────┐
 │session s1  method GET  port 443  waiting 1  denied in 28s                    │
@@ -489,6 +488,7 @@ fn an_answer_the_agent_refused_stays_with_its_reason() {
 │body  none                                                                    │
 │agent refused: the rule `domain=x.test` does not cover GET api.example.test   │
 │a allow once  d deny once  A allow forever…  D deny forever…  [ ] other prompt│
+│g allow its host 10 min  G for 1 h  S for this session  (no rule written)     │
 └──────────────────────────────────────────────────────────────────────────────┘
 n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
 "#,
@@ -668,7 +668,8 @@ fn help_lists_every_key() {
 ┌ Sessions: none running; n starts one ────────────────────────────────────────┐
 │ID┌ Keys ──────────────────────────────────────────────────────────────────┐Y │
 │  │Anywhere   Tab/Shift-Tab or 1-5 switch screens, q or Ctrl-C quits       │  │
-│  │Prompt     a allow once, d deny once, A allow forever…, D deny forever… │  │
+│  │Prompt     a allow once, d deny once, A allow forever…, D deny forever…,│  │
+│  │           g G S allow its host for 10 min, 1 h, this session           │  │
 │  │           [ and ] pick another held request                            │  │
 │  │Editor     h host/*.parent, p port, / path, m method, t allow/deny,     │  │
 │  │           Enter writes the rule, Esc goes back                         │  │
@@ -679,8 +680,7 @@ fn help_lists_every_key() {
 │  │                                                                        │  │
 │  │The agent decides; the rule shown is the exact text written.            │  │
 │  │Agent 0.1.0 (agent mode) at /run/hh/agent.sock                          │  │
-│  └────────────────────────────────────────────────────────────────────────┘  │
-└──────────────────────────────────────────────────────────────────────────────┘
+└──└────────────────────────────────────────────────────────────────────────┘──┘
 any key closes
 "#,
     );
