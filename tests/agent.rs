@@ -423,16 +423,7 @@ fn clients_see_and_act_on_their_own_sessions_only() {
     // The user's session, and a second user in the socket group.
     let id = world.start_session();
     let other = support::users::TestUser::create("o", &[&world.socket_group]);
-    let as_nobody = |args: &[&str]| {
-        other
-            .command(env!("CARGO_BIN_EXE_hh"))
-            .arg("--config")
-            .arg(&world.config)
-            .args(args)
-            .env("HH_AGENT_SOCKET", &world.socket)
-            .output()
-            .unwrap()
-    };
+    let as_nobody = |args: &[&str]| world.hh_as(&other, args);
     let listed = as_nobody(&["session", "list", "--json"]);
     assert!(
         listed.status.success(),
@@ -681,16 +672,7 @@ fn a_session_grant_is_its_owners_alone_and_ends_with_the_session() {
     let grant = mine[0]["id"].to_string();
 
     let other = support::users::TestUser::create("q", &[&world.socket_group]);
-    let as_other = |args: &[&str]| {
-        other
-            .command(env!("CARGO_BIN_EXE_hh"))
-            .arg("--config")
-            .arg(&world.config)
-            .args(args)
-            .env("HH_AGENT_SOCKET", &world.socket)
-            .output()
-            .unwrap()
-    };
+    let as_other = |args: &[&str]| world.hh_as(&other, args);
     assert!(grants(as_other(&["approvals", "grants", "--json"])).is_empty());
     let revoked = as_other(&["approvals", "revoke", &grant]);
     assert!(!revoked.status.success());

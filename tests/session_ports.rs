@@ -63,36 +63,24 @@ fn a_published_port_reaches_the_session_from_the_host_loopback_only() {
     )
     .unwrap();
     let agent = world.agent();
-    let output = world.hh(&[
-        "session",
-        "start",
-        "--detach",
-        "--workspace",
+    let (id, said) = world.start_running(
         "demo",
-        "--template",
         "test",
-        "--",
-        "python3",
-        "-m",
-        "http.server",
-        "3000",
-        "--bind",
-        "127.0.0.1",
-    ]);
-    let said = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{said}");
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "3000",
+            "--bind",
+            "127.0.0.1",
+        ],
+    );
     assert!(
         said.contains(&format!(
             "published on the host: 127.0.0.1:{port} -> session port 3000"
         )),
         "{said}"
     );
-    let id = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
 
     // The host reaches the session's server (it lists the workspace).
     let host_addr = format!("127.0.0.1:{port}");

@@ -34,28 +34,16 @@ fn pre_start_runs_first_in_the_session_and_its_failure_stops_the_start() {
     )
     .unwrap();
     let agent = world.agent();
-    let output = world.hh(&[
-        "session",
-        "start",
-        "--detach",
-        "--workspace",
+    let (id, _) = world.start_running(
         "demo",
-        "--template",
         "test",
-        "--",
-        "sh",
-        "-c",
-        "if test -e /tmp/pre-start-ran; then echo after > /tmp/order; else echo before > /tmp/order; fi; \
-         exec sleep infinity",
-    ]);
-    let said = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{said}");
-    let id = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+        &[
+            "sh",
+            "-c",
+            "if test -e /tmp/pre-start-ran; then echo after > /tmp/order; else echo before > /tmp/order; fi; \
+             exec sleep infinity",
+        ],
+    );
     // In the workspace, as her.
     assert_eq!(
         std::fs::read_to_string(world.workspace.join("pre-start.txt")).unwrap(),
@@ -78,15 +66,7 @@ fn pre_start_runs_first_in_the_session_and_its_failure_stops_the_start() {
         with_pre_start("echo 'the database did not come up' >&2; exit 7"),
     )
     .unwrap();
-    let output = world.hh(&[
-        "session",
-        "start",
-        "--detach",
-        "--workspace",
-        "demo",
-        "--template",
-        "test",
-    ]);
+    let output = world.start_output("demo", "test", &[]);
     let said = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!output.status.success(), "{said}");
     assert!(

@@ -239,6 +239,17 @@ canonical_path = "{workspace}"
         self.hh_command(args).output().unwrap()
     }
 
+    /// `hh ARGS` as another user of the host (`user`), with this world's config and socket.
+    pub fn hh_as(&self, user: &TestUser, args: &[&str]) -> Output {
+        user.command(env!("CARGO_BIN_EXE_hh"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("HH_AGENT_SOCKET", &self.socket)
+            .output()
+            .unwrap()
+    }
+
     /// [`World::hh`], not yet run (to spawn it, or pipe it).
     pub fn hh_command(&self, args: &[&str]) -> Command {
         let mut command = self.user.command(env!("CARGO_BIN_EXE_hh"));
@@ -273,7 +284,13 @@ canonical_path = "{workspace}"
 
     /// A detached session of `workspace` on `template`: its id and what start said on stderr.
     pub fn start_in(&self, workspace: &str, template: &str) -> (String, String) {
-        let output = self.hh(&[
+        self.start_running(workspace, template, &[])
+    }
+
+    /// `hh session start --detach` of `workspace` on `template` with `command` as its main
+    /// process (none: the idle default), as it went.
+    pub fn start_output(&self, workspace: &str, template: &str, command: &[&str]) -> Output {
+        let mut args = vec![
             "session",
             "start",
             "--detach",
@@ -281,7 +298,22 @@ canonical_path = "{workspace}"
             workspace,
             "--template",
             template,
-        ]);
+        ];
+        if !command.is_empty() {
+            args.push("--");
+            args.extend_from_slice(command);
+        }
+        self.hh(&args)
+    }
+
+    /// [`World::start_output`] that must succeed: the session's id and what start said.
+    pub fn start_running(
+        &self,
+        workspace: &str,
+        template: &str,
+        command: &[&str],
+    ) -> (String, String) {
+        let output = self.start_output(workspace, template, command);
         let said = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(output.status.success(), "session start: {said}");
         let id = String::from_utf8_lossy(&output.stdout)

@@ -87,24 +87,50 @@ async fn relay(forward: &Forward, client: TcpStream) {
             Decision::Deny
         }
     };
-    let Some(audit) = &forward.audit else {
-        return;
-    };
-    let record = AuditRecord {
-        time: SystemTime::now(),
-        session: forward.session.clone(),
-        client_pid: None,
-        method: None,
-        host: "127.0.0.1".into(),
-        path: None,
-        port,
-        decision,
-        rule: Some(RULE.into()),
-        bytes_up: up.into_inner(),
-        bytes_down: down.into_inner(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    };
-    if let Err(error) = audit.record(&record) {
-        tracing::warn!(%error, "cannot write the audit line of a forwarded connection");
+    if let Some(audit) = &forward.audit {
+        let relayed = Relayed {
+            session: &forward.session,
+            host: "127.0.0.1".into(),
+            port,
+            rule: RULE,
+            decision,
+            started,
+        };
+        relayed.record(audit, up.into_inner(), down.into_inner());
+    }
+}
+
+/// One connection the agent relayed by the config's say (a forward, a published port), for
+/// its audit line.
+pub(super) struct Relayed<'a> {
+    pub session: &'a str,
+    pub host: String,
+    pub port: u16,
+    /// The config key that decided it.
+    pub rule: &'static str,
+    pub decision: Decision,
+    pub started: std::time::Instant,
+}
+
+impl Relayed<'_> {
+    /// Writes its audit line, with the bytes each way; a line that cannot be written is logged.
+    pub fn record(self, audit: &AuditLog, bytes_up: u64, bytes_down: u64) {
+        let record = AuditRecord {
+            time: SystemTime::now(),
+            session: self.session.to_owned(),
+            client_pid: None,
+            method: None,
+            host: self.host,
+            path: None,
+            port: self.port,
+            decision: self.decision,
+            rule: Some(self.rule.into()),
+            bytes_up,
+            bytes_down,
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        if let Err(error) = audit.record(&record) {
+            tracing::warn!(%error, rule = self.rule, "cannot write the audit line of a relayed connection");
+        }
     }
 }

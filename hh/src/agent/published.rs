@@ -14,13 +14,14 @@ use std::{
     io,
     net::{Ipv4Addr, SocketAddrV4},
     sync::{Arc, atomic::AtomicU64},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use tokio::net::{TcpListener, TcpStream};
 
+use super::forwards::Relayed;
 use crate::{
-    audit::{AuditLog, AuditRecord, Decision},
+    audit::{AuditLog, Decision},
     config::schema::PublishedPort,
     proxy::relay::splice,
     sys::netns,
@@ -99,25 +100,16 @@ async fn relay(published: &Published, client: TcpStream) {
             Decision::Deny
         }
     };
-    let Some(audit) = &published.audit else {
-        return;
-    };
-    let record = AuditRecord {
-        time: SystemTime::now(),
-        session: published.session.clone(),
-        client_pid: None,
-        method: None,
-        host: published.port.address.to_string(),
-        path: None,
-        port: published.port.host_port,
-        decision,
-        rule: Some(RULE.into()),
-        bytes_up: up.into_inner(),
-        bytes_down: down.into_inner(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    };
-    if let Err(error) = audit.record(&record) {
-        tracing::warn!(%error, "cannot write the audit line of a published connection");
+    if let Some(audit) = &published.audit {
+        let relayed = Relayed {
+            session: &published.session,
+            host: published.port.address.to_string(),
+            port: published.port.host_port,
+            rule: RULE,
+            decision,
+            started,
+        };
+        relayed.record(audit, up.into_inner(), down.into_inner());
     }
 }
 
