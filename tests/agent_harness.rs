@@ -50,6 +50,11 @@ fn agents_image() -> bool {
 /// A world whose agent resolves the stand-ins' names to loopback and trusts their CA, with a
 /// template on the agents image and alice's workspace rules allowing the stand-ins (trusted).
 fn world(standin: &LlmStandIn, ca: &std::path::Path) -> UserWorld {
+    world_with(standin, ca, "")
+}
+
+/// [`world`] whose config ends with `extra` too.
+fn world_with(standin: &LlmStandIn, ca: &std::path::Path, extra: &str) -> UserWorld {
     let ca = ca.display().to_string();
     let world = UserWorld::with(
         &[
@@ -62,7 +67,7 @@ fn world(standin: &LlmStandIn, ca: &std::path::Path) -> UserWorld {
             "--upstream-ca",
             &ca,
         ],
-        "[container_profiles.agents]\nimage = \"test-agents\"\n",
+        &format!("[container_profiles.agents]\nimage = \"test-agents\"\n{extra}"),
     );
     let rules = world.alice.home.join("proj/harness-rules.toml");
     world.alice.write_file(
@@ -414,4 +419,102 @@ fn a_harness_defined_in_the_config_runs_like_a_built_in_one() {
         !own.join("NOTES.md").exists(),
         "the note went into her own directory"
     );
+}
+
+/// Credential injection with the real Claude Code: alice's key lives in her `hh`'s environment
+/// only; her session, the CLI and everything it runs see a placeholder, which the proxy turns
+/// into the key only in Claude's requests to its API host, in `x-api-key`. The placeholder sent
+/// anywhere else is refused (and audited), never filled in.
+#[test]
+fn claude_code_works_with_a_key_that_never_enters_its_session() {
+    if !require_root("credential injection") || !agents_image() {
+        return;
+    }
+    // Written in two halves wherever a process in the session would see it, so that only the
+    // key itself, never the search for it, can match.
+    const KEY_HALVES: (&str, &str) = ("sk-ant-REAL", "-alice-0123456789");
+    const KEY: &str = "sk-ant-REAL-alice-0123456789";
+    let standin = LlmStandIn::start(
+        &[
+            "api.anthropic.test",
+            "api.openai.test",
+            "statsig.anthropic.com",
+        ],
+        Duration::from_millis(20),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("standin-ca.pem");
+    std::fs::write(&ca, &standin.ca_pem).unwrap();
+    let world = world_with(
+        &standin,
+        &ca,
+        "[[secrets]]\nname = \"anthropic\"\nenv = \"ANTHROPIC_API_KEY\"\n\
+         hosts = [\"api.anthropic.test\"]\nheader = \"x-api-key\"\npath_prefix = \"/v1/\"\n",
+    );
+    let base = |host: &str| format!("https://{host}:{}", standin.tls_port);
+    // Everything of the session a process in it can read, searched for the key: its
+    // environment and every process's, its files (home, workspace, hh's own), the mounts.
+    let search = format!(
+        "case \"$ANTHROPIC_API_KEY\" in hh-placeholder-anthropic-*) ;; *) echo no-placeholder >&2; exit 8;; esac; \
+         if printf '%s%s\\n' {first} {second} | grep -rqsF -f - /proc/[0-9]*/environ \
+              /proc/[0-9]*/cmdline \"$HOME\" \"$HH_WORKSPACE\" /opt/hh /etc /tmp; \
+         then echo leaked >&2; exit 9; fi",
+        first = KEY_HALVES.0,
+        second = KEY_HALVES.1,
+    );
+    let (code, lines, stderr) = run_json(
+        &world,
+        "claude",
+        &[
+            ("ANTHROPIC_API_KEY", KEY.into()),
+            ("ANTHROPIC_BASE_URL", base("api.anthropic.test")),
+        ],
+        &["--setup-script", &search],
+    );
+    let said = stdout_text(&lines);
+    assert_eq!(code, Some(0), "{said}\n{stderr}\n{lines:?}");
+    assert!(said.contains(REPLY), "{said}\n{stderr}");
+    assert!(!said.contains(KEY) && !stderr.contains(KEY));
+    let seen = standin.seen();
+    let messages: Vec<_> = seen
+        .iter()
+        .filter(|seen| seen.method == "POST" && seen.path.starts_with("/v1/messages"))
+        .collect();
+    assert!(!messages.is_empty(), "{seen:?}");
+    assert!(
+        messages.iter().all(|seen| seen.key.as_deref() == Some(KEY)),
+        "the real key arrived: {messages:?}"
+    );
+
+    // The placeholder sent elsewhere — another allowed host, another header, the URL — is
+    // refused with a 403 that says so; the stand-in never sees it, let alone the key.
+    let before = standin.seen().len();
+    let probes = format!(
+        "for args in \"-H x-api-key:$ANTHROPIC_API_KEY {openai}/v1/models\" \
+                    \"-H authorization:Bearer.$ANTHROPIC_API_KEY {anthropic}/v1/messages\" \
+                    \"{anthropic}/v1/messages?key=$ANTHROPIC_API_KEY\"; do \
+           curl -s -o /dev/null -w '%{{http_code}} ' $args >&2; done",
+        openai = base("api.openai.test"),
+        anthropic = base("api.anthropic.test"),
+    );
+    let (code, lines, stderr) = run_json(
+        &world,
+        "claude",
+        &[
+            ("ANTHROPIC_API_KEY", KEY.into()),
+            ("ANTHROPIC_BASE_URL", base("api.anthropic.test")),
+        ],
+        &["--setup-script", &format!("{probes}; exit 3")],
+    );
+    assert_eq!(code, Some(3), "{lines:?}\n{stderr}");
+    let failed = events(&lines, "setup_failed").next().expect("setup_failed");
+    assert_eq!(failed.1["stderr"], "403 403 403 ", "{lines:?}");
+    assert_eq!(standin.seen().len(), before, "{:?}", standin.seen());
+    let audit = std::fs::read_to_string(world.state.join("logs/audit.jsonl")).unwrap();
+    let findings: Vec<&str> = audit
+        .lines()
+        .filter(|line| line.contains("secret anthropic's placeholder"))
+        .collect();
+    assert_eq!(findings.len(), 3, "{audit}");
+    assert!(!audit.contains(KEY), "the key is in the audit log");
 }

@@ -39,6 +39,8 @@ pub mod label {
     pub const GIT_REPOSITORY: &str = "dev.hh.git-repository";
     /// git mode: the repository's origin, the one place the session may push (empty: none).
     pub const GIT_ORIGIN: &str = "dev.hh.git-origin";
+    /// The secrets the session has placeholders for, as `NAME=VARIABLE,…` (empty: none).
+    pub const SECRETS: &str = "dev.hh.secrets";
 }
 
 /// The image a session runs: found by name, run by id.

@@ -102,6 +102,10 @@ pub enum PlanError {
     GitClone { path: PathBuf, reason: String },
     #[error("git origin: not one line of plain text of at most 2048 bytes")]
     GitOrigin,
+    #[error("no secret `{0}` in the agent's config ([[secrets]])")]
+    UnknownSecret(String),
+    #[error("secret `{0}`: its value must be one line of at most 8 KiB")]
+    BadSecret(String),
 }
 
 /// A copy of a host path made for one session (`seed = true`).
@@ -133,6 +137,8 @@ pub struct SessionPlan {
     pub git: Option<GitClone>,
     /// The workspace's `pre_start`, run in the session before it is ready.
     pub pre_start: Option<String>,
+    /// The secrets the client gave, with the placeholders the session has instead.
+    pub secrets: Vec<PlannedSecret>,
     /// The image's name as found (its id is in the container plan).
     pub image: String,
     pub harness: Option<String>,
@@ -401,6 +407,7 @@ pub fn plan(
         env.push(format!("HOME={SESSION_HOME}"));
     }
 
+    let secrets = plan_secrets(config, request, &mut env)?;
     let image_name = context.image.map_or_else(
         || crate::image::image_name(&profile.image),
         |image| image.name.clone(),
@@ -424,6 +431,14 @@ pub fn plan(
             label::GIT_REPOSITORY.to_owned(),
             git.as_ref()
                 .map_or_else(String::new, |git| git.repository.display().to_string()),
+        ),
+        (
+            label::SECRETS.to_owned(),
+            secrets
+                .iter()
+                .map(|secret| format!("{}={}", secret.spec.name, secret.spec.env))
+                .collect::<Vec<_>>()
+                .join(","),
         ),
         (
             label::GIT_ORIGIN.to_owned(),
@@ -489,9 +504,58 @@ pub fn plan(
         protected_paths,
         git,
         pre_start: workspace.pre_start.clone(),
+        secrets,
         image: image_name,
         harness: harness.map(|harness| harness.name),
     })
+}
+
+/// A secret of the config the client gave a value for, and the session's placeholder.
+#[derive(Clone, Debug)]
+pub struct PlannedSecret {
+    pub spec: crate::config::SecretSpec,
+    pub placeholder: String,
+    pub value: crate::api::protocol::SecretValue,
+}
+
+/// The `[[secrets]]` the client gave values for: each gets a fresh placeholder, which is what
+/// the session's variable holds (whatever the passthrough, the harness or the template put
+/// there). A config secret's variable never carries a client's value into the session.
+fn plan_secrets(
+    config: &Config,
+    request: &StartSession,
+    env: &mut Vec<String>,
+) -> Result<Vec<PlannedSecret>, PlanError> {
+    if let Some(unknown) = request
+        .secrets
+        .keys()
+        .find(|name| !config.secrets.iter().any(|spec| &spec.name == *name))
+    {
+        return Err(PlanError::UnknownSecret(unknown.clone()));
+    }
+    let mut planned = Vec::new();
+    for spec in &config.secrets {
+        let prefix = format!("{}=", spec.env);
+        env.retain(|entry| !entry.starts_with(&prefix));
+        let Some(value) = request.secrets.get(&spec.name) else {
+            continue;
+        };
+        if value.0.is_empty()
+            || value.0.len() > crate::proxy::secrets::MAX_VALUE
+            || value.0.chars().any(char::is_control)
+        {
+            return Err(PlanError::BadSecret(spec.name.clone()));
+        }
+        let random = super::random_hex(16).map_err(|_| PlanError::BadSecret(spec.name.clone()))?;
+        let placeholder = format!("hh-placeholder-{}-{random}", spec.name);
+        env.push(format!("{prefix}{placeholder}"));
+        planned.push(PlannedSecret {
+            spec: spec.clone(),
+            placeholder,
+            value: value.clone(),
+        });
+    }
+    Ok(planned)
 }
 
 /// The origin a client names for its git-mode session's push guard: one line of plain text.
@@ -836,6 +900,7 @@ canonical_path = "{}"
             harness: None,
             git_clone: None,
             git_origin: None,
+            secrets: BTreeMap::new(),
         }
     }
 

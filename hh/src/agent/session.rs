@@ -43,6 +43,7 @@ use crate::{
         decision::{DecisionEngine, EngineSetup, PolicyFn, RulesWriter},
         http1::Limits,
         push_guard::PushGuard,
+        secrets::{Secrets, SessionSecret},
         state::{IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
         transparent::{self, TransparentFront},
         upstream::Upstream,
@@ -267,6 +268,18 @@ async fn build(
         SessionRules {
             policy,
             file: plan.rules_file.clone(),
+            secrets: Secrets::new(
+                plan.secrets
+                    .iter()
+                    .map(|secret| {
+                        SessionSecret::new(
+                            &secret.spec,
+                            secret.placeholder.clone(),
+                            Some(secret.value.clone()),
+                        )
+                    })
+                    .collect(),
+            ),
         },
         token,
     )
@@ -340,10 +353,12 @@ fn session_policy(
     .context("the session's rules do not load")
 }
 
-/// What a session decides by: its policy, and the rules file its "forever" answers go to.
+/// What a session's proxy goes by: its policy, the rules file its "forever" answers go to, and
+/// the secrets it puts into requests.
 struct SessionRules {
     policy: WatchedPolicy,
     file: PathBuf,
+    secrets: Secrets,
 }
 
 /// Opens the session's listeners inside its container's network namespace, starts serving
@@ -362,6 +377,7 @@ async fn serve(
     let SessionRules {
         policy,
         file: rules_file,
+        secrets,
     } = rules;
     let id = info.id.clone();
     let process = agent
@@ -444,6 +460,7 @@ async fn serve(
         idle_timeout: IDLE_TIMEOUT,
         upstream_keep: UPSTREAM_KEEP,
         upstream_connections: crate::proxy::kept_upstream::proxy_upstreams(),
+        secrets,
     });
     let names = Arc::new(SyntheticAddresses::default());
     let canary = Arc::new(Notify::new());
@@ -720,11 +737,9 @@ async fn adopt(
         &agent.settings.config_path.display().to_string(),
     )?;
     let token_var = format!("{}=", agent.settings.config.defaults.control.token_env_var);
-    let token = agent
-        .docker
-        .env(container_id)
-        .await?
-        .into_iter()
+    let environment = agent.docker.env(container_id).await?;
+    let token = environment
+        .iter()
         .find_map(|entry| entry.strip_prefix(&token_var).map(str::to_owned))
         .ok_or_else(|| anyhow!("the container has no control token"))?;
     let info = SessionInfo {
@@ -772,6 +787,7 @@ async fn adopt(
         harness: harness.map(|harness| harness.name.to_owned()),
     };
     let policy = session_policy(agent, policy, owner_uid)?;
+    let secrets = adopted_secrets(config, labels, &environment);
     let (session, _canary) = serve(
         agent,
         config,
@@ -781,12 +797,37 @@ async fn adopt(
         SessionRules {
             policy,
             file: rules_file,
+            secrets,
         },
         &token,
     )
     .await?;
     session.control.ready.store(true, Ordering::Release);
     Ok(())
+}
+
+/// The secrets of a session adopted after a restart: its placeholders (from its container's
+/// environment, for the secrets its label names), without their values, which the agent kept in
+/// memory only: a request that carries one is refused, saying so.
+fn adopted_secrets(
+    config: &Config,
+    labels: &std::collections::HashMap<String, String>,
+    environment: &[String],
+) -> Secrets {
+    let named = labels.get(label::SECRETS).map_or("", String::as_str);
+    let secrets = named
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .filter_map(|(name, variable)| {
+            let spec = config.secrets.iter().find(|spec| spec.name == name)?;
+            let prefix = format!("{variable}=");
+            let placeholder = environment
+                .iter()
+                .find_map(|entry| entry.strip_prefix(&prefix))?;
+            Some(SessionSecret::new(spec, placeholder.to_owned(), None))
+        })
+        .collect();
+    Secrets::new(secrets)
 }
 
 /// The hosts a session's proxy splices without terminating TLS: the config's and the

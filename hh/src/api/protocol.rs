@@ -118,6 +118,21 @@ pub struct StartSession {
     /// git mode: the repository's `origin`, where the session may push (no password).
     #[serde(default)]
     pub git_origin: Option<String>,
+    /// The client's values of the config's `[[secrets]]`, by name: the proxy's to put into
+    /// requests; the session gets placeholders.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretValue>,
+}
+
+/// A secret's value: never shown (`Debug` says `[redacted]`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretValue(pub String);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 /// A command to run in a session (`hh shell`, `hh attach`), as the session's own user, in

@@ -180,6 +180,7 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
         limits: Limits::default(),
         idle_timeout: Duration::from_secs(options.idle_timeout),
         upstream_keep: Duration::from_secs(options.upstream_keep),
+        secrets: crate::proxy::secrets::Secrets::default(),
         upstream_connections: crate::proxy::kept_upstream::proxy_upstreams(),
     });
     let listener = tokio::net::TcpListener::bind(options.listen)

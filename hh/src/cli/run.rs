@@ -81,6 +81,7 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
         harness: Some(harness.name.to_owned()),
         git_clone: clone_path.clone(),
         git_origin: clone.as_ref().and_then(|clone| clone.origin.clone()),
+        secrets: super::session::secret_values(config),
     }))
     .inspect_err(|_| {
         if let Some(clone) = &clone_path {

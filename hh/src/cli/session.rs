@@ -133,6 +133,7 @@ fn start_with_clone(
         harness: harness.map(|harness| harness.name.to_owned()),
         git_clone: clone.map(std::path::Path::to_path_buf),
         git_origin: prepared.and_then(|prepared| prepared.origin.clone()),
+        secrets: secret_values(config),
     };
     let info = match call(ClientRequest::StartSession(request)).inspect_err(|_| discard_clone())? {
         Reply::Session(info) => info,
@@ -392,6 +393,7 @@ pub(super) fn passthrough_env(
     let mut env: BTreeMap<String, String> = configured
         .iter()
         .chain(credentials)
+        .filter(|name| !is_secret_variable(config, name))
         .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
         .collect();
     // git_identity is on unless a config says otherwise.
@@ -402,6 +404,33 @@ pub(super) fn passthrough_env(
         env.extend(crate::git_identity::env(dir));
     }
     env
+}
+
+/// Whether `name` holds one of the config's `[[secrets]]`: its value goes as a secret, never
+/// as an environment variable of the session.
+fn is_secret_variable(config: Option<&crate::config::Config>, name: &str) -> bool {
+    config.is_some_and(|config| config.secrets.iter().any(|secret| secret.env == name))
+}
+
+/// Your values of the config's `[[secrets]]` (those set in your environment), by name: the
+/// agent's proxy puts them into the requests they may go in; the session sees placeholders.
+pub(crate) fn secret_values(
+    config: Option<&crate::config::Config>,
+) -> BTreeMap<String, crate::api::protocol::SecretValue> {
+    config
+        .map(|config| config.secrets.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|secret| {
+            let value = std::env::var(&secret.env)
+                .ok()
+                .filter(|value| !value.is_empty())?;
+            Some((
+                secret.name.clone(),
+                crate::api::protocol::SecretValue(value),
+            ))
+        })
+        .collect()
 }
 
 fn is_missing_file(error: &anyhow::Error) -> bool {

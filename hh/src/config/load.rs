@@ -128,6 +128,18 @@ pub enum ConfigErrorKind {
     HarnessName { name: String },
     #[error("a command of at least one word is needed")]
     EmptyCommand,
+    #[error(
+        "secret name `{name}` must be lowercase letters, digits, `-` or `_` (at most 40) and unique"
+    )]
+    SecretName { name: String },
+    #[error("`{value}` is not a header name (a token, written in lowercase)")]
+    HeaderName { value: String },
+    #[error("`{value}` must start with `/`")]
+    PathPrefix { value: String },
+    #[error("a secret needs at least one host it may be sent to")]
+    NoHosts,
+    #[error("`{name}` holds another secret already")]
+    SecretVariable { name: String },
     #[error("applies to a workspace in git mode only: add `mode = \"git\"`, or remove the key")]
     GitModeOnly,
     #[error("say why the file may be in the workspace")]
@@ -406,14 +418,16 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
         }
     }
 
-    for workspace in &config.workspaces {
+    check_secrets(&config.secrets, &invalid)?;
+
+    for (index, workspace) in config.workspaces.iter().enumerate() {
         if workspace
             .pre_start
             .as_ref()
             .is_some_and(|command| command.trim().is_empty())
         {
             return Err(invalid(
-                format!("workspaces.{}.pre_start", workspace.name),
+                format!("workspaces[{index}].pre_start"),
                 ConfigErrorKind::EmptyCommand,
             ));
         }
@@ -424,13 +438,13 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
             ];
             if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
                 return Err(invalid(
-                    format!("workspaces.{}.{key}", workspace.name),
+                    format!("workspaces[{index}].{key}"),
                     ConfigErrorKind::GitModeOnly,
                 ));
             }
         }
         for (i, allowed) in workspace.sensitive_allow.iter().enumerate() {
-            let key = format!("workspaces.{}.sensitive_allow[{i}]", workspace.name);
+            let key = format!("workspaces[{index}].sensitive_allow[{i}]");
             if !is_plain_relative(&allowed.path) {
                 return Err(invalid(
                     format!("{key}.path"),
@@ -613,6 +627,77 @@ pub fn expand(path: &mut PathBuf, env: &Env) {
         text = format!("{home}/{rest}");
     }
     *path = PathBuf::from(text);
+}
+
+/// The `[[secrets]]`: names unique and plain, variables valid names, hosts patterns, header
+/// names tokens, path prefixes absolute.
+fn check_secrets(
+    secrets: &[super::schema::SecretSpec],
+    invalid: &impl Fn(String, ConfigErrorKind) -> ConfigError,
+) -> Result<(), ConfigError> {
+    for (i, secret) in secrets.iter().enumerate() {
+        let key = |field: &str| format!("secrets[{i}].{field}");
+        let plain = !secret.name.is_empty()
+            && secret.name.len() <= 40
+            && secret
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        let repeated = secrets[..i].iter().any(|other| other.name == secret.name);
+        if !plain || repeated {
+            return Err(invalid(
+                key("name"),
+                ConfigErrorKind::SecretName {
+                    name: secret.name.clone(),
+                },
+            ));
+        }
+        if !is_env_name(&secret.env) {
+            return Err(invalid(
+                key("env"),
+                ConfigErrorKind::EnvName {
+                    name: secret.env.clone(),
+                },
+            ));
+        }
+        if secrets[..i].iter().any(|other| other.env == secret.env) {
+            return Err(invalid(
+                key("env"),
+                ConfigErrorKind::SecretVariable {
+                    name: secret.env.clone(),
+                },
+            ));
+        }
+        if secret.hosts.is_empty() {
+            return Err(invalid(key("hosts"), ConfigErrorKind::NoHosts));
+        }
+        check_domains(&secret.hosts, &key("hosts"), invalid)?;
+        if let Some(header) = &secret.header {
+            let token = !header.is_empty()
+                && header.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
+                });
+            if !token {
+                return Err(invalid(
+                    key("header"),
+                    ConfigErrorKind::HeaderName {
+                        value: header.clone(),
+                    },
+                ));
+            }
+        }
+        if let Some(prefix) = &secret.path_prefix
+            && !prefix.starts_with('/')
+        {
+            return Err(invalid(
+                key("path_prefix"),
+                ConfigErrorKind::PathPrefix {
+                    value: prefix.clone(),
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Letters, digits and `_`, not starting with a digit (POSIX.1 §8.1, portable names).
@@ -997,6 +1082,38 @@ canonical_path = "~/src/hh"
             (
                 "version = 1\n[[workspaces]]\nname = \"w\"\ncanonical_path = \"/w\"\nprotected_paths = [\".git/config\", \"../x\"]\n",
                 "hh.toml:5:35: `workspaces[0].protected_paths[1]`: `../x` is not a path inside the workspace",
+            ),
+            (
+                "version = 1\n[[secrets]]\nname = \"Key\"\nenv = \"K\"\nhosts = [\"a.test\"]\n",
+                "hh.toml:3:1: `secrets[0].name`: secret name `Key` must be lowercase",
+            ),
+            (
+                "version = 1\n[[secrets]]\nname = \"k\"\nenv = \"1K\"\nhosts = [\"a.test\"]\n",
+                "hh.toml:4:1: `secrets[0].env`: `1K` is not an environment variable name",
+            ),
+            (
+                "version = 1\n[[secrets]]\nname = \"k\"\nenv = \"K\"\nhosts = []\n",
+                "hh.toml:5:1: `secrets[0].hosts`: a secret needs at least one host",
+            ),
+            (
+                "version = 1\n[[secrets]]\nname = \"k\"\nenv = \"K\"\nhosts = [\"a.test\"]\nheader = \"X Key\"\n",
+                "hh.toml:6:1: `secrets[0].header`: `X Key` is not a header name",
+            ),
+            (
+                "version = 1\n[[secrets]]\nname = \"k\"\nenv = \"K\"\nhosts = [\"a.test\"]\npath_prefix = \"v1\"\n",
+                "hh.toml:6:1: `secrets[0].path_prefix`: `v1` must start with `/`",
+            ),
+            (
+                "version = 1\n[[secrets]]\nname = \"k\"\nenv = \"K\"\nhosts = [\"a.test\"]\n[[secrets]]\nname = \"j\"\nenv = \"K\"\nhosts = [\"a.test\"]\n",
+                "hh.toml:8:1: `secrets[1].env`: `K` holds another secret already",
+            ),
+            (
+                "version = 1\n[[workspaces]]\nname = \"w\"\ncanonical_path = \"/w\"\nsensitive_allow = [{ path = \"k.pem\", reason = \" \" }]\n",
+                "hh.toml:5:38: `workspaces[0].sensitive_allow[0].reason`: say why",
+            ),
+            (
+                "version = 1\n[[workspaces]]\nname = \"w\"\ncanonical_path = \"/w\"\ncommit_on_exit = true\n",
+                "hh.toml:5:1: `workspaces[0].commit_on_exit`: applies to a workspace in git mode only",
             ),
             (
                 "version = 1\n[defaults.containers]\nlocalhost_forwards = [11434, 28781]\n",

@@ -10,5 +10,5 @@ pub mod starter;
 pub use load::{CONFIG_FILE_NAME, ConfigError, ConfigErrorKind, Env, load};
 pub use schema::{
     Config, Containers, Control, Cpus, Defaults, Manager, Memory, Mount, MountMode, Profile, Proxy,
-    Workspace, WorkspaceMode,
+    SecretSpec, Workspace, WorkspaceMode,
 };

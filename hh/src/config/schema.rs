@@ -40,6 +40,29 @@ pub struct Config {
     pub harnesses: BTreeMap<String, HarnessConfig>,
     #[serde(default)]
     pub workspaces: Vec<Workspace>,
+    /// Secrets the session never sees: it gets a placeholder, the proxy puts the real value
+    /// into the requests it may go in ([`crate::proxy::secrets`]).
+    #[serde(default)]
+    pub secrets: Vec<SecretSpec>,
+}
+
+/// A secret kept out of sessions: where its value comes from and where it may go.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// Its name (lowercase letters, digits, `-`, `_`), for messages and the audit log.
+    pub name: String,
+    /// The variable that holds it in the `hh` client's environment; in the session the same
+    /// variable holds the placeholder.
+    pub env: String,
+    /// The hosts it may be sent to (`host` or `*.suffix`), over HTTPS.
+    pub hosts: Vec<String>,
+    /// The one header it may be sent in (`x-api-key`, `authorization`); any header when unset.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Only in requests under this path (`/v1/`).
+    #[serde(default)]
+    pub path_prefix: Option<String>,
 }
 
 fn default_docker_dir() -> PathBuf {

@@ -105,6 +105,17 @@ env = {}
 # protected_paths = [".envrc"]   # read-only in this template's sessions, besides the workspace's
 # localhost_forwards = [{ container_port = 11434, host_port = 11434 }]
 
+# Secrets sessions never see: the variable is read from your environment when you start a
+# session; the session gets a placeholder in it, which the proxy replaces with the value only in
+# HTTPS requests to the hosts named (in the header named, under the path prefix); a placeholder
+# sent anywhere else is refused and audited.
+# [[secrets]]
+# name = "anthropic"
+# env = "ANTHROPIC_API_KEY"
+# hosts = ["api.anthropic.com"]
+# header = "x-api-key"
+# path_prefix = "/v1/"
+
 # Workspaces: a name and the directory handed to the session. Its network rules live in
 # CANONICAL_PATH/harness-rules.toml; sessions run the version you last trusted
 # (`hh rules status` / `hh rules trust`). Paths under ~/.ssh, ~/.gnupg and /etc are refused.

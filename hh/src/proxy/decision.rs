@@ -641,6 +641,14 @@ impl Ticket {
         self.record.rule = Some(format!("ssrf guard: {reason}"));
         send_decision(&self.events, &self.record);
     }
+
+    /// The allowed request was refused before it was sent, for `why` (a secret's placeholder
+    /// where the secret may not go): the line says deny, with why.
+    pub fn refused_by(&mut self, why: String) {
+        self.record.decision = audit::Decision::Deny;
+        self.record.rule = Some(why);
+        send_decision(&self.events, &self.record);
+    }
 }
 
 impl Drop for Ticket {

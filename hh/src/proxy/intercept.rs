@@ -343,11 +343,26 @@ async fn handle(tunnel: &Tunnel<'_>, request: HttpRequest<Incoming>) -> Response
         query: request.uri().query().map(str::to_owned),
         body,
     };
-    let (ruling, ticket) = proxy.engine.decide_sending(&decided, outgoing).await;
+    let (ruling, mut ticket) = proxy.engine.decide_sending(&decided, outgoing).await;
     if !ruling.allowed {
         return text(
             StatusCode::FORBIDDEN,
             proxy.engine.denial_text(&decided, &ruling),
+        );
+    }
+    let mut request = request;
+    let https = tunnel.scheme == Scheme::Https;
+    let (uri, headers) = (request.uri().clone(), request.headers_mut());
+    if let Err(why) = proxy.secrets.fill(&decided, https, &uri, headers) {
+        tracing::warn!(host = %host, %why, "a secret's placeholder where it may not go; refused");
+        ticket.refused_by(format!("secret: {why}"));
+        return text(
+            StatusCode::FORBIDDEN,
+            format!(
+                "hh blocked {}\n{why}\nNo rule allows it: the [[secrets]] entry of the config \
+                 says where the secret may go.\n",
+                super::decision::describe(&decided)
+            ),
         );
     }
     let named = ruling.grants_dial(host);

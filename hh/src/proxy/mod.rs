@@ -11,6 +11,7 @@
 //! - [`approvals_api`]: `hh proxy --api-socket`: approvals served to `hh approvals` and the TUI.
 //! - [`decision`]: the one decision per request (policy, ask with timeout, audit, 403 text).
 //! - [`push_guard`]: git mode: pushes only to the workspace's origin, before any rule.
+//! - [`secrets`]: credential injection: placeholders in the session, values put in by the proxy.
 //! - [`explicit`]: the explicit-proxy front door (`hh proxy`): CONNECT and absolute-form.
 //! - [`transparent`]: the agent's front door: connections the eBPF programs redirected.
 //! - [`intercept`]: per-request decisions inside a tunnel (TLS terminated, or plain HTTP/1).
@@ -40,6 +41,7 @@ pub mod kept_upstream;
 pub mod pipeline;
 pub mod push_guard;
 pub mod relay;
+pub mod secrets;
 pub mod ssrf;
 pub mod state;
 pub mod transparent;

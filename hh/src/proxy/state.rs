@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Semaphore;
 
-use super::{decision::DecisionEngine, http1::Limits, upstream::Upstream};
+use super::{decision::DecisionEngine, http1::Limits, secrets::Secrets, upstream::Upstream};
 use crate::tls::leaf::LeafCache;
 
 /// How long any side may stay silent: a request head, a tunnel's first byte, a body, a response.
@@ -27,4 +27,6 @@ pub struct Proxy {
     /// This proxy's bound on open upstream connections
     /// ([`super::kept_upstream::proxy_upstreams`]).
     pub upstream_connections: Arc<Semaphore>,
+    /// The session's secrets, put into the requests they may go in ([`super::secrets`]).
+    pub secrets: Secrets,
 }

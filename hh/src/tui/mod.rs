@@ -184,8 +184,14 @@ fn perform(
                 .loaded_config()
                 .map(|c| c.defaults.containers.env_passthrough.clone())
                 .unwrap_or_default();
+            let secrets = crate::cli::session::secret_values(app.loaded_config());
             let mut env: BTreeMap<String, String> = names
                 .into_iter()
+                .filter(|name| {
+                    !app.loaded_config().is_some_and(|config| {
+                        config.secrets.iter().any(|secret| &secret.env == name)
+                    })
+                })
                 .filter_map(|name| std::env::var(&name).ok().map(|value| (name, value)))
                 .collect();
             let config = app.loaded_config();
@@ -222,6 +228,7 @@ fn perform(
                 harness: None,
                 git_clone: git_clone.as_ref().map(|prepared| prepared.path.clone()),
                 git_origin: git_clone.and_then(|prepared| prepared.origin),
+                secrets,
             }));
         }
         Effect::StopGitSession(info) => {
