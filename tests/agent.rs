@@ -678,3 +678,60 @@ fn a_session_grant_is_its_owners_alone_and_ends_with_the_session() {
     agent.terminate();
     world.assert_nothing_left();
 }
+
+/// `hh rules suggest`: what a session was denied for want of a rule (prompts no one
+/// answered) comes back as the fewest host rules that would have admitted it — not what a deny
+/// rule refused, not another user's — and `--apply 1` puts one in force at once.
+#[test]
+fn rules_are_suggested_from_what_was_denied_and_one_applies_at_once() {
+    if !require_root("rules suggest") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("rs");
+    let agent = world.agent();
+    let id = world.start_session();
+    for path in ["/one", "/two"] {
+        // No rule, no answer within the agent's 1 s: denied.
+        let (_, out) = world.shell(&id, &["curl", "-sS", &world.url("unknown.test", path)]);
+        assert!(out.contains("hh blocked"), "{out}");
+    }
+    let (_, out) = world.shell(&id, &["curl", "-sS", &world.url("denied.test", "/")]);
+    assert!(out.contains("hh blocked"), "{out}");
+    let listed = world.hh(&["rules", "suggest", "--workspace", "demo", "--json"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let suggestions: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let port = world.upstream.tls_port;
+    assert_eq!(suggestions.len(), 1, "{suggestions:?}");
+    assert_eq!(
+        suggestions[0]["rule"],
+        format!("domain=unknown.test path=* port={port}")
+    );
+    assert_eq!(suggestions[0]["covers"], 2);
+    let other = support::users::TestUser::create("r", &[&world.socket_group]);
+    let theirs = world.hh_as(
+        &other,
+        &["rules", "suggest", "--workspace", "demo", "--json"],
+    );
+    assert_eq!(String::from_utf8_lossy(&theirs.stdout).trim(), "[]");
+
+    let applied = world.hh(&["rules", "suggest", "--workspace", "demo", "--apply", "1"]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("(in force)"));
+    let rules = std::fs::read_to_string(world.rules_file()).unwrap();
+    assert!(rules.contains("this comment must survive"), "{rules}");
+    let (code, out) = world.shell(&id, &["curl", "-sS", &world.url("unknown.test", "/three")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("upstream saw GET /three"), "{out}");
+    let stopped = world.hh(&["session", "stop", &id]);
+    assert!(stopped.status.success());
+    agent.terminate();
+    world.assert_nothing_left();
+}

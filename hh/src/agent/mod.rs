@@ -119,7 +119,22 @@ pub struct Agent {
     building: Mutex<std::collections::HashSet<u32>>,
     /// The config file as requests read it.
     config: Arc<live_config::LiveConfig>,
+    /// The latest requests denied for want of a rule, for `hh rules suggest`.
+    denials: Mutex<std::collections::VecDeque<Denial>>,
 }
+
+/// A request of a session denied for want of a rule: no one answered its prompt, or a person
+/// denied it once (not one a rule, a guard or a secret refused).
+#[derive(Clone, Debug)]
+pub struct Denial {
+    pub time_ms: u64,
+    pub owner_uid: u32,
+    pub workspace: String,
+    pub request: crate::rules::Request,
+}
+
+/// How many denials the agent remembers (the oldest go first).
+const DENIALS_KEPT: usize = 4096;
 
 impl Agent {
     /// Loads the programs, the CA and the session files, and adopts sessions a previous agent
@@ -208,6 +223,7 @@ impl Agent {
             trust,
             building: Mutex::new(std::collections::HashSet::new()),
             config,
+            denials: Mutex::new(std::collections::VecDeque::new()),
         });
         tokio::spawn(count_decisions(
             Arc::downgrade(&agent),
@@ -325,9 +341,84 @@ async fn count_decisions(agent: std::sync::Weak<Agent>, mut events: broadcast::R
         let Some(agent) = agent.upgrade() else {
             return;
         };
-        if let Some(session) = agent.sessions().get(&decision.session) {
-            session.count(decision.decision == "allow");
+        let Some(session) = agent.sessions().get(&decision.session).cloned() else {
+            continue;
+        };
+        session.count(decision.decision == "allow");
+        if let Some(request) = wanting_a_rule(&decision) {
+            let (owner_uid, workspace) = {
+                let info = session
+                    .info
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                (info.owner_uid, info.workspace.clone())
+            };
+            let mut denials = agent
+                .denials
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if denials.len() == DENIALS_KEPT {
+                denials.pop_front();
+            }
+            denials.push_back(Denial {
+                time_ms: decision.time_ms,
+                owner_uid,
+                workspace,
+                request,
+            });
         }
+    }
+}
+
+/// The request of a denial that no rule decided (a prompt unanswered, denied once, or not
+/// asked for too many waiting), as the proxy decided it; `None` for any other decision.
+fn wanting_a_rule(decision: &crate::api::protocol::DecisionEvent) -> Option<crate::rules::Request> {
+    use crate::rules::{Host, HttpTarget, Method, NormPath, Request};
+    let asked = decision.rule.as_deref().is_some_and(|rule| {
+        matches!(
+            rule,
+            "ask: timed out" | "ask: denied once by a person" | "ask: too many pending approvals"
+        )
+    });
+    if decision.decision != "deny" || !asked {
+        return None;
+    }
+    let http = match (&decision.method, &decision.path) {
+        (Some(method), Some(path)) => Some(HttpTarget {
+            method: Method::parse(method).ok()?,
+            path: NormPath::parse(path).ok()?,
+        }),
+        _ => None,
+    };
+    Some(Request {
+        host: Host::parse(&decision.host).ok()?,
+        port: decision.port,
+        http,
+    })
+}
+
+impl Agent {
+    /// The rules that would have admitted `workspace`'s requests of `uid`'s sessions (root:
+    /// everyone's) denied for want of one since `since_ms`.
+    pub fn suggest_rules(
+        &self,
+        uid: Option<u32>,
+        workspace: &str,
+        since_ms: u64,
+    ) -> Vec<crate::rules::suggest::Suggestion> {
+        let denied: Vec<crate::rules::Request> = self
+            .denials
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .filter(|denial| {
+                denial.workspace == workspace
+                    && denial.time_ms >= since_ms
+                    && uid.is_none_or(|uid| denial.owner_uid == uid)
+            })
+            .map(|denial| denial.request.clone())
+            .collect();
+        crate::rules::suggest::suggest(&denied)
     }
 }
 

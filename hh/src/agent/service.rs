@@ -97,6 +97,30 @@ async fn handle(agent: &Arc<Agent>, peer: Peer, request: ClientRequest) -> Reply
                 .filter(|pending| session_owned_by(agent, &peer, &pending.session))
                 .collect(),
         },
+        ClientRequest::SuggestRules {
+            workspace,
+            since_secs,
+        } => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| {
+                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+                });
+            let since_ms =
+                since_secs.map_or(0, |secs| now_ms.saturating_sub(secs.saturating_mul(1000)));
+            let uid = (!peer.is_root()).then_some(peer.uid);
+            Reply::Suggestions {
+                suggestions: agent
+                    .suggest_rules(uid, &workspace, since_ms)
+                    .into_iter()
+                    .map(|suggestion| crate::api::protocol::SuggestedRule {
+                        rule: suggestion.rule.to_string(),
+                        covers: suggestion.covers as u64,
+                        examples: suggestion.examples,
+                    })
+                    .collect(),
+            }
+        }
         ClientRequest::ListGrants {} => Reply::Grants {
             grants: agent
                 .approvals

@@ -42,6 +42,14 @@ pub enum ClientRequest {
     ListGrants {},
     /// End one of them now.
     RevokeGrant { id: u64 },
+    /// Rules that would have admitted the workspace's requests of the caller's sessions that
+    /// were denied for want of a rule (no one answered, or a person denied them once), in the
+    /// last `since_secs` seconds (all the agent remembers when absent).
+    SuggestRules {
+        workspace: String,
+        #[serde(default)]
+        since_secs: Option<u64>,
+    },
     /// Stream [`Event`]s of the caller's sessions until the client closes the socket.
     Subscribe {},
     /// Run a command in one of the caller's sessions; after `Reply::Ok` the connection carries
@@ -82,6 +90,7 @@ impl ClientRequest {
             ClientRequest::Answer { .. } => "answer",
             ClientRequest::ListGrants {} => "list_grants",
             ClientRequest::RevokeGrant { .. } => "revoke_grant",
+            ClientRequest::SuggestRules { .. } => "suggest_rules",
             ClientRequest::Subscribe {} => "subscribe",
             ClientRequest::Exec(_) => "exec",
             ClientRequest::RulesStatus { .. } => "rules_status",
@@ -174,6 +183,9 @@ pub enum Reply {
     },
     Grants {
         grants: Vec<GrantInfo>,
+    },
+    Suggestions {
+        suggestions: Vec<SuggestedRule>,
     },
     Rules {
         files: Vec<RulesFileStatus>,
@@ -409,6 +421,17 @@ impl GrantFor {
             _ => None,
         }
     }
+}
+
+/// A rule [`ClientRequest::SuggestRules`] proposes, and what it would have admitted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestedRule {
+    pub rule: String,
+    /// How many of the denied requests it covers.
+    pub covers: u64,
+    /// A few of them (`METHOD host:port/path`).
+    pub examples: Vec<String>,
 }
 
 /// A grant in force: requests of `session` its `rule` covers are allowed without asking.

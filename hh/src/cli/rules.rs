@@ -1,11 +1,14 @@
-//! `hh rules check|add|status|trust|migrate`: the policy from a script's point of view.
+//! `hh rules check|add|suggest|status|trust|migrate`: the policy from a script's point of
+//! view.
 //!
 //! `check` prints `allow`, `deny` or `ask` and the deciding rule, and exits 0, 1 or 2 (3 for
 //! an error), so scripts and the test suites can lean on it; it reads the files as they are.
 //! `add` validates rules and appends them the way "allow forever" / "deny forever" do: through
 //! the agent, which puts them in force at once. `status` and `trust` show and accept changes to
 //! a workspace's rules files that no hh wrote (`rules::trust`); `migrate` moves a workspace's
-//! `.hh/harness-rules.toml` to its root.
+//! `.hh/harness-rules.toml` to its root. `suggest` asks the agent which rules would have
+//! admitted what was denied for want of one ([`crate::rules::suggest`]), and `--apply N` adds
+//! one as `add` does.
 
 use std::{
     io::IsTerminal as _,
@@ -48,6 +51,41 @@ pub enum RulesCommand {
     Trust(TrustOptions),
     /// Move the workspace's .hh/harness-rules.toml to harness-rules.toml at its root.
     Migrate(MigrateOptions),
+    /// The rules that would have admitted what your sessions of a workspace were denied for
+    /// want of a rule (none broader than a host), most-covering first; --apply N adds one.
+    Suggest(SuggestOptions),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SuggestOptions {
+    #[arg(long, value_name = "NAME")]
+    pub workspace: String,
+    /// Only denials this recent: 90s, 30m, 2h, 1d (default: all the agent remembers).
+    #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+    pub since: Option<u64>,
+    /// Add suggestion N (as listed) to the workspace's rules, in force at once.
+    #[arg(long, value_name = "N")]
+    pub apply: Option<usize>,
+    #[arg(long, conflicts_with = "apply")]
+    pub json: bool,
+}
+
+/// `90s`, `30m`, `2h`, `1d` as seconds.
+fn parse_since(text: &str) -> Result<u64, String> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: give a number and s, m, h or d (30m)")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .filter(|number| *number > 0)
+        .map(|number| number * scale)
+        .ok_or_else(|| format!("`{text}`: give a number and s, m, h or d (30m)"))
 }
 
 #[derive(clap::Args, Debug)]
@@ -128,7 +166,69 @@ pub fn run(options: &Options, config: Option<&Path>) -> anyhow::Result<ExitCode>
         RulesCommand::Status(status) => run_status(status),
         RulesCommand::Trust(trust) => run_trust(trust),
         RulesCommand::Migrate(migrate) => run_migrate(migrate, config),
+        RulesCommand::Suggest(suggest) => run_suggest(suggest),
     }
+}
+
+fn run_suggest(options: &SuggestOptions) -> anyhow::Result<ExitCode> {
+    let request = ClientRequest::SuggestRules {
+        workspace: options.workspace.clone(),
+        since_secs: options.since,
+    };
+    let suggestions = client_runtime()?.block_on(async {
+        let mut client = Client::connect(&socket_path()).await?;
+        match client.call(&request).await? {
+            Reply::Suggestions { suggestions } => Ok::<_, anyhow::Error>(suggestions),
+            other => bail!("unexpected reply from the agent: {other:?}"),
+        }
+    })?;
+    if let Some(n) = options.apply {
+        let Some(chosen) = n.checked_sub(1).and_then(|index| suggestions.get(index)) else {
+            bail!(
+                "no suggestion {n}: there are {} (`hh rules suggest --workspace {}` lists them)",
+                suggestions.len(),
+                options.workspace
+            );
+        };
+        let rule = Rule::parse(&chosen.rule).with_context(|| format!("rule `{}`", chosen.rule))?;
+        return match add_through_agent(&options.workspace, Action::Allow, &[rule])? {
+            Some(code) => Ok(code),
+            None => bail!("no agent answered at {}", socket_path().display()),
+        };
+    }
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&suggestions)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if suggestions.is_empty() {
+        println!(
+            "nothing was denied for want of a rule in workspace {}'s sessions{}",
+            options.workspace,
+            if options.since.is_some() {
+                " in that time"
+            } else {
+                ""
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, suggestion) in suggestions.iter().enumerate() {
+        println!(
+            "{:>3}  allow '{}'  covers {} denied request{}",
+            i + 1,
+            suggestion.rule,
+            suggestion.covers,
+            if suggestion.covers == 1 { "" } else { "s" }
+        );
+        for example in &suggestion.examples {
+            println!("       {example}");
+        }
+    }
+    println!(
+        "(`hh rules suggest --workspace {} --apply N` adds one, in force at once)",
+        options.workspace
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -447,4 +547,20 @@ fn run_migrate(options: &MigrateOptions, config_path: Option<&Path>) -> anyhow::
         options.workspace
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_a_number_and_a_unit() {
+        assert_eq!(parse_since("90s"), Ok(90));
+        assert_eq!(parse_since("30m"), Ok(1800));
+        assert_eq!(parse_since("2h"), Ok(7200));
+        assert_eq!(parse_since("1d"), Ok(86_400));
+        for bad in ["", "h", "0m", "5", "-1h", "1w", "1.5h"] {
+            assert!(parse_since(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -40,10 +40,7 @@ use tokio::{
 
 use crate::{
     api::protocol::{Answer, BodySize, Event, GrantFor, GrantInfo, PendingApproval},
-    rules::{
-        Action, DomainPattern, Host, Layer, LayerRules, PathPattern, Policy, Request, Rule,
-        RuleError, Verdict, WEB_PORTS,
-    },
+    rules::{Action, Host, Layer, LayerRules, Policy, Request, Rule, RuleError, Verdict},
 };
 
 /// How many distinct prompts of one session may wait at once unless told otherwise.
@@ -566,22 +563,7 @@ fn host_loopback(host: &Host) -> bool {
     }
 }
 
-/// The narrowest rule worth keeping for `request`'s host: that exact host, and its port unless
-/// it is a web port (an allow rule without `port` admits exactly 80 and 443; a deny rule
-/// without `port` denies every port, so it covers this one too).
-///
-/// For a parsed request on another port, the rule says `path=*`: it admits the host's HTTP there
-/// and makes the port a web port of the host, so it does not also admit raw TCP (bytes that are
-/// neither TLS nor HTTP) to it, which the person answering was not asked about.
-pub fn suggested_rule(request: &Request) -> Rule {
-    let web_port = WEB_PORTS.contains(&request.port);
-    Rule {
-        domains: Some(vec![DomainPattern::Exact(request.host.clone())]),
-        ports: (!web_port).then(|| vec![request.port]),
-        paths: (request.http.is_some() && !web_port).then(|| vec![PathPattern::any()]),
-        ..Rule::default()
-    }
-}
+pub use crate::rules::suggest::suggested_rule;
 
 /// Parses `text` and checks that, as an `action` rule, it decides `question`'s request that
 /// way on its own.

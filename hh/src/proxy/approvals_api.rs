@@ -81,6 +81,7 @@ impl Service for ApprovalsService {
             | ClientRequest::StopSession { .. }
             | ClientRequest::RulesStatus { .. }
             | ClientRequest::TrustRules { .. }
+            | ClientRequest::SuggestRules { .. }
             | ClientRequest::AddRule { .. } => Reply::Error {
                 message: "this is a standalone hh proxy: it has no sessions, only approvals \
                           (start sessions with `hh agent`)"

@@ -11,6 +11,7 @@
 //! - [`policy`]: [`Policy`], every layer compiled into an index, and [`Policy::decide`].
 //! - [`file`]: `harness-rules.toml` text: read it, append to it keeping its formatting.
 //! - [`store`]: the files on disk: locked atomic append, [`WatchedPolicy`] reloading on change.
+//! - [`suggest`]: the rule a prompt suggests, and rules proposed from what was denied.
 //!
 //! # Use
 //! ```
@@ -34,6 +35,7 @@ pub mod grammar;
 pub mod host;
 pub mod policy;
 pub mod store;
+pub mod suggest;
 pub mod trust;
 
 pub use canonical::{HttpTarget, Method, MethodError, NormPath, PathError, Request, UrlError};

@@ -813,6 +813,7 @@ fn request_name(request: &ClientRequest) -> &'static str {
         ClientRequest::Answer { .. } => "answer",
         ClientRequest::ListGrants {} => "list grants",
         ClientRequest::RevokeGrant { .. } => "revoke grant",
+        ClientRequest::SuggestRules { .. } => "suggest rules",
         ClientRequest::Subscribe {} => "subscribe",
         ClientRequest::Exec(_) => "exec",
         ClientRequest::RulesStatus { .. } => "rules status",
