@@ -238,11 +238,69 @@ fn named(name: &str) -> Option<String> {
     Some(name.to_owned())
 }
 
+/// The marker that makes the Anthropic stand-in ask to run a shell command: a prompt saying
+/// `RUN-TOOL: CMD` gets a `tool_use` of the `Bash` tool with CMD, until a tool result comes
+/// back (which the test then reads from [`LlmStandIn::seen`]).
+pub const RUN_TOOL: &str = "RUN-TOOL: ";
+
+/// The command a request's prompt asks the stand-in to run, when it has no tool result yet.
+fn tool_wanted(request: &Value) -> Option<String> {
+    let text = request["messages"].to_string();
+    if text.contains("\"tool_result\"") {
+        return None;
+    }
+    let start = text.find(RUN_TOOL)? + RUN_TOOL.len();
+    let command: String = text[start..]
+        .chars()
+        .take_while(|c| *c != '"' && *c != '\\')
+        .collect();
+    Some(command)
+}
+
 fn anthropic(request: &Value, gap: Duration) -> Response<Body> {
     let model = request["model"]
         .as_str()
         .unwrap_or("claude-standin")
         .to_owned();
+    if let Some(command) = tool_wanted(request)
+        && request["stream"].as_bool() == Some(true)
+    {
+        let input = json!({"command": command, "description": "run what was asked"}).to_string();
+        return sse(
+            vec![
+                (
+                    named("message_start"),
+                    json!({"type": "message_start", "message": {
+                    "id": "msg_tool", "type": "message", "role": "assistant", "model": model,
+                    "content": [], "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+                ),
+                (
+                    named("content_block_start"),
+                    json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "tool_use", "id": "toolu_standin", "name": "Bash",
+                    "input": {}}}),
+                ),
+                (
+                    named("content_block_delta"),
+                    json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": input}}),
+                ),
+                (
+                    named("content_block_stop"),
+                    json!({"type": "content_block_stop", "index": 0}),
+                ),
+                (
+                    named("message_delta"),
+                    json!({"type": "message_delta",
+                    "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                    "usage": {"output_tokens": 5}}),
+                ),
+                (named("message_stop"), json!({"type": "message_stop"})),
+            ],
+            gap,
+        );
+    }
     if request["stream"].as_bool() != Some(true) {
         return json_response(&json!({
             "id": "msg_standin", "type": "message", "role": "assistant", "model": model,

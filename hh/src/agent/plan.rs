@@ -267,6 +267,16 @@ pub fn plan(
             MountMode::ReadOnly,
         )?);
     }
+    // The coding agents' guards, where they read a policy the session's user cannot change.
+    if config.defaults.containers.agent_guards {
+        binds.push(bind(
+            &context
+                .session_files
+                .join(super::session_files::CLAUDE_SETTINGS_FILE),
+            Path::new(super::session_files::CLAUDE_MANAGED_SETTINGS),
+            MountMode::ReadOnly,
+        )?);
+    }
     // The workspace's protected paths, then the template's that it does not list already.
     let mut wanted = workspace.protected_paths.clone();
     for path in &profile.protected_paths {
@@ -555,6 +565,13 @@ fn plan_secrets(
             value: value.clone(),
         });
     }
+    // Nor under another name (a harness's second credential variable holding the same key).
+    env.retain(|entry| {
+        let value = entry.split_once('=').map_or("", |(_, value)| value);
+        !planned
+            .iter()
+            .any(|secret| value.contains(secret.value.0.as_str()))
+    });
     Ok(planned)
 }
 

@@ -44,8 +44,19 @@ pub struct PublishError {
     source: io::Error,
 }
 
+/// The lowest port an unprivileged process of this host may listen on (`1024` unless the
+/// host's `net.ipv4.ip_unprivileged_port_start` says otherwise): the agent, root, listens for
+/// the session's owner only where they could themselves.
+fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(1024)
+}
+
 /// Binds each published port on the host, non-blocking.
 pub fn bind(ports: &[PublishedPort]) -> Result<Vec<(PublishedPort, TcpListener)>, PublishError> {
+    let first = unprivileged_port_start();
     ports
         .iter()
         .map(|port| {
@@ -53,6 +64,12 @@ pub fn bind(ports: &[PublishedPort]) -> Result<Vec<(PublishedPort, TcpListener)>
                 port: *port,
                 source,
             };
+            if port.host_port < first {
+                return Err(failed(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("this host lets only root listen below port {first}"),
+                )));
+            }
             let listener =
                 std::net::TcpListener::bind(SocketAddrV4::new(port.address, port.host_port))
                     .map_err(failed)?;

@@ -105,6 +105,73 @@ esac
     )
 }
 
+/// Under the session files: Claude Code's managed settings hh gives every session (mounted at
+/// [`CLAUDE_MANAGED_SETTINGS`], where Claude Code reads the policy no user setting overrides).
+pub const CLAUDE_SETTINGS_FILE: &str = "claude-managed-settings.json";
+
+/// Where Claude Code reads managed settings on Linux.
+pub const CLAUDE_MANAGED_SETTINGS: &str = "/etc/claude-code/managed-settings.json";
+
+/// The managed settings: deny rules for what reads environment variables, credential files and
+/// cloud metadata, and hh's PreToolUse hook for the tools that run commands or read files.
+/// A guard against an agent's mistakes and the plainest attempts, not the boundary: the
+/// boundary is the proxy (secrets are placeholders, metadata addresses are never dialed).
+fn claude_managed_settings() -> String {
+    let deny = [
+        "Bash(printenv:*)",
+        "Bash(env)",
+        "Bash(env:*)",
+        "Bash(export -p:*)",
+        "Bash(declare -x:*)",
+        "Bash(git credential:*)",
+        "Bash(git config --get credential:*)",
+        "Read(/proc/**/environ)",
+        "Read(./.env)",
+        "Read(./.env.*)",
+        "Read(**/.env)",
+        "Read(~/.aws/credentials)",
+        "Read(~/.git-credentials)",
+        "Read(~/.netrc)",
+        "WebFetch(domain:169.254.169.254)",
+        "WebFetch(domain:metadata.google.internal)",
+    ];
+    serde_json::to_string_pretty(&serde_json::json!({
+        "permissions": { "deny": deny },
+        "hooks": {
+            "PreToolUse": [{
+                "matcher": "Bash|Read|Grep|Glob|WebFetch|Edit|Write",
+                "hooks": [{ "type": "command", "command": "/opt/hh/bin/hh-tool-guard" }],
+            }],
+        },
+    }))
+    .expect("a JSON value serializes")
+}
+
+/// hh's PreToolUse hook: the tool call arrives as JSON on stdin; one that reads environment
+/// variables (`printenv`, `/proc/*/environ`), `.env` files, cloud or git credentials, or cloud
+/// metadata is refused (exit 2: the agent is told why, and the call does not run).
+const TOOL_GUARD: &str = r#"#!/bin/bash
+# hh-tool-guard: Claude Code's PreToolUse hook in hh sessions (see /etc/claude-code).
+call=$(head -c 1048576)
+reason=
+case "$call" in
+    *printenv*) reason="it reads the environment (printenv)" ;;
+    */proc/*environ*) reason="it reads a process's environment (/proc/*/environ)" ;;
+    *.aws/credentials*|*.git-credentials*|*.netrc*|*"git credential"*|*credential.helper*)
+        reason="it reads credentials" ;;
+    *169.254.169.254*|*metadata.google.internal*|*100.100.100.200*)
+        reason="it asks a cloud metadata service" ;;
+esac
+if [ -z "$reason" ] && [[ "$call" =~ (^|["/ ='])\.env(\.[A-Za-z0-9_.-]*)?(["' ]|$) ]]; then
+    reason="it reads a .env file"
+fi
+if [ -n "$reason" ]; then
+    echo "hh: blocked: $reason. In an hh session secrets stay out of the agent's reach; the proxy adds API keys to the requests they belong to." >&2
+    exit 2
+fi
+exit 0
+"#;
+
 /// Writes the files into `dir` (created 0755: containers run as the session's user and must
 /// read them) and returns it. Rewritten at every agent start, so they match this agent.
 pub fn write(dir: &Path, ca_pem: &str, token_var: &str) -> std::io::Result<PathBuf> {
@@ -116,6 +183,12 @@ pub fn write(dir: &Path, ca_pem: &str, token_var: &str) -> std::io::Result<PathB
         &dir.join("bin/killme"),
         killme_script(token_var).as_bytes(),
         0o755,
+    )?;
+    replace(&dir.join("bin/hh-tool-guard"), TOOL_GUARD.as_bytes(), 0o755)?;
+    replace(
+        &dir.join(CLAUDE_SETTINGS_FILE),
+        claude_managed_settings().as_bytes(),
+        0o644,
     )?;
     replace(&dir.join("ca.pem"), ca_pem.as_bytes(), 0o644)?;
     replace(

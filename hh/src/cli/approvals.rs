@@ -61,6 +61,7 @@ pub enum Breadth {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("lasting").args(["forever", "grant_for"])))]
 pub struct AnswerOptions {
     /// The approval's id, as `hh approvals` lists it.
     pub id: u64,
@@ -69,7 +70,7 @@ pub struct AnswerOptions {
     pub forever: bool,
     /// With --forever or --for: this rule instead of the suggested one; it must cover the
     /// held request.
-    #[arg(long, value_name = "RULE")]
+    #[arg(long, value_name = "RULE", requires = "lasting")]
     pub rule: Option<String>,
     /// Allow only: let such requests of the session through for 10m, 1h or the session,
     /// without asking and without writing a rule.
@@ -95,7 +96,6 @@ pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
             None => list(&mut client, options.json).await,
             Some(ApprovalsCommand::Allow(answer)) => {
                 let how = match (answer.forever, answer.grant_for) {
-                    (false, None) if answer.rule.is_some() => return Err(no_rule_once()),
                     (false, None) => Answer::AllowOnce,
                     (_, Some(duration)) => {
                         let rule = match answer.breadth {
@@ -127,9 +127,6 @@ pub fn run(options: &Options) -> anyhow::Result<ExitCode> {
                     return Err(ClientError::Refused(
                         "--for grants allow; a deny for a while is a deny rule (--forever)".into(),
                     ));
-                }
-                if !answer.forever && answer.rule.is_some() {
-                    return Err(no_rule_once());
                 }
                 let how = match answer.forever {
                     false => Answer::DenyOnce,
@@ -181,10 +178,6 @@ async fn send_answer(client: &mut Client, id: u64, answer: Answer) -> Result<(),
     }
 }
 
-fn no_rule_once() -> ClientError {
-    ClientError::Refused("--rule goes with --forever or --for".into())
-}
-
 /// The rule for held request `id` narrowed to its path or its directory.
 async fn narrowed_rule(
     client: &mut Client,
@@ -199,14 +192,26 @@ async fn narrowed_rule(
         .iter()
         .find(|approval| approval.id == id)
         .ok_or_else(|| ClientError::Refused(format!("no pending approval {id}")))?;
-    rule_of_breadth(approval, breadth)
-        .ok_or_else(|| ClientError::Refused(format!("approval {id} has no path to narrow to")))
+    rule_of_breadth(approval, breadth).ok_or_else(|| {
+        ClientError::Refused(format!(
+            "approval {id} has no path to narrow to, or one with characters the rule grammar \
+             reads (`,`, `*`, spaces…): give --rule"
+        ))
+    })
 }
 
 /// `approval`'s suggested rule with a path term: its exact path, or its directory and below.
-/// `None` for a request without a path (raw TCP).
+/// `None` for a request without a path (raw TCP), or whose path has a character other than
+/// letters, digits and `-._~/%@+`: the path is the session's to choose, and a `,`, `*` or space
+/// would make the rule say more than that path (`/x,*` is every path).
 fn rule_of_breadth(approval: &PendingApproval, breadth: Breadth) -> Option<String> {
     let path = approval.path.as_deref()?;
+    let plain = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~/%@+".contains(&b));
+    if !plain {
+        return None;
+    }
     let path = match breadth {
         Breadth::Host => return Some(approval.suggested_rule.clone()),
         Breadth::Path => path.to_owned(),
@@ -367,6 +372,49 @@ fn table(pending: &[PendingApproval], now_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pending_for_test() -> PendingApproval {
+        PendingApproval {
+            id: 1,
+            session: "s1".into(),
+            method: Some("GET".into()),
+            host: "a.test".into(),
+            path: Some("/".into()),
+            port: 443,
+            waiting: 1,
+            deadline_ms: 0,
+            rules_file: "rules.toml".into(),
+            layer: "workspace".into(),
+            suggested_rule: "domain=a.test".into(),
+            query: None,
+            body: BodySize::None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_grants_breadth_never_reads_the_sessions_path_as_rule_text() {
+        let approval = |path: &str, port: u16| PendingApproval {
+            path: Some(path.into()),
+            port,
+            ..pending_for_test()
+        };
+        assert_eq!(
+            rule_of_breadth(&approval("/pkg/a/b", 443), Breadth::Prefix).as_deref(),
+            Some("domain=a.test path=/pkg/a/*")
+        );
+        assert_eq!(
+            rule_of_breadth(&approval("/pkg/a", 8443), Breadth::Path).as_deref(),
+            Some("domain=a.test path=/pkg/a port=8443")
+        );
+        for hostile in ["/pkg/x,*", "/a b port=22", "/a*", "/a\tb", "/a=b"] {
+            assert_eq!(
+                rule_of_breadth(&approval(hostile, 443), Breadth::Path),
+                None,
+                "{hostile}"
+            );
+        }
+    }
 
     #[test]
     fn the_table_shows_each_prompt_on_one_aligned_line() {

@@ -136,7 +136,7 @@ pub enum ConfigErrorKind {
     HeaderName { value: String },
     #[error("`{value}` must start with `/`")]
     PathPrefix { value: String },
-    #[error("a secret needs at least one host it may be sent to")]
+    #[error("a secret needs at least one host it may be sent to, and `*` is every host")]
     NoHosts,
     #[error("`{name}` holds another secret already")]
     SecretVariable { name: String },
@@ -153,6 +153,11 @@ pub enum ConfigErrorKind {
     ForwardTaken { port: u16, whose: &'static str },
     #[error("port {port} of the session is forwarded twice")]
     ForwardTwice { port: u16 },
+    #[error(
+        "session port {port} is {whose} port inside every session: publishing it would hand \
+         that to whoever reaches the host port; publish another"
+    )]
+    PublishedTaken { port: u16, whose: &'static str },
 }
 
 /// Reads and checks the config at `path`, expanding `~` and `$HOME` from `env`.
@@ -421,6 +426,31 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
     check_secrets(&config.secrets, &invalid)?;
 
     for (index, workspace) in config.workspaces.iter().enumerate() {
+        for (i, published) in workspace.ports.iter().enumerate() {
+            let port = published.session_port;
+            let taken = [
+                (config.defaults.proxy.proxy_port, "the proxy's"),
+                (config.defaults.control.server_port, "the control server's"),
+                (53, "the DNS stub's"),
+            ];
+            let forwarded = config
+                .defaults
+                .containers
+                .localhost_forwards
+                .iter()
+                .any(|forward| forward.container_port == port)
+                .then_some((port, "a forward's (localhost_forwards)"));
+            if let Some((_, whose)) = taken
+                .into_iter()
+                .chain(forwarded)
+                .find(|(taken, _)| *taken == port)
+            {
+                return Err(invalid(
+                    format!("workspaces[{index}].ports[{i}]"),
+                    ConfigErrorKind::PublishedTaken { port, whose },
+                ));
+            }
+        }
         if workspace
             .pre_start
             .as_ref()
@@ -668,7 +698,7 @@ fn check_secrets(
                 },
             ));
         }
-        if secret.hosts.is_empty() {
+        if secret.hosts.is_empty() || secret.hosts.iter().any(|host| host.trim() == "*") {
             return Err(invalid(key("hosts"), ConfigErrorKind::NoHosts));
         }
         check_domains(&secret.hosts, &key("hosts"), invalid)?;
@@ -1110,6 +1140,10 @@ canonical_path = "~/src/hh"
             (
                 "version = 1\n[[workspaces]]\nname = \"w\"\ncanonical_path = \"/w\"\nsensitive_allow = [{ path = \"k.pem\", reason = \" \" }]\n",
                 "hh.toml:5:38: `workspaces[0].sensitive_allow[0].reason`: say why",
+            ),
+            (
+                "version = 1\n[[workspaces]]\nname = \"w\"\ncanonical_path = \"/w\"\nports = [\"8080:3000\", \"18080:28781\"]\n",
+                "hh.toml:5:23: `workspaces[0].ports[1]`: session port 28781 is the proxy's port",
             ),
             (
                 "version = 1\n[[workspaces]]\nname = \"w\"\ncanonical_path = \"/w\"\ncommit_on_exit = true\n",

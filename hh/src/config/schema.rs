@@ -232,6 +232,11 @@ pub struct Containers {
     /// Sessions commit as you: your `user.name` and `user.email` as git's author and committer
     /// variables ([`crate::git_identity`]).
     pub git_identity: bool,
+    /// Coding agents in sessions get hh's tool guards: for Claude Code, managed settings
+    /// (read-only at `/etc/claude-code/managed-settings.json`) that deny reading environment
+    /// variables and credential files and run hh's PreToolUse hook
+    /// ([`crate::agent::session_files`]).
+    pub agent_guards: bool,
 }
 
 impl Default for Containers {
@@ -243,6 +248,7 @@ impl Default for Containers {
             mounts: Vec::new(),
             seed_harness_config: false,
             git_identity: true,
+            agent_guards: true,
         }
     }
 }

@@ -64,6 +64,10 @@ seed_harness_config = false
 # Sessions commit as you: your git user.name and user.email (read as you, in the workspace)
 # become git's author and committer there; your ~/.gitconfig itself stays out.
 git_identity = true
+# Claude Code in a session runs under hh's managed settings (read-only at
+# /etc/claude-code/managed-settings.json): it may not read environment variables, .env files or
+# credential files, nor ask cloud metadata, and hh's PreToolUse hook refuses such commands.
+agent_guards = true
 
 # Paths given to every session. mode is "ro" (default) or "rw"; seed = true copies the
 # path in once at start instead of mounting it. Paths may not contain `:` or `,`.

@@ -188,6 +188,16 @@ struct Grant {
 }
 
 impl Grant {
+    /// Before its end by both clocks: tokio's (monotonic, so tests can pause it) and the wall
+    /// clock's (which, unlike the monotonic one, runs on while the machine sleeps).
+    fn in_force(&self) -> bool {
+        let before_monotonic = self.expires.is_none_or(|expires| Instant::now() < expires);
+        let before_wall = self
+            .expires_ms
+            .is_none_or(|expires| epoch_ms(SystemTime::now()) < expires);
+        before_monotonic && before_wall
+    }
+
     fn info(&self) -> GrantInfo {
         GrantInfo {
             id: self.id,
@@ -421,10 +431,7 @@ impl Approvals {
     /// grants go first. `opaque`: the bytes will be spliced unparsed.
     pub fn granted(&self, session: &str, request: &Request, opaque: bool) -> Option<(u64, Rule)> {
         let mut state = self.lock();
-        let now = Instant::now();
-        state
-            .grants
-            .retain(|grant| grant.expires.is_none_or(|expires| now < expires));
+        state.grants.retain(Grant::in_force);
         state
             .grants
             .iter()
@@ -443,10 +450,7 @@ impl Approvals {
     /// The grants in force, oldest first.
     pub fn grants(&self) -> Vec<GrantInfo> {
         let mut state = self.lock();
-        let now = Instant::now();
-        state
-            .grants
-            .retain(|grant| grant.expires.is_none_or(|expires| now < expires));
+        state.grants.retain(Grant::in_force);
         state.grants.iter().map(Grant::info).collect()
     }
 

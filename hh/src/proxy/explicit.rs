@@ -196,6 +196,15 @@ async fn absolute_form(
         let body = proxy.engine.denial_text(&request, &ruling);
         return respond(&mut client, 403, "Forbidden", &body).await;
     }
+    let values = head.headers.iter().map(|header| header.value.as_slice());
+    if let Some(why) = proxy.secrets.carried_over_plain_http(&head.target, values) {
+        ticket.refused_by(format!("secret: {why}"));
+        let body = format!(
+            "hh blocked {}\n{why}\n",
+            super::decision::describe(&request)
+        );
+        return respond(&mut client, 403, "Forbidden", &body).await;
+    }
     let body_len = match head.framing {
         BodyFraming::None => 0,
         BodyFraming::ContentLength(len) => len,

@@ -29,6 +29,24 @@ pub struct PushGuard {
 const GITHUB: &str = "github.com";
 const GITHUB_API: [&str; 2] = ["api.github.com", "uploads.github.com"];
 
+/// What a session may write of its origin through GitHub's API: the work, not the repository's
+/// settings or who may reach it (`/repos/OWNER/REPO/AREA/…`).
+const ORIGIN_API_WRITES: [&str; 13] = [
+    "pulls",
+    "issues",
+    "git",
+    "contents",
+    "statuses",
+    "check-runs",
+    "check-suites",
+    "releases",
+    "labels",
+    "milestones",
+    "comments",
+    "commits",
+    "merges",
+];
+
 /// The WebDAV methods git's dumb-HTTP push writes a repository with.
 const WEBDAV_WRITES: [&str; 8] = [
     "PUT",
@@ -78,38 +96,74 @@ impl PushGuard {
                     return refused(what, &repository_key(repository));
                 }
             }
-            // Dumb HTTP: WebDAV writes under `…/NAME.git/`.
+            // Dumb HTTP: WebDAV writes under `…/NAME.git/`; a copy or move names its target in
+            // a header, which this guard does not read: refused wherever it starts.
+            if matches!(method, "COPY" | "MOVE") && reading.contains(".git/") {
+                return Some(format!(
+                    "git mode: this session pushes only to its workspace's origin ({}); a WebDAV \
+                     {method} names its destination where hh does not look, so it is refused",
+                    self.origin
+                ));
+            }
             if WEBDAV_WRITES.contains(&method)
                 && let Some(end) = reading.find(".git/")
                 && !self.is_origin(&request.host, &reading[..end + ".git".len()])
             {
                 return refused("a WebDAV write to", &repository_key(&reading[..end]));
             }
+            let writes = !matches!(method, "GET" | "HEAD" | "OPTIONS");
+            // GraphQL is one POST for reads and writes alike (the rules decide it); Markdown
+            // rendering is a POST that reads.
+            let reads_by_post = reading == "/graphql" || reading.starts_with("/markdown");
             if GITHUB_API.contains(&request.host.as_str())
-                && !matches!(method, "GET" | "HEAD" | "OPTIONS")
+                && writes
+                && !reads_by_post
+                && let Some(why) = self.github_write(method, &reading)
             {
-                if let Some(rest) = reading.strip_prefix("/repos/") {
-                    let mut parts = rest.split('/');
-                    let repository = format!(
-                        "{}/{}",
-                        parts.next().unwrap_or_default(),
-                        parts.next().unwrap_or_default()
-                    );
-                    let github = Host::parse(GITHUB).ok()?;
-                    if !self.is_origin(&github, &repository) {
-                        return refused("a GitHub API write to", &repository_key(&repository));
-                    }
-                }
-                let creates = reading == "/user/repos"
-                    || reading.starts_with("/orgs/") && reading.ends_with("/repos");
-                if creates {
-                    return Some(format!(
-                        "git mode: this session pushes only to its workspace's origin ({}); \
-                         this creates a repository ({method} {reading})",
-                        self.origin
-                    ));
-                }
+                return Some(why);
             }
+        }
+        None
+    }
+
+    /// Why a GitHub API write (`method` on `path`) is refused: anything but the origin's own
+    /// pull requests, issues, commits, contents and releases ([`ORIGIN_API_WRITES`]) — another
+    /// repository by name or by number (`/repositories/ID`), a repository made, a gist, an
+    /// invitation accepted, the origin's settings, collaborators, keys, hooks or workflows.
+    fn github_write(&self, method: &str, path: &str) -> Option<String> {
+        let refused = |what: String| {
+            Some(format!(
+                "git mode: this session pushes only to its workspace's origin ({}); {what} \
+                 ({method} {path})",
+                self.origin
+            ))
+        };
+        let Some(rest) = path.strip_prefix("/repos/") else {
+            return refused(
+                "a GitHub API write outside the origin's pull requests, issues, commits, contents \
+                 and releases is refused"
+                    .into(),
+            );
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let repository = format!(
+            "{}/{}",
+            parts.first().copied().unwrap_or_default(),
+            parts.get(1).copied().unwrap_or_default()
+        );
+        let github = Host::parse(GITHUB).ok()?;
+        if !self.is_origin(&github, &repository) {
+            return refused(format!(
+                "this is a GitHub API write to github.com/{}",
+                repository_key(&repository)
+            ));
+        }
+        let area = parts.get(2).copied().unwrap_or_default();
+        if !ORIGIN_API_WRITES.contains(&area) {
+            return refused(format!(
+                "it may write the origin's {}, not its settings, access, keys, hooks or workflows",
+                ORIGIN_API_WRITES.join(", ")
+            ));
         }
         None
     }
@@ -230,7 +284,10 @@ mod tests {
             request("GET", "github.com", "/eve/copy.git/info/refs"),
             request("POST", "github.com", "/eve/copy.git/git-upload-pack"),
             request("PATCH", "api.github.com", "/repos/ada/project/issues/1"),
+            request("POST", "api.github.com", "/repos/ada/project/pulls"),
+            request("POST", "api.github.com", "/graphql"),
             request("GET", "api.github.com", "/repos/eve/copy"),
+            request("GET", "api.github.com", "/repositories/123/contents/a"),
             request("PUT", "github.com", "/ada/project.git/objects/ab/cdef"),
             request("PUT", "example.test", "/upload/file.txt"),
         ] {
@@ -258,6 +315,29 @@ mod tests {
             ),
             request("PUT", "example.test", "/eve/copy.git/objects/ab/cdef"),
             request("MKCOL", "example.test", "/eve/copy.git/objects/ab/"),
+            request(
+                "PUT",
+                "api.github.com",
+                "/repositories/123/contents/leak.txt",
+            ),
+            request("POST", "api.github.com", "/organizations/9/repos"),
+            request("POST", "api.github.com", "/gists"),
+            request("PATCH", "api.github.com", "/user/repository_invitations/5"),
+            request("PATCH", "api.github.com", "/repos/ada/project"),
+            request(
+                "PUT",
+                "api.github.com",
+                "/repos/ada/project/collaborators/eve",
+            ),
+            request("POST", "api.github.com", "/repos/ada/project/keys"),
+            request("POST", "api.github.com", "/repos/ada/project/hooks"),
+            request("POST", "api.github.com", "/repos/ada/project/forks"),
+            request(
+                "POST",
+                "api.github.com",
+                "/repos/ada/project/actions/workflows/x/dispatches",
+            ),
+            request("MOVE", "github.com", "/ada/project.git/objects/ab/cd"),
         ] {
             let why = guard.refuses(&refused);
             assert!(

@@ -6,12 +6,16 @@
 //! in that variable instead, so its agent sends the placeholder as it would the key. After the
 //! policy allowed a request, [`Secrets::fill`] looks for placeholders in it:
 //!
-//! - in a header (as it is, or inside `Authorization: Basic` credentials) of a request the
-//!   secret may go in — over HTTPS, to one of its hosts, in its header, under its path prefix in
-//!   every reading of the path — the placeholder is replaced by the value, in a header value
-//!   marked sensitive;
-//! - anywhere else (another host, plain HTTP, another header, the URL) the request is refused,
-//!   and its audit line says which secret's placeholder went where: a finding.
+//! - in a header of a request the secret may go in — over HTTPS, to one of its hosts, in its
+//!   header (`authorization` or `x-api-key` unless the entry names one), under its path prefix
+//!   in every reading of the path, not a `TRACE` — and in one of the forms credentials take
+//!   (the header's whole value; `Bearer` or `token` and it; the user or the password of `Basic`
+//!   credentials), the placeholder is replaced by the value, in a header value marked
+//!   sensitive. The forms are few on purpose: a value the session wrapped in text of its own,
+//!   or put in a header a server might quote back in an error, is how an API would echo the
+//!   key to the session;
+//! - anywhere else (another host, plain HTTP, another header or form, the URL) the request is
+//!   refused, and its audit line says which secret's placeholder went where: a finding.
 //!
 //! Bodies are not read for placeholders (a placeholder in a body leaves as it is, never the
 //! value), nor are connections spliced unread (`bypass_proxy`). A session that starts when the
@@ -34,6 +38,9 @@ use crate::{
 
 /// The most a secret's value may hold (a header value's worth).
 pub const MAX_VALUE: usize = 8 * 1024;
+
+/// The headers a secret may go in when its entry names none.
+const DEFAULT_HEADERS: [&str; 2] = ["authorization", "x-api-key"];
 
 /// One secret of one session.
 pub struct SessionSecret {
@@ -87,8 +94,24 @@ impl SessionSecret {
                 allowed_hosts()
             ));
         }
-        if let Some(header) = self.header.as_ref().filter(|header| *header != name) {
-            return Some(format!("in header {name} (it may go in {header} only)"));
+        match &self.header {
+            Some(header) if header != name => {
+                return Some(format!("in header {name} (it may go in {header} only)"));
+            }
+            None if !DEFAULT_HEADERS.contains(&name.as_str()) => {
+                return Some(format!(
+                    "in header {name} (it may go in {} only)",
+                    DEFAULT_HEADERS.join(" or ")
+                ));
+            }
+            _ => {}
+        }
+        if request
+            .http
+            .as_ref()
+            .is_some_and(|http| http.method.as_str() == "TRACE")
+        {
+            return Some("in a TRACE request (which echoes its headers back)".into());
         }
         if let (Some(prefix), Some(http)) = (&self.path_prefix, &request.http)
             && !http
@@ -139,7 +162,7 @@ impl Secrets {
                 let mut replaced = Vec::with_capacity(values.len());
                 let mut changed = false;
                 for value in values {
-                    let Some(with) = placeholder_in(&name, value.as_bytes(), placeholder) else {
+                    let Some(carried) = placeholder_in(&name, value.as_bytes(), placeholder) else {
                         replaced.push(value);
                         continue;
                     };
@@ -149,6 +172,14 @@ impl Secrets {
                             secret.name
                         ));
                     }
+                    let Some(with) = carried else {
+                        return Err(format!(
+                            "secret {}'s placeholder was sent in header {name} in a form hh does \
+                             not fill (the header's whole value, `Bearer` or `token` and it, or \
+                             the user or password of Basic credentials)",
+                            secret.name
+                        ));
+                    };
                     let Some(real) = &secret.value else {
                         return Err(format!(
                             "secret {}: the hh agent restarted since this session started and \
@@ -177,6 +208,31 @@ impl Secrets {
     }
 }
 
+impl Secrets {
+    /// For a request hh never fills (plain HTTP through the explicit front door): which secret's
+    /// placeholder its target or a header value carries, as the refusal's text.
+    pub fn carried_over_plain_http<'a>(
+        &self,
+        target: &str,
+        values: impl Iterator<Item = &'a [u8]> + Clone,
+    ) -> Option<String> {
+        self.0.iter().find_map(|secret| {
+            let placeholder = secret.placeholder.as_bytes();
+            let carried = contains(target.as_bytes(), placeholder)
+                || values.clone().any(|value| {
+                    contains(value, placeholder)
+                        || basic_credentials(value).is_some_and(|decoded| contains(&decoded, placeholder))
+                });
+            carried.then(|| {
+                format!(
+                    "secret {}'s placeholder was sent over plain HTTP (a secret goes over HTTPS only)",
+                    secret.name
+                )
+            })
+        })
+    }
+}
+
 /// Where a header value carries a placeholder.
 enum Carried {
     /// In the value as it is.
@@ -202,23 +258,51 @@ impl Carried {
     }
 }
 
-/// Whether header `name`'s `value` carries `placeholder`, and how.
-fn placeholder_in(name: &HeaderName, value: &[u8], placeholder: &[u8]) -> Option<Carried> {
-    if contains(value, placeholder) {
-        return Some(Carried::Plain(value.to_vec()));
+/// Whether header `name`'s `value` carries `placeholder`: `None` when it does not;
+/// `Some(None)` when it does in a form hh does not fill; `Some(Some(how))` when it does in one
+/// it fills.
+fn placeholder_in(name: &HeaderName, value: &[u8], placeholder: &[u8]) -> Option<Option<Carried>> {
+    let basic = (name == AUTHORIZATION)
+        .then(|| basic_credentials(value))
+        .flatten()
+        .filter(|decoded| contains(decoded, placeholder));
+    if let Some(decoded) = basic {
+        // The user or the password, whole; the other part free of it.
+        let fills = match decoded.iter().position(|b| *b == b':') {
+            Some(colon) => {
+                let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+                (user == placeholder && !contains(password, placeholder))
+                    || (password == placeholder && !contains(user, placeholder))
+            }
+            None => false,
+        };
+        return Some(fills.then_some(Carried::Basic(decoded)));
     }
-    if name != AUTHORIZATION {
+    if !contains(value, placeholder) {
         return None;
     }
+    let whole = value == placeholder;
+    let scheme = value.len() > placeholder.len()
+        && value.ends_with(placeholder)
+        && matches!(
+            std::str::from_utf8(&value[..value.len() - placeholder.len()])
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Ok("bearer " | "token ")
+        );
+    Some((whole || scheme).then(|| Carried::Plain(value.to_vec())))
+}
+
+/// The decoded credentials of an `Authorization: Basic …` value.
+fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(value).ok()?.trim();
     let (scheme, encoded) = text.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD
+    base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
-        .ok()?;
-    contains(&decoded, placeholder).then_some(Carried::Basic(decoded))
+        .ok()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -294,14 +378,14 @@ mod tests {
             &[
                 ("x-api-key", PLACEHOLDER),
                 ("authorization", &format!("Bearer {PLACEHOLDER}")),
-                ("proxy-note", "untouched"),
+                ("user-agent", "untouched"),
             ],
         )
         .unwrap();
         assert_eq!(headers["x-api-key"], REAL);
         assert!(headers["x-api-key"].is_sensitive());
         assert_eq!(headers["authorization"], format!("Bearer {REAL}").as_str());
-        assert_eq!(headers["proxy-note"], "untouched");
+        assert_eq!(headers["user-agent"], "untouched");
         let headers = fill(
             &secrets,
             "https://x.claude.test/v1/a",
@@ -318,7 +402,7 @@ mod tests {
 
     #[test]
     fn a_placeholder_anywhere_else_refuses_the_request_and_says_where_it_went() {
-        let secrets = secrets(Some("x-api-key"), Some("/v1/"), Some(REAL));
+        let scoped = secrets(Some("x-api-key"), Some("/v1/"), Some(REAL));
         let cases = [
             (
                 "https://evil.test/v1/messages",
@@ -357,8 +441,67 @@ mod tests {
                 "to path",
             ),
         ];
+        // Unnamed, a secret goes in authorization or x-api-key only, whole or after its
+        // scheme: a header an API quotes back in errors, or text of the session's own around
+        // the key, would show it to the session.
+        let unnamed = secrets(None, None, Some(REAL));
+        let echoing = [
+            (
+                "anthropic-beta",
+                PLACEHOLDER.to_owned(),
+                "in header anthropic-beta",
+            ),
+            ("user-agent", PLACEHOLDER.to_owned(), "in header user-agent"),
+            (
+                "x-api-key",
+                format!("{PLACEHOLDER}-and-more"),
+                "in a form hh does not fill",
+            ),
+            (
+                "x-api-key",
+                format!("junk {PLACEHOLDER}"),
+                "in a form hh does not fill",
+            ),
+            (
+                "authorization",
+                format!("Bearer {PLACEHOLDER},x"),
+                "in a form hh does not fill",
+            ),
+        ];
+        for (header, value, said) in echoing {
+            let refused = fill(
+                &unnamed,
+                "https://api.anthropic.com/v1/messages",
+                true,
+                &[(header, &value)],
+            )
+            .unwrap_err();
+            assert!(refused.contains(said), "{header}: {value}: {refused}");
+        }
+        let wrapped = base64::engine::general_purpose::STANDARD
+            .encode(format!("{PLACEHOLDER}x:{PLACEHOLDER}"));
+        let refused = fill(
+            &unnamed,
+            "https://api.anthropic.com/v1/messages",
+            true,
+            &[("authorization", &format!("Basic {wrapped}"))],
+        )
+        .unwrap_err();
+        assert!(refused.contains("in a form hh does not fill"), "{refused}");
+        let trace = Request::from_url("TRACE", "https://api.anthropic.com/v1/").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_static(PLACEHOLDER));
+        let refused = unnamed
+            .fill(
+                &trace,
+                true,
+                &"https://api.anthropic.com/v1/".parse().unwrap(),
+                &mut headers,
+            )
+            .unwrap_err();
+        assert!(refused.contains("TRACE"), "{refused}");
         for (url, https, header, said) in cases {
-            let refused = fill(&secrets, url, https, &[(header, PLACEHOLDER)]).unwrap_err();
+            let refused = fill(&scoped, url, https, &[(header, PLACEHOLDER)]).unwrap_err();
             assert!(
                 refused.contains("secret anthropic's placeholder was sent")
                     && refused.contains(said),
@@ -367,7 +510,7 @@ mod tests {
             assert!(!refused.contains(REAL), "{refused}");
         }
         let in_url = fill(
-            &secrets,
+            &scoped,
             &format!("https://api.anthropic.com/v1/x?key={PLACEHOLDER}"),
             true,
             &[],
@@ -377,12 +520,36 @@ mod tests {
         // No placeholder: nothing to do, wherever it goes.
         assert!(
             fill(
-                &secrets,
+                &scoped,
                 "https://evil.test/",
                 true,
                 &[("x-api-key", "sk-other")]
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_placeholder_over_plain_http_is_found_in_the_target_or_any_header() {
+        let secrets = secrets(None, None, Some(REAL));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("u:{PLACEHOLDER}"));
+        let in_query = format!("http://a.test/?k={PLACEHOLDER}");
+        let basic_value = format!("Basic {basic}");
+        let cases: [(&str, Vec<&[u8]>); 3] = [
+            (&in_query, vec![]),
+            ("http://a.test/", vec![b"x", PLACEHOLDER.as_bytes()]),
+            ("http://a.test/", vec![basic_value.as_bytes()]),
+        ];
+        for (target, values) in cases {
+            let found = secrets.carried_over_plain_http(target, values.into_iter());
+            assert!(
+                found.is_some_and(|why| why.contains("over plain HTTP")),
+                "{target}"
+            );
+        }
+        assert_eq!(
+            secrets.carried_over_plain_http("http://a.test/", [&b"sk-other"[..]].into_iter()),
+            None
         );
     }
 
