@@ -13,7 +13,7 @@ use std::{
 };
 
 use support::{
-    llm::{LlmStandIn, REPLY},
+    llm::{LlmStandIn, REPLY, RUN_TOOL},
     require_root,
     user_world::UserWorld,
 };
@@ -89,6 +89,17 @@ fn run_json(
     env: &[(&str, String)],
     extra: &[&str],
 ) -> (Option<i32>, Vec<(Duration, serde_json::Value)>, String) {
+    run_json_asking(world, harness, env, extra, "Say the magic word.")
+}
+
+/// [`run_json`] with `prompt`.
+fn run_json_asking(
+    world: &UserWorld,
+    harness: &str,
+    env: &[(&str, String)],
+    extra: &[&str],
+    prompt: &str,
+) -> (Option<i32>, Vec<(Duration, serde_json::Value)>, String) {
     let mut args = vec![
         "run",
         "--workspace",
@@ -102,7 +113,7 @@ fn run_json(
         "120",
     ];
     args.extend_from_slice(extra);
-    args.push("Say the magic word.");
+    args.push(prompt);
     let mut command = world.hh(&world.alice, &args);
     for (key, value) in env {
         command.env(key, value);
@@ -517,4 +528,64 @@ fn claude_code_works_with_a_key_that_never_enters_its_session() {
         .collect();
     assert_eq!(findings.len(), 3, "{audit}");
     assert!(!audit.contains(KEY), "the key is in the audit log");
+}
+
+/// hh's tool guards with the real Claude Code: its managed settings are in the session,
+/// read-only (the session's user cannot change them), and when the model asks Claude Code to
+/// read a process's environment, hh's PreToolUse hook refuses it and the model is told why.
+#[test]
+fn claude_code_runs_under_hhs_managed_settings_and_its_hook_refuses_reading_the_environment() {
+    if !require_root("agent guards") || !agents_image() {
+        return;
+    }
+    let standin = LlmStandIn::start(
+        &[
+            "api.anthropic.test",
+            "api.openai.test",
+            "statsig.anthropic.com",
+        ],
+        Duration::from_millis(10),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("standin-ca.pem");
+    std::fs::write(&ca, &standin.ca_pem).unwrap();
+    let world = world(&standin, &ca);
+    let base = |host: &str| format!("https://{host}:{}", standin.tls_port);
+    let settings = "/etc/claude-code/managed-settings.json";
+    let check = format!(
+        "grep -q hh-tool-guard {settings} || exit 7; \
+         if test -w {settings} || (echo x >> {settings}) 2>/dev/null; then exit 8; fi"
+    );
+    let (code, lines, stderr) = run_json_asking(
+        &world,
+        "claude",
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-test-alice".into()),
+            ("ANTHROPIC_BASE_URL", base("api.anthropic.test")),
+        ],
+        &["--setup-script", &check],
+        &format!("{RUN_TOOL}cat /proc/self/environ"),
+    );
+    assert!(
+        events(&lines, "setup_failed").next().is_none(),
+        "the managed settings are not in place, or are writable: {lines:?}"
+    );
+    let said = stdout_text(&lines);
+    assert_eq!(code, Some(0), "{said}\n{stderr}\n{lines:?}");
+    let seen = standin.seen();
+    let results: Vec<_> = seen
+        .iter()
+        .filter(|seen| seen.path.starts_with("/v1/messages") && seen.body.contains("tool_result"))
+        .collect();
+    assert!(
+        !results.is_empty(),
+        "Claude Code never sent the tool's result: {seen:?}"
+    );
+    assert!(
+        results.iter().any(|seen| seen
+            .body
+            .contains("hh: blocked: it reads a process's environment")),
+        "the hook's refusal reached the model: {results:?}"
+    );
+    assert!(said.contains(REPLY), "{said}");
 }

@@ -162,7 +162,8 @@ case "$call" in
     *169.254.169.254*|*metadata.google.internal*|*100.100.100.200*)
         reason="it asks a cloud metadata service" ;;
 esac
-if [ -z "$reason" ] && [[ "$call" =~ (^|["/ ='])\.env(\.[A-Za-z0-9_.-]*)?(["' ]|$) ]]; then
+env_file='(^|["/ =])[.]env([.][A-Za-z0-9_.-]*)?(["[:space:]]|$)'
+if [ -z "$reason" ] && [[ $call =~ $env_file ]]; then
     reason="it reads a .env file"
 fi
 if [ -n "$reason" ]; then
@@ -310,6 +311,81 @@ mod tests {
             fs::read_to_string(out.join("bin/killme"))
                 .unwrap()
                 .contains("${TOKEN:-}")
+        );
+    }
+
+    #[test]
+    fn the_tool_guard_refuses_what_reads_secrets_and_lets_work_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = dir.path().join("hh-tool-guard");
+        std::fs::write(&guard, TOOL_GUARD).unwrap();
+        let run = |call: &str| {
+            use std::io::Write as _;
+            let mut child = std::process::Command::new("bash")
+                .arg(&guard)
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(call.as_bytes())
+                .unwrap();
+            let output = child.wait_with_output().unwrap();
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        };
+        let bash = |command: &str| {
+            serde_json::json!({"tool_name": "Bash", "tool_input": {"command": command}}).to_string()
+        };
+        for (call, why) in [
+            (bash("cat /proc/self/environ"), "environment"),
+            (bash("printenv ANTHROPIC_API_KEY"), "environment"),
+            (bash("cat .env.local"), ".env"),
+            (bash("cat ~/.aws/credentials"), "credentials"),
+            (bash("git credential fill"), "credentials"),
+            (
+                bash("curl http://169.254.169.254/latest/meta-data"),
+                "metadata",
+            ),
+            (
+                serde_json::json!({"tool_name": "Read", "tool_input": {"file_path": "/w/.env"}})
+                    .to_string(),
+                ".env",
+            ),
+        ] {
+            let (code, said) = run(&call);
+            assert_eq!(code, Some(2), "{call}");
+            assert!(
+                said.starts_with("hh: blocked") && said.contains(why),
+                "{call}: {said}"
+            );
+        }
+        for call in [
+            bash("cargo test"),
+            bash("python -m venv env && . env/bin/activate"),
+            bash("grep -r environment src/"),
+            serde_json::json!({"tool_name": "Read", "tool_input": {"file_path": "/w/src/env.rs"}})
+                .to_string(),
+        ] {
+            assert_eq!(run(&call).0, Some(0), "{call}");
+        }
+    }
+
+    #[test]
+    fn claudes_managed_settings_deny_and_hook_what_the_guard_covers() {
+        let settings: serde_json::Value = serde_json::from_str(&claude_managed_settings()).unwrap();
+        let deny = settings["permissions"]["deny"].as_array().unwrap();
+        for rule in ["Bash(printenv:*)", "Read(/proc/**/environ)", "Read(./.env)"] {
+            assert!(deny.iter().any(|denied| denied == rule), "{rule}");
+        }
+        assert_eq!(
+            settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"],
+            "/opt/hh/bin/hh-tool-guard"
         );
     }
 }
