@@ -53,6 +53,24 @@ fn world(standin: &LlmStandIn, ca: &std::path::Path) -> UserWorld {
     world_with(standin, ca, "")
 }
 
+/// The stand-ins of the model APIs, their CA written to a file, and a [`world_with`] `extra`
+/// that reaches them; the directory holds the CA for as long as it lives.
+fn standins(gap: Duration, extra: &str) -> (LlmStandIn, tempfile::TempDir, UserWorld) {
+    let standin = LlmStandIn::start(
+        &[
+            "api.anthropic.test",
+            "api.openai.test",
+            "statsig.anthropic.com",
+        ],
+        gap,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("standin-ca.pem");
+    std::fs::write(&ca, &standin.ca_pem).unwrap();
+    let world = world_with(&standin, &ca, extra);
+    (standin, dir, world)
+}
+
 /// [`world`] whose config ends with `extra` too.
 fn world_with(standin: &LlmStandIn, ca: &std::path::Path, extra: &str) -> UserWorld {
     let ca = ca.display().to_string();
@@ -158,18 +176,7 @@ fn claude_code_and_codex_answer_a_prompt_through_the_mitm_as_an_ordinary_user() 
     if !require_root("harness e2e") || !agents_image() {
         return;
     }
-    let standin = LlmStandIn::start(
-        &[
-            "api.anthropic.test",
-            "api.openai.test",
-            "statsig.anthropic.com",
-        ],
-        Duration::from_millis(50),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("standin-ca.pem");
-    std::fs::write(&ca, &standin.ca_pem).unwrap();
-    let world = world(&standin, &ca);
+    let (standin, _dir, world) = standins(Duration::from_millis(50), "");
     let base = |host: &str| format!("https://{host}:{}", standin.tls_port);
 
     // Claude Code: its key and base URL pass through (they are its harness's credentials).
@@ -445,20 +452,8 @@ fn claude_code_works_with_a_key_that_never_enters_its_session() {
     // key itself, never the search for it, can match.
     const KEY_HALVES: (&str, &str) = ("sk-ant-REAL", "-alice-0123456789");
     const KEY: &str = "sk-ant-REAL-alice-0123456789";
-    let standin = LlmStandIn::start(
-        &[
-            "api.anthropic.test",
-            "api.openai.test",
-            "statsig.anthropic.com",
-        ],
+    let (standin, _dir, world) = standins(
         Duration::from_millis(20),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("standin-ca.pem");
-    std::fs::write(&ca, &standin.ca_pem).unwrap();
-    let world = world_with(
-        &standin,
-        &ca,
         "[[secrets]]\nname = \"anthropic\"\nenv = \"ANTHROPIC_API_KEY\"\n\
          hosts = [\"api.anthropic.test\"]\nheader = \"x-api-key\"\npath_prefix = \"/v1/\"\n",
     );
@@ -538,18 +533,7 @@ fn claude_code_runs_under_hhs_managed_settings_and_its_hook_refuses_reading_the_
     if !require_root("agent guards") || !agents_image() {
         return;
     }
-    let standin = LlmStandIn::start(
-        &[
-            "api.anthropic.test",
-            "api.openai.test",
-            "statsig.anthropic.com",
-        ],
-        Duration::from_millis(10),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("standin-ca.pem");
-    std::fs::write(&ca, &standin.ca_pem).unwrap();
-    let world = world(&standin, &ca);
+    let (standin, _dir, world) = standins(Duration::from_millis(10), "");
     let base = |host: &str| format!("https://{host}:{}", standin.tls_port);
     let settings = "/etc/claude-code/managed-settings.json";
     let check = format!(

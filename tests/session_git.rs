@@ -323,6 +323,37 @@ fn push_on_exit_pushes_to_origin_and_a_failed_push_keeps_the_branch_and_a_bundle
         "one\npushed\n"
     );
 
+    // A branch that changes what a code host runs on a push is not pushed: it stays here.
+    let (id, _) = world.start_in("pushws", "test");
+    let name = session_name(&world, &id);
+    let (code, out) = world.shell(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p .github/workflows && echo 'on: push' > .github/workflows/ci.yml",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let stopped = world.hh(&["session", "stop", &id]);
+    let stop_said = said(&stopped);
+    assert!(stopped.status.success(), "{stop_said}");
+    assert!(
+        stop_said.contains("not pushed") && stop_said.contains(".github/workflows/ci.yml"),
+        "{stop_said}"
+    );
+    let branch = format!("hh/{name}/main");
+    git(&world, &repo, &["rev-parse", "--verify", &branch]);
+    let on_origin = world
+        .user
+        .command("git")
+        .arg("-C")
+        .arg(&origin)
+        .args(["rev-parse", "--verify", "--quiet", &branch])
+        .output()
+        .unwrap();
+    assert!(!on_origin.status.success(), "pushed: {stop_said}");
+
     // origin gone: the push fails, the branch stays, a bundle of its commits is saved.
     std::fs::rename(&origin, origin.with_extension("moved")).unwrap();
     let (id, _) = world.start_in("pushws", "test");

@@ -125,10 +125,16 @@ pub fn prepare(
             Some(url) => host_git(Some(&clone), &["remote", "set-url", "origin", url]),
             None => host_git(Some(&clone), &["remote", "remove", "origin"]),
         }?;
-        host_git(Some(&clone), &["update-ref", BASE_REF, "HEAD"])
+        host_git(Some(&clone), &["update-ref", BASE_REF, "HEAD"])?;
+        let start = host_git(Some(&clone), &["rev-parse", "HEAD"])?;
+        host_git(
+            Some(repository),
+            &["update-ref", &base_ref(&clone), start.trim()],
+        )
     });
     if let Err(error) = made {
         let _ = std::fs::remove_dir_all(&clone);
+        forget_base(repository, &base_ref(&clone));
         return Err(error);
     }
     Ok(PreparedClone {
@@ -137,8 +143,10 @@ pub fn prepare(
     })
 }
 
-/// `url` without the password of its user part (`https://ada:TOKEN@host/…` →
-/// `https://ada@host/…`): the clone, and so the session, gets the address, not the secret.
+/// `url` without what may be a secret in it: over HTTP(S) the whole user part
+/// (`https://TOKEN@host/…`, `https://ada:TOKEN@host/…` → `https://host/…`), elsewhere the
+/// password (`ssh://git:pw@host/…` → `ssh://git@host/…`). The clone, and so the session, gets
+/// the address, not the secret.
 pub fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -146,6 +154,10 @@ pub fn without_password(url: &str) -> String {
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
+        // Over HTTP the user part itself may be the token (`https://ghp_…@github.com/…`).
+        Some((_, host)) if matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") => {
+            format!("{scheme}://{host}{path}")
+        }
         Some((user_info, host)) => {
             let user = user_info
                 .split_once(':')
@@ -182,41 +194,171 @@ pub fn branch_prefix(session: &str) -> String {
     format!("hh/{session}/")
 }
 
+/// The ref of the repository that names where a clone started (its `refs/hh/base`), so that
+/// its work can be checked against that commit alone ([`bring_back`]); removed once done.
+pub fn base_ref(clone: &Path) -> String {
+    let name = clone
+        .file_name()
+        .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+    format!("refs/hh/bases/{name}")
+}
+
+/// How a bundle file starts (`git bundle create` writes version 2 unless asked otherwise; v3
+/// can carry a filter, which leaves objects out).
+const BUNDLE_SIGNATURE: &[u8] = b"# v2 git bundle\n";
+
 /// Fetches the branches of `bundle` (what [`SessionScript::Bundle`] wrote, stored by the
-/// client in a private file) into `repository` as `hh/SESSION/BRANCH`, fast-forwards only,
-/// every object checked; the session's branches now there. No git reads the clone.
+/// client in a private file) into `repository` as `hh/SESSION/BRANCH`, fast-forwards only; the
+/// session's branches now there. No git reads the clone.
+///
+/// The bundle is the session's to write, so it is taken apart in quarantine first: it must be
+/// a bundle (not a gitfile naming a repository, which `git fetch` would follow), and it is
+/// fetched into a fresh bare repository `quarantine` that holds nothing but the clone's start
+/// (`base`, shallow), every object checked there (`fsck`, whatever git's version does for
+/// bundles), so that its refs can name only commits the bundle brings or that start — never an
+/// object of the repository the session has only heard of, nor a delta against one. Only then
+/// does the repository fetch from the quarantine, a repository hh made.
 pub fn bring_back(
     repository: &Path,
     bundle: &Path,
+    base: &str,
+    quarantine: &Path,
     session: &str,
 ) -> Result<Vec<String>, GitWorkspaceError> {
-    let prefix = branch_prefix(session);
+    let mut start = [0u8; BUNDLE_SIGNATURE.len()];
+    let signed = std::fs::File::open(bundle)
+        .and_then(|mut file| file.read_exact(&mut start))
+        .is_ok()
+        && start == BUNDLE_SIGNATURE;
+    if !signed {
+        return Err(GitWorkspaceError::Git {
+            what: "bundle".into(),
+            reason: "what the session handed over is not a git bundle (v2)".into(),
+        });
+    }
+    let _ = std::fs::remove_dir_all(quarantine);
+    let brought = quarantined(repository, bundle, base, quarantine, session);
+    let _ = std::fs::remove_dir_all(quarantine);
+    brought?;
+    branches(repository, session)
+}
+
+/// [`bring_back`]'s steps once the bundle looks like one.
+fn quarantined(
+    repository: &Path,
+    bundle: &Path,
+    base: &str,
+    quarantine: &Path,
+    session: &str,
+) -> Result<(), GitWorkspaceError> {
+    let quarantine_arg = quarantine.to_string_lossy().into_owned();
+    let repository_arg = repository.to_string_lossy().into_owned();
+    let bundle_arg = bundle.to_string_lossy().into_owned();
+    // The user's own settings must not undo these (fetch.fsckObjects=false, fetch.prune).
+    let checked = [
+        "-c",
+        "transfer.fsckObjects=true",
+        "-c",
+        "fetch.fsckObjects=true",
+        "-c",
+        "protocol.file.allow=always",
+    ];
+    let fetch = [
+        "fetch",
+        "--no-tags",
+        "--no-prune",
+        "--no-prune-tags",
+        "--no-write-fetch-head",
+        "--no-recurse-submodules",
+        "--no-auto-maintenance",
+        "--quiet",
+    ];
+    host_git(
+        None,
+        &["init", "--bare", "--quiet", "--template=", &quarantine_arg],
+    )?;
+    let base_spec = format!("+{base}:refs/hh/base");
+    let with = |args: &[&str]| -> Vec<String> {
+        checked
+            .iter()
+            .chain(args)
+            .map(|arg| (*arg).to_owned())
+            .collect()
+    };
+    let run = |dir: &Path, args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        host_git(Some(dir), &args)
+    };
+    let mut base_fetch = with(&fetch);
+    base_fetch.extend(["--depth=1", "--", &repository_arg, &base_spec].map(str::to_owned));
+    run(quarantine, base_fetch)?;
+    let mut bundle_fetch = with(&fetch);
+    bundle_fetch.extend(["--", &bundle_arg, "refs/heads/*:refs/heads/*"].map(str::to_owned));
+    run(quarantine, bundle_fetch)?;
+    // Every object, whether or not this git checks a bundle's.
+    host_git(
+        Some(quarantine),
+        &["fsck", "--no-progress", "--no-dangling", "--strict"],
+    )?;
     // Not forced: a fetch that would rewrite an earlier `hh/SESSION/…` branch (another session
     // of that name) fails, and the work stays in the clone.
+    let prefix = branch_prefix(session);
     let refspec = format!("refs/heads/*:refs/heads/{prefix}*");
-    let bundle_arg = bundle.to_string_lossy().into_owned();
-    host_git(
-        Some(repository),
-        &[
-            // The user's own settings must not undo these (fetch.fsckObjects=false, fetch.prune).
-            "-c",
-            "transfer.fsckObjects=true",
-            "-c",
-            "fetch.fsckObjects=true",
-            "fetch",
-            "--no-tags",
-            "--no-prune",
-            "--no-prune-tags",
-            "--no-write-fetch-head",
-            "--no-recurse-submodules",
-            "--no-auto-maintenance",
-            "--quiet",
-            "--",
-            &bundle_arg,
-            &refspec,
-        ],
-    )?;
-    branches(repository, session)
+    let mut home_fetch = with(&fetch);
+    home_fetch.extend(["--", &quarantine_arg, &refspec].map(str::to_owned));
+    run(repository, home_fetch)?;
+    Ok(())
+}
+
+/// Forgets the ref that named where a clone started.
+pub fn forget_base(repository: &Path, base: &str) {
+    let _ = host_git(Some(repository), &["update-ref", "-d", base]);
+}
+
+/// The paths the session's branches change since the clone's start that a code host runs on
+/// a push (CI workflows): a push of them runs the session's code with the repository's secrets.
+pub fn ci_paths_changed(
+    repository: &Path,
+    base: &str,
+    session: &str,
+) -> Result<Vec<String>, GitWorkspaceError> {
+    let mut changed = Vec::new();
+    for branch in branches(repository, session)? {
+        let range = format!("{base}..refs/heads/{branch}");
+        let names = host_git(
+            Some(repository),
+            &["diff", "--name-only", "--no-renames", "-z", &range],
+        )?;
+        changed.extend(
+            names
+                .split('\0')
+                .filter(|path| is_ci_path(path))
+                .map(str::to_owned),
+        );
+    }
+    changed.sort();
+    changed.dedup();
+    Ok(changed)
+}
+
+/// Whether a code host runs `path` on a push (GitHub, GitLab, Gitea/Forgejo, CircleCI, Azure,
+/// Bitbucket, Travis, Buildkite, Drone).
+fn is_ci_path(path: &str) -> bool {
+    const CI: [&str; 12] = [
+        ".github/workflows/",
+        ".github/actions/",
+        ".gitlab-ci.yml",
+        ".gitlab/",
+        ".gitea/workflows/",
+        ".forgejo/workflows/",
+        ".circleci/",
+        "azure-pipelines.yml",
+        "bitbucket-pipelines.yml",
+        ".travis.yml",
+        ".buildkite/",
+        ".drone.yml",
+    ];
+    CI.iter().any(|ci| path == *ci || path.starts_with(ci))
 }
 
 /// The session's branches in `repository`.
@@ -422,7 +564,16 @@ pub fn for_terminal(bytes: &[u8]) -> Vec<u8> {
 pub fn text_for_terminal(text: &str) -> String {
     text.chars()
         .map(|c| {
-            let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            let bidi = matches!(
+                c,
+                '\u{061c}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            );
             if bidi || (c.is_control() && c != '\n' && c != '\t') {
                 '?'
             } else {
@@ -557,7 +708,15 @@ mod tests {
         for (url, kept) in [
             (
                 "https://ada:ghp_SECRET@github.com/ada/p.git",
-                "https://ada@github.com/ada/p.git",
+                "https://github.com/ada/p.git",
+            ),
+            (
+                "https://ghp_SECRET@github.com/ada/p.git",
+                "https://github.com/ada/p.git",
+            ),
+            (
+                "ssh://git:pw@github.com/ada/p.git",
+                "ssh://git@github.com/ada/p.git",
             ),
             (
                 "https://github.com/ada/p.git",
@@ -568,10 +727,127 @@ mod tests {
                 "ssh://git@github.com/ada/p.git",
             ),
             ("git@github.com:ada/p.git", "git@github.com:ada/p.git"),
-            ("https://a:b@host/x@y", "https://a@host/x@y"),
+            ("https://a:b@host/x@y", "https://host/x@y"),
         ] {
             assert_eq!(without_password(url), kept, "{url}");
         }
+    }
+
+    /// `git ARGS` in `dir`, which must succeed; its stdout.
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// A repository with a commit the session's clone starts from (named by its base ref)
+    /// and a second commit the session never saw.
+    fn repository_with_a_private_commit(dir: &Path) -> (PathBuf, String, String) {
+        let repo = dir.join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        git(&repo, &["init", "--quiet"]);
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        git(&repo, &["add", "a.txt"]);
+        git(&repo, &["commit", "--quiet", "-m", "start"]);
+        git(&repo, &["update-ref", "refs/hh/bases/c1", "HEAD"]);
+        git(&repo, &["switch", "--quiet", "-c", "private"]);
+        std::fs::write(repo.join("secret.txt"), "private work\n").unwrap();
+        git(&repo, &["add", "secret.txt"]);
+        git(&repo, &["commit", "--quiet", "-m", "private"]);
+        let private = git(&repo, &["rev-parse", "HEAD"]);
+        git(&repo, &["switch", "--quiet", "main"]);
+        (repo, "refs/hh/bases/c1".into(), private)
+    }
+
+    #[test]
+    fn what_is_not_a_bundle_is_never_fetched_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, base, _) = repository_with_a_private_commit(dir.path());
+        // A gitfile: `git fetch` would follow it to the repository it names.
+        let fake = dir.path().join("s.bundle");
+        std::fs::write(&fake, format!("gitdir: {}/.git\n", repo.display())).unwrap();
+        let refused = bring_back(&repo, &fake, &base, &dir.path().join("q"), "s").unwrap_err();
+        assert!(
+            refused.to_string().contains("not a git bundle"),
+            "{refused}"
+        );
+        assert!(branches(&repo, "s").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bundle_cannot_name_an_object_the_session_never_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, base, private) = repository_with_a_private_commit(dir.path());
+        // A bundle that brings no object and names the repository's private commit: in the
+        // repository itself its connectivity would check out.
+        let mut pack = b"PACK\0\0\0\x02\0\0\0\0".to_vec();
+        // Its trailer: SHA-1 of what precedes (ring has it, as the legacy digest it is).
+        let sum = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &pack);
+        pack.extend_from_slice(sum.as_ref());
+        let mut bundle = format!("# v2 git bundle\n{private} refs/heads/leak\n\n").into_bytes();
+        bundle.extend_from_slice(&pack);
+        let path = dir.path().join("s.bundle");
+        std::fs::write(&path, bundle).unwrap();
+        assert!(bring_back(&repo, &path, &base, &dir.path().join("q"), "s").is_err());
+        assert!(branches(&repo, "s").unwrap().is_empty());
+        assert!(!dir.path().join("q").exists(), "the quarantine is removed");
+    }
+
+    #[test]
+    fn a_real_bundle_comes_back_through_the_quarantine() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, base, _) = repository_with_a_private_commit(dir.path());
+        let clone = dir.path().join("clone");
+        git(
+            dir.path(),
+            &[
+                "clone",
+                "--quiet",
+                "--no-local",
+                "--single-branch",
+                "repo",
+                "clone",
+            ],
+        );
+        git(&clone, &["update-ref", BASE_REF, "HEAD"]);
+        std::fs::write(clone.join("b.txt"), "b\n").unwrap();
+        git(&clone, &["add", "b.txt"]);
+        git(&clone, &["commit", "--quiet", "-m", "work"]);
+        let path = dir.path().join("s.bundle");
+        let path_arg = path.to_string_lossy().into_owned();
+        git(
+            &clone,
+            &[
+                "bundle",
+                "create",
+                "--quiet",
+                &path_arg,
+                "--branches",
+                "--not",
+                BASE_REF,
+            ],
+        );
+        let branches = bring_back(&repo, &path, &base, &dir.path().join("q"), "s").unwrap();
+        assert_eq!(branches, ["hh/s/main"]);
+        assert_eq!(
+            git(&repo, &["log", "-1", "--format=%s", "hh/s/main"]),
+            "work"
+        );
+        // Nothing of the quarantine's shallowness reached the repository.
+        assert!(!repo.join(".git/shallow").exists());
     }
 
     #[test]

@@ -267,37 +267,12 @@ fn anthropic(request: &Value, gap: Duration) -> Response<Body> {
     {
         let input = json!({"command": command, "description": "run what was asked"}).to_string();
         return sse(
-            vec![
-                (
-                    named("message_start"),
-                    json!({"type": "message_start", "message": {
-                    "id": "msg_tool", "type": "message", "role": "assistant", "model": model,
-                    "content": [], "stop_reason": null, "stop_sequence": null,
-                    "usage": {"input_tokens": 1, "output_tokens": 1}}}),
-                ),
-                (
-                    named("content_block_start"),
-                    json!({"type": "content_block_start", "index": 0,
-                    "content_block": {"type": "tool_use", "id": "toolu_standin", "name": "Bash",
-                    "input": {}}}),
-                ),
-                (
-                    named("content_block_delta"),
-                    json!({"type": "content_block_delta", "index": 0,
-                    "delta": {"type": "input_json_delta", "partial_json": input}}),
-                ),
-                (
-                    named("content_block_stop"),
-                    json!({"type": "content_block_stop", "index": 0}),
-                ),
-                (
-                    named("message_delta"),
-                    json!({"type": "message_delta",
-                    "delta": {"stop_reason": "tool_use", "stop_sequence": null},
-                    "usage": {"output_tokens": 5}}),
-                ),
-                (named("message_stop"), json!({"type": "message_stop"})),
-            ],
+            message_events(
+                &model,
+                json!({"type": "tool_use", "id": "toolu_standin", "name": "Bash", "input": {}}),
+                json!({"type": "input_json_delta", "partial_json": input}),
+                "tool_use",
+            ),
             gap,
         );
     }
@@ -310,38 +285,52 @@ fn anthropic(request: &Value, gap: Duration) -> Response<Body> {
         }));
     }
     sse(
-        vec![
-            (
-                named("message_start"),
-                json!({"type": "message_start", "message": {
-                "id": "msg_standin", "type": "message", "role": "assistant", "model": model,
-                "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": 1, "output_tokens": 1}}}),
-            ),
-            (
-                named("content_block_start"),
-                json!({"type": "content_block_start", "index": 0,
-                "content_block": {"type": "text", "text": ""}}),
-            ),
-            (
-                named("content_block_delta"),
-                json!({"type": "content_block_delta", "index": 0,
-                "delta": {"type": "text_delta", "text": REPLY}}),
-            ),
-            (
-                named("content_block_stop"),
-                json!({"type": "content_block_stop", "index": 0}),
-            ),
-            (
-                named("message_delta"),
-                json!({"type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-                "usage": {"output_tokens": 5}}),
-            ),
-            (named("message_stop"), json!({"type": "message_stop"})),
-        ],
+        message_events(
+            &model,
+            json!({"type": "text", "text": ""}),
+            json!({"type": "text_delta", "text": REPLY}),
+            "end_turn",
+        ),
         gap,
     )
+}
+
+/// A streamed Messages answer of one content block (`block` started, `delta` added), ending
+/// for `stop_reason`.
+fn message_events(
+    model: &str,
+    block: Value,
+    delta: Value,
+    stop_reason: &str,
+) -> Vec<(Option<String>, Value)> {
+    vec![
+        (
+            named("message_start"),
+            json!({"type": "message_start", "message": {
+            "id": "msg_standin", "type": "message", "role": "assistant", "model": model,
+            "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+        ),
+        (
+            named("content_block_start"),
+            json!({"type": "content_block_start", "index": 0, "content_block": block}),
+        ),
+        (
+            named("content_block_delta"),
+            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+        ),
+        (
+            named("content_block_stop"),
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            named("message_delta"),
+            json!({"type": "message_delta",
+            "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+            "usage": {"output_tokens": 5}}),
+        ),
+        (named("message_stop"), json!({"type": "message_stop"})),
+    ]
 }
 
 fn openai_responses(request: &Value, gap: Duration) -> Response<Body> {

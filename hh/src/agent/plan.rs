@@ -106,6 +106,11 @@ pub enum PlanError {
     UnknownSecret(String),
     #[error("secret `{0}`: its value must be one line of at most 8 KiB")]
     BadSecret(String),
+    #[error(
+        "seed_harness_config copies your coding agent's own config into the session, login \
+         included, which [[secrets]] keep out of it: turn one of them off"
+    )]
+    SecretsWithSeeds,
 }
 
 /// A copy of a host path made for one session (`seed = true`).
@@ -418,6 +423,11 @@ pub fn plan(
     }
 
     let secrets = plan_secrets(config, request, &mut env)?;
+    // A seeded CLI config holds that CLI's own login (`~/.claude.json`'s key): it would carry
+    // the very value the secrets keep out.
+    if !secrets.is_empty() && !harness_seeds.is_empty() {
+        return Err(PlanError::SecretsWithSeeds);
+    }
     let image_name = context.image.map_or_else(
         || crate::image::image_name(&profile.image),
         |image| image.name.clone(),

@@ -132,9 +132,12 @@ pub(crate) fn stop_session(
         }
         return Err(error);
     }
+    let base = git_workspace::base_ref(&git.clone);
     let brought = match bundle {
         Bundle::File(path) => {
-            let fetched = git_workspace::bring_back(&git.repository, &path, &info.name);
+            let quarantine = path.with_extension("quarantine");
+            let fetched =
+                git_workspace::bring_back(&git.repository, &path, &base, &quarantine, &info.name);
             let _ = std::fs::remove_file(&path);
             match fetched {
                 Ok(branches) => {
@@ -144,7 +147,7 @@ pub(crate) fn stop_session(
                         text_for_terminal(&branches.join(", "))
                     ));
                     if workspace.is_some_and(|workspace| workspace.push_on_exit) {
-                        push(info, git, &mut said);
+                        push(info, git, &base, &mut said);
                     }
                     true
                 }
@@ -160,6 +163,7 @@ pub(crate) fn stop_session(
         }
         Bundle::Failed => false,
     };
+    git_workspace::forget_base(&git.repository, &base);
     if brought && !uncommitted {
         if let Err(error) = std::fs::remove_dir_all(&git.clone) {
             said.push(format!(
@@ -239,8 +243,25 @@ fn take_bundle(info: &SessionInfo, git: &GitClone, said: &mut Vec<String>) -> Bu
 }
 
 /// Pushes the session's branches to the repository's origin (`push_on_exit`); a failed push
-/// leaves them and a bundle of what origin lacks beside the clones.
-fn push(info: &SessionInfo, git: &GitClone, said: &mut Vec<String>) {
+/// leaves them and a bundle of what origin lacks beside the clones. Branches that change what a
+/// code host runs on a push (CI workflows) are not pushed: that would run the session's code
+/// with the repository's secrets before a person read it.
+fn push(info: &SessionInfo, git: &GitClone, base: &str, said: &mut Vec<String>) {
+    match git_workspace::ci_paths_changed(&git.repository, base, &info.name) {
+        Ok(changed) if changed.is_empty() => {}
+        Ok(changed) => {
+            said.push(format!(
+                "not pushed: the session changed what a code host runs on a push ({}); read \
+                 it, then push the branches yourself",
+                text_for_terminal(&changed.join(", "))
+            ));
+            return;
+        }
+        Err(error) => {
+            said.push(format!("not pushed: {error}"));
+            return;
+        }
+    }
     let dir = git.clone.parent().unwrap_or(&git.repository);
     let bundle = dir.join(format!("{}.bundle", info.id));
     match git_workspace::push(&git.repository, &info.name, &bundle) {

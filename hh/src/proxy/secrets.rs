@@ -9,7 +9,7 @@
 //! - in a header of a request the secret may go in — over HTTPS, to one of its hosts, in its
 //!   header (`authorization` or `x-api-key` unless the entry names one), under its path prefix
 //!   in every reading of the path, not a `TRACE` — and in one of the forms credentials take
-//!   (the header's whole value; `Bearer` or `token` and it; the user or the password of `Basic`
+//!   (the header's whole value; `Bearer` or `token` and it; the password of `Basic`
 //!   credentials), the placeholder is replaced by the value, in a header value marked
 //!   sensitive. The forms are few on purpose: a value the session wrapped in text of its own,
 //!   or put in a header a server might quote back in an error, is how an API would echo the
@@ -109,9 +109,9 @@ impl SessionSecret {
         if request
             .http
             .as_ref()
-            .is_some_and(|http| http.method.as_str() == "TRACE")
+            .is_some_and(|http| matches!(http.method.as_str(), "TRACE" | "TRACK"))
         {
-            return Some("in a TRACE request (which echoes its headers back)".into());
+            return Some("in a TRACE or TRACK request (which echoes its headers back)".into());
         }
         if let (Some(prefix), Some(http)) = (&self.path_prefix, &request.http)
             && !http
@@ -176,7 +176,7 @@ impl Secrets {
                         return Err(format!(
                             "secret {}'s placeholder was sent in header {name} in a form hh does \
                              not fill (the header's whole value, `Bearer` or `token` and it, or \
-                             the user or password of Basic credentials)",
+                             the password of Basic credentials)",
                             secret.name
                         ));
                     };
@@ -267,12 +267,11 @@ fn placeholder_in(name: &HeaderName, value: &[u8], placeholder: &[u8]) -> Option
         .flatten()
         .filter(|decoded| contains(decoded, placeholder));
     if let Some(decoded) = basic {
-        // The user or the password, whole; the other part free of it.
+        // The password, whole, the user free of it (servers quote user names back, in errors).
         let fills = match decoded.iter().position(|b| *b == b':') {
             Some(colon) => {
                 let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
-                (user == placeholder && !contains(password, placeholder))
-                    || (password == placeholder && !contains(user, placeholder))
+                password == placeholder && !contains(user, placeholder)
             }
             None => false,
         };
