@@ -594,3 +594,69 @@ fn a_git_mode_session_pushes_to_its_origin_and_to_no_other_repository() {
     world.assert_nothing_left();
     drop(server);
 }
+
+/// A git-mode workspace with `git_url`, `branch` and `clone_depth`: the first start clones the
+/// repository to the workspace's path (as the user), the session starts on that branch with
+/// that much history, and its work comes back onto a branch named after it.
+#[test]
+fn a_workspace_cloned_from_a_url_starts_its_sessions_on_the_branch_and_depth_it_names() {
+    if !require_root("git-mode clones from a URL") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("gu");
+    let upstream = host_repository(&world, "upstream");
+    git(&world, &upstream, &["switch", "--quiet", "-c", "dev"]);
+    for n in 1..=3 {
+        world
+            .user
+            .write_file(upstream.join("a.txt"), format!("dev {n}\n"));
+        git(
+            &world,
+            &upstream,
+            &["commit", "--quiet", "-am", &format!("dev {n}")],
+        );
+    }
+    git(&world, &upstream, &["switch", "--quiet", "main"]);
+    let workspace = world.user.home.join("src/from-url");
+    add_workspace(
+        &world,
+        "urlws",
+        &workspace,
+        &format!(
+            "git_url = \"file://{}\"\nbranch = \"dev\"\nclone_depth = 1\ncommit_on_exit = true\n",
+            upstream.display()
+        ),
+    );
+    let agent = world.agent();
+    let (id, start_said) = world.start_in("urlws", "test");
+    assert!(start_said.contains("works on its own clone"), "{start_said}");
+    // The workspace's repository was made as the user, from the URL.
+    assert_eq!(
+        git(&world, &workspace, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "dev"
+    );
+    let (code, out) = world.shell(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "git rev-parse --abbrev-ref HEAD; git rev-list --count HEAD; cat a.txt; echo more >> a.txt",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>()[..3],
+        ["dev", "1", "dev 3"],
+        "{out}"
+    );
+    let name = session_name(&world, &id);
+    let stopped = world.hh(&["session", "stop", &id]);
+    assert!(stopped.status.success(), "{}", said(&stopped));
+    let branch = format!("hh/{name}/dev");
+    assert_eq!(
+        git(&world, &workspace, &["show", &format!("{branch}:a.txt")]),
+        "dev 3\nmore\n"
+    );
+    agent.terminate();
+    world.assert_nothing_left();
+}

@@ -65,16 +65,74 @@ pub struct PreparedClone {
     pub origin: Option<String>,
 }
 
-/// Makes the clone of `repository` a session of `workspace` works on, under `clones_dir`.
+/// Where a workspace's repository and its sessions' clones come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CloneSource {
+    /// Cloned to the workspace's path first when nothing is there yet.
+    pub git_url: Option<String>,
+    /// The branch clones start on (default: the repository's `HEAD`).
+    pub branch: Option<String>,
+    /// How many commits of history clones take (default: all).
+    pub depth: Option<u32>,
+}
+
+impl CloneSource {
+    /// A workspace's, as its config says.
+    pub fn of(workspace: &crate::config::Workspace) -> CloneSource {
+        CloneSource {
+            git_url: workspace.git_url.clone(),
+            branch: workspace.branch.clone(),
+            depth: workspace.clone_depth,
+        }
+    }
+
+    /// `--branch B --depth N` as given.
+    fn options(&self) -> Vec<String> {
+        let mut options = Vec::new();
+        if let Some(branch) = &self.branch {
+            options.extend(["--branch".to_owned(), branch.clone()]);
+        }
+        if let Some(depth) = self.depth {
+            options.push(format!("--depth={depth}"));
+        }
+        options
+    }
+}
+
+/// The repository at `repository`, cloned from `source`'s URL first when the path has nothing
+/// yet (as the user, with their credentials: the host's git, not a session's).
+fn fetch_repository(repository: &Path, source: &CloneSource) -> Result<(), GitWorkspaceError> {
+    let Some(url) = &source.git_url else {
+        return Ok(());
+    };
+    let empty = match std::fs::read_dir(repository) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+    };
+    if !empty {
+        return Ok(());
+    }
+    let target = repository.to_string_lossy().into_owned();
+    let mut args = vec!["clone".to_owned(), "--quiet".to_owned()];
+    args.extend(source.options());
+    args.extend(["--".to_owned(), url.clone(), target]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    host_git(None, &args).map(|_| ())
+}
+
+/// Makes the clone of `repository` a session of `workspace` works on, under `clones_dir`
+/// (first cloning the repository itself from `source`'s URL when its path has nothing yet).
 pub fn prepare(
     repository: &Path,
     clones_dir: &Path,
     workspace: &str,
+    source: &CloneSource,
 ) -> Result<PreparedClone, GitWorkspaceError> {
     let not_a_repository = |reason: String| GitWorkspaceError::NotARepository {
         repository: repository.to_path_buf(),
         reason,
     };
+    fetch_repository(repository, source)?;
     let top = host_git(Some(repository), &["rev-parse", "--show-toplevel"])
         .map_err(|error| not_a_repository(error.to_string()))?;
     let top = PathBuf::from(top.trim_end_matches('\n'));
@@ -104,22 +162,22 @@ pub fn prepare(
     })?;
     let clone = clones.path().join(clone_name(workspace));
     let clone_arg = clone.to_string_lossy().into_owned();
-    let source = canonical.to_string_lossy().into_owned();
-    let made = host_git(
-        None,
-        &[
-            "clone",
-            "--no-local",
-            "--no-hardlinks",
-            "--single-branch",
-            "--no-tags",
-            "--quiet",
-            "--",
-            &source,
-            &clone_arg,
-        ],
-    )
-    .and_then(|_| {
+    // A file URL: a local path's clone ignores --depth.
+    let from = format!("file://{}", canonical.to_string_lossy());
+    let mut args: Vec<String> = [
+        "clone",
+        "--no-local",
+        "--no-hardlinks",
+        "--single-branch",
+        "--no-tags",
+        "--quiet",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(source.options());
+    args.extend(["--".to_owned(), from, clone_arg]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let made = host_git(None, &args).and_then(|_| {
         // The clone is fresh and ours: git may still run in it, until the session has it.
         match &origin {
             Some(url) => host_git(Some(&clone), &["remote", "set-url", "origin", url]),

@@ -241,6 +241,7 @@ pub(super) fn make_clone(
         &found.canonical_path,
         &config.clones_dir,
         workspace,
+        &crate::git_workspace::CloneSource::of(found),
     )?)
 }
 

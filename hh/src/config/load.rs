@@ -140,6 +140,14 @@ pub enum ConfigErrorKind {
     NoHosts,
     #[error("`{name}` holds another secret already")]
     SecretVariable { name: String },
+    #[error(
+        "`{name}` is not a branch name hh uses (letters, digits, `-._/`, not starting with `-`, `.` or `/`)"
+    )]
+    BranchName { name: String },
+    #[error("a clone takes at least one commit")]
+    DepthZero,
+    #[error("`{url}` is not a repository URL hh hands to git")]
+    GitUrl { url: String },
     #[error("applies to a workspace in git mode only: add `mode = \"git\"`, or remove the key")]
     GitModeOnly,
     #[error("say why the file may be in the workspace")]
@@ -424,6 +432,36 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
     }
 
     check_secrets(&config.secrets, &invalid)?;
+    for (index, workspace) in config.workspaces.iter().enumerate() {
+        let key = |field: &str| format!("workspaces[{index}].{field}");
+        if let Some(branch) = &workspace.branch {
+            let plain = !branch.is_empty()
+                && !branch.starts_with(['-', '.', '/'])
+                && !branch.contains("..")
+                && branch
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b));
+            if !plain {
+                return Err(invalid(
+                    key("branch"),
+                    ConfigErrorKind::BranchName {
+                        name: branch.clone(),
+                    },
+                ));
+            }
+        }
+        if workspace.clone_depth == Some(0) {
+            return Err(invalid(key("clone_depth"), ConfigErrorKind::DepthZero));
+        }
+        if let Some(url) = &workspace.git_url
+            && (url.is_empty() || url.starts_with('-') || url.chars().any(char::is_control))
+        {
+            return Err(invalid(
+                key("git_url"),
+                ConfigErrorKind::GitUrl { url: url.clone() },
+            ));
+        }
+    }
 
     for (index, workspace) in config.workspaces.iter().enumerate() {
         for (i, published) in workspace.ports.iter().enumerate() {
@@ -465,6 +503,9 @@ pub fn parse(text: &str, file: &Path, env: &Env) -> Result<Config, ConfigError> 
             let set = [
                 ("commit_on_exit", workspace.commit_on_exit),
                 ("push_on_exit", workspace.push_on_exit),
+                ("git_url", workspace.git_url.is_some()),
+                ("branch", workspace.branch.is_some()),
+                ("clone_depth", workspace.clone_depth.is_some()),
             ];
             if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
                 return Err(invalid(

@@ -402,6 +402,16 @@ pub struct Workspace {
     /// the host, with your credentials); a failed push keeps them and saves a bundle.
     #[serde(default)]
     pub push_on_exit: bool,
+    /// git mode: where the repository comes from when `canonical_path` has none yet (cloned
+    /// there by the first start, as you, with your credentials).
+    #[serde(default)]
+    pub git_url: Option<String>,
+    /// git mode: the branch sessions start on (default: the repository's `HEAD`).
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// git mode: how many commits of history clones take (default: all).
+    #[serde(default)]
+    pub clone_depth: Option<u32>,
     /// Session ports published on the host (`[ADDRESS:]HOST_PORT:SESSION_PORT`, the address
     /// 127.0.0.1 unless given): a dev server in the session, reached from the host.
     #[serde(default)]

@@ -146,6 +146,9 @@ env = {}
 # commit_on_exit = true
 # commit_message = "hh: work of session {session} in {workspace}"
 # push_on_exit = false
+# git_url = "https://github.com/me/my-project.git"   # cloned to canonical_path when empty
+# branch = "main"                                    # the branch sessions start on
+# clone_depth = 50                                   # how much history clones take
 # Session ports published on the host while a session runs ([ADDRESS:]HOST_PORT:SESSION_PORT;
 # the address 127.0.0.1 unless given, host ports from 1024 up):
 # ports = ["8080:3000"]

@@ -210,6 +210,7 @@ fn perform(
                     &found.canonical_path,
                     &config.clones_dir,
                     &workspace,
+                    &crate::git_workspace::CloneSource::of(found),
                 ) {
                     Ok(prepared) => Some(prepared),
                     Err(error) => {
