@@ -629,7 +629,10 @@ fn a_workspace_cloned_from_a_url_starts_its_sessions_on_the_branch_and_depth_it_
     );
     let agent = world.agent();
     let (id, start_said) = world.start_in("urlws", "test");
-    assert!(start_said.contains("works on its own clone"), "{start_said}");
+    assert!(
+        start_said.contains("works on its own clone"),
+        "{start_said}"
+    );
     // The workspace's repository was made as the user, from the URL.
     assert_eq!(
         git(&world, &workspace, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),

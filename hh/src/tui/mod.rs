@@ -115,6 +115,9 @@ fn event_loop(
     env: &Env,
 ) -> anyhow::Result<()> {
     let mut last_draw: Option<Instant> = None;
+    // Work that takes a while (a git-mode session's stop) runs beside the loop and says here
+    // how it went.
+    let (job_done, job_results) = std::sync::mpsc::channel::<String>();
     loop {
         if last_draw.is_none_or(|at| at.elapsed() >= CLOCK) {
             app.now_ms = now_ms();
@@ -148,7 +151,7 @@ fn event_loop(
             if let TermEvent::Key(key) = event::read()?
                 && let Some(effect) = app.on_key(key)
             {
-                perform(effect, terminal, app, link, env);
+                perform(effect, terminal, app, link, env, &job_done);
             }
         }
         app.now_ms = now_ms();
@@ -162,6 +165,10 @@ fn event_loop(
                 Err(TryRecvError::Disconnected) => anyhow::bail!("the agent link stopped"),
             }
         }
+        while let Ok(status) = job_results.try_recv() {
+            last_draw = None;
+            app.status = Some(status);
+        }
     }
 }
 
@@ -172,6 +179,7 @@ fn perform(
     app: &mut App,
     link: &AgentLink,
     env: &Env,
+    job_done: &std::sync::mpsc::Sender<String>,
 ) {
     match effect {
         Effect::Send(request) => link.send(request),
@@ -233,13 +241,21 @@ fn perform(
             }));
         }
         Effect::StopGitSession(info) => {
-            app.status = Some(
-                match crate::cli::git::stop_session(&info, app.loaded_config()) {
+            // Commit, bundle and fetch may take minutes: not on the loop's thread.
+            app.status = Some(format!(
+                "stopping session {}: its work comes back first",
+                info.id
+            ));
+            let config = app.loaded_config().cloned();
+            let done = job_done.clone();
+            std::thread::spawn(move || {
+                let status = match crate::cli::git::stop_session(&info, config.as_ref()) {
                     Ok(said) if said.is_empty() => format!("stopped session {}", info.id),
                     Ok(said) => format!("stopped session {}: {}", info.id, said.join("; ")),
                     Err(error) => format!("stop session {}: {error:#}", info.id),
-                },
-            );
+                };
+                let _ = done.send(status);
+            });
         }
         Effect::Attach(id) => {
             let config_path = app.config_path.clone();
