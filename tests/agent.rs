@@ -697,13 +697,20 @@ fn rules_are_suggested_from_what_was_denied_and_one_applies_at_once() {
     }
     let (_, out) = world.shell(&id, &["curl", "-sS", &world.url("denied.test", "/")]);
     assert!(out.contains("hh blocked"), "{out}");
-    let listed = world.hh(&["rules", "suggest", "--workspace", "demo", "--json"]);
-    assert!(
-        listed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
-    let suggestions: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    // The agent takes denials in from its event stream, a moment after each 403.
+    let mut suggestions: Vec<serde_json::Value> = Vec::new();
+    wait_until("both denials are remembered", || {
+        let listed = world.hh(&["rules", "suggest", "--workspace", "demo", "--json"]);
+        assert!(
+            listed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        suggestions = serde_json::from_slice(&listed.stdout).unwrap();
+        suggestions
+            .first()
+            .is_some_and(|first| first["covers"] == 2)
+    });
     let port = world.upstream.tls_port;
     assert_eq!(suggestions.len(), 1, "{suggestions:?}");
     assert_eq!(

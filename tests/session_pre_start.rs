@@ -7,7 +7,7 @@ mod support;
 
 use support::{
     require_root,
-    session_world::{World, build_test_stem},
+    session_world::{World, build_test_stem, wait_until},
 };
 
 #[test]
@@ -54,7 +54,11 @@ fn pre_start_runs_first_in_the_session_and_its_failure_stops_the_start() {
         std::fs::read_to_string(world.workspace.join("pre-start-net.txt")).unwrap(),
         "403"
     );
-    // Before the session's own command.
+    // Before the session's own command (which init starts once the session is ready, so a
+    // moment after the start returned).
+    wait_until("the session's command ran", || {
+        world.shell(&id, &["test", "-e", "/tmp/order"]).0 == 0
+    });
     let (code, out) = world.shell(&id, &["cat", "/tmp/order"]);
     assert_eq!((code, out.trim()), (0, "after"), "{out}");
     let stopped = world.hh(&["session", "stop", &id]);
