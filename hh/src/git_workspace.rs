@@ -313,46 +313,39 @@ fn quarantined(
     let repository_arg = repository.to_string_lossy().into_owned();
     let bundle_arg = bundle.to_string_lossy().into_owned();
     // The user's own settings must not undo these (fetch.fsckObjects=false, fetch.prune).
-    let checked = [
-        "-c",
-        "transfer.fsckObjects=true",
-        "-c",
-        "fetch.fsckObjects=true",
-        "-c",
-        "protocol.file.allow=always",
-    ];
-    let fetch = [
-        "fetch",
-        "--no-tags",
-        "--no-prune",
-        "--no-prune-tags",
-        "--no-write-fetch-head",
-        "--no-recurse-submodules",
-        "--no-auto-maintenance",
-        "--quiet",
-    ];
+    let fetch = |dir: &Path, what: &[&str]| {
+        let mut args = vec![
+            "-c",
+            "transfer.fsckObjects=true",
+            "-c",
+            "fetch.fsckObjects=true",
+            "-c",
+            "protocol.file.allow=always",
+            "fetch",
+            "--no-tags",
+            "--no-prune",
+            "--no-prune-tags",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+            "--no-auto-maintenance",
+            "--quiet",
+        ];
+        args.extend_from_slice(what);
+        host_git(Some(dir), &args)
+    };
     host_git(
         None,
         &["init", "--bare", "--quiet", "--template=", &quarantine_arg],
     )?;
     let base_spec = format!("+{base}:refs/hh/base");
-    let with = |args: &[&str]| -> Vec<String> {
-        checked
-            .iter()
-            .chain(args)
-            .map(|arg| (*arg).to_owned())
-            .collect()
-    };
-    let run = |dir: &Path, args: Vec<String>| {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        host_git(Some(dir), &args)
-    };
-    let mut base_fetch = with(&fetch);
-    base_fetch.extend(["--depth=1", "--", &repository_arg, &base_spec].map(str::to_owned));
-    run(quarantine, base_fetch)?;
-    let mut bundle_fetch = with(&fetch);
-    bundle_fetch.extend(["--", &bundle_arg, "refs/heads/*:refs/heads/*"].map(str::to_owned));
-    run(quarantine, bundle_fetch)?;
+    fetch(
+        quarantine,
+        &["--depth=1", "--", &repository_arg, &base_spec],
+    )?;
+    fetch(
+        quarantine,
+        &["--", &bundle_arg, "refs/heads/*:refs/heads/*"],
+    )?;
     // Every object, whether or not this git checks a bundle's.
     host_git(
         Some(quarantine),
@@ -360,11 +353,8 @@ fn quarantined(
     )?;
     // Not forced: a fetch that would rewrite an earlier `hh/SESSION/…` branch (another session
     // of that name) fails, and the work stays in the clone.
-    let prefix = branch_prefix(session);
-    let refspec = format!("refs/heads/*:refs/heads/{prefix}*");
-    let mut home_fetch = with(&fetch);
-    home_fetch.extend(["--", &quarantine_arg, &refspec].map(str::to_owned));
-    run(repository, home_fetch)?;
+    let refspec = format!("refs/heads/*:refs/heads/{}*", branch_prefix(session));
+    fetch(repository, &["--", &quarantine_arg, &refspec])?;
     Ok(())
 }
 
@@ -611,36 +601,6 @@ pub fn commit_message(template: &str, session: &str, workspace: &str) -> String 
         .replace("{workspace}", workspace)
 }
 
-/// Bytes from a session, made safe for a terminal: every control character but newline and
-/// tab (escape sequences could retitle, recolour or rewrite the terminal) and every
-/// bidirectional override or isolate (which make text read other than it is) shown as `?`.
-pub fn for_terminal(bytes: &[u8]) -> Vec<u8> {
-    text_for_terminal(&String::from_utf8_lossy(bytes)).into_bytes()
-}
-
-/// [`for_terminal`] for text (a branch name, git's message).
-pub fn text_for_terminal(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            let bidi = matches!(
-                c,
-                '\u{061c}'
-                    | '\u{200e}'
-                    | '\u{200f}'
-                    | '\u{2028}'
-                    | '\u{2029}'
-                    | '\u{202a}'..='\u{202e}'
-                    | '\u{2066}'..='\u{2069}'
-            );
-            if bidi || (c.is_control() && c != '\n' && c != '\t') {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
 /// Runs host git (in `dir` when given) with a clean terminal-free setting; its stdout, or an
 /// error with its stderr. Killed after [`HOST_GIT_TIMEOUT`].
 fn host_git(dir: Option<&Path>, args: &[&str]) -> Result<String, GitWorkspaceError> {
@@ -715,7 +675,7 @@ fn host_git(dir: Option<&Path>, args: &[&str]) -> Result<String, GitWorkspaceErr
     let out = out.join().unwrap_or_default();
     let err = err.join().unwrap_or_default();
     if !status.success() {
-        let said = String::from_utf8_lossy(&for_terminal(&err))
+        let said = String::from_utf8_lossy(&crate::terminal_text::for_terminal(&err))
             .trim()
             .to_owned();
         return Err(failed(if said.is_empty() {
@@ -742,23 +702,6 @@ mod tests {
             assert!(check_snapshot_name(bad).is_err(), "{bad:?}");
         }
         assert!(check_snapshot_name(&"a".repeat(65)).is_err());
-    }
-
-    #[test]
-    fn a_terminal_sees_no_control_character_from_a_session() {
-        let shown = for_terminal(b"ok\tline\n\x1b]0;owned\x07\x1b[2J\r\xc2\x9b");
-        assert_eq!(
-            String::from_utf8(shown).unwrap(),
-            "ok\tline\n?]0;owned??[2J??"
-        );
-    }
-
-    #[test]
-    fn names_from_a_session_cannot_turn_text_around() {
-        assert_eq!(
-            text_for_terminal("hh/s/main\u{202e}txt.exe\u{2066}"),
-            "hh/s/main?txt.exe?"
-        );
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! - [`sensitive`]: the workspace's files whose names say they hold secrets, found before a start.
 //! - [`sys`]: thin wrappers over the syscalls and kernel files hh reads (cgroup, bpf), and the
 //!   descriptor-relative file work root does in users' directories.
+//! - [`terminal_text`]: text from a session made safe for a terminal.
 //! - [`tls`]: the installation CA and the per-host leaf certificates the proxy presents.
 //! - [`tui`]: `hh` with no arguments: the terminal UI, a client of the agent.
 
@@ -49,5 +50,6 @@ pub mod proxy;
 pub mod rules;
 pub mod sensitive;
 pub mod sys;
+pub mod terminal_text;
 pub mod tls;
 pub mod tui;

@@ -141,17 +141,10 @@ pub async fn serve(
     // Command → client: its output, then its status.
     let mut frame = BytesMut::new();
     while let Some(item) = output.next().await {
-        let message = match item {
-            Ok(bollard::container::LogOutput::StdErr { message }) => Frame::Stderr(message),
-            Ok(
-                bollard::container::LogOutput::StdOut { message }
-                | bollard::container::LogOutput::Console { message },
-            ) => Frame::Stdout(message),
-            Ok(bollard::container::LogOutput::StdIn { .. }) => continue,
-            Err(error) => {
-                tracing::debug!(%error, "exec output ended with an error");
-                break;
-            }
+        let message = match output_frame(item) {
+            Some(Some(frame)) => frame,
+            Some(None) => continue,
+            None => break,
         };
         frame.clear();
         exec_stream::encode(&message, &mut frame);
@@ -167,6 +160,25 @@ pub async fn serve(
     exec_stream::encode(&Frame::Exit(status), &mut frame);
     write.write_all(&frame).await?;
     write.shutdown().await
+}
+
+/// One item of an exec's output as the frame a client gets: `Some(None)` for nothing to pass
+/// on (an echo of its input), `None` once the output ended with an error.
+fn output_frame(
+    item: Result<bollard::container::LogOutput, bollard::errors::Error>,
+) -> Option<Option<Frame>> {
+    match item {
+        Ok(bollard::container::LogOutput::StdErr { message }) => Some(Some(Frame::Stderr(message))),
+        Ok(
+            bollard::container::LogOutput::StdOut { message }
+            | bollard::container::LogOutput::Console { message },
+        ) => Some(Some(Frame::Stdout(message))),
+        Ok(bollard::container::LogOutput::StdIn { .. }) => Some(None),
+        Err(error) => {
+            tracing::debug!(%error, "exec output ended with an error");
+            None
+        }
+    }
 }
 
 /// The most of a command's output [`run_captured`] keeps: its last 4 KiB.
@@ -191,17 +203,10 @@ pub async fn run_captured(
     let mut output = exec.output;
     let mut tail: Vec<u8> = Vec::new();
     while let Some(item) = output.next().await {
-        let bytes = match item {
-            Ok(
-                bollard::container::LogOutput::StdErr { message }
-                | bollard::container::LogOutput::StdOut { message }
-                | bollard::container::LogOutput::Console { message },
-            ) => message,
-            Ok(bollard::container::LogOutput::StdIn { .. }) => continue,
-            Err(error) => {
-                tracing::debug!(%error, "exec output ended with an error");
-                break;
-            }
+        let bytes = match output_frame(item) {
+            Some(Some(Frame::Stdout(bytes) | Frame::Stderr(bytes))) => bytes,
+            Some(_) => continue,
+            None => break,
         };
         tail.extend_from_slice(&bytes);
         if tail.len() > CAPTURED_TAIL {

@@ -373,13 +373,12 @@ async fn count_decisions(agent: std::sync::Weak<Agent>, mut events: broadcast::R
 /// The request of a denial that no rule decided (a prompt unanswered, denied once, or not
 /// asked for too many waiting), as the proxy decided it; `None` for any other decision.
 fn wanting_a_rule(decision: &crate::api::protocol::DecisionEvent) -> Option<crate::rules::Request> {
+    use crate::proxy::decision::{ASK_DENIED_ONCE, ASK_QUEUE_FULL, ASK_TIMED_OUT};
     use crate::rules::{Host, HttpTarget, Method, NormPath, Request};
-    let asked = decision.rule.as_deref().is_some_and(|rule| {
-        matches!(
-            rule,
-            "ask: timed out" | "ask: denied once by a person" | "ask: too many pending approvals"
-        )
-    });
+    let asked = decision
+        .rule
+        .as_deref()
+        .is_some_and(|rule| [ASK_TIMED_OUT, ASK_DENIED_ONCE, ASK_QUEUE_FULL].contains(&rule));
     if decision.decision != "deny" || !asked {
         return None;
     }

@@ -328,7 +328,7 @@ async fn run_pre_start(
         Ok(Ok((0, _))) => Ok(()),
         Ok(Ok((status, said))) => bail!(
             "workspace {workspace}'s pre_start exited {status}: {}",
-            crate::git_workspace::text_for_terminal(said.trim())
+            crate::terminal_text::text_for_terminal(said.trim())
         ),
         Ok(Err(error)) => Err(error.context(format!("workspace {workspace}'s pre_start"))),
         Err(_) => bail!(

@@ -16,7 +16,8 @@ use super::{
 };
 use crate::{
     api::protocol::{ClientRequest, GitClone, SessionInfo},
-    git_workspace::{self, SessionScript, text_for_terminal},
+    git_workspace::{self, SessionScript},
+    terminal_text::{for_terminal, text_for_terminal},
 };
 
 #[derive(clap::Args, Debug)]
@@ -89,7 +90,7 @@ fn run(id: &str, script: SessionScript, args: &[&str]) -> anyhow::Result<ExitCod
             OutputStream::Stderr => (err_tty, Box::new(std::io::stderr().lock())),
         };
         if tty {
-            sink.write_all(&git_workspace::for_terminal(bytes))?;
+            sink.write_all(&for_terminal(bytes))?;
         } else {
             sink.write_all(bytes)?;
         }

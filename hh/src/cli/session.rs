@@ -227,7 +227,7 @@ pub(crate) fn git_mode(config: Option<&crate::config::Config>, workspace: &str) 
 
 /// The clone a git-mode session of `workspace` works on, made now from the repository your
 /// config names.
-pub(super) fn make_clone(
+pub(crate) fn make_clone(
     config: Option<&crate::config::Config>,
     workspace: &str,
 ) -> anyhow::Result<crate::git_workspace::PreparedClone> {
@@ -382,7 +382,7 @@ pub(super) fn harness_named(
 /// The client's values for the config's `env_passthrough` names and the harness's credentials
 /// (the agent keeps only those too), and the git identity; nothing else of the client's
 /// environment leaves this process.
-pub(super) fn passthrough_env(
+pub(crate) fn passthrough_env(
     config: Option<&crate::config::Config>,
     workspace: &str,
     harness: Option<&crate::harness::Harness>,

@@ -158,7 +158,7 @@ pub(super) fn exec_captured(
         },
     )?;
     out.extend_from_slice(&err);
-    let text = crate::git_workspace::for_terminal(&out);
+    let text = crate::terminal_text::for_terminal(&out);
     Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
 
@@ -194,7 +194,7 @@ pub(super) fn exec_bundle(
             }
         },
     )?;
-    let text = crate::git_workspace::for_terminal(&err);
+    let text = crate::terminal_text::for_terminal(&err);
     Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
 

@@ -49,6 +49,12 @@ pub type PolicyFn = Arc<dyn Fn() -> Arc<Policy> + Send + Sync>;
 /// instead of at its next interval ([`crate::rules::WatchedPolicy::look_now`]).
 pub type RulesWrittenFn = Arc<dyn Fn() + Send + Sync>;
 
+/// How an audit line (and a decision event) names a denial no rule decided: no one answered,
+/// too many were waiting, a person denied it once.
+pub const ASK_TIMED_OUT: &str = "ask: timed out";
+pub const ASK_QUEUE_FULL: &str = "ask: too many pending approvals";
+pub const ASK_DENIED_ONCE: &str = "ask: denied once by a person";
+
 /// The final word on a request: allow or deny, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ruling {
@@ -117,9 +123,10 @@ impl Ruling {
         let verb = if self.allowed { "allowed" } else { "denied" };
         self.asked.as_ref().map(|asked| match asked {
             // `Forever` always comes with the rule it added, printed above.
+            Asked::Once | Asked::Forever if !self.allowed => ASK_DENIED_ONCE.into(),
             Asked::Once | Asked::Forever => format!("ask: {verb} once by a person"),
-            Asked::TimedOut => "ask: timed out".into(),
-            Asked::QueueFull => "ask: too many pending approvals".into(),
+            Asked::TimedOut => ASK_TIMED_OUT.into(),
+            Asked::QueueFull => ASK_QUEUE_FULL.into(),
             Asked::NotSaved(why) => format!("ask: forever rule not saved: {why}"),
             Asked::Granted(grant) => format!("ask: allowed by a person {grant}"),
         })

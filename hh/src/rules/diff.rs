@@ -77,8 +77,7 @@ fn render(marked: &[(char, &str)]) -> String {
 pub fn printable(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     for c in line.chars() {
-        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if (c.is_control() && c != '\t') || bidi {
+        if (c.is_control() && c != '\t') || crate::terminal_text::rewrites_display(c) {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);

@@ -30,7 +30,6 @@ pub mod view;
 pub mod workspace_edit;
 
 use std::{
-    collections::BTreeMap,
     path::Path,
     process::{Command, ExitCode},
     sync::mpsc::{Receiver, TryRecvError},
@@ -187,46 +186,21 @@ fn perform(
             workspace,
             template,
         } => {
-            // The session gets the user's own values of the passthrough names, never the agent's.
-            let names = app
-                .loaded_config()
-                .map(|c| c.defaults.containers.env_passthrough.clone())
-                .unwrap_or_default();
-            let secrets = crate::cli::session::secret_values(app.loaded_config());
-            let mut env: BTreeMap<String, String> = names
-                .into_iter()
-                .filter(|name| {
-                    !app.loaded_config().is_some_and(|config| {
-                        config.secrets.iter().any(|secret| &secret.env == name)
-                    })
-                })
-                .filter_map(|name| std::env::var(&name).ok().map(|value| (name, value)))
-                .collect();
+            // As `hh session start` does: the user's own values of the passthrough names (never
+            // the agent's, never a secret's), the secrets apart, and in git mode a clone.
             let config = app.loaded_config();
-            if config.is_none_or(|config| config.defaults.containers.git_identity) {
-                let dir = config
-                    .and_then(|config| config.workspace(&workspace))
-                    .map(|workspace| workspace.canonical_path.clone());
-                env.extend(crate::git_identity::env(dir.as_deref()));
-            }
-            // git mode: the session's clone, made here as for `hh session start`.
-            let git_workspace = config
-                .filter(|_| crate::cli::session::git_mode(config, &workspace))
-                .and_then(|config| Some((config, config.workspace(&workspace)?)));
-            let git_clone = match git_workspace {
-                Some((config, found)) => match crate::git_workspace::prepare(
-                    &found.canonical_path,
-                    &config.clones_dir,
-                    &workspace,
-                    &crate::git_workspace::CloneSource::of(found),
-                ) {
+            let env = crate::cli::session::passthrough_env(config, &workspace, None);
+            let secrets = crate::cli::session::secret_values(config);
+            let git_clone = if crate::cli::session::git_mode(config, &workspace) {
+                match crate::cli::session::make_clone(config, &workspace) {
                     Ok(prepared) => Some(prepared),
                     Err(error) => {
-                        app.status = Some(format!("start session: {error}"));
+                        app.status = Some(format!("start session: {error:#}"));
                         return;
                     }
-                },
-                None => None,
+                }
+            } else {
+                None
             };
             link.send(ClientRequest::StartSession(StartSession {
                 workspace,
