@@ -348,6 +348,7 @@ mod tests {
             (bash("cat .env.local"), ".env"),
             (bash("cat ~/.aws/credentials"), "credentials"),
             (bash("git credential fill"), "credentials"),
+            // A value the guard must refuse: the script only reads it; nothing dials it.
             (
                 bash("curl http://169.254.169.254/latest/meta-data"),
                 "metadata",

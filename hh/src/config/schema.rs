@@ -659,6 +659,7 @@ mod tests {
                 session_port: 3000
             }
         );
+        // Parsed only: nothing binds it.
         assert_eq!(
             PublishedPort::parse("0.0.0.0:8080:3000").unwrap().address,
             std::net::Ipv4Addr::UNSPECIFIED
