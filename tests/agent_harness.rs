@@ -573,3 +573,74 @@ fn claude_code_runs_under_hhs_managed_settings_and_its_hook_refuses_reading_the_
     );
     assert!(said.contains(REPLY), "{said}");
 }
+
+/// Every request a tool call makes is tied to it: the real Claude Code runs hh's hook before and
+/// after its Bash tool, the hook tells the session's control server, and the audit line of the
+/// request the tool's curl made names the call (`tool_use_ids`) and the process (curl, with its
+/// command line); the model's own requests, made while no tool ran, name none.
+#[test]
+fn a_request_a_tool_call_made_names_that_call_in_its_audit_line() {
+    if !require_root("agent tool calls") || !agents_image() {
+        return;
+    }
+    let (standin, _dir, world) = standins(Duration::from_millis(10), "");
+    let base = |host: &str| format!("https://{host}:{}", standin.tls_port);
+    let fetch = format!(
+        "curl -s -o /dev/null {}/from-the-tool",
+        base("api.anthropic.test")
+    );
+    // The user's own Claude settings (in the session's home) let the model's curl run
+    // without asking.
+    let allow_curl = r#"mkdir -p ~/.claude && echo '{"permissions":{"allow":["Bash(curl:*)"]}}' > ~/.claude/settings.json"#;
+    let (code, lines, stderr) = run_json_asking(
+        &world,
+        "claude",
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-test-alice".into()),
+            ("ANTHROPIC_BASE_URL", base("api.anthropic.test")),
+        ],
+        &["--setup-script", allow_curl],
+        &format!("{RUN_TOOL}{fetch}"),
+    );
+    assert_eq!(code, Some(0), "{lines:?}\n{stderr}");
+    assert!(
+        standin
+            .seen()
+            .iter()
+            .any(|seen| seen.path == "/from-the-tool"),
+        "the tool's curl never reached the stand-in: {lines:?}\n{stderr}"
+    );
+    let audit = std::fs::read_to_string(world.state.join("logs/audit.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let tool = lines
+        .iter()
+        .find(|line| line["path"] == "/from-the-tool")
+        .unwrap_or_else(|| panic!("no audit line for the tool's request:\n{audit}"));
+    assert_eq!(
+        tool["tool_use_ids"],
+        serde_json::json!(["toolu_standin"]),
+        "{tool}"
+    );
+    assert_eq!(tool["client_comm"], "curl", "{tool}");
+    assert!(
+        tool["client_cmdline"]
+            .as_str()
+            .is_some_and(|cmdline| cmdline.ends_with("/from-the-tool")),
+        "{tool}"
+    );
+    let first_model_call = lines
+        .iter()
+        .find(|line| {
+            line["path"]
+                .as_str()
+                .is_some_and(|path| path.starts_with("/v1/messages"))
+        })
+        .unwrap_or_else(|| panic!("no audit line for the model's requests:\n{audit}"));
+    assert!(
+        first_model_call.get("tool_use_ids").is_none(),
+        "{first_model_call}"
+    );
+}

@@ -53,13 +53,16 @@ pub mod map {
     /// Hash, [`crate::SockKey`] of a client end → [`crate::splice`] state: whether that client's
     /// bytes go through the sockhash or stay on TCP. Removed when the client closes.
     pub const SPLICE_STATE: &str = "HH_SPLICE_STATE";
-    /// LRU hash, [`crate::SocketCookie`] → [`crate::Ipv4Dest`]: where a redirected connect was
-    /// going, until `sock_ops` sees it established (entries of connects that never establish
-    /// age out; the map cannot grow without bound).
-    pub const CONNECTING: &str = "HH_CONNECTING";
-    /// LRU hash, [`crate::ConnKey`] → [`crate::Ipv4Dest`]: the original destination of an
-    /// established redirected connection, found by the proxy from the accepted socket.
-    pub const ORIGINAL_DST: &str = "HH_ORIGINAL_DST";
+    /// LRU hash, [`crate::SocketCookie`] → [`crate::Redirect`]: where a redirected connect was
+    /// going and who made it, until `sock_ops` sees it established (entries of connects that
+    /// never establish age out; the map cannot grow without bound). (Named apart from the
+    /// `HH_CONNECTING` of earlier versions, whose values held the destination alone, so a pinned
+    /// map of theirs is never reused with the new value.)
+    pub const CONNECTING: &str = "HH_CONNECTS";
+    /// LRU hash, [`crate::ConnKey`] → [`crate::Redirect`]: the original destination of an
+    /// established redirected connection and its process, found by the proxy from the accepted
+    /// socket. (Named apart from the earlier `HH_ORIGINAL_DST` for the same reason.)
+    pub const ORIGINAL_DST: &str = "HH_REDIRECTS";
     /// LRU hash, [`crate::SocketCookie`] → [`crate::Ipv4Dest`]: the resolver a UDP socket asked,
     /// so `recvmsg` can show the stub's reply as coming from it.
     pub const DNS_RESOLVER: &str = "HH_DNS_RESOLVER";
@@ -179,6 +182,19 @@ pub struct Ipv4Dest {
     pub _pad: [u8; 2],
 }
 
+/// A redirected connect: where it was going, and the task that made it, as `connect4` saw it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    pub dest: Ipv4Dest,
+    /// The connecting thread group (process) id, in the host's (the initial) pid namespace.
+    pub tgid: u32,
+    /// The connecting task's `comm` (NUL-padded, at most 15 bytes of name).
+    pub comm: [u8; 16],
+    /// Explicit, zeroed padding.
+    pub _pad: [u8; 4],
+}
+
 /// Key of [`map::ORIGINAL_DST`]: the client's network namespace and its local port. Within one
 /// namespace every redirected connection goes to the same proxy address from 127.0.0.1, so the
 /// client port is unique among them; the namespace cookie keeps sessions apart.
@@ -199,11 +215,14 @@ mod user {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ConnKey {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::Redirect {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::SockKey {}
 }
 
 const _: () = assert!(core::mem::size_of::<Ipv4Dest>() == 8);
 const _: () = assert!(core::mem::size_of::<ConnKey>() == 16);
+const _: () = assert!(core::mem::size_of::<Redirect>() == 32);
 const _: () = assert!(core::mem::size_of::<SockKey>() == 24);
 
 #[cfg(test)]

@@ -36,8 +36,21 @@ pub struct AuditRecord {
     pub time: SystemTime,
     /// The hh session id.
     pub session: String,
-    /// The client process, when the proxy could learn it.
+    /// The client process's pid as the session sees it, when the proxy could learn it.
     pub client_pid: Option<u32>,
+    /// The same process's pid on the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_host_pid: Option<u32>,
+    /// Its `comm` at the connect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_comm: Option<String>,
+    /// Its command line ([`crate::proxy::client_process`]: what the process says of itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cmdline: Option<String>,
+    /// The coding agent's tool calls running when the request was made, as its hooks said
+    /// ([`crate::proxy::tool_calls`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_use_ids: Vec<String>,
     /// The HTTP method; `None` for a connection decided before any request (CONNECT, SNI, raw TCP).
     pub method: Option<String>,
     /// The canonical host the decision was made on.
@@ -153,6 +166,10 @@ mod tests {
             time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             session: session.to_owned(),
             client_pid: Some(4242),
+            client_host_pid: None,
+            client_comm: None,
+            client_cmdline: None,
+            tool_use_ids: Vec::new(),
             method: Some("GET".to_owned()),
             host: "example.com".to_owned(),
             // Long enough that interleaved writes would show.

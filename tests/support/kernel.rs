@@ -113,7 +113,7 @@ pub fn serve_session(
             let mut stream = stream;
             let peer = stream.peer_addr().expect("peer address");
             let line = match original.take(&stream, peer) {
-                Ok(Some(dest)) => format!("{tag} ORIG {dest}\n"),
+                Ok(Some(redirected)) => format!("{tag} ORIG {}\n", redirected.destination),
                 Ok(None) => format!("{tag} DIRECT\n"),
                 Err(error) => format!("{tag} ERROR {error}\n"),
             };

@@ -6,7 +6,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, SockHash},
 };
-use hh_common::{ConnKey, Ipv4Dest, SockKey, SocketCookie, stat};
+use hh_common::{ConnKey, Ipv4Dest, Redirect, SockKey, SocketCookie, stat};
 
 /// Port of each session's proxy listener (host order); set at load.
 #[unsafe(no_mangle)]
@@ -30,12 +30,12 @@ pub static HH_SPLICE_SOCKETS: SockHash<SockKey> = SockHash::with_max_entries(65_
 #[map(name = "HH_SPLICE_STATE")]
 pub static HH_SPLICE_STATE: HashMap<SockKey, u32> = HashMap::with_max_entries(65_536, 0);
 
-#[map(name = "HH_CONNECTING")]
-pub static HH_CONNECTING: LruHashMap<SocketCookie, Ipv4Dest> =
+#[map(name = "HH_CONNECTS")]
+pub static HH_CONNECTING: LruHashMap<SocketCookie, Redirect> =
     LruHashMap::with_max_entries(65_536, 0);
 
-#[map(name = "HH_ORIGINAL_DST")]
-pub static HH_ORIGINAL_DST: LruHashMap<ConnKey, Ipv4Dest> = LruHashMap::with_max_entries(65_536, 0);
+#[map(name = "HH_REDIRECTS")]
+pub static HH_ORIGINAL_DST: LruHashMap<ConnKey, Redirect> = LruHashMap::with_max_entries(65_536, 0);
 
 #[map(name = "HH_DNS_RESOLVER")]
 pub static HH_DNS_RESOLVER: LruHashMap<SocketCookie, Ipv4Dest> =

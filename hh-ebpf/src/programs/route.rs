@@ -1,9 +1,13 @@
 //! The one decision every sock_addr hook makes for an IPv4 destination off the session's
 //! loopback (connect4 directly, connect6 for a v4-mapped one, sendmsg4 for a datagram).
 
-use aya_ebpf::{bindings::bpf_sock_addr, programs::SockAddrContext};
+use aya_ebpf::{
+    bindings::bpf_sock_addr,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    programs::SockAddrContext,
+};
 use aya_log_ebpf::{info, warn};
-use hh_common::{Ipv4Dest, stat};
+use hh_common::{Ipv4Dest, Redirect, stat};
 
 use super::{
     ALLOW, DNS_PORT_BE, IPPROTO_TCP, IPPROTO_UDP, REFUSE,
@@ -23,9 +27,17 @@ pub fn route(
     match sock_addr.protocol {
         IPPROTO_TCP => {
             // Record before rewriting: a connect the proxy cannot place is one it must refuse,
-            // so a full map fails the connect rather than letting it through unrecorded.
+            // so a full map fails the connect rather than letting it through unrecorded. The
+            // connecting process goes with it, for the audit line and the prompt.
+            let redirect = Redirect {
+                dest: original,
+                // The upper half is the thread group id (the process).
+                tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+                comm: bpf_get_current_comm().unwrap_or([0; 16]),
+                _pad: [0; 4],
+            };
             if HH_CONNECTING
-                .insert(&socket_cookie(ctx), &original, 0)
+                .insert(&socket_cookie(ctx), &redirect, 0)
                 .is_err()
             {
                 warn!(ctx, "refused a TCP connect: the connecting map is full");

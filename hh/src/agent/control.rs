@@ -5,6 +5,9 @@
 //!   waits for it; no token needed, it reveals nothing).
 //! - `GET /session`: the session's identity as JSON (bearer token).
 //! - `POST /killme`: stop this session (bearer token); 202, then the agent stops it.
+//! - `POST /tool/start/ID`, `POST /tool/end/ID`: the coding agent's hook says a tool call
+//!   started or ended (bearer token); 204. Audit lines name the calls running
+//!   ([`crate::proxy::tool_calls`]).
 //!
 //! The token is the session's own secret (in its environment), compared in constant time.
 
@@ -24,6 +27,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use subtle::ConstantTimeEq as _;
 use tokio::{net::TcpListener, sync::Notify};
 
+use crate::proxy::tool_calls::ToolCalls;
+
 /// One session's control state.
 pub struct ControlState {
     pub identity: serde_json::Value,
@@ -31,6 +36,8 @@ pub struct ControlState {
     pub ready: AtomicBool,
     /// Notified when the session asked to be stopped.
     pub kill: Notify,
+    /// The tool calls the session's agent reports running.
+    pub tool_calls: Arc<ToolCalls>,
 }
 
 /// The most control connections one session holds open at once; past it, new ones wait in
@@ -72,15 +79,41 @@ fn handle(state: &ControlState, request: &Request<Incoming>) -> Response<Full<By
             state.kill.notify_one();
             reply(StatusCode::ACCEPTED, "stopping\n")
         }
-        (&Method::GET, "/session") | (&Method::POST, "/killme") => reply(
-            StatusCode::UNAUTHORIZED,
-            "hh control: bad or missing bearer token\n",
-        ),
+        (&Method::GET, "/session") | (&Method::POST, "/killme") => unauthorized(),
+        (&Method::POST, path) if path.starts_with("/tool/") => {
+            if !authorized(state, request) {
+                return unauthorized();
+            }
+            tool_call(state, path)
+        }
         _ => reply(
             StatusCode::NOT_FOUND,
-            "hh control: GET /ready, GET /session, POST /killme\n",
+            "hh control: GET /ready, GET /session, POST /killme, POST /tool/start|end/ID\n",
         ),
     }
+}
+
+/// `/tool/start/ID` or `/tool/end/ID` (authorized already).
+fn tool_call(state: &ControlState, path: &str) -> Response<Full<Bytes>> {
+    if let Some(id) = path.strip_prefix("/tool/start/") {
+        if state.tool_calls.start(id) {
+            return reply(StatusCode::NO_CONTENT, "");
+        }
+    } else if let Some(id) = path.strip_prefix("/tool/end/") {
+        state.tool_calls.end(id);
+        return reply(StatusCode::NO_CONTENT, "");
+    }
+    reply(
+        StatusCode::BAD_REQUEST,
+        "hh control: POST /tool/start/ID or /tool/end/ID, ID of A-Z a-z 0-9 _ - (at most 128)\n",
+    )
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    reply(
+        StatusCode::UNAUTHORIZED,
+        "hh control: bad or missing bearer token\n",
+    )
 }
 
 /// Whether the request carries the session's bearer token (compared in constant time).

@@ -45,6 +45,7 @@ use crate::{
         push_guard::PushGuard,
         secrets::{Secrets, SessionSecret},
         state::{IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
+        tool_calls::ToolCalls,
         transparent::{self, TransparentFront},
         upstream::Upstream,
     },
@@ -427,7 +428,9 @@ async fn serve(
     let written = Arc::clone(&policy);
     let kept = Arc::clone(&policy);
     let current: PolicyFn = Arc::new(move || policy.current());
+    let tool_calls = Arc::new(ToolCalls::default());
     let engine = DecisionEngine::new(EngineSetup {
+        tool_calls: Some(Arc::clone(&tool_calls)),
         session: id.clone(),
         policy: Arc::clone(&current),
         approvals: Arc::clone(&agent.approvals),
@@ -478,6 +481,7 @@ async fn serve(
         token: token.to_owned(),
         ready: AtomicBool::new(false),
         kill: Notify::new(),
+        tool_calls,
     });
     let proxy_listener = TcpListener::from_std(proxy_listener)?;
     let control_listener = TcpListener::from_std(control_listener)?;

@@ -117,6 +117,7 @@ pub const CLAUDE_MANAGED_SETTINGS: &str = "/etc/claude-code/managed-settings.jso
 /// A guard against an agent's mistakes and the plainest attempts, not the boundary: the
 /// boundary is the proxy (secrets are placeholders, metadata addresses are never dialed).
 fn claude_managed_settings() -> String {
+    const GUARDED_TOOLS: &str = "Bash|Read|Grep|Glob|WebFetch|Edit|Write";
     let deny = [
         "Bash(printenv:*)",
         "Bash(env)",
@@ -135,24 +136,55 @@ fn claude_managed_settings() -> String {
         "WebFetch(domain:169.254.169.254)",
         "WebFetch(domain:metadata.google.internal)",
     ];
+    let guard = |command: &str| {
+        serde_json::json!([{
+            "matcher": GUARDED_TOOLS,
+            "hooks": [{ "type": "command", "command": command }],
+        }])
+    };
+    let after = guard("/opt/hh/bin/hh-tool-guard --after");
+    // A call ends as it ran, as it failed, or refused by a permission after the hook let it.
     serde_json::to_string_pretty(&serde_json::json!({
         "permissions": { "deny": deny },
         "hooks": {
-            "PreToolUse": [{
-                "matcher": "Bash|Read|Grep|Glob|WebFetch|Edit|Write",
-                "hooks": [{ "type": "command", "command": "/opt/hh/bin/hh-tool-guard" }],
-            }],
+            "PreToolUse": guard("/opt/hh/bin/hh-tool-guard"),
+            "PostToolUse": after,
+            "PostToolUseFailure": after,
+            "PermissionDenied": after,
         },
     }))
     .expect("a JSON value serializes")
 }
 
-/// hh's PreToolUse hook: the tool call arrives as JSON on stdin; one that reads environment
+/// hh's hook for Claude Code's tool calls, before (`PreToolUse`) and after (`PostToolUse`,
+/// with `--after`) each. The call arrives as JSON on stdin. Before: one that reads environment
 /// variables (`printenv`, `/proc/*/environ`), `.env` files, cloud or git credentials, or cloud
-/// metadata is refused (exit 2: the agent is told why, and the call does not run).
-const TOOL_GUARD: &str = r#"#!/bin/bash
-# hh-tool-guard: Claude Code's PreToolUse hook in hh sessions (see /etc/claude-code).
+/// metadata is refused (exit 2: the agent is told why, and the call does not run); one that runs
+/// is reported to the session's control server as started, and after it as ended, so the audit
+/// lines of its requests name it ([`crate::proxy::tool_calls`]). A control server that does
+/// not answer costs the report, never the call.
+fn tool_guard_script(token_var: &str) -> String {
+    format!(
+        r#"#!/bin/bash
+# hh-tool-guard: Claude Code's PreToolUse and PostToolUse (--after) hook in hh sessions
+# (see /etc/claude-code).
 call=$(head -c 1048576)
+# Tells the session's control server that tool call $2 started or ended ($1).
+report() {{
+    local token="${{{token_var}:-}}"
+    [ -n "${{HH_CONTROL_PORT:-}}" ] && [ -n "$token" ] || return 0
+    exec 3<>"/dev/tcp/127.0.0.1/$HH_CONTROL_PORT" || return 0
+    printf 'POST /tool/%s/%s HTTP/1.0\r\nAuthorization: Bearer %s\r\nContent-Length: 0\r\n\r\n' "$1" "$2" "$token" >&3
+    IFS= read -r -t 5 _ <&3
+    exec 3<&- 3>&-
+}} 2>/dev/null
+id=
+id_field='"tool_use_id"[[:space:]]*:[[:space:]]*"([A-Za-z0-9_-]{{1,128}})"'
+if [[ $call =~ $id_field ]]; then id=${{BASH_REMATCH[1]}}; fi
+if [ "${{1:-}}" = --after ]; then
+    [ -n "$id" ] && report end "$id"
+    exit 0
+fi
 reason=
 case "$call" in
     *printenv*) reason="it reads the environment (printenv)" ;;
@@ -170,8 +202,11 @@ if [ -n "$reason" ]; then
     echo "hh: blocked: $reason. In an hh session secrets stay out of the agent's reach; the proxy adds API keys to the requests they belong to." >&2
     exit 2
 fi
+[ -n "$id" ] && report start "$id"
 exit 0
-"#;
+"#
+    )
+}
 
 /// Writes the files into `dir` (created 0755: containers run as the session's user and must
 /// read them) and returns it. Rewritten at every agent start, so they match this agent.
@@ -185,7 +220,11 @@ pub fn write(dir: &Path, ca_pem: &str, token_var: &str) -> std::io::Result<PathB
         killme_script(token_var).as_bytes(),
         0o755,
     )?;
-    replace(&dir.join("bin/hh-tool-guard"), TOOL_GUARD.as_bytes(), 0o755)?;
+    replace(
+        &dir.join("bin/hh-tool-guard"),
+        tool_guard_script(token_var).as_bytes(),
+        0o755,
+    )?;
     replace(
         &dir.join(CLAUDE_SETTINGS_FILE),
         claude_managed_settings().as_bytes(),
@@ -315,10 +354,77 @@ mod tests {
     }
 
     #[test]
+    fn the_tool_guard_reports_a_call_it_lets_run_and_its_end_with_the_token() {
+        use std::io::{BufRead as _, Write as _};
+        let dir = tempfile::tempdir().unwrap();
+        let guard = dir.path().join("hh-tool-guard");
+        std::fs::write(&guard, tool_guard_script("HH_TEST_TOKEN")).unwrap();
+        let control = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = control.local_addr().unwrap().port().to_string();
+        let heard = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for _ in 0..2 {
+                let (stream, _) = control.accept().unwrap();
+                let mut reader = std::io::BufReader::new(stream);
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                reader
+                    .get_mut()
+                    .write_all(b"HTTP/1.0 204 No Content\r\n\r\n")
+                    .unwrap();
+                lines.push(head);
+            }
+            lines
+        });
+        let call = serde_json::json!({
+            "tool_name": "Bash", "tool_use_id": "toolu_01AbC",
+            "tool_input": {"command": "curl https://example.test/"},
+        })
+        .to_string();
+        for args in [&[][..], &["--after"][..]] {
+            let mut child = std::process::Command::new("bash")
+                .arg(&guard)
+                .args(args)
+                .env("HH_CONTROL_PORT", &port)
+                .env("HH_TEST_TOKEN", "s3cret")
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(call.as_bytes())
+                .unwrap();
+            assert_eq!(child.wait().unwrap().code(), Some(0));
+        }
+        let heard = heard.join().unwrap();
+        assert!(
+            heard[0].starts_with("POST /tool/start/toolu_01AbC HTTP/1.0\r\n"),
+            "{heard:?}"
+        );
+        assert!(
+            heard[0].contains("Authorization: Bearer s3cret\r\n"),
+            "{heard:?}"
+        );
+        assert!(
+            heard[1].starts_with("POST /tool/end/toolu_01AbC HTTP/1.0\r\n"),
+            "{heard:?}"
+        );
+    }
+
+    #[test]
     fn the_tool_guard_refuses_what_reads_secrets_and_lets_work_through() {
         let dir = tempfile::tempdir().unwrap();
         let guard = dir.path().join("hh-tool-guard");
-        std::fs::write(&guard, TOOL_GUARD).unwrap();
+        std::fs::write(&guard, tool_guard_script("HH_TEST_TOKEN")).unwrap();
         let run = |call: &str| {
             use std::io::Write as _;
             let mut child = std::process::Command::new("bash")

@@ -341,6 +341,11 @@ pub struct PendingApproval {
     /// loopback, not the session's.
     #[serde(default)]
     pub note: Option<String>,
+    /// The process in the session that made the request, as the proxy learnt it:
+    /// `curl [37] (curl -s https://example.com/)` ([`crate::proxy::client_process`]). Names the
+    /// process for a person; nothing is decided on it.
+    #[serde(default)]
+    pub process: Option<String>,
 }
 
 /// The size of a request's body, as its framing gave it before the body was read.
@@ -485,6 +490,10 @@ pub struct DecisionEvent {
     /// `allow` or `deny`.
     pub decision: String,
     pub rule: Option<String>,
+    /// The process in the session that made the request, when the proxy learnt it (see
+    /// [`PendingApproval::process`]).
+    #[serde(default)]
+    pub process: Option<String>,
 }
 
 #[cfg(test)]

@@ -362,6 +362,9 @@ fn table(pending: &[PendingApproval], now_ms: u64) -> String {
         out.push('\n');
     }
     for approval in pending {
+        if let Some(process) = &approval.process {
+            out.push_str(&format!("{} asked by {process}\n", approval.id));
+        }
         if let Some(note) = &approval.note {
             out.push_str(&format!("note on {}: {note}\n", approval.id));
         }
@@ -375,6 +378,7 @@ mod tests {
 
     fn pending_for_test() -> PendingApproval {
         PendingApproval {
+            process: None,
             id: 1,
             session: "s1".into(),
             method: Some("GET".into()),
@@ -395,6 +399,7 @@ mod tests {
     #[test]
     fn a_grants_breadth_never_reads_the_sessions_path_as_rule_text() {
         let approval = |path: &str, port: u16| PendingApproval {
+            process: None,
             path: Some(path.into()),
             port,
             ..pending_for_test()
@@ -419,6 +424,7 @@ mod tests {
     #[test]
     fn the_table_shows_each_prompt_on_one_aligned_line() {
         let approval = |id, method: Option<&str>, path: Option<&str>, port| PendingApproval {
+            process: None,
             id,
             session: "standalone".into(),
             method: method.map(Into::into),

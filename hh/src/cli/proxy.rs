@@ -163,6 +163,7 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
         rules_writer: RulesWriter::Live,
         audit: Some(audit),
         on_rules_written,
+        tool_calls: None,
         push_guard: None,
     });
     let tls = Upstream::client_config(&options.upstream_ca)?;

@@ -24,7 +24,7 @@ use aya::{
     },
 };
 use aya_log::EbpfLogger;
-use hh_common::{ConnKey, Ipv4Dest, SockKey, SocketCookie, global, map, program, stat};
+use hh_common::{ConnKey, Redirect, SockKey, SocketCookie, global, map, program, stat};
 
 use super::original_dst::OriginalDst;
 
@@ -274,7 +274,7 @@ impl Programs {
             .ebpf
             .take_map(map::ORIGINAL_DST)
             .ok_or(EbpfError::MissingMap(map::ORIGINAL_DST))?;
-        let map: HashMap<_, ConnKey, Ipv4Dest> =
+        let map: HashMap<_, ConnKey, Redirect> =
             HashMap::try_from(map).map_err(|source| EbpfError::Map {
                 name: map::ORIGINAL_DST,
                 source,
@@ -288,7 +288,7 @@ impl Programs {
             .ebpf
             .map(map::CONNECTING)
             .ok_or(EbpfError::MissingMap(map::CONNECTING))?;
-        let map: HashMap<_, SocketCookie, Ipv4Dest> =
+        let map: HashMap<_, SocketCookie, Redirect> =
             HashMap::try_from(map).map_err(|source| EbpfError::Map {
                 name: map::CONNECTING,
                 source,

@@ -1,6 +1,7 @@
 //! Recovering where a redirected connection was going.
 //!
-//! `connect4`/`connect6` record the destination by socket cookie; `sock_ops` moves it, once the
+//! `connect4`/`connect6` record the destination (and the connecting process: host pid and `comm`)
+//! by socket cookie; `sock_ops` moves it, once the
 //! connection is established, to (client netns cookie, client port). The proxy's accepted socket
 //! lives in the same namespace as the client (both ends are on the session's loopback), so its
 //! own netns cookie and its peer's port name the entry. Ports alone would collide across
@@ -13,7 +14,7 @@ use std::{
 };
 
 use aya::maps::{HashMap, MapData, MapError};
-use hh_common::{ConnKey, Ipv4Dest};
+use hh_common::{ConnKey, Redirect};
 
 use crate::sys::socket::netns_cookie;
 
@@ -27,13 +28,23 @@ pub enum OriginalDstError {
     Map(#[source] MapError),
 }
 
-/// The `HH_ORIGINAL_DST` map, shared by every connection the proxy accepts.
+/// The original-destination map, shared by every connection the proxy accepts.
 pub struct OriginalDst {
-    map: Mutex<HashMap<MapData, ConnKey, Ipv4Dest>>,
+    map: Mutex<HashMap<MapData, ConnKey, Redirect>>,
+}
+
+/// Where a redirected connection was going, and the process that made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redirected {
+    pub destination: SocketAddrV4,
+    /// The connecting process's id in the host's pid namespace (0: unknown).
+    pub host_pid: u32,
+    /// Its `comm` as the kernel had it at the connect (possibly empty).
+    pub comm: String,
 }
 
 impl OriginalDst {
-    pub(super) fn new(map: HashMap<MapData, ConnKey, Ipv4Dest>) -> Self {
+    pub(super) fn new(map: HashMap<MapData, ConnKey, Redirect>) -> Self {
         Self {
             map: Mutex::new(map),
         }
@@ -45,7 +56,7 @@ impl OriginalDst {
         &self,
         accepted: &impl AsFd,
         peer: SocketAddr,
-    ) -> Result<Option<SocketAddrV4>, OriginalDstError> {
+    ) -> Result<Option<Redirected>, OriginalDstError> {
         let port = match peer {
             SocketAddr::V4(v4) => v4.port(),
             SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => v6.port(),
@@ -60,17 +71,26 @@ impl OriginalDst {
             .map
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let dest = match map.get(&key, 0) {
-            Ok(dest) => dest,
+        let redirect = match map.get(&key, 0) {
+            Ok(redirect) => redirect,
             Err(MapError::KeyNotFound) => return Ok(None),
             Err(error) => return Err(OriginalDstError::Map(error)),
         };
         // Gone already (sock_ops removes it at close too): not an error.
         let _ = map.remove(&key);
-        Ok(Some(SocketAddrV4::new(
-            dest.addr.into(),
-            u16::from_be_bytes(dest.port),
-        )))
+        let comm_len = redirect
+            .comm
+            .iter()
+            .position(|&byte| byte == 0)
+            .unwrap_or(redirect.comm.len());
+        Ok(Some(Redirected {
+            destination: SocketAddrV4::new(
+                redirect.dest.addr.into(),
+                u16::from_be_bytes(redirect.dest.port),
+            ),
+            host_pid: redirect.tgid,
+            comm: String::from_utf8_lossy(&redirect.comm[..comm_len]).into_owned(),
+        }))
     }
 
     /// Entries currently held (for leak checks).

@@ -79,6 +79,8 @@ pub struct Question {
     pub rules_file: PathBuf,
     /// The layer that file belongs to: the one that decides the request once answered forever.
     pub rules_layer: Layer,
+    /// The process that made the request, when the front door learnt it.
+    pub process: Option<std::sync::Arc<super::client_process::ClientProcess>>,
 }
 
 /// What became of a question.
@@ -527,6 +529,7 @@ fn pending_approval(id: u64, question: &Question, timeout: Duration) -> PendingA
         suggested_rule: suggested_rule(request).to_string(),
         query: question.outgoing.query.as_deref().map(printable),
         body: question.outgoing.body,
+        process: question.process.as_ref().map(|process| process.describe()),
         note: host_loopback(&request.host).then(|| {
             format!(
                 "{} is the loopback of the proxy's host, not the session's own (a session's \
@@ -610,6 +613,7 @@ mod tests {
 
     fn question(session: &str, method: &str, url: &str) -> Question {
         Question {
+            process: None,
             session: session.into(),
             request: Request::from_url(method, url).unwrap(),
             outgoing: Outgoing {
@@ -792,6 +796,7 @@ mod tests {
     async fn questions_differing_in_query_or_body_size_get_prompts_of_their_own() {
         let (approvals, _events) = broker(8);
         let with_body = |url: &str, body| Question {
+            process: None,
             outgoing: Outgoing {
                 query: Outgoing::query_of(url),
                 body,

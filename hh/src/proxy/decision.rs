@@ -181,6 +181,8 @@ pub struct EngineSetup {
     pub on_rules_written: Option<RulesWrittenFn>,
     /// git mode: pushes only to the workspace's origin, decided before the rules.
     pub push_guard: Option<PushGuard>,
+    /// The agent's tool calls running in the session, named in each audit line.
+    pub tool_calls: Option<Arc<super::tool_calls::ToolCalls>>,
 }
 
 /// How an answer "forever" reaches the rules file.
@@ -224,6 +226,7 @@ pub struct DecisionEngine {
     audit: Option<Arc<AuditLog>>,
     on_rules_written: Option<RulesWrittenFn>,
     push_guard: Option<PushGuard>,
+    tool_calls: Option<Arc<super::tool_calls::ToolCalls>>,
 }
 
 impl DecisionEngine {
@@ -238,6 +241,7 @@ impl DecisionEngine {
             audit: setup.audit.map(Arc::new),
             on_rules_written: setup.on_rules_written,
             push_guard: setup.push_guard,
+            tool_calls: setup.tool_calls,
         }
     }
 
@@ -325,6 +329,7 @@ impl DecisionEngine {
             opaque: kind != Kind::Parsed,
             rules_file: self.rules_file.clone(),
             rules_layer: FOREVER_LAYER,
+            process: super::client_process::current(),
         };
         match self.approvals.ask(question).await {
             Outcome::Once(action) => Ruling::asked(action == Action::Allow, Asked::Once),
@@ -457,10 +462,19 @@ impl DecisionEngine {
     }
 
     fn ticket(&self, request: &Request, ruling: &Ruling, started: Instant) -> Ticket {
+        let process = super::client_process::current();
         let record = AuditRecord {
             time: SystemTime::now(),
             session: self.session.clone(),
-            client_pid: None,
+            client_pid: process.as_ref().and_then(|process| process.pid),
+            client_host_pid: process.as_ref().map(|process| process.host_pid),
+            client_comm: process.as_ref().map(|process| process.comm.clone()),
+            client_cmdline: process.as_ref().and_then(|process| process.cmdline.clone()),
+            tool_use_ids: self
+                .tool_calls
+                .as_ref()
+                .map(|calls| calls.running())
+                .unwrap_or_default(),
             method: request
                 .http
                 .as_ref()
@@ -479,11 +493,13 @@ impl DecisionEngine {
             duration_ms: 0,
         };
         let events = self.approvals.events().clone();
-        send_decision(&events, &record);
+        let process = process.as_ref().map(|process| process.describe());
+        send_decision(&events, &record, process.clone());
         Ticket {
             log: self.audit.clone(),
             events,
             record,
+            process,
             started,
             up: Arc::new(AtomicU64::new(0)),
             down: Arc::new(AtomicU64::new(0)),
@@ -605,7 +621,7 @@ fn decide_with(policy: &Policy, request: &Request, kind: Kind) -> Decided {
 
 /// Tells subscribers about one decision (the audit record minus byte counts). Nobody listening
 /// is fine.
-fn send_decision(events: &broadcast::Sender<Event>, record: &AuditRecord) {
+fn send_decision(events: &broadcast::Sender<Event>, record: &AuditRecord, process: Option<String>) {
     let time_ms = record.time.duration_since(UNIX_EPOCH).map_or(0, |since| {
         u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
     });
@@ -615,6 +631,7 @@ fn send_decision(events: &broadcast::Sender<Event>, record: &AuditRecord) {
         audit::Decision::Ask => "ask",
     };
     let _ = events.send(Event::Decision(DecisionEvent {
+        process,
         time_ms,
         session: record.session.clone(),
         method: record.method.clone(),
@@ -631,6 +648,8 @@ pub struct Ticket {
     log: Option<Arc<AuditLog>>,
     events: broadcast::Sender<Event>,
     record: AuditRecord,
+    /// The client process as events name it.
+    process: Option<String>,
     started: Instant,
     /// Bytes from the client to the upstream so far.
     pub up: Arc<AtomicU64>,
@@ -646,7 +665,7 @@ impl Ticket {
     pub fn refused(&mut self, reason: &str) {
         self.record.decision = audit::Decision::Deny;
         self.record.rule = Some(format!("ssrf guard: {reason}"));
-        send_decision(&self.events, &self.record);
+        send_decision(&self.events, &self.record, self.process.clone());
     }
 
     /// The allowed request was refused before it was sent, for `why` (a secret's placeholder
@@ -654,7 +673,7 @@ impl Ticket {
     pub fn refused_by(&mut self, why: String) {
         self.record.decision = audit::Decision::Deny;
         self.record.rule = Some(why);
-        send_decision(&self.events, &self.record);
+        send_decision(&self.events, &self.record, self.process.clone());
     }
 }
 
@@ -729,6 +748,7 @@ mod tests {
             audit: None,
             on_rules_written: None,
             push_guard: None,
+            tool_calls: None,
         })
     }
 

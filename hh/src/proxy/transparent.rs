@@ -30,7 +30,9 @@ use tokio::{
 use tracing::Instrument as _;
 
 use super::{
-    bypass, explicit,
+    bypass,
+    client_process::{self, ClientProcess},
+    explicit,
     pipeline::{self, Unparsed},
     state::Proxy,
 };
@@ -64,7 +66,12 @@ pub async fn serve(listener: TcpListener, front: Arc<TransparentFront>) -> io::R
     crate::sys::accept::serve_bounded(listener, MAX_SESSION_CONNECTIONS, |client, peer| {
         let front = Arc::clone(&front);
         // Every line of this connection names its client (and, in the agent, its session).
-        let span = tracing::info_span!("connection", client = %peer);
+        let span = tracing::info_span!(
+            "connection",
+            client = %peer,
+            pid = tracing::field::Empty,
+            comm = tracing::field::Empty
+        );
         async move {
             let _ = client.set_nodelay(true);
             let destination = match front.original_dst.take(&client, peer) {
@@ -76,7 +83,16 @@ pub async fn serve(listener: TcpListener, front: Arc<TransparentFront>) -> io::R
             };
             let served = match destination {
                 None => explicit::handle_client(Arc::clone(&front.proxy), client, peer).await,
-                Some(destination) => redirected(&front, client, destination).await,
+                Some(redirect) => {
+                    let process =
+                        ClientProcess::look_up(redirect.host_pid, redirect.comm.clone()).await;
+                    if let Some(process) = &process {
+                        tracing::Span::current().record("pid", process.host_pid);
+                        tracing::Span::current().record("comm", process.comm.as_str());
+                    }
+                    client_process::scope(process, redirected(&front, client, redirect.destination))
+                        .await
+                }
             };
             if let Err(error) = served {
                 tracing::debug!(%peer, %error, "session connection ended with an error");

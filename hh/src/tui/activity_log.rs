@@ -130,6 +130,7 @@ mod tests {
 
     fn decision(session: &str, host: &str, verdict: &str) -> DecisionEvent {
         DecisionEvent {
+            process: None,
             time_ms: 0,
             session: session.into(),
             method: Some("GET".into()),

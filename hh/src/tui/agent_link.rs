@@ -226,6 +226,7 @@ mod tests {
         assert!(matches!(connected, FromAgent::Connected(hello) if hello.version == "test"));
 
         let approval = PendingApproval {
+            process: None,
             id: 1,
             session: "s1".into(),
             method: None,

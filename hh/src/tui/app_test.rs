@@ -48,6 +48,7 @@ fn typed(app: &mut App, text: &str) {
 
 fn pending(id: u64, host: &str, port: u16) -> PendingApproval {
     PendingApproval {
+        process: None,
         id,
         session: "s1".into(),
         method: Some("GET".into()),
@@ -374,6 +375,7 @@ fn a_denied_activity_line_becomes_an_allow_rule_the_agent_adds_even_after_the_se
     app.sessions.ended("s1");
     app.on_agent(FromAgent::Event {
         event: Event::Decision(DecisionEvent {
+            process: None,
             time_ms: 0,
             session: "s1".into(),
             method: Some("GET".into()),
@@ -453,6 +455,7 @@ fn an_activity_rule_that_would_not_cover_its_request_is_not_written() {
     });
     app.on_agent(FromAgent::Event {
         event: Event::Decision(DecisionEvent {
+            process: None,
             time_ms: 0,
             session: "s1".into(),
             method: None,

@@ -179,6 +179,7 @@ mod tests {
 
     fn approval(id: u64, deadline_ms: u64) -> PendingApproval {
         PendingApproval {
+            process: None,
             id,
             session: "s1".into(),
             method: Some("GET".into()),

@@ -114,6 +114,10 @@ fn prompt_lines(app: &App, width: usize) -> Vec<Line<'_>> {
             ""
         }),
     ])];
+    if let Some(process) = &approval.process {
+        // Who asks: the process in the session that made the request.
+        lines.extend(field("by", process, width, &[' '], Some(VALUE_LINES), bold));
+    }
     lines.extend(field("host", &approval.host, width, &['.'], None, bold));
     if let Some(path) = &approval.path {
         lines.extend(field("path", path, width, &['/'], Some(VALUE_LINES), bold));

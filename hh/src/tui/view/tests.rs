@@ -95,6 +95,7 @@ fn session(id: &str, workspace: &str, template: &str) -> SessionInfo {
 
 fn pending(id: u64, host: &str, path: &str, waiting: u32, seconds_left: u64) -> PendingApproval {
     PendingApproval {
+        process: None,
         id,
         session: "s1".into(),
         method: Some("GET".into()),
@@ -129,6 +130,7 @@ fn key(app: &mut App, code: KeyCode) {
 
 fn decision(seconds: u64, session: &str, host: &str, path: &str, verdict: &str) -> DecisionEvent {
     DecisionEvent {
+        process: None,
         time_ms: NOW_MS - 60_000 + seconds * 1000,
         session: session.into(),
         method: Some("GET".into()),
@@ -374,6 +376,29 @@ fn a_prompt_for_the_proxy_hosts_loopback_carries_its_note_and_fresh_keys_wait() 
 └──────────────────────────────────────────────────────────────────────────────┘
 n new  s stop  Enter attach  ↑↓ select  Tab/1-5 screens  ? help  q quit
 "#,
+    );
+}
+
+#[test]
+fn a_prompt_says_which_process_in_the_session_asks() {
+    let mut app = app();
+    let mut asked = pending(9, "registry.example.test", "/lodash", 1, 28);
+    asked.process = Some("node [37] (npm install lodash)".into());
+    app.on_agent(FromAgent::Event {
+        event: Event::ApprovalPending(asked),
+        received: std::time::Instant::now() - std::time::Duration::from_secs(5),
+    });
+    let screen = draw(&app);
+    let by = screen
+        .lines()
+        .position(|line| line.starts_with("│by    node [37] (npm install lodash) "))
+        .unwrap_or_else(|| panic!("no process line:\n{screen}"));
+    assert!(
+        screen
+            .lines()
+            .nth(by + 1)
+            .is_some_and(|line| line.starts_with("│host  registry.example.test ")),
+        "{screen}"
     );
 }
 
