@@ -379,6 +379,107 @@ fn push_on_exit_pushes_to_origin_and_a_failed_push_keeps_the_branch_and_a_bundle
     world.assert_nothing_left();
 }
 
+/// `hh run --json` in git mode says each step of the work's way as a `git` event with its kind:
+/// the clone made, the commit on exit, the branches back in the repository, the push.
+#[test]
+fn hh_run_in_git_mode_reports_each_git_step_as_a_json_event() {
+    if !require_root("git-mode hh run") || !build_test_stem() {
+        return;
+    }
+    let world = World::new("gr");
+    let repo = host_repository(&world, "runproj");
+    let origin = world.user.home.join("src/run-origin.git");
+    git(
+        &world,
+        &world.user.home,
+        &["init", "--quiet", "--bare", origin.to_str().unwrap()],
+    );
+    git(
+        &world,
+        &repo,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    git(&world, &repo, &["push", "--quiet", "origin", "main"]);
+    add_workspace(
+        &world,
+        "runws",
+        &repo,
+        "commit_on_exit = true\npush_on_exit = true\n",
+    );
+    // A harness whose one-shot command runs the prompt as a shell script.
+    let config = std::fs::read_to_string(&world.config).unwrap();
+    std::fs::write(
+        &world.config,
+        format!(
+            "{config}[harnesses.scripted]\ntitle = \"Scripted\"\ninteractive = [\"sh\"]\n\
+             one_shot = [\"sh\", \"-c\"]\n"
+        ),
+    )
+    .unwrap();
+    let agent = world.agent();
+    let output = world.hh(&[
+        "run",
+        "--workspace",
+        "runws",
+        "--template",
+        "test",
+        "--harness",
+        "scripted",
+        "--json",
+        "--timeout",
+        "60",
+        "echo run >> a.txt",
+    ]);
+    let text = said(&output);
+    assert!(output.status.success(), "{text}");
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|event| event["event"] == "git")
+        .filter_map(|event| event["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "clone_started",
+            "clone_finished",
+            "commit",
+            "branches_back",
+            "push_succeeded"
+        ],
+        "{text}"
+    );
+    let order: Vec<&str> = events
+        .iter()
+        .filter_map(|event| event["event"].as_str())
+        .collect();
+    let started = order.iter().position(|event| *event == "started").unwrap();
+    let first_git = order.iter().position(|event| *event == "git").unwrap();
+    assert!(
+        first_git < started,
+        "the clone comes before the session: {order:?}"
+    );
+    assert_eq!(events.last().unwrap()["event"], "finished", "{text}");
+    let pushed = git(
+        &world,
+        &origin,
+        &["for-each-ref", "--format=%(refname)", "refs/heads/hh/"],
+    );
+    let branch = pushed
+        .trim()
+        .strip_prefix("refs/heads/")
+        .unwrap_or_else(|| panic!("{pushed}"));
+    assert_eq!(
+        git(&world, &origin, &["show", &format!("{branch}:a.txt")]),
+        "one\nrun\n"
+    );
+    agent.terminate();
+    world.assert_nothing_left();
+}
+
 /// The session points its clone's `.git` at another of the user's repositories — by a
 /// symlink, a gitfile, `commondir` or `objects/info/alternates`, each naming the host path —
 /// hoping the host's git reads that repository when it takes the work back: its commits would

@@ -107,7 +107,7 @@ fn run(id: &str, script: SessionScript, args: &[&str]) -> anyhow::Result<ExitCod
 pub(crate) fn stop_session(
     info: &SessionInfo,
     config: Option<&crate::config::Config>,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Vec<GitEvent>> {
     let git = info.git.as_ref().expect("a git-mode session");
     let workspace = config.and_then(|config| config.workspace(&info.workspace));
     let mut said = Vec::new();
@@ -115,9 +115,18 @@ pub(crate) fn stop_session(
         let message =
             git_workspace::commit_message(&workspace.commit_message, &info.name, &info.workspace);
         match shell::exec_captured(&info.id, SessionScript::Commit, &[&message]) {
-            Ok((0, out)) => said.push(format!("commit on exit: {}", out.trim())),
-            Ok((code, out)) => said.push(format!("commit on exit failed ({code}): {}", out.trim())),
-            Err(error) => said.push(format!("commit on exit failed: {error:#}")),
+            Ok((0, out)) => said.push(GitEvent::new(
+                GitEventKind::Commit,
+                format!("commit on exit: {}", out.trim()),
+            )),
+            Ok((code, out)) => said.push(GitEvent::new(
+                GitEventKind::CommitFailed,
+                format!("commit on exit failed ({code}): {}", out.trim()),
+            )),
+            Err(error) => said.push(GitEvent::new(
+                GitEventKind::CommitFailed,
+                format!("commit on exit failed: {error:#}"),
+            )),
         }
     }
     let uncommitted = match shell::exec_captured(&info.id, SessionScript::Status, &[]) {
@@ -142,10 +151,13 @@ pub(crate) fn stop_session(
             let _ = std::fs::remove_file(&path);
             match fetched {
                 Ok(branches) => {
-                    said.push(format!(
-                        "the session's branches are in {}: {}",
-                        git.repository.display(),
-                        text_for_terminal(&branches.join(", "))
+                    said.push(GitEvent::new(
+                        GitEventKind::BranchesBack,
+                        format!(
+                            "the session's branches are in {}: {}",
+                            git.repository.display(),
+                            text_for_terminal(&branches.join(", "))
+                        ),
                     ));
                     if workspace.is_some_and(|workspace| workspace.push_on_exit) {
                         push(info, git, &base, &mut said);
@@ -153,13 +165,19 @@ pub(crate) fn stop_session(
                     true
                 }
                 Err(error) => {
-                    said.push(format!("its commits did not come back: {error}"));
+                    said.push(GitEvent::new(
+                        GitEventKind::BringBackFailed,
+                        format!("its commits did not come back: {error}"),
+                    ));
                     false
                 }
             }
         }
         Bundle::NothingNew => {
-            said.push("the session made no commit: no branch came back".into());
+            said.push(GitEvent::new(
+                GitEventKind::NoCommits,
+                "the session made no commit: no branch came back".into(),
+            ));
             true
         }
         Bundle::Failed => false,
@@ -167,25 +185,80 @@ pub(crate) fn stop_session(
     git_workspace::forget_base(&git.repository, &base);
     if brought && !uncommitted {
         if let Err(error) = std::fs::remove_dir_all(&git.clone) {
-            said.push(format!(
-                "could not remove its clone {}: {error}",
-                git.clone.display()
+            said.push(GitEvent::new(
+                GitEventKind::CloneKept,
+                format!(
+                    "could not remove its clone {}: {error}",
+                    git.clone.display()
+                ),
             ));
         }
     } else {
-        said.push(format!(
-            "its work stays in its clone {}{}. Run no git there (its config and hooks are the \
+        said.push(GitEvent::new(
+            GitEventKind::CloneKept,
+            format!(
+                "its work stays in its clone {}{}. Run no git there (its config and hooks are the \
              session's): `git clone --no-local {} COPY` makes a copy safe to look at",
-            git.clone.display(),
-            if uncommitted {
-                ", with changes it did not commit (commit_on_exit = true commits them)"
-            } else {
-                ""
-            },
-            git.clone.display()
+                git.clone.display(),
+                if uncommitted {
+                    ", with changes it did not commit (commit_on_exit = true commits them)"
+                } else {
+                    ""
+                },
+                git.clone.display()
+            ),
         ));
     }
     Ok(said)
+}
+
+/// One thing that happened to a git-mode session's work, for the person (its message) and for
+/// `hh run --json` (its kind).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitEvent {
+    pub kind: GitEventKind,
+    pub message: String,
+}
+
+impl GitEvent {
+    pub fn new(kind: GitEventKind, message: String) -> GitEvent {
+        GitEvent { kind, message }
+    }
+}
+
+impl std::fmt::Display for GitEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The kinds of [`GitEvent`], as `hh run --json` names them (`"kind"` of a `git` event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GitEventKind {
+    /// The clone the session works on is being made.
+    CloneStarted,
+    /// It is made.
+    CloneFinished,
+    /// `commit_on_exit` committed.
+    Commit,
+    CommitFailed,
+    /// The session's git could not hand its commits over.
+    BundleFailed,
+    /// Its branches are in the workspace's repository as `hh/NAME/*`.
+    BranchesBack,
+    /// It made no commit.
+    NoCommits,
+    /// Its commits were refused on the way back (named why).
+    BringBackFailed,
+    /// `push_on_exit` pushed them.
+    PushSucceeded,
+    /// The push failed; they stay as branches, and a bundle is saved.
+    PushFailed,
+    /// Not pushed: they change CI files.
+    PushSkipped,
+    /// The clone stays (something is only there, or it could not be removed).
+    CloneKept,
 }
 
 /// What the session's git handed over.
@@ -200,7 +273,7 @@ enum Bundle {
 
 /// Has the session write the bundle of its new commits into a fresh private file beside its
 /// clone (the clones directory: yours, 0700).
-fn take_bundle(info: &SessionInfo, git: &GitClone, said: &mut Vec<String>) -> Bundle {
+fn take_bundle(info: &SessionInfo, git: &GitClone, said: &mut Vec<GitEvent>) -> Bundle {
     use std::os::unix::fs::OpenOptionsExt as _;
     let Some(dir) = git.clone.parent() else {
         return Bundle::Failed;
@@ -220,13 +293,19 @@ fn take_bundle(info: &SessionInfo, git: &GitClone, said: &mut Vec<String>) -> Bu
     let mut file = match opened {
         Ok(file) => file,
         Err(error) => {
-            said.push(format!("no place for the session's commits: {error:#}"));
+            said.push(GitEvent::new(
+                GitEventKind::BundleFailed,
+                format!("no place for the session's commits: {error:#}"),
+            ));
             return Bundle::Failed;
         }
     };
-    let failed = |said: &mut Vec<String>, why: String| {
+    let failed = |said: &mut Vec<GitEvent>, why: String| {
         let _ = std::fs::remove_file(&path);
-        said.push(format!("the session's commits could not be taken: {why}"));
+        said.push(GitEvent::new(
+            GitEventKind::BundleFailed,
+            format!("the session's commits could not be taken: {why}"),
+        ));
         Bundle::Failed
     };
     match shell::exec_bundle(&info.id, &mut file) {
@@ -247,26 +326,35 @@ fn take_bundle(info: &SessionInfo, git: &GitClone, said: &mut Vec<String>) -> Bu
 /// leaves them and a bundle of what origin lacks beside the clones. Branches that change what a
 /// code host runs on a push (CI workflows) are not pushed: that would run the session's code
 /// with the repository's secrets before a person read it.
-fn push(info: &SessionInfo, git: &GitClone, base: &str, said: &mut Vec<String>) {
+fn push(info: &SessionInfo, git: &GitClone, base: &str, said: &mut Vec<GitEvent>) {
     match git_workspace::ci_paths_changed(&git.repository, base, &info.name) {
         Ok(changed) if changed.is_empty() => {}
         Ok(changed) => {
-            said.push(format!(
-                "not pushed: the session changed what a code host runs on a push ({}); read \
-                 it, then push the branches yourself",
-                text_for_terminal(&changed.join(", "))
+            said.push(GitEvent::new(
+                GitEventKind::PushSkipped,
+                format!(
+                    "not pushed: the session changed what a code host runs on a push ({}); read \
+                     it, then push the branches yourself",
+                    text_for_terminal(&changed.join(", "))
+                ),
             ));
             return;
         }
         Err(error) => {
-            said.push(format!("not pushed: {error}"));
+            said.push(GitEvent::new(
+                GitEventKind::PushFailed,
+                format!("not pushed: {error}"),
+            ));
             return;
         }
     }
     let dir = git.clone.parent().unwrap_or(&git.repository);
     let bundle = dir.join(format!("{}.bundle", info.id));
     match git_workspace::push(&git.repository, &info.name, &bundle) {
-        Ok(()) => said.push("pushed them to origin".into()),
-        Err(error) => said.push(error.to_string()),
+        Ok(()) => said.push(GitEvent::new(
+            GitEventKind::PushSucceeded,
+            "pushed them to origin".into(),
+        )),
+        Err(error) => said.push(GitEvent::new(GitEventKind::PushFailed, error.to_string())),
     }
 }

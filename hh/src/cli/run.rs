@@ -19,6 +19,7 @@ use std::{
 use anyhow::bail;
 use serde_json::json;
 
+use super::git::GitEventKind;
 use super::{
     session::{call, passthrough_env},
     shell::{OutputStream, exec_with_output},
@@ -64,14 +65,22 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
     let config = super::session::own_config(config);
     let config = config.as_ref();
     let harness = super::session::harness_named(&options.harness, config)?;
+    let report = Report::new(options.json);
     // Headless: said, never asked.
     let clone = super::session::git_mode(config, &options.workspace)
-        .then(|| super::session::make_clone(config, &options.workspace))
+        .then(|| {
+            report.event(json!({"event": "git", "kind": GitEventKind::CloneStarted,
+                                "message": format!("cloning workspace {}", options.workspace)}));
+            let clone = super::session::make_clone(config, &options.workspace)?;
+            report.event(json!({"event": "git", "kind": GitEventKind::CloneFinished,
+                                "message": format!("cloned into {}", clone.path.display()),
+                                "clone": clone.path, "origin": clone.origin}));
+            anyhow::Ok(clone)
+        })
         .transpose()?;
     let clone_path = clone.as_ref().map(|clone| clone.path.clone());
     super::session::sensitive_files_ok(config, &options.workspace, clone_path.as_deref(), false)?;
     let harness = &harness;
-    let report = Report::new(options.json);
     let info = match call(ClientRequest::StartSession(StartSession {
         workspace: options.workspace.clone(),
         template: options.template.clone(),
@@ -107,19 +116,29 @@ pub fn run(options: &Options, config: Option<&std::path::Path>) -> anyhow::Resul
         match super::session::stop_session(&info, config) {
             Ok(said) => {
                 for line in said {
-                    report.event(json!({"event": "git", "message": line}));
+                    report
+                        .event(json!({"event": "git", "kind": line.kind, "message": line.message}));
                     eprintln!("hh run: {line}");
                 }
             }
             Err(error) => eprintln!("hh run: could not stop session {id}: {error:#}"),
         }
     }
-    let status = outcome?;
+    let (status, finished) = outcome?;
+    if let Some(status) = finished {
+        report.event(json!({"event": "finished", "status": status}));
+    }
     Ok(ExitCode::from(status))
 }
 
-/// The setup script, then the agent; the status hh exits with.
-fn run_in(id: &str, harness: &Harness, options: &Options, report: &Report) -> anyhow::Result<u8> {
+/// The setup script, then the agent; the status hh exits with, and the agent's own when it ran
+/// to its end (for the `finished` event, the run's last line once the session stopped).
+fn run_in(
+    id: &str,
+    harness: &Harness,
+    options: &Options,
+    report: &Report,
+) -> anyhow::Result<(u8, Option<i32>)> {
     if let Some(script) = &options.setup_script {
         let mut stderr = Vec::new();
         let command = ["sh", "-c", script.as_str()].map(str::to_owned);
@@ -137,7 +156,7 @@ fn run_in(id: &str, harness: &Harness, options: &Options, report: &Report) -> an
                 eprint!("{stderr}");
                 eprintln!("hh run: the setup script exited with {status}; the agent did not run");
             }
-            return Ok(exit_status(status));
+            return Ok((exit_status(status), None));
         }
     }
     let command = harness.one_shot_command(&options.prompt);
@@ -160,15 +179,14 @@ fn run_in(id: &str, harness: &Harness, options: &Options, report: &Report) -> an
                         harness.title
                     );
                 }
-                return Ok(TIMED_OUT);
+                return Ok((TIMED_OUT, None));
             }
         },
         None => finished
             .recv()
             .map_err(|_| anyhow::anyhow!("the agent's relay ended without a status"))??,
     };
-    report.event(json!({"event": "finished", "status": status}));
-    Ok(exit_status(status))
+    Ok((exit_status(status), Some(status)))
 }
 
 fn exit_status(status: i32) -> u8 {

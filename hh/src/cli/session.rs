@@ -249,7 +249,7 @@ pub(crate) fn make_clone(
 pub(crate) fn stop_session(
     info: &SessionInfo,
     config: Option<&crate::config::Config>,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<Vec<super::git::GitEvent>> {
     if info.git.is_some() {
         return super::git::stop_session(info, config);
     }

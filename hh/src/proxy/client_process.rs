@@ -21,6 +21,13 @@ use std::{future::Future, io::Read as _, sync::Arc, time::Duration};
 /// The most bytes of a command line kept (the rest is cut, marked with `…`).
 pub const MAX_CMDLINE_BYTES: usize = 512;
 
+/// The most `/proc` look-ups running at once, across the agent; a connection that finds them
+/// all busy goes on with the kernel's pid and `comm` alone (a session cannot tie up the blocking
+/// pool the agent's other work needs by making reads slow).
+const MAX_LOOKUPS: usize = 64;
+
+static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_LOOKUPS);
+
 /// How many of a process's threads are looked at for the recorded `comm`.
 const MAX_THREADS_LOOKED_AT: usize = 64;
 
@@ -71,10 +78,17 @@ impl ClientProcess {
             comm: crate::terminal_text::text_for_terminal(&comm),
             cmdline: None,
         };
+        let Ok(permit) = LOOKUPS.try_acquire() else {
+            return Some(Arc::new(bare));
+        };
         let reading = bare.clone();
         let read = tokio::time::timeout(
             READ_LIMIT,
-            tokio::task::spawn_blocking(move || reading.read_proc()),
+            tokio::task::spawn_blocking(move || {
+                let process = reading.read_proc();
+                drop(permit);
+                process
+            }),
         )
         .await;
         Some(Arc::new(match read {

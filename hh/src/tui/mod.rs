@@ -225,7 +225,14 @@ fn perform(
             std::thread::spawn(move || {
                 let status = match crate::cli::git::stop_session(&info, config.as_ref()) {
                     Ok(said) if said.is_empty() => format!("stopped session {}", info.id),
-                    Ok(said) => format!("stopped session {}: {}", info.id, said.join("; ")),
+                    Ok(said) => format!(
+                        "stopped session {}: {}",
+                        info.id,
+                        said.iter()
+                            .map(|event| event.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
                     Err(error) => format!("stop session {}: {error:#}", info.id),
                 };
                 let _ = done.send(status);
