@@ -41,10 +41,9 @@ use crate::{
     enforce::ebpf::unpin_session,
     proxy::{
         decision::{DecisionEngine, EngineSetup, PolicyFn, RulesWriter},
-        http1::Limits,
         push_guard::PushGuard,
         secrets::{Secrets, SessionSecret},
-        state::{IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
+        state::{IDLE_TIMEOUT, Proxy, ProxySetup, UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_KEEP},
         tool_calls::ToolCalls,
         transparent::{self, TransparentFront},
         upstream::Upstream,
@@ -452,19 +451,17 @@ async fn serve(
         agent.settings.resolve.clone(),
         agent.settings.dial_grants.clone(),
         Arc::clone(&agent.upstream_tls),
-        Duration::from_secs(10),
-    )
-    .with_address_rules(current);
-    let proxy = Arc::new(Proxy {
+        UPSTREAM_CONNECT_TIMEOUT,
+    );
+    let proxy = Arc::new(Proxy::assemble(ProxySetup {
         engine,
         upstream,
+        address_rules: current,
         leaves: LeafCache::new(Arc::clone(&agent.ca), DEFAULT_CAPACITY),
-        limits: Limits::default(),
         idle_timeout: IDLE_TIMEOUT,
         upstream_keep: UPSTREAM_KEEP,
-        upstream_connections: crate::proxy::kept_upstream::proxy_upstreams(),
         secrets,
-    });
+    }));
     let names = Arc::new(SyntheticAddresses::default());
     let canary = Arc::new(Notify::new());
     let front = Arc::new(TransparentFront {

@@ -28,9 +28,8 @@ use crate::{
         approvals_api::ApprovalsService,
         decision::{DecisionEngine, EngineSetup, PolicyFn, RulesWriter, RulesWrittenFn},
         explicit,
-        http1::Limits,
         ssrf::{DialGrants, IpCidr},
-        state::{IDLE_TIMEOUT, Proxy, UPSTREAM_KEEP},
+        state::{IDLE_TIMEOUT, Proxy, ProxySetup, UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_KEEP},
         upstream::Upstream,
     },
     rules::{Host, Layer, Policy, PolicySources, WatchedPolicy, store},
@@ -171,19 +170,17 @@ async fn serve(options: &Options) -> anyhow::Result<ExitCode> {
         resolve_table(&options.resolve)?,
         DialGrants::new(options.dial_grant.iter().copied()),
         tls,
-        Duration::from_secs(10),
-    )
-    .with_address_rules(policy);
-    let proxy = Arc::new(Proxy {
+        UPSTREAM_CONNECT_TIMEOUT,
+    );
+    let proxy = Arc::new(Proxy::assemble(ProxySetup {
         engine,
         upstream,
+        address_rules: policy,
         leaves: LeafCache::new(Arc::new(ca), DEFAULT_CAPACITY),
-        limits: Limits::default(),
         idle_timeout: Duration::from_secs(options.idle_timeout),
         upstream_keep: Duration::from_secs(options.upstream_keep),
         secrets: crate::proxy::secrets::Secrets::default(),
-        upstream_connections: crate::proxy::kept_upstream::proxy_upstreams(),
-    });
+    }));
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
