@@ -479,7 +479,7 @@ fn an_unknown_host_waits_for_an_answer_and_allow_forever_writes_the_rule() {
     let world = World::new("p");
     let agent = world.agent_asking(60);
     let id = world.start_session();
-    let (curl, pending) = held_request(&world, &id, "/asked");
+    let (curl, pending) = world.held_request(&id, "/asked");
     assert_eq!(pending[0]["session"], id.as_str(), "{pending:?}");
     assert_eq!(pending[0]["host"], "unknown.test");
     assert_eq!(pending[0]["path"], "/asked");
@@ -512,30 +512,6 @@ fn an_unknown_host_waits_for_an_answer_and_allow_forever_writes_the_rule() {
     assert!(pending.is_empty(), "{pending:?}");
     agent.terminate();
     world.assert_nothing_left();
-}
-
-/// curl in session `id` fetching `path` of `unknown.test`, which no rule decides: the running
-/// curl and the pending approvals once its request is held.
-fn held_request(
-    world: &World,
-    id: &str,
-    path: &str,
-) -> (std::process::Child, Vec<serde_json::Value>) {
-    let url = world.url("unknown.test", path);
-    let curl = world
-        .hh_command(&["shell", id, "--", "curl", "-sS", "-m", "30", &url])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pending = Vec::new();
-    wait_until("the request is held for an answer", || {
-        let listed = world.hh(&["approvals", "--json"]);
-        pending =
-            serde_json::from_slice::<Vec<serde_json::Value>>(&listed.stdout).unwrap_or_default();
-        !pending.is_empty()
-    });
-    (curl, pending)
 }
 
 /// The first file named one of `names` in `dir` or below (the container's own cgroup sits
@@ -626,7 +602,7 @@ fn a_session_grant_is_its_owners_alone_and_ends_with_the_session() {
     let world = World::new("g");
     let agent = world.agent_asking(60);
     let id = world.start_session();
-    let (curl, pending) = held_request(&world, &id, "/first");
+    let (curl, pending) = world.held_request(&id, "/first");
     let approval = pending[0]["id"].to_string();
     let answered = world.hh(&["approvals", "allow", &approval, "--for", "session"]);
     assert!(

@@ -54,6 +54,23 @@ fn host_repository(world: &World, name: &str) -> PathBuf {
     repo
 }
 
+/// A bare repository `src/NAME` of the user's, made `repo`'s origin with its `main` pushed.
+fn bare_origin(world: &World, repo: &Path, name: &str) -> PathBuf {
+    let origin = world.user.home.join("src").join(name);
+    git(
+        world,
+        &world.user.home,
+        &["init", "--quiet", "--bare", origin.to_str().unwrap()],
+    );
+    git(
+        world,
+        repo,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    git(world, repo, &["push", "--quiet", "origin", "main"]);
+    origin
+}
+
 fn add_workspace(world: &World, name: &str, repo: &Path, extra: &str) {
     let config = std::fs::read_to_string(&world.config).unwrap();
     std::fs::write(
@@ -274,18 +291,7 @@ fn push_on_exit_pushes_to_origin_and_a_failed_push_keeps_the_branch_and_a_bundle
     }
     let world = World::new("gp");
     let repo = host_repository(&world, "pushproj");
-    let origin = world.user.home.join("src/origin.git");
-    git(
-        &world,
-        &world.user.home,
-        &["init", "--quiet", "--bare", origin.to_str().unwrap()],
-    );
-    git(
-        &world,
-        &repo,
-        &["remote", "add", "origin", origin.to_str().unwrap()],
-    );
-    git(&world, &repo, &["push", "--quiet", "origin", "main"]);
+    let origin = bare_origin(&world, &repo, "origin.git");
     add_workspace(
         &world,
         "pushws",
@@ -388,18 +394,7 @@ fn hh_run_in_git_mode_reports_each_git_step_as_a_json_event() {
     }
     let world = World::new("gr");
     let repo = host_repository(&world, "runproj");
-    let origin = world.user.home.join("src/run-origin.git");
-    git(
-        &world,
-        &world.user.home,
-        &["init", "--quiet", "--bare", origin.to_str().unwrap()],
-    );
-    git(
-        &world,
-        &repo,
-        &["remote", "add", "origin", origin.to_str().unwrap()],
-    );
-    git(&world, &repo, &["push", "--quiet", "origin", "main"]);
+    let origin = bare_origin(&world, &repo, "run-origin.git");
     add_workspace(
         &world,
         "runws",

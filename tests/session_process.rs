@@ -56,20 +56,7 @@ fn the_audit_line_and_the_prompt_name_the_process_that_connected() {
     assert!(host_pid > 0 && host_pid != u64::from(pid), "{line}");
 
     // A request no rule decides: the prompt says who asks.
-    let unknown = world.url("unknown.test", "/asked-by");
-    let mut curl = world
-        .hh_command(&["shell", &id, "--", "curl", "-sS", "-m", "30", &unknown])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pending = Vec::new();
-    wait_until("the request is held for an answer", || {
-        let listed = world.hh(&["approvals", "--json"]);
-        pending =
-            serde_json::from_slice::<Vec<serde_json::Value>>(&listed.stdout).unwrap_or_default();
-        !pending.is_empty()
-    });
+    let (mut curl, pending) = world.held_request(&id, "/asked-by");
     let process = pending[0]["process"]
         .as_str()
         .unwrap_or_default()

@@ -338,6 +338,30 @@ canonical_path = "{workspace}"
         (output.status.code().unwrap_or(-1), text)
     }
 
+    /// curl in session `id` fetching `path` of `unknown.test`, which no rule decides: the
+    /// running curl and the pending approvals once its request is held.
+    pub fn held_request(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> (std::process::Child, Vec<serde_json::Value>) {
+        let url = self.url("unknown.test", path);
+        let curl = self
+            .hh_command(&["shell", id, "--", "curl", "-sS", "-m", "30", &url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pending = Vec::new();
+        wait_until("the request is held for an answer", || {
+            let listed = self.hh(&["approvals", "--json"]);
+            pending = serde_json::from_slice::<Vec<serde_json::Value>>(&listed.stdout)
+                .unwrap_or_default();
+            !pending.is_empty()
+        });
+        (curl, pending)
+    }
+
     pub fn url(&self, host: &str, path: &str) -> String {
         format!("https://{host}:{}{path}", self.upstream.tls_port)
     }

@@ -353,6 +353,27 @@ mod tests {
         );
     }
 
+    /// Runs the guard `command` with `call` on its stdin: its exit code and stderr.
+    fn run_guard(mut command: std::process::Command, call: &str) -> (Option<i32>, String) {
+        use std::io::Write as _;
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(call.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     #[test]
     fn the_tool_guard_reports_a_call_it_lets_run_and_its_end_with_the_token() {
         use std::io::{BufRead as _, Write as _};
@@ -389,21 +410,13 @@ mod tests {
         })
         .to_string();
         for args in [&[][..], &["--after"][..]] {
-            let mut child = std::process::Command::new("bash")
+            let mut command = std::process::Command::new("bash");
+            command
                 .arg(&guard)
                 .args(args)
                 .env("HH_CONTROL_PORT", &port)
-                .env("HH_TEST_TOKEN", "s3cret")
-                .stdin(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(call.as_bytes())
-                .unwrap();
-            assert_eq!(child.wait().unwrap().code(), Some(0));
+                .env("HH_TEST_TOKEN", "s3cret");
+            assert_eq!(run_guard(command, &call).0, Some(0));
         }
         let heard = heard.join().unwrap();
         assert!(
@@ -426,24 +439,9 @@ mod tests {
         let guard = dir.path().join("hh-tool-guard");
         std::fs::write(&guard, tool_guard_script("HH_TEST_TOKEN")).unwrap();
         let run = |call: &str| {
-            use std::io::Write as _;
-            let mut child = std::process::Command::new("bash")
-                .arg(&guard)
-                .stdin(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(call.as_bytes())
-                .unwrap();
-            let output = child.wait_with_output().unwrap();
-            (
-                output.status.code(),
-                String::from_utf8_lossy(&output.stderr).into_owned(),
-            )
+            let mut command = std::process::Command::new("bash");
+            command.arg(&guard);
+            run_guard(command, call)
         };
         let bash = |command: &str| {
             serde_json::json!({"tool_name": "Bash", "tool_input": {"command": command}}).to_string()
